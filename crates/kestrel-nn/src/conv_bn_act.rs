@@ -1,0 +1,102 @@
+//! Convolution → BatchNorm → activation, the unit every kestrel CNN is built from
+//! (torchvision's `Conv2dNormActivation`).
+
+use crate::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, PaddingConfig2d};
+use burn::tensor::activation::{relu, relu6};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The activation after the normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Activation {
+    /// None: a linear layer (MobileNetV2's projection).
+    #[default]
+    Identity,
+    /// max(x, 0).
+    Relu,
+    /// min(max(x, 0), 6).
+    Relu6,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => relu(x),
+            Activation::Relu6 => relu6(x),
+        }
+    }
+}
+
+/// Configuration of [`ConvBnAct`]: a bias-free convolution with padding (k − 1)/2 · dilation.
+#[derive(Config, Debug)]
+pub struct ConvBnActConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Square kernel size.
+    #[config(default = 3)]
+    pub kernel: usize,
+    /// Stride.
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Dilation.
+    #[config(default = 1)]
+    pub dilation: usize,
+    /// Groups (= channels for a depthwise convolution).
+    #[config(default = 1)]
+    pub groups: usize,
+    /// Activation after the BatchNorm.
+    #[config(default = "Activation::Relu6")]
+    pub activation: Activation,
+}
+
+/// Conv → BN → activation.
+#[derive(Module, Debug)]
+pub struct ConvBnAct {
+    /// The convolution (no bias: the BatchNorm's β plays that part).
+    pub conv: Conv2d,
+    /// The normalisation.
+    pub bn: BatchNorm2d,
+    /// The activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl ConvBnActConfig {
+    /// Kaiming-normal (fan-out, ReLU gain) convolution weights as torchvision initialises its CNNs.
+    /// PyTorch's fan-out of a grouped convolution is `out · k²`, Burn's `out / groups · k²`: the
+    /// gain √(2 / groups) makes the two agree.
+    pub fn init(&self, device: &Device) -> ConvBnAct {
+        let pad = (self.kernel - 1) / 2 * self.dilation;
+        let conv = Conv2dConfig::new([self.in_channels, self.out_channels], [self.kernel; 2])
+            .with_stride([self.stride; 2])
+            .with_dilation([self.dilation; 2])
+            .with_groups(self.groups)
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_bias(false)
+            .with_initializer(Initializer::KaimingNormal {
+                gain: (2.0 / self.groups as f64).sqrt(),
+                fan_out_only: true,
+            })
+            .init(device);
+        ConvBnAct {
+            conv,
+            bn: BatchNorm2dConfig::new(self.out_channels).init(device),
+            activation: self.activation,
+        }
+    }
+}
+
+impl ConvBnAct {
+    /// Applies the three stages to an (N, C, H, W) tensor.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.activation.apply(self.bn.forward(self.conv.forward(x)))
+    }
+}
