@@ -1,1 +1,39 @@
-fn main() {}
+//! `kestrel`: train, evaluate and deploy small vision models. See `kestrel --help` and the README.
+
+mod cmd_eval;
+mod cmd_predict;
+mod cmd_train;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+/// kestrel: train, evaluate and deploy small, fast vision models.
+#[derive(Parser)]
+#[command(name = "kestrel", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model; with no arguments, a MobileNetV2 classifier on the built-in `shapes` data.
+    Train(cmd_train::TrainArgs),
+    /// Metrics of a run's best checkpoint on its validation or test split.
+    Eval(cmd_eval::EvalArgs),
+    /// Classify image files with a trained run.
+    Predict(cmd_predict::PredictArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd_train::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Predict(a) => cmd_predict::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(e.code());
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod fsio;
 pub mod image_io;
 pub mod preprocess;
 pub mod rng;
@@ -17,3 +18,4 @@ pub use preprocess::Normalize;
 pub use shapes::{Shapes, ShapesConfig};
 pub use spec::DataSpec;
 pub use split::{stratified_split, Split};
+pub use fsio::write_atomic;

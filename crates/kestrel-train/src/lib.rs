@@ -1,1 +1,18 @@
-//! kestrel-train
+//! kestrel-train: the training loop, checkpoints, evaluation and prediction.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod run_dir;
+pub mod schedule;
+pub mod tensor_set;
+pub mod trainer;
+
+pub use config::{TrainConfig, Task};
+pub use error::{Result, TrainError};
+pub use trainer::{train, Progress};
+pub mod eval_run;
+pub mod predict;
+pub use eval_run::{eval_run, EvalReport, EvalSplit};
+pub use predict::{predict_run, Prediction};

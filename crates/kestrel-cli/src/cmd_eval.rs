@@ -1,0 +1,54 @@
+//! `kestrel eval`.
+
+use crate::exit::{print_json, CliError};
+use clap::{Args, ValueEnum};
+use kestrel_train::{eval_run, EvalSplit};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Val,
+    Test,
+}
+
+/// Flags of `kestrel eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The run folder written by `kestrel train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Which held-out split to read; `test` is recorded in summary.json.
+    #[arg(long, value_enum, default_value = "val")]
+    split: SplitArg,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: EvalArgs) -> Result<(), CliError> {
+    let split = match a.split {
+        SplitArg::Val => EvalSplit::Val,
+        SplitArg::Test => EvalSplit::Test,
+    };
+    let report = eval_run(&a.run, split)?;
+    if a.json {
+        return print_json(&report);
+    }
+    let m = &report.metrics;
+    println!("split {}: accuracy {:.4}, macro-F1 {:.4}", report.split, m.accuracy, m.macro_f1);
+    if let Some(auc) = m.roc_auc_ovr_macro {
+        println!("one-vs-rest ROC-AUC (macro) {auc:.4}");
+    }
+    println!("{:>12} {:>9} {:>9} {:>9} {:>9}", "class", "precision", "recall", "f1", "support");
+    for c in &m.per_class {
+        println!("{:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}", c.class, c.precision, c.recall, c.f1, c.support);
+    }
+    println!("confusion (rows: true class, columns: predicted):");
+    for row in &m.confusion {
+        println!("  {}", row.iter().map(|v| format!("{v:>6}")).collect::<String>());
+    }
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `kestrel train`.
+
+use crate::exit::{print_json, CliError};
+use clap::Args;
+use kestrel_train::{train, Progress, TrainConfig};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Flags of `kestrel train`; each overrides the same key of `--config`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML file of settings (the keys of a run's config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data: `shapes[:n=..,size=..,classes=..,imbalance=..,seed=..]`, `folder:PATH`, `seg:PATH`, `idx:PATH`.
+    #[arg(long)]
+    data: Option<String>,
+    /// classify (segment and multitask: not in this build).
+    #[arg(long)]
+    task: Option<String>,
+    /// Model name, e.g. mobilenet-v2.
+    #[arg(long)]
+    model: Option<String>,
+    /// Width multiplier α.
+    #[arg(long)]
+    width: Option<f64>,
+    /// Input resolution (square side, pixels).
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// Number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per optimiser step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of the split, initialisation, shuffling and dropout.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run folder (default runs/<model>-<task>-<n>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: TrainArgs) -> Result<(), CliError> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = a.data {
+        cfg.data = v;
+    }
+    if let Some(v) = a.task {
+        cfg.task = match v.as_str() {
+            "classify" => kestrel_train::Task::Classify,
+            other => {
+                return Err(CliError::BadInput(format!(
+                    "bad value for `--task`: `{other}`; expected classify (segment and multitask are not in this build)"
+                )))
+            }
+        };
+    }
+    if let Some(v) = a.model {
+        cfg.model = v;
+    }
+    if let Some(v) = a.width {
+        cfg.width = v;
+    }
+    if let Some(v) = a.resolution {
+        cfg.resolution = v;
+    }
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    cfg.validate()?;
+    let out = a
+        .out
+        .unwrap_or_else(|| kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, "classify"));
+    let progress = if std::io::stderr().is_terminal() { Progress::Bar } else { Progress::Lines };
+    eprintln!("training {} (width {}) on {} -> {}", cfg.model, cfg.width, cfg.data, out.display());
+    let summary = train(&cfg, &out, progress)?;
+    if a.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "best epoch {} of {}: val accuracy {:.4}, macro-F1 {:.4}; {:.0} s; run folder {}",
+            summary.best_epoch,
+            summary.epochs_run,
+            summary.val["accuracy"],
+            summary.val["macro_f1"],
+            summary.train_seconds,
+            out.display()
+        );
+    }
+    Ok(())
+}

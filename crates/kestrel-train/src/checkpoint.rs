@@ -1,0 +1,127 @@
+//! Checkpoint files: one file holding the run's metadata, the model's parameters and buffers, and
+//! the optimiser state, written atomically so that a crash never leaves a half-written checkpoint.
+//!
+//! Layout: the magic `KESTREL-CKPT1\n`, then three sections, each a little-endian u64 length and
+//! its bytes: metadata (JSON), model (a burnpack record), optimiser (a burnpack record; may be
+//! empty).
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use kestrel_data::Normalize;
+use kestrel_nn::{Classifier, ClassifierSpec};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const MAGIC: &[u8] = b"KESTREL-CKPT1\n";
+
+/// What a checkpoint says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Epochs completed (1-based count).
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// How to rebuild the network.
+    pub model: ClassifierSpec,
+    /// Class names, in index order.
+    pub class_names: Vec<String>,
+    /// Input normalisation.
+    pub normalize: Normalize,
+    /// Validation metric that selects the best checkpoint, at this epoch.
+    pub val_metric: f64,
+}
+
+/// A checkpoint read from disk.
+pub struct Checkpoint {
+    /// Its metadata.
+    pub meta: CheckpointMeta,
+    model: Vec<u8>,
+    optimizer: Vec<u8>,
+}
+
+/// Writes a checkpoint atomically.
+pub fn save(
+    path: &Path,
+    meta: &CheckpointMeta,
+    model: &Classifier,
+    optimizer: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    let runtime = |what: &str, e: String| TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()));
+    let meta_bytes = serde_json::to_vec(meta).map_err(|e| runtime("metadata", e.to_string()))?;
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| runtime("model", e.to_string()))?;
+    let optim_bytes = match optimizer {
+        Some(o) => o.into_bytes().map_err(|e| runtime("optimiser", e.to_string()))?.to_vec(),
+        None => Vec::new(),
+    };
+    let mut out = Vec::with_capacity(MAGIC.len() + 24 + meta_bytes.len() + model_bytes.len() + optim_bytes.len());
+    out.extend_from_slice(MAGIC);
+    for section in [&meta_bytes[..], &model_bytes[..], &optim_bytes[..]] {
+        out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+        out.extend_from_slice(section);
+    }
+    kestrel_data::write_atomic(path, &out).map_err(|e| TrainError::Runtime(e.to_string()))
+}
+
+impl Checkpoint {
+    /// Reads a checkpoint; a missing, truncated or foreign file is bad input naming the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |why: &str| TrainError::BadInput(format!("{}: {why}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(&format!("cannot read checkpoint ({e})")))?;
+        let mut rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("not a kestrel checkpoint (bad magic)"))?;
+        let mut sections = Vec::new();
+        for _ in 0..3 {
+            if rest.len() < 8 {
+                return Err(bad("truncated checkpoint"));
+            }
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+            rest = &rest[8..];
+            if rest.len() < len {
+                return Err(bad("truncated checkpoint"));
+            }
+            sections.push(rest[..len].to_vec());
+            rest = &rest[len..];
+        }
+        let optimizer = sections.pop().expect("three sections");
+        let model = sections.pop().expect("three sections");
+        let meta: CheckpointMeta = serde_json::from_slice(&sections[0])
+            .map_err(|e| bad(&format!("bad checkpoint metadata ({e})")))?;
+        Ok(Self {
+            meta,
+            model,
+            optimizer,
+        })
+    }
+
+    /// Rebuilds the network on `device` with the saved parameters and running statistics.
+    pub fn model(&self, device: &Device) -> Result<Classifier> {
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
+            .map_err(|e| TrainError::BadInput(format!("bad model record in checkpoint: {e}")))?;
+        self.meta
+            .model
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
+    }
+
+    /// Restores the optimiser state into `optimizer`, when the checkpoint has one.
+    pub fn optimizer(&self, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+        if self.optimizer.is_empty() {
+            return Ok(optimizer);
+        }
+        optimizer
+            .from_bytes(Bytes::from_bytes_vec(self.optimizer.clone()))
+            .map_err(|e| TrainError::BadInput(format!("bad optimiser state in checkpoint: {e}")))
+    }
+}

@@ -1,0 +1,163 @@
+//! The fully resolved configuration of a training run, written to `config.toml`.
+
+use crate::error::{Result, TrainError};
+use kestrel_data::DataSpec;
+use kestrel_nn::Arch;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the model learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Image classification.
+    Classify,
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW (decoupled weight decay).
+    AdamW,
+    /// SGD with momentum 0.9 and coupled weight decay.
+    Sgd,
+}
+
+/// Every setting of a run. Defaults are the `kestrel train` defaults: a MobileNetV2 (α = 0.5) on
+/// 48 px `shapes`, AdamW with a warm-up and cosine schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `--data`: the data specification.
+    pub data: String,
+    /// `--task`.
+    pub task: Task,
+    /// `--model`.
+    pub model: String,
+    /// `--width`: width multiplier α.
+    pub width: f64,
+    /// `--resolution`: square input side in pixels.
+    pub resolution: usize,
+    /// `--epochs`.
+    pub epochs: usize,
+    /// `--batch-size`.
+    pub batch_size: usize,
+    /// `--lr`: peak learning rate.
+    pub lr: f64,
+    /// Weight decay (decoupled for AdamW).
+    pub weight_decay: f64,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// Linear warm-up length, in epochs (fractional allowed).
+    pub warmup_epochs: f64,
+    /// `--seed`: seeds the split, the initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Fraction of each class held out for validation.
+    pub val_fraction: f64,
+    /// Fraction of each class held out for the test split (read only by `kestrel eval`).
+    pub test_fraction: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: "shapes".into(),
+            task: Task::Classify,
+            model: "mobilenet-v2".into(),
+            width: 0.5,
+            resolution: 48,
+            epochs: 10,
+            batch_size: 32,
+            lr: 3e-3,
+            weight_decay: 1e-4,
+            optimizer: OptimizerKind::AdamW,
+            warmup_epochs: 0.5,
+            seed: 0,
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; unknown keys are errors that name the key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::BadInput(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| TrainError::BadInput(format!("bad config {}: {e}", path.display())))
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// Checks every value; the message names the field and what was expected.
+    pub fn validate(&self) -> Result<(DataSpec, Arch)> {
+        let bad = |field: &str, want: &str, got: String| {
+            Err(TrainError::BadInput(format!("bad value for `{field}`: expected {want}, got {got}")))
+        };
+        let spec: DataSpec = self.data.parse().map_err(|e: kestrel_data::DataError| TrainError::BadInput(e.to_string()))?;
+        let arch: Arch = self
+            .model
+            .parse()
+            .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?;
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 4.0) {
+            return bad("width", "a multiplier in (0, 4]", self.width.to_string());
+        }
+        if !(32..=2048).contains(&self.resolution) {
+            return bad("resolution", "32..=2048 pixels", self.resolution.to_string());
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "at least 1", "0".into());
+        }
+        if self.batch_size < 2 {
+            return bad("batch-size", "at least 2 (BatchNorm needs two samples)", self.batch_size.to_string());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", "a positive number", self.lr.to_string());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", "a non-negative number", self.weight_decay.to_string());
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            return bad("warmup_epochs", "a non-negative number", self.warmup_epochs.to_string());
+        }
+        Ok((spec, arch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_unknown_keys_are_named() {
+        let cfg = TrainConfig::default();
+        let back: TrainConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back, cfg);
+        let e = toml::from_str::<TrainConfig>("epochz = 3").unwrap_err().to_string();
+        assert!(e.contains("epochz"), "{e}");
+        // Missing keys take the defaults.
+        let partial: TrainConfig = toml::from_str("epochs = 3").unwrap();
+        assert_eq!(partial.epochs, 3);
+        assert_eq!(partial.model, "mobilenet-v2");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cfg = TrainConfig {
+            model: "alexnet".into(),
+            ..TrainConfig::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("alexnet") && e.contains("mobilenet-v2"), "{e}");
+        let cfg = TrainConfig {
+            batch_size: 1,
+            ..TrainConfig::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("batch-size"));
+    }
+}

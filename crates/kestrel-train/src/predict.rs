@@ -1,0 +1,75 @@
+//! `kestrel predict --run DIR`: class probabilities for image files.
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Result, TrainError};
+use crate::run_dir;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use kestrel_data::image_io::load_rgb;
+use kestrel_data::preprocess::push_chw;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// One ranked class.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopClass {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub label: String,
+    /// Softmax probability.
+    pub prob: f64,
+}
+
+/// The prediction for one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    /// The image path as given.
+    pub image: PathBuf,
+    /// The `k` most probable classes, most probable first.
+    pub top: Vec<TopClass>,
+}
+
+/// Classifies `images` with the best checkpoint of `run`; every image is read before any is
+/// classified, so a bad file fails the command naming that file.
+pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
+    if top_k == 0 {
+        return Err(TrainError::BadInput("bad value for `--top-k`: expected at least 1".into()));
+    }
+    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+    let r = ckpt.meta.config.resolution;
+    let mut x = Vec::with_capacity(images.len() * 3 * r * r);
+    for path in images {
+        let img = load_rgb(path)?;
+        push_chw(&img, r as u32, r as u32, &ckpt.meta.normalize, &mut x);
+    }
+    let device = Device::flex();
+    let model = ckpt.model(&device)?;
+    let input = Tensor::<4>::from_data(TensorData::new(x, [images.len(), 3, r, r]), &device);
+    let probs: Vec<f32> = softmax(model.forward(input), 1)
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+    let k = ckpt.meta.class_names.len();
+    Ok(images
+        .iter()
+        .zip(probs.chunks_exact(k))
+        .map(|(path, row)| {
+            let mut order: Vec<usize> = (0..k).collect();
+            // Highest probability first; the lower index wins ties.
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            Prediction {
+                image: path.clone(),
+                top: order
+                    .into_iter()
+                    .take(top_k)
+                    .map(|c| TopClass {
+                        class: c,
+                        label: ckpt.meta.class_names[c].clone(),
+                        prob: row[c] as f64,
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
