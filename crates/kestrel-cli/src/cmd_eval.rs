@@ -35,17 +35,29 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         return print_json(&report);
     }
     let m = &report.metrics;
-    println!("split {}: accuracy {:.4}, macro-F1 {:.4}", report.split, m.accuracy, m.macro_f1);
+    println!(
+        "split {}: accuracy {:.4}, macro-F1 {:.4}",
+        report.split, m.accuracy, m.macro_f1
+    );
     if let Some(auc) = m.roc_auc_ovr_macro {
         println!("one-vs-rest ROC-AUC (macro) {auc:.4}");
     }
-    println!("{:>12} {:>9} {:>9} {:>9} {:>9}", "class", "precision", "recall", "f1", "support");
+    println!(
+        "{:>12} {:>9} {:>9} {:>9} {:>9}",
+        "class", "precision", "recall", "f1", "support"
+    );
     for c in &m.per_class {
-        println!("{:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}", c.class, c.precision, c.recall, c.f1, c.support);
+        println!(
+            "{:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+            c.class, c.precision, c.recall, c.f1, c.support
+        );
     }
     println!("confusion (rows: true class, columns: predicted):");
     for row in &m.confusion {
-        println!("  {}", row.iter().map(|v| format!("{v:>6}")).collect::<String>());
+        println!(
+            "  {}",
+            row.iter().map(|v| format!("{v:>6}")).collect::<String>()
+        );
     }
     for w in &m.warnings {
         eprintln!("warning: {w}");

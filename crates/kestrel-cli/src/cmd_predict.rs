@@ -28,7 +28,11 @@ pub fn run(a: PredictArgs) -> Result<(), CliError> {
         return print_json(&predictions);
     }
     for p in &predictions {
-        let tops: Vec<String> = p.top.iter().map(|t| format!("{} {:.3}", t.label, t.prob)).collect();
+        let tops: Vec<String> = p
+            .top
+            .iter()
+            .map(|t| format!("{} {:.3}", t.label, t.prob))
+            .collect();
         println!("{}: {}", p.image.display(), tops.join(", "));
     }
     Ok(())

@@ -87,11 +87,21 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         cfg.seed = v;
     }
     cfg.validate()?;
-    let out = a
-        .out
-        .unwrap_or_else(|| kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, "classify"));
-    let progress = if std::io::stderr().is_terminal() { Progress::Bar } else { Progress::Lines };
-    eprintln!("training {} (width {}) on {} -> {}", cfg.model, cfg.width, cfg.data, out.display());
+    let out = a.out.unwrap_or_else(|| {
+        kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, "classify")
+    });
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    };
+    eprintln!(
+        "training {} (width {}) on {} -> {}",
+        cfg.model,
+        cfg.width,
+        cfg.data,
+        out.display()
+    );
     let summary = train(&cfg, &out, progress)?;
     if a.json {
         print_json(&summary)?;

@@ -1,6 +1,8 @@
 //! `kestrel`: train, evaluate and deploy small vision models. See `kestrel --help` and the README.
 
 mod cmd_eval;
+mod cmd_info;
+mod cmd_metrics;
 mod cmd_predict;
 mod cmd_train;
 mod exit;
@@ -23,6 +25,10 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// Classify image files with a trained run.
     Predict(cmd_predict::PredictArgs),
+    /// Score predictions already made (a CSV of labels and scores), with optional plots.
+    Metrics(cmd_metrics::MetricsArgs),
+    /// Layers, parameters and multiply-adds of a model at an input size, without running it.
+    Info(cmd_info::InfoArgs),
 }
 
 fn main() {
@@ -31,6 +37,8 @@ fn main() {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Predict(a) => cmd_predict::run(a),
+        Command::Metrics(a) => cmd_metrics::run(a),
+        Command::Info(a) => cmd_info::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

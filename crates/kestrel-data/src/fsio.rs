@@ -47,7 +47,11 @@ mod tests {
         write_atomic(&p, b"first").unwrap();
         write_atomic(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
         let e = write_atomic(&dir.path().join("no/such/dir/x"), b"x").unwrap_err();
         assert!(e.to_string().contains("no/such/dir"), "{e}");
     }

@@ -14,8 +14,8 @@ pub mod split;
 
 pub use dataset::{open, Dataset, Item};
 pub use error::DataError;
+pub use fsio::write_atomic;
 pub use preprocess::Normalize;
 pub use shapes::{Shapes, ShapesConfig};
 pub use spec::DataSpec;
 pub use split::{stratified_split, Split};
-pub use fsio::write_atomic;

@@ -3,11 +3,19 @@
 pub mod batch_norm;
 pub mod conv_bn_act;
 pub mod divisible;
+pub mod geometry;
+pub mod info;
+pub mod mobilenet_v1;
 pub mod mobilenet_v2;
+pub mod mobilenet_v2_trace;
 pub mod params;
+pub mod resnet;
 pub mod zoo;
 
 pub use batch_norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+pub use info::{Describe, InfoError, LayerInfo, LayerKind, ModelInfo};
+pub use mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use resnet::{ResNet, ResNetConfig};
 pub use zoo::{Arch, Classifier, ClassifierSpec};

@@ -52,7 +52,9 @@ pub fn save(
     model: &Classifier,
     optimizer: Option<&ModuleOptimizer>,
 ) -> Result<()> {
-    let runtime = |what: &str, e: String| TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()));
+    let runtime = |what: &str, e: String| {
+        TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()))
+    };
     let meta_bytes = serde_json::to_vec(meta).map_err(|e| runtime("metadata", e.to_string()))?;
     let model_bytes = model
         .clone()
@@ -60,10 +62,15 @@ pub fn save(
         .into_bytes()
         .map_err(|e| runtime("model", e.to_string()))?;
     let optim_bytes = match optimizer {
-        Some(o) => o.into_bytes().map_err(|e| runtime("optimiser", e.to_string()))?.to_vec(),
+        Some(o) => o
+            .into_bytes()
+            .map_err(|e| runtime("optimiser", e.to_string()))?
+            .to_vec(),
         None => Vec::new(),
     };
-    let mut out = Vec::with_capacity(MAGIC.len() + 24 + meta_bytes.len() + model_bytes.len() + optim_bytes.len());
+    let mut out = Vec::with_capacity(
+        MAGIC.len() + 24 + meta_bytes.len() + model_bytes.len() + optim_bytes.len(),
+    );
     out.extend_from_slice(MAGIC);
     for section in [&meta_bytes[..], &model_bytes[..], &optim_bytes[..]] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
@@ -76,7 +83,8 @@ impl Checkpoint {
     /// Reads a checkpoint; a missing, truncated or foreign file is bad input naming the file.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |why: &str| TrainError::BadInput(format!("{}: {why}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| bad(&format!("cannot read checkpoint ({e})")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| bad(&format!("cannot read checkpoint ({e})")))?;
         let mut rest = bytes
             .strip_prefix(MAGIC)
             .ok_or_else(|| bad("not a kestrel checkpoint (bad magic)"))?;

@@ -51,6 +51,9 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Linear warm-up length, in epochs (fractional allowed).
     pub warmup_epochs: f64,
+    /// Random flips and quarter turns of the training images (shape classes do not change under
+    /// them).
+    pub augment: bool,
     /// `--seed`: seeds the split, the initialisation, shuffling and dropout.
     pub seed: u64,
     /// Fraction of each class held out for validation.
@@ -73,6 +76,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             optimizer: OptimizerKind::AdamW,
             warmup_epochs: 0.5,
+            augment: true,
             seed: 0,
             val_fraction: 0.15,
             test_fraction: 0.15,
@@ -83,8 +87,9 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a TOML file; unknown keys are errors that name the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::BadInput(format!("cannot read config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            TrainError::BadInput(format!("cannot read config {}: {e}", path.display()))
+        })?;
         toml::from_str(&text)
             .map_err(|e| TrainError::BadInput(format!("bad config {}: {e}", path.display())))
     }
@@ -97,9 +102,14 @@ impl TrainConfig {
     /// Checks every value; the message names the field and what was expected.
     pub fn validate(&self) -> Result<(DataSpec, Arch)> {
         let bad = |field: &str, want: &str, got: String| {
-            Err(TrainError::BadInput(format!("bad value for `{field}`: expected {want}, got {got}")))
+            Err(TrainError::BadInput(format!(
+                "bad value for `{field}`: expected {want}, got {got}"
+            )))
         };
-        let spec: DataSpec = self.data.parse().map_err(|e: kestrel_data::DataError| TrainError::BadInput(e.to_string()))?;
+        let spec: DataSpec = self
+            .data
+            .parse()
+            .map_err(|e: kestrel_data::DataError| TrainError::BadInput(e.to_string()))?;
         let arch: Arch = self
             .model
             .parse()
@@ -108,22 +118,38 @@ impl TrainConfig {
             return bad("width", "a multiplier in (0, 4]", self.width.to_string());
         }
         if !(32..=2048).contains(&self.resolution) {
-            return bad("resolution", "32..=2048 pixels", self.resolution.to_string());
+            return bad(
+                "resolution",
+                "32..=2048 pixels",
+                self.resolution.to_string(),
+            );
         }
         if self.epochs == 0 {
             return bad("epochs", "at least 1", "0".into());
         }
         if self.batch_size < 2 {
-            return bad("batch-size", "at least 2 (BatchNorm needs two samples)", self.batch_size.to_string());
+            return bad(
+                "batch-size",
+                "at least 2 (BatchNorm needs two samples)",
+                self.batch_size.to_string(),
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", "a positive number", self.lr.to_string());
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", "a non-negative number", self.weight_decay.to_string());
+            return bad(
+                "weight_decay",
+                "a non-negative number",
+                self.weight_decay.to_string(),
+            );
         }
         if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
-            return bad("warmup_epochs", "a non-negative number", self.warmup_epochs.to_string());
+            return bad(
+                "warmup_epochs",
+                "a non-negative number",
+                self.warmup_epochs.to_string(),
+            );
         }
         Ok((spec, arch))
     }
@@ -138,7 +164,9 @@ mod tests {
         let cfg = TrainConfig::default();
         let back: TrainConfig = toml::from_str(&cfg.to_toml()).unwrap();
         assert_eq!(back, cfg);
-        let e = toml::from_str::<TrainConfig>("epochz = 3").unwrap_err().to_string();
+        let e = toml::from_str::<TrainConfig>("epochz = 3")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("epochz"), "{e}");
         // Missing keys take the defaults.
         let partial: TrainConfig = toml::from_str("epochs = 3").unwrap();
@@ -158,6 +186,10 @@ mod tests {
             batch_size: 1,
             ..TrainConfig::default()
         };
-        assert!(cfg.validate().unwrap_err().to_string().contains("batch-size"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch-size"));
     }
 }

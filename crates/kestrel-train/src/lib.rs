@@ -9,7 +9,7 @@ pub mod schedule;
 pub mod tensor_set;
 pub mod trainer;
 
-pub use config::{TrainConfig, Task};
+pub use config::{Task, TrainConfig};
 pub use error::{Result, TrainError};
 pub use trainer::{train, Progress};
 pub mod eval_run;

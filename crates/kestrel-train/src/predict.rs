@@ -34,7 +34,9 @@ pub struct Prediction {
 /// classified, so a bad file fails the command naming that file.
 pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
     if top_k == 0 {
-        return Err(TrainError::BadInput("bad value for `--top-k`: expected at least 1".into()));
+        return Err(TrainError::BadInput(
+            "bad value for `--top-k`: expected at least 1".into(),
+        ));
     }
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
     let r = ckpt.meta.config.resolution;

@@ -85,7 +85,10 @@ pub fn default_run_dir(root: &Path, model: &str, task: &str) -> PathBuf {
 /// Writes a file of the run atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     kestrel_data::write_atomic(path, bytes).map_err(|e| match e {
-        kestrel_data::DataError::Io { path, source } if source.kind() == std::io::ErrorKind::PermissionDenied || source.kind() == std::io::ErrorKind::NotFound => {
+        kestrel_data::DataError::Io { path, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied
+                || source.kind() == std::io::ErrorKind::NotFound =>
+        {
             TrainError::BadInput(format!("cannot write {}: {source}", path.display()))
         }
         other => TrainError::Runtime(other.to_string()),
@@ -103,7 +106,11 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn read_summary(run: &Path) -> Result<Summary> {
     let path = run.join(SUMMARY);
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        TrainError::BadInput(format!("{}: {e}; expected a finished run folder from `kestrel train`", path.display()))
+        TrainError::BadInput(format!(
+            "{}: {e}; expected a finished run folder from `kestrel train`",
+            path.display()
+        ))
     })?;
-    serde_json::from_str(&text).map_err(|e| TrainError::BadInput(format!("{}: bad summary ({e})", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::BadInput(format!("{}: bad summary ({e})", path.display())))
 }

@@ -10,9 +10,9 @@ use crate::schedule::WarmupCosine;
 use crate::tensor_set::TensorSet;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::rng::Rng;
@@ -44,7 +44,9 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
             .init(),
         crate::config::OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-            .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)))
+            .with_weight_decay(
+                (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
+            )
             .init(),
     }
 }
@@ -90,7 +92,9 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
         total: total_steps,
     };
     let bar = match progress {
-        Progress::Bar => ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr()),
+        Progress::Bar => {
+            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr())
+        }
         _ => ProgressBar::hidden(),
     };
     bar.set_style(
@@ -113,10 +117,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
         Rng::stream(cfg.seed, 1_000_000 + epoch as u64).shuffle(&mut order);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = schedule.lr(step);
+        let mut aug_rng = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
         // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
         for rows in order.chunks_exact(cfg.batch_size) {
             lr = schedule.lr(step);
-            let (x, y) = train_set.batch(rows, &device);
+            let (x, y) = train_set.batch_with(rows, &device, cfg.augment.then_some(&mut aug_rng));
             let logits = model.forward(x);
             let pred: Vec<i64> = logits
                 .clone()
@@ -139,7 +144,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             step += 1;
             loss_sum += loss_value * rows.len() as f64;
             seen += rows.len();
-            correct += rows.iter().zip(&pred).filter(|(&r, &p)| train_set.labels[r] as i64 == p).count();
+            correct += rows
+                .iter()
+                .zip(&pred)
+                .filter(|(&r, &p)| train_set.labels[r] as i64 == p)
+                .count();
             let elapsed = epoch_start.elapsed().as_secs_f64();
             bar.set_message(format!(
                 "epoch {epoch}/{}  loss {:.4}  acc {:.3}  {:.0} img/s",
@@ -180,8 +189,15 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             normalize: NORMALIZE,
             val_metric: summary.accuracy,
         };
-        checkpoint::save(&run_dir::last_checkpoint(out), &meta, &eval_model, Some(&optim))?;
-        let improved = best.as_ref().is_none_or(|(_, b)| summary.accuracy > b["accuracy"]);
+        checkpoint::save(
+            &run_dir::last_checkpoint(out),
+            &meta,
+            &eval_model,
+            Some(&optim),
+        )?;
+        let improved = best
+            .as_ref()
+            .is_none_or(|(_, b)| summary.accuracy > b["accuracy"]);
         if improved {
             checkpoint::save(&run_dir::best_checkpoint(out), &meta, &eval_model, None)?;
             best = Some((epoch, val.clone()));

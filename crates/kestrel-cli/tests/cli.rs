@@ -1,0 +1,224 @@
+//! End-to-end tests of the `kestrel` binary: a tiny training run, then eval and predict on it, and
+//! the exit codes and messages of bad input.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn kestrel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("the kestrel binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One small run shared by the tests: 1 epoch of a thin MobileNetV2 on 32 px shapes.
+fn tiny_run() -> &'static Path {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, run) = RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let o = kestrel(&[
+            "train",
+            "--data",
+            "shapes:n=96,size=32,classes=3,seed=1",
+            "--resolution",
+            "32",
+            "--width",
+            "0.25",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--out",
+            run.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "train failed: {}", stderr(&o));
+        let summary: Value = serde_json::from_slice(&o.stdout).expect("train --json prints JSON");
+        assert_eq!(summary["epochs_run"], 2);
+        (dir, run)
+    });
+    run
+}
+
+#[test]
+fn train_writes_the_run_folder_of_the_spec() {
+    let run = tiny_run();
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "task",
+        "model",
+        "best_epoch",
+        "epochs_run",
+        "val",
+        "test_evaluated",
+        "train_seconds",
+    ] {
+        assert!(summary.get(key).is_some(), "summary.json lacks {key}");
+    }
+    assert_eq!(summary["task"], "classify");
+    assert_eq!(summary["test_evaluated"], false);
+    let acc = summary["val"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert!(summary["val"]["macro_f1"].is_number());
+    let lines: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["epoch"], i + 1);
+        for key in ["train_loss", "val", "lr", "seconds"] {
+            assert!(l.get(key).is_some(), "metrics.jsonl lacks {key}");
+        }
+    }
+    // The resolved configuration reads back.
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("resolution = 32"), "{cfg}");
+}
+
+#[test]
+fn eval_json_has_the_spec_fields_and_test_is_recorded() {
+    let run = tiny_run().to_str().unwrap().to_string();
+    let o = kestrel(&["eval", "--run", &run, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "split",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "roc_auc_ovr_macro",
+        "confusion",
+    ] {
+        assert!(v.get(key).is_some(), "eval JSON lacks {key}: {v}");
+    }
+    assert_eq!(v["split"], "val");
+    let per_class = v["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 3);
+    for key in ["class", "precision", "recall", "f1", "support"] {
+        assert!(per_class[0].get(key).is_some(), "per_class lacks {key}");
+    }
+    // Confusion rows sum to the supports.
+    let confusion = v["confusion"].as_array().unwrap();
+    for (row, c) in confusion.iter().zip(per_class) {
+        let sum: u64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, c["support"].as_u64().unwrap());
+    }
+    let o = kestrel(&["eval", "--run", &run, "--split", "test", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&run).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["test_evaluated"], true);
+}
+
+#[test]
+fn predict_json_lists_ranked_classes_and_corrupt_images_exit_2() {
+    let run = tiny_run().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("img.png");
+    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 40, 40]))
+        .save(&good)
+        .unwrap();
+    let o = kestrel(&[
+        "predict",
+        "--run",
+        &run,
+        "--top-k",
+        "2",
+        "--json",
+        good.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = &v.as_array().unwrap()[0];
+    assert_eq!(first["image"], good.to_str().unwrap());
+    let top = first["top"].as_array().unwrap();
+    assert_eq!(top.len(), 2);
+    for key in ["class", "label", "prob"] {
+        assert!(top[0].get(key).is_some(), "top lacks {key}");
+    }
+    assert!(top[0]["prob"].as_f64().unwrap() >= top[1]["prob"].as_f64().unwrap());
+
+    let corrupt = dir.path().join("corrupt.png");
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&corrupt, bytes).unwrap();
+    let o = kestrel(&["predict", "--run", &run, corrupt.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("corrupt.png"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kestrel(&[
+        "train",
+        "--model",
+        "vgg16",
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("vgg16") && stderr(&o).contains("mobilenet-v2"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = kestrel(&["train", "--data", "shapes:classes=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("classes"), "{}", stderr(&o));
+
+    // --out under a regular file cannot be created.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = file.join("run");
+    let o = kestrel(&[
+        "train",
+        "--data",
+        "shapes:n=40",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a-file"), "{}", stderr(&o));
+
+    let o = kestrel(&[
+        "eval",
+        "--run",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
+
+    // Unknown flags are usage errors.
+    let o = kestrel(&["train", "--epochz", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--epochz"), "{}", stderr(&o));
+}

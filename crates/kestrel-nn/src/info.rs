@@ -1,0 +1,496 @@
+//! A per-layer description of a network at a given input size — what `kestrel info` prints —
+//! computed by arithmetic on the architecture description alone: nothing is built or run, so
+//! describing ResNet-50 at 224 px is instant.
+//!
+//! Each model's `Config` implements [`Describe`] by walking the same tables and block configs
+//! its `init` builds the Burn modules from, feeding every layer to a [`Tracer`], which tracks the
+//! feature-map shape and receptive field and counts parameters and multiply-adds.
+//!
+//! Conventions (those of the MobileNet papers and torchvision's model table):
+//! - `params` are trainable parameters: convolution and linear weights and biases and BatchNorm γ
+//!   and β; running statistics are buffers and not counted. A convolution row's `params` include
+//!   the BatchNorm that follows it, so the rows sum to the total.
+//! - `macs` are the multiply-adds of convolutions and fully connected layers only: out_C · H_out ·
+//!   W_out · (in_C / groups) · k² for a convolution, in · out for a linear layer. Pooling,
+//!   BatchNorm, activations and residual additions count zero.
+//! - `receptive_field` is the theoretical receptive field (see [`ReceptiveField`]) of one unit of
+//!   the layer's output, in input pixels, along one axis. For a residual sum it is the larger of
+//!   the two branches'.
+//! - Inputs are square; shapes are `[C, H, W]` without the batch dimension.
+
+use crate::conv_bn_act::ConvBnActConfig;
+use crate::geometry::{conv_output_size, ReceptiveField};
+use serde::{Deserialize, Serialize};
+
+/// What a layer row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// A convolution (with its BatchNorm, when it has one); `groups` tells depthwise ones apart.
+    Conv,
+    /// A fully connected (linear) layer.
+    Fc,
+    /// Max pooling.
+    MaxPool,
+    /// Average pooling (global average pooling: the window is the whole map).
+    AvgPool,
+}
+
+/// One row of [`ModelInfo::layers`]. Field names and order are the `kestrel info --json` contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Module path in the Burn model (e.g. `layer2.0.conv1`, `blocks.3.depthwise`, `fc`): the
+    /// row's parameters are exactly the trainable tensors under `name.`.
+    pub name: String,
+    /// Layer type.
+    pub kind: LayerKind,
+    /// Input shape [C, H, W].
+    #[serde(rename = "in")]
+    pub input: [usize; 3],
+    /// Output shape [C, H, W].
+    pub out: [usize; 3],
+    /// Square kernel (window) size; 1 for a fully connected layer.
+    pub kernel: usize,
+    /// Stride; 1 for a fully connected layer.
+    pub stride: usize,
+    /// Dilation; 1 for pooling and fully connected layers.
+    pub dilation: usize,
+    /// Convolution groups (input channels for a depthwise convolution); 1 for other layers.
+    pub groups: usize,
+    /// Trainable parameters, including the BatchNorm after a convolution.
+    pub params: u64,
+    /// Multiply-adds (zero for pooling).
+    pub macs: u64,
+    /// Receptive field of one output unit, in input pixels.
+    pub receptive_field: usize,
+}
+
+/// A network described layer by layer at one input size. Field names and order are the
+/// `kestrel info --json` contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Command-line name of the network (`resnet50`).
+    pub model: String,
+    /// Total trainable parameters (the sum of the rows').
+    pub params: u64,
+    /// Total multiply-adds (the sum of the rows').
+    pub macs: u64,
+    /// Input shape [C, H, W].
+    pub input: [usize; 3],
+    /// The layers in execution order (a residual block's shortcut after its main branch).
+    pub layers: Vec<LayerInfo>,
+}
+
+/// Why a network cannot be described.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InfoError {
+    /// A setting is out of range.
+    #[error("bad value for `{field}`: expected {expected}, got {got}")]
+    BadValue {
+        /// The setting (`width`, `classes`, ...).
+        field: String,
+        /// What it must be.
+        expected: String,
+        /// What it was.
+        got: String,
+    },
+    /// The input is too small: some layer's window does not fit its input.
+    #[error(
+        "input of {resolution}×{resolution} px is too small: layer `{layer}` gets a {size}×{size} map, \
+         which its {kernel}×{kernel} window (padding {padding}, dilation {dilation}) does not fit"
+    )]
+    TooSmall {
+        /// Input size asked for.
+        resolution: usize,
+        /// The first layer that does not fit.
+        layer: String,
+        /// Its input size.
+        size: usize,
+        /// Its kernel.
+        kernel: usize,
+        /// Its padding.
+        padding: usize,
+        /// Its dilation.
+        dilation: usize,
+    },
+    /// Counts too large for 64 bits (absurd width or resolution).
+    #[error("layer `{0}`: parameter or multiply-add count overflows")]
+    Overflow(String),
+    /// The architecture description is inconsistent (a kestrel bug, not bad input).
+    #[error("inconsistent architecture at layer `{layer}`: {why}")]
+    Inconsistent {
+        /// The layer.
+        layer: String,
+        /// What does not agree.
+        why: String,
+    },
+}
+
+/// A square sliding window: kernel, stride, padding (each side), dilation.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+}
+
+/// Where the tracer stands: the current feature map's shape and receptive field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Shape [C, H, W] (H = W).
+    pub shape: [usize; 3],
+    /// Receptive field of one unit of the map.
+    pub receptive_field: ReceptiveField,
+}
+
+/// Walks a network layer by layer, computing shapes, receptive fields, parameters and
+/// multiply-adds. Branches (residual shortcuts) are traced by [`Tracer::branch_from`] an earlier
+/// [`Cursor`] and joined with [`Tracer::add`].
+#[derive(Clone, Debug)]
+pub struct Tracer {
+    input: [usize; 3],
+    at: Cursor,
+    layers: Vec<LayerInfo>,
+}
+
+fn product(factors: &[usize]) -> Option<u64> {
+    factors
+        .iter()
+        .try_fold(1u64, |acc, &f| acc.checked_mul(u64::try_from(f).ok()?))
+}
+
+impl Tracer {
+    /// Starts at a `channels` × `size` × `size` input.
+    pub fn new(channels: usize, size: usize) -> Tracer {
+        let input = [channels, size, size];
+        Tracer {
+            input,
+            at: Cursor {
+                shape: input,
+                receptive_field: ReceptiveField::PIXEL,
+            },
+            layers: Vec::new(),
+        }
+    }
+
+    /// The current position.
+    pub fn at(&self) -> Cursor {
+        self.at
+    }
+
+    /// Continues from an earlier position: the start of a parallel branch.
+    pub fn branch_from(&mut self, from: Cursor) {
+        self.at = from;
+    }
+
+    /// A residual sum of the current map and the map at `other` (the other branch's end): the
+    /// shapes must agree; the receptive field is the larger one.
+    pub fn add(&mut self, name: &str, other: Cursor) -> Result<(), InfoError> {
+        let inconsistent = |why: String| InfoError::Inconsistent {
+            layer: name.to_string(),
+            why,
+        };
+        if self.at.shape != other.shape {
+            return Err(inconsistent(format!(
+                "adding maps of shapes {:?} and {:?}",
+                self.at.shape, other.shape
+            )));
+        }
+        self.at.receptive_field = self
+            .at
+            .receptive_field
+            .merge(other.receptive_field)
+            .ok_or_else(|| inconsistent("adding maps of different strides".into()))?;
+        Ok(())
+    }
+
+    /// The resolution this trace started from.
+    fn resolution(&self) -> usize {
+        self.input[1]
+    }
+
+    /// A sliding window (convolution or pooling) over the current map; returns the row, not yet
+    /// pushed, with zero params and macs.
+    fn window(
+        &self,
+        name: &str,
+        kind: LayerKind,
+        out_channels: usize,
+        w: Window,
+    ) -> Result<LayerInfo, InfoError> {
+        let [_, size, _] = self.at.shape;
+        let out =
+            conv_output_size(size, w.kernel, w.stride, w.padding, w.dilation).ok_or_else(|| {
+                InfoError::TooSmall {
+                    resolution: self.resolution(),
+                    layer: name.to_string(),
+                    size,
+                    kernel: w.kernel,
+                    padding: w.padding,
+                    dilation: w.dilation,
+                }
+            })?;
+        Ok(LayerInfo {
+            name: name.to_string(),
+            kind,
+            input: self.at.shape,
+            out: [out_channels, out, out],
+            kernel: w.kernel,
+            stride: w.stride,
+            dilation: w.dilation,
+            groups: 1,
+            params: 0,
+            macs: 0,
+            receptive_field: self
+                .at
+                .receptive_field
+                .then(w.kernel, w.stride, w.dilation)
+                .size,
+        })
+    }
+
+    fn push(&mut self, row: LayerInfo) {
+        self.at = Cursor {
+            shape: row.out,
+            receptive_field: self
+                .at
+                .receptive_field
+                .then(row.kernel, row.stride, row.dilation),
+        };
+        self.layers.push(row);
+    }
+
+    /// A bias-free convolution followed by BatchNorm, as [`ConvBnActConfig::init`] builds it
+    /// (padding (k − 1)/2 · dilation).
+    pub fn conv_bn(&mut self, name: &str, c: &ConvBnActConfig) -> Result<(), InfoError> {
+        let in_c = self.at.shape[0];
+        if c.in_channels != in_c || c.groups == 0 || !in_c.is_multiple_of(c.groups) {
+            return Err(InfoError::Inconsistent {
+                layer: name.to_string(),
+                why: format!(
+                    "{} input channels in {} groups, but the map has {in_c} channels",
+                    c.in_channels, c.groups
+                ),
+            });
+        }
+        let padding = crate::geometry::same_padding(c.kernel, c.dilation);
+        let window = Window {
+            kernel: c.kernel,
+            stride: c.stride,
+            padding,
+            dilation: c.dilation,
+        };
+        let mut row = self.window(name, LayerKind::Conv, c.out_channels, window)?;
+        let overflow = || InfoError::Overflow(name.to_string());
+        let per_output = [c.in_channels / c.groups, c.kernel, c.kernel];
+        let weights =
+            product(&[&[c.out_channels][..], &per_output].concat()).ok_or_else(overflow)?;
+        row.groups = c.groups;
+        row.params = weights
+            .checked_add(product(&[2, c.out_channels]).ok_or_else(overflow)?)
+            .ok_or_else(overflow)?;
+        row.macs = product(&[&row.out[..], &per_output].concat()).ok_or_else(overflow)?;
+        self.push(row);
+        Ok(())
+    }
+
+    /// Max pooling with a square window (keeps the channels).
+    pub fn max_pool(
+        &mut self,
+        name: &str,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<(), InfoError> {
+        let c = self.at.shape[0];
+        let window = Window {
+            kernel,
+            stride,
+            padding,
+            dilation: 1,
+        };
+        let row = self.window(name, LayerKind::MaxPool, c, window)?;
+        self.push(row);
+        Ok(())
+    }
+
+    /// Global average pooling: a window as large as the map, down to 1 × 1.
+    pub fn global_avg_pool(&mut self, name: &str) -> Result<(), InfoError> {
+        let [c, size, _] = self.at.shape;
+        let window = Window {
+            kernel: size,
+            stride: size,
+            padding: 0,
+            dilation: 1,
+        };
+        let row = self.window(name, LayerKind::AvgPool, c, window)?;
+        self.push(row);
+        Ok(())
+    }
+
+    /// A fully connected layer with bias on the (flattened) current map.
+    pub fn fc(&mut self, name: &str, out_features: usize) -> Result<(), InfoError> {
+        let overflow = || InfoError::Overflow(name.to_string());
+        let inputs = product(&self.at.shape).ok_or_else(overflow)?;
+        let out = u64::try_from(out_features).map_err(|_| overflow())?;
+        let macs = inputs.checked_mul(out).ok_or_else(overflow)?;
+        let row = LayerInfo {
+            name: name.to_string(),
+            kind: LayerKind::Fc,
+            input: self.at.shape,
+            out: [out_features, 1, 1],
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            params: macs.checked_add(out).ok_or_else(overflow)?,
+            macs,
+            // Each output sees every input unit, whose receptive field it inherits.
+            receptive_field: self.at.receptive_field.size,
+        };
+        self.at.shape = row.out;
+        self.layers.push(row);
+        Ok(())
+    }
+
+    /// The description, with totals.
+    pub fn finish(self, model: &str) -> Result<ModelInfo, InfoError> {
+        let overflow = || InfoError::Overflow(model.to_string());
+        let mut params = 0u64;
+        let mut macs = 0u64;
+        for l in &self.layers {
+            params = params.checked_add(l.params).ok_or_else(overflow)?;
+            macs = macs.checked_add(l.macs).ok_or_else(overflow)?;
+        }
+        Ok(ModelInfo {
+            model: model.to_string(),
+            params,
+            macs,
+            input: self.input,
+            layers: self.layers,
+        })
+    }
+}
+
+/// A network configuration that can list its layers without building the network.
+pub trait Describe {
+    /// Feeds every layer, in execution order, to `tracer` (which starts at the RGB input).
+    fn trace(&self, tracer: &mut Tracer) -> Result<(), InfoError>;
+}
+
+/// Describes `net` (named `model`) on RGB inputs of `resolution` × `resolution` pixels.
+pub fn describe(
+    model: &str,
+    net: &impl Describe,
+    resolution: usize,
+) -> Result<ModelInfo, InfoError> {
+    let mut tracer = Tracer::new(3, resolution);
+    net.trace(&mut tracer)?;
+    tracer.finish(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv_bn_act::Activation;
+
+    #[test]
+    fn a_small_stack_by_hand() {
+        let mut t = Tracer::new(3, 32);
+        // 3×3 stride-2 conv 3 → 8: 16×16 output; weights 8·3·9 = 216, BN 16; MACs 216·256.
+        t.conv_bn("a", &ConvBnActConfig::new(3, 8).with_stride(2))
+            .unwrap();
+        // Depthwise 3×3: weights 8·1·9 = 72, BN 16; MACs 72·256.
+        t.conv_bn("b", &ConvBnActConfig::new(8, 8).with_groups(8))
+            .unwrap();
+        let skip = t.at();
+        t.max_pool("p", 3, 2, 1).unwrap();
+        t.global_avg_pool("g").unwrap();
+        t.fc("fc", 10).unwrap();
+        let info = t.finish("toy").unwrap();
+        let rows: Vec<_> = info
+            .layers
+            .iter()
+            .map(|l| (l.out, l.params, l.macs, l.receptive_field))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ([8, 16, 16], 232, 55_296, 3),
+                ([8, 16, 16], 88, 18_432, 7),
+                ([8, 8, 8], 0, 0, 11),
+                ([8, 1, 1], 0, 0, 11 + 7 * 4),
+                ([10, 1, 1], 90, 80, 39),
+            ]
+        );
+        assert_eq!(info.params, 232 + 88 + 90);
+        assert_eq!(info.macs, 55_296 + 18_432 + 80);
+        assert_eq!(info.layers[1].groups, 8);
+        assert_eq!(skip.shape, [8, 16, 16]);
+    }
+
+    #[test]
+    fn too_small_inputs_and_inconsistencies_are_errors() {
+        // A 3×3 window without padding does not fit a 2×2 map; with padding 1 it does.
+        let mut t = Tracer::new(3, 2);
+        let e = t.max_pool("pool", 3, 1, 0).unwrap_err();
+        assert!(
+            matches!(e, InfoError::TooSmall { ref layer, size: 2, kernel: 3, .. } if layer == "pool"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("`pool`"), "{e}");
+        t.max_pool("pool", 3, 1, 1).unwrap();
+        let e = Tracer::new(3, 0)
+            .conv_bn("stem", &ConvBnActConfig::new(3, 8).with_kernel(7))
+            .unwrap_err();
+        assert!(matches!(e, InfoError::TooSmall { size: 0, .. }), "{e}");
+        let mut t = Tracer::new(3, 8);
+        let e = t.conv_bn("x", &ConvBnActConfig::new(4, 8)).unwrap_err();
+        assert!(matches!(e, InfoError::Inconsistent { .. }), "{e}");
+        let start = t.at();
+        t.conv_bn(
+            "y",
+            &ConvBnActConfig::new(3, 3)
+                .with_stride(2)
+                .with_activation(Activation::Identity),
+        )
+        .unwrap();
+        assert!(matches!(
+            t.add("sum", start),
+            Err(InfoError::Inconsistent { .. })
+        ));
+    }
+
+    #[test]
+    fn json_field_names_are_the_contract() {
+        let mut t = Tracer::new(3, 8);
+        t.conv_bn("stem", &ConvBnActConfig::new(3, 4)).unwrap();
+        let v = serde_json::to_value(t.finish("toy").unwrap()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = ["model", "params", "macs", "input", "layers"];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        let row = v["layers"][0].as_object().unwrap();
+        let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = [
+            "name",
+            "kind",
+            "in",
+            "out",
+            "kernel",
+            "stride",
+            "dilation",
+            "groups",
+            "params",
+            "macs",
+            "receptive_field",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["layers"][0]["kind"], "conv");
+        assert_eq!(v["layers"][0]["in"], serde_json::json!([3, 8, 8]));
+        assert_eq!(v["input"], serde_json::json!([3, 8, 8]));
+    }
+}
