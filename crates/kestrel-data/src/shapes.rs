@@ -188,40 +188,39 @@ fn render(size: usize, label: usize, rng: &mut Rng) -> ShapeSample {
         angle: rng.uniform(0.0, std::f64::consts::TAU),
     };
 
-    // Background: a base colour, a smooth gradient, two random gratings, pixel noise.
+    // Background: a muted base colour, a smooth gradient, two random gratings, pixel noise.
     let base: [f64; 3] = [
-        rng.uniform(40.0, 215.0),
-        rng.uniform(40.0, 215.0),
-        rng.uniform(40.0, 215.0),
+        rng.uniform(20.0, 120.0),
+        rng.uniform(20.0, 120.0),
+        rng.uniform(20.0, 120.0),
     ];
-    let grad = [rng.uniform(-30.0, 30.0), rng.uniform(-30.0, 30.0)];
+    let grad = [rng.uniform(-20.0, 20.0), rng.uniform(-20.0, 20.0)];
     let gratings: Vec<(f64, f64, f64, f64)> = (0..2)
         .map(|_| {
             let theta = rng.uniform(0.0, std::f64::consts::PI);
-            let freq = rng.uniform(2.0, 8.0) / s;
+            let freq = rng.uniform(1.0, 4.0) / s;
             (
                 theta,
                 freq,
                 rng.uniform(0.0, std::f64::consts::TAU),
-                rng.uniform(8.0, 22.0),
+                rng.uniform(4.0, 10.0),
             )
         })
         .collect();
-    // Foreground: a colour at least 90 away (Euclidean, RGB) from the background base.
-    let mut fg = [0.0f64; 3];
-    for _ in 0..32 {
-        fg = [
+    // Foreground: a random colour whose luminance stands at least 70 above the background's, so
+    // the shape always reads as a bright figure on a darker ground.
+    let luma = |c: &[f64; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    let mut fg = [255.0f64; 3];
+    for _ in 0..64 {
+        let candidate = [
             rng.uniform(0.0, 255.0),
             rng.uniform(0.0, 255.0),
             rng.uniform(0.0, 255.0),
         ];
-        let d2: f64 = (0..3).map(|k| (fg[k] - base[k]).powi(2)).sum();
-        if d2 >= 90.0f64.powi(2) {
+        if luma(&candidate) >= luma(&base) + 70.0 {
+            fg = candidate;
             break;
         }
-    }
-    if (0..3).map(|k| (fg[k] - base[k]).powi(2)).sum::<f64>() < 90.0f64.powi(2) {
-        fg = base.map(|b| if b < 128.0 { 255.0 } else { 0.0 });
     }
     let poly = shape_polygon(label);
 
@@ -254,7 +253,7 @@ fn render(size: usize, label: usize, rng: &mut Rng) -> ShapeSample {
                 c
             };
             for ch in rgb.iter_mut() {
-                *ch += 12.0 * rng.normal();
+                *ch += 8.0 * rng.normal();
             }
             image.put_pixel(
                 x as u32,
