@@ -74,7 +74,7 @@ impl ConvBnActConfig {
     /// PyTorch's fan-out of a grouped convolution is `out · k²`, Burn's `out / groups · k²`: the
     /// gain √(2 / groups) makes the two agree.
     pub fn init(&self, device: &Device) -> ConvBnAct {
-        let pad = (self.kernel - 1) / 2 * self.dilation;
+        let pad = crate::geometry::same_padding(self.kernel, self.dilation);
         let conv = Conv2dConfig::new([self.in_channels, self.out_channels], [self.kernel; 2])
             .with_stride([self.stride; 2])
             .with_dilation([self.dilation; 2])

@@ -55,27 +55,71 @@ pub struct InvertedResidual {
 }
 
 impl InvertedResidualConfig {
-    /// Builds the block.
+    /// Builds the block from [`InvertedResidualConfig::stages`].
     pub fn init(&self, device: &Device) -> InvertedResidual {
-        let hidden = self.in_channels * self.expand_ratio;
-        let expand = (self.expand_ratio != 1).then(|| {
-            ConvBnActConfig::new(self.in_channels, hidden)
-                .with_kernel(1)
-                .init(device)
-        });
+        let mut expand = None;
+        let mut depthwise = None;
+        let mut project = None;
+        for (field, stage) in self.stages() {
+            let module = Some(stage.init(device));
+            match field {
+                "expand" => expand = module,
+                "depthwise" => depthwise = module,
+                _ => project = module,
+            }
+        }
         InvertedResidual {
             expand,
-            depthwise: ConvBnActConfig::new(hidden, hidden)
-                .with_stride(self.stride)
-                .with_dilation(self.dilation)
-                .with_groups(hidden)
-                .init(device),
-            project: ConvBnActConfig::new(hidden, self.out_channels)
-                .with_kernel(1)
-                .with_activation(Activation::Identity)
-                .init(device),
+            depthwise: depthwise.expect("every block has a depthwise stage"),
+            project: project.expect("every block has a projection"),
             residual: self.stride == 1 && self.in_channels == self.out_channels,
         }
+    }
+
+    /// The block's convolutions in order, named as its fields: `expand` (absent when t = 1),
+    /// `depthwise`, `project`.
+    pub fn stages(&self) -> Vec<(&'static str, ConvBnActConfig)> {
+        let hidden = self.in_channels * self.expand_ratio;
+        let mut stages = Vec::with_capacity(3);
+        if self.expand_ratio != 1 {
+            stages.push((
+                "expand",
+                ConvBnActConfig::new(self.in_channels, hidden).with_kernel(1),
+            ));
+        }
+        stages.push((
+            "depthwise",
+            ConvBnActConfig::new(hidden, hidden)
+                .with_stride(self.stride)
+                .with_dilation(self.dilation)
+                .with_groups(hidden),
+        ));
+        stages.push((
+            "project",
+            ConvBnActConfig::new(hidden, self.out_channels)
+                .with_kernel(1)
+                .with_activation(Activation::Identity),
+        ));
+        stages
+    }
+}
+
+impl MobileNetV2Config {
+    /// The 17 inverted-residual blocks, from [`MOBILENET_V2_TABLE`] with the width multiplier.
+    pub fn blocks(&self) -> Vec<InvertedResidualConfig> {
+        let (stem, outs, _) = self.channels();
+        let strides = MOBILENET_V2_TABLE
+            .iter()
+            .flat_map(|&(t, _, n, s)| (0..n).map(move |i| (t, if i == 0 { s } else { 1 })));
+        let mut in_c = stem;
+        strides
+            .zip(outs)
+            .map(|((t, stride), out)| {
+                let block = InvertedResidualConfig::new(in_c, out, stride, t);
+                in_c = out;
+                block
+            })
+            .collect()
     }
 }
 

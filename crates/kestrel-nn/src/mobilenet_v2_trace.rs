@@ -1,61 +1,12 @@
 //! MobileNetV2's layer list for [`crate::info`], from the same table ([`MOBILENET_V2_TABLE`]) and
 //! channel rule ([`MobileNetV2Config::channels`]) its `init` uses.
 //!
-//! The stage configs below mirror [`InvertedResidualConfig::init`] (expand 1×1 when t ≠ 1,
-//! depthwise 3×3 with the stride, linear 1×1 projection); the `info` tests check every row against
-//! the tensors of a built model, so the two cannot drift apart unnoticed.
+//! The blocks and their stages come from [`MobileNetV2Config::blocks`] and
+//! [`InvertedResidualConfig::stages`], the same lists `init` builds the modules from.
 
-use crate::conv_bn_act::{Activation, ConvBnActConfig};
+use crate::conv_bn_act::ConvBnActConfig;
 use crate::info::{Describe, InfoError, Tracer};
-use crate::mobilenet_v2::{InvertedResidualConfig, MobileNetV2Config, MOBILENET_V2_TABLE};
-
-impl InvertedResidualConfig {
-    /// The block's convolutions in order, named as its fields: `expand` (absent when t = 1),
-    /// `depthwise`, `project`.
-    pub fn stages(&self) -> Vec<(&'static str, ConvBnActConfig)> {
-        let hidden = self.in_channels * self.expand_ratio;
-        let mut stages = Vec::with_capacity(3);
-        if self.expand_ratio != 1 {
-            stages.push((
-                "expand",
-                ConvBnActConfig::new(self.in_channels, hidden).with_kernel(1),
-            ));
-        }
-        stages.push((
-            "depthwise",
-            ConvBnActConfig::new(hidden, hidden)
-                .with_stride(self.stride)
-                .with_dilation(self.dilation)
-                .with_groups(hidden),
-        ));
-        stages.push((
-            "project",
-            ConvBnActConfig::new(hidden, self.out_channels)
-                .with_kernel(1)
-                .with_activation(Activation::Identity),
-        ));
-        stages
-    }
-}
-
-impl MobileNetV2Config {
-    /// The 17 inverted-residual blocks, from [`MOBILENET_V2_TABLE`] with the width multiplier.
-    pub fn blocks(&self) -> Vec<InvertedResidualConfig> {
-        let (stem, outs, _) = self.channels();
-        let strides = MOBILENET_V2_TABLE
-            .iter()
-            .flat_map(|&(t, _, n, s)| (0..n).map(move |i| (t, if i == 0 { s } else { 1 })));
-        let mut in_c = stem;
-        strides
-            .zip(outs)
-            .map(|((t, stride), out)| {
-                let block = InvertedResidualConfig::new(in_c, out, stride, t);
-                in_c = out;
-                block
-            })
-            .collect()
-    }
-}
+use crate::mobilenet_v2::MobileNetV2Config;
 
 impl Describe for MobileNetV2Config {
     fn trace(&self, t: &mut Tracer) -> Result<(), InfoError> {
