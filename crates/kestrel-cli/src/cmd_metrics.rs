@@ -32,7 +32,7 @@ pub fn run(a: MetricsArgs) -> Result<(), CliError> {
             eprintln!("warning: {w}");
         }
     } else {
-        print!("{}", report.to_text());
+        println!("{}", report.to_text().trim_end());
     }
     if let Some(dir) = &a.plots {
         plot::write_plots(&predictions, &report, dir).map_err(bad)?;

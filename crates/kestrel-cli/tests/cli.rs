@@ -222,3 +222,72 @@ fn bad_input_exits_2_with_a_message_naming_it() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--epochz"), "{}", stderr(&o));
 }
+
+#[test]
+fn metrics_scores_a_csv_with_the_spec_fields_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("pred.csv");
+    // scikit-learn: roc_auc_score([0,0,1,1,0,1], [0.1,0.4,0.35,0.8,0.2,0.9]) = 0.8888...;
+    // average_precision_score = 0.9166...; at threshold 0.5: precision 1, recall 2/3.
+    std::fs::write(
+        &csv,
+        "y_true,score\n0,0.1\n0,0.4\n1,0.35\n1,0.8\n0,0.2\n1,0.9\n",
+    )
+    .unwrap();
+    let plots = dir.path().join("plots");
+    let o = kestrel(&[
+        "metrics",
+        "--input",
+        csv.to_str().unwrap(),
+        "--json",
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "n",
+        "classes",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "tpr",
+        "fpr",
+        "roc_auc",
+        "average_precision",
+        "pr_auc",
+        "confusion",
+        "per_class",
+        "roc_auc_ovr_macro",
+        "roc_auc_ovr_weighted",
+    ] {
+        assert!(v.get(key).is_some(), "metrics JSON lacks {key}: {v}");
+    }
+    assert_eq!(v["n"], 6);
+    assert!(
+        (v["roc_auc"].as_f64().unwrap() - 8.0 / 9.0).abs() < 1e-12,
+        "{v}"
+    );
+    assert!(
+        (v["average_precision"].as_f64().unwrap() - 11.0 / 12.0).abs() < 1e-12,
+        "{v}"
+    );
+    assert!((v["precision"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert!((v["recall"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    assert!(v["roc_auc_ovr_macro"].is_null());
+    for f in ["roc.png", "pr.png", "confusion.png"] {
+        let bytes = std::fs::read(plots.join(f)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{f} is not a PNG");
+    }
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "y_true,score\n0,0.1\n1,abc\n").unwrap();
+    let o = kestrel(&["metrics", "--input", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.csv") && stderr(&o).contains("line"),
+        "{}",
+        stderr(&o)
+    );
+}

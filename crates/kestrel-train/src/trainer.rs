@@ -17,6 +17,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::rng::Rng;
 use kestrel_data::{stratified_split, Normalize};
+use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -115,7 +116,8 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
         let epoch_start = Instant::now();
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         Rng::stream(cfg.seed, 1_000_000 + epoch as u64).shuffle(&mut order);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut train_confusion = ConfusionMatrix::new(class_names.len())?;
         let mut lr = schedule.lr(step);
         let mut aug_rng = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
         // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
@@ -123,12 +125,13 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             lr = schedule.lr(step);
             let (x, y) = train_set.batch_with(rows, &device, cfg.augment.then_some(&mut aug_rng));
             let logits = model.forward(x);
-            let pred: Vec<i64> = logits
+            let pred: Vec<usize> = logits
                 .clone()
                 .argmax(1)
                 .into_data()
                 .convert::<i64>()
-                .try_to_vec()
+                .try_to_vec::<i64>()
+                .map(|v| v.into_iter().map(|p| p as usize).collect())
                 .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
             let loss = loss_fn.forward(logits, y);
             let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
@@ -144,17 +147,15 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             step += 1;
             loss_sum += loss_value * rows.len() as f64;
             seen += rows.len();
-            correct += rows
-                .iter()
-                .zip(&pred)
-                .filter(|(&r, &p)| train_set.labels[r] as i64 == p)
-                .count();
+            let truth: Vec<usize> = rows.iter().map(|&r| train_set.labels[r]).collect();
+            train_confusion.update(&truth, &pred, None)?;
+            let train_accuracy = train_confusion.accuracy().unwrap_or(0.0);
             let elapsed = epoch_start.elapsed().as_secs_f64();
             bar.set_message(format!(
                 "epoch {epoch}/{}  loss {:.4}  acc {:.3}  {:.0} img/s",
                 cfg.epochs,
                 loss_sum / seen as f64,
-                correct as f64 / seen as f64,
+                train_accuracy,
                 seen as f64 / elapsed
             ));
             bar.inc(1);
@@ -171,7 +172,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
         let record = EpochRecord {
             epoch,
             train_loss: [("classify".to_string(), train_loss)].into(),
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_accuracy: train_confusion.accuracy().unwrap_or(0.0),
             val: val.clone(),
             lr: [("default".to_string(), lr)].into(),
             seconds: epoch_start.elapsed().as_secs_f64(),
