@@ -4,6 +4,7 @@ mod cmd_eval;
 mod cmd_info;
 mod cmd_metrics;
 mod cmd_predict;
+mod cmd_split;
 mod cmd_train;
 mod exit;
 
@@ -29,6 +30,8 @@ enum Command {
     Metrics(cmd_metrics::MetricsArgs),
     /// Layers, parameters and multiply-adds of a model at an input size, without running it.
     Info(cmd_info::InfoArgs),
+    /// Write a stratified, seeded train/val/test split manifest of a data source.
+    Split(cmd_split::SplitArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Predict(a) => cmd_predict::run(a),
         Command::Metrics(a) => cmd_metrics::run(a),
         Command::Info(a) => cmd_info::run(a),
+        Command::Split(a) => cmd_split::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -30,6 +30,14 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// A file or folder whose content or layout is not what its format expects.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
     /// Any other I/O failure on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -41,6 +49,13 @@ pub enum DataError {
 }
 
 impl DataError {
+    pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        DataError::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn value(field: &str, reason: impl Into<String>) -> Self {
         DataError::Value {
             field: field.to_string(),

@@ -1,7 +1,7 @@
 //! Reading image files, with errors that name the file.
 
 use crate::error::DataError;
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use std::path::Path;
 
 /// Decodes `path` (png, jpg, bmp) into RGB; grayscale and alpha are converted.
@@ -15,6 +15,57 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
         reason: format!("not a decodable png, jpg or bmp image ({e})"),
     })?;
     Ok(img.to_rgb8())
+}
+
+/// Width and height of an image file, from its header only.
+pub fn image_dimensions(path: &Path) -> Result<(u32, u32), DataError> {
+    let bad = |reason: String| DataError::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    image::ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?
+        .into_dimensions()
+        .map_err(|e| bad(format!("not a readable png, jpg or bmp image ({e})")))
+}
+
+/// Reads a segmentation mask: a PNG with one 8-bit channel, either grayscale or palette-indexed
+/// (palette indices are read as they are, as Pascal VOC stores its classes). Anything else (RGB,
+/// 16-bit, alpha, not a PNG) is an error naming the file and what it holds.
+pub fn load_mask(path: &Path) -> Result<GrayImage, DataError> {
+    let bad = |reason: String| DataError::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| bad(format!("expected a PNG mask ({e})")))?;
+    let (color, depth) = reader.output_color_type();
+    let single = matches!(color, png::ColorType::Grayscale | png::ColorType::Indexed);
+    if !single || depth != png::BitDepth::Eight {
+        return Err(bad(format!(
+            "a mask must be a single-channel 8-bit PNG (grayscale or palette), got {color:?} with {} bits per sample",
+            depth as u8
+        )));
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad("image too large".into()))?;
+    let mut buf = vec![0u8; size];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| bad(format!("corrupt PNG mask ({e})")))?;
+    let (w, h) = (info.width, info.height);
+    let mut out = Vec::with_capacity(w as usize * h as usize);
+    for row in buf.chunks(info.line_size).take(h as usize) {
+        out.extend_from_slice(&row[..w as usize]);
+    }
+    GrayImage::from_raw(w, h, out).ok_or_else(|| bad("truncated PNG mask".into()))
 }
 
 #[cfg(test)]
@@ -45,5 +96,51 @@ mod tests {
         let img = load_rgb(&p).unwrap();
         assert_eq!(img.dimensions(), (3, 2));
         assert_eq!(img.get_pixel(1, 1).0, [77, 77, 77]);
+    }
+
+    #[test]
+    fn masks_must_be_single_channel_8_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.png");
+        let mut m = GrayImage::new(3, 2);
+        m.put_pixel(2, 1, image::Luma([255]));
+        m.put_pixel(0, 1, image::Luma([7]));
+        m.save(&p).unwrap();
+        let back = load_mask(&p).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(image_dimensions(&p).unwrap(), (3, 2));
+
+        let rgb = dir.path().join("rgb.png");
+        RgbImage::new(3, 2).save(&rgb).unwrap();
+        let e = load_mask(&rgb).unwrap_err().to_string();
+        assert!(
+            e.contains("rgb.png") && e.contains("single-channel 8-bit"),
+            "{e}"
+        );
+
+        let wide = dir.path().join("sixteen.png");
+        image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::new(2, 2)
+            .save(&wide)
+            .unwrap();
+        let e = load_mask(&wide).unwrap_err().to_string();
+        assert!(e.contains("sixteen.png") && e.contains("16 bits"), "{e}");
+    }
+
+    #[test]
+    fn palette_masks_give_their_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pal.png");
+        let file = std::fs::File::create(&p).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 2, 2);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut palette = vec![0u8; 256 * 3];
+        palette[3..6].copy_from_slice(&[200, 10, 10]);
+        enc.set_palette(palette);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&[0, 1, 255, 1]).unwrap();
+        w.finish().unwrap();
+        let m = load_mask(&p).unwrap();
+        assert_eq!(m.into_raw(), vec![0, 1, 255, 1]);
     }
 }

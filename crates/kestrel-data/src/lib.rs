@@ -2,20 +2,35 @@
 //!
 //! No Burn here: everything works on plain images and arrays.
 
+pub mod augment;
 pub mod dataset;
 pub mod error;
+pub mod folder;
 pub mod fsio;
+pub mod idx;
 pub mod image_io;
+pub mod imbalance;
+pub mod item_key;
+pub mod manifest;
 pub mod preprocess;
 pub mod rng;
+pub mod seg;
 pub mod shapes;
+pub mod skip_bad;
 pub mod spec;
 pub mod split;
 
-pub use dataset::{open, Dataset, Item};
+pub use augment::{augment, AugmentConfig, ColorJitter, ResizedCrop};
+pub use dataset::{open, open_with, Dataset, Item, OpenOptions, Opened};
 pub use error::DataError;
+pub use folder::ImageFolder;
 pub use fsio::write_atomic;
+pub use idx::IdxDataset;
+pub use item_key::ItemKey;
+pub use manifest::Manifest;
 pub use preprocess::Normalize;
+pub use seg::SegFolder;
 pub use shapes::{Shapes, ShapesConfig};
+pub use skip_bad::{SkipBad, Skipped};
 pub use spec::DataSpec;
-pub use split::{stratified_split, Split};
+pub use split::{split_dataset, stratified_split, Split};

@@ -1,5 +1,6 @@
 //! Stratified, seeded train/val/test splits.
 
+use crate::dataset::Dataset;
 use crate::error::DataError;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,34 @@ pub fn stratified_split(
     Ok(split)
 }
 
+/// Splits a dataset, honouring its own test set when it has one ([`Dataset::official_test`], e.g.
+/// the `t10k` files of `idx:`): then those items are the test split, `test` is not used, and
+/// `val` is the fraction of the *other* items, per class, that go to validation. Without one,
+/// this is [`stratified_split`] of the dataset's labels.
+pub fn split_dataset(ds: &dyn Dataset, val: f64, test: f64, seed: u64) -> Result<Split, DataError> {
+    let labels = ds.labels();
+    let Some(official) = ds.official_test() else {
+        return stratified_split(&labels, val, test, seed);
+    };
+    let mut is_test = vec![false; labels.len()];
+    for &i in &official {
+        if let Some(t) = is_test.get_mut(i) {
+            *t = true;
+        }
+    }
+    let rest: Vec<usize> = (0..labels.len()).filter(|&i| !is_test[i]).collect();
+    let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
+    let inner = stratified_split(&rest_labels, val, 0.0, seed)?;
+    let mut test: Vec<usize> = (0..labels.len()).filter(|&i| is_test[i]).collect();
+    test.sort_unstable();
+    Ok(Split {
+        seed,
+        train: inner.train.iter().map(|&i| rest[i]).collect(),
+        val: inner.val.iter().map(|&i| rest[i]).collect(),
+        test,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +137,37 @@ mod tests {
     fn rejects_fractions_that_leave_nothing() {
         assert!(stratified_split(&[0, 1], 0.6, 0.5, 0).is_err());
         assert!(stratified_split(&[0, 1], -0.1, 0.5, 0).is_err());
+    }
+
+    /// Twelve items labelled i % 2; the last four are the source's own test set.
+    struct WithTest;
+
+    impl Dataset for WithTest {
+        fn len(&self) -> usize {
+            12
+        }
+        fn class_names(&self) -> Vec<String> {
+            vec!["a".into(), "b".into()]
+        }
+        fn labels(&self) -> Vec<usize> {
+            (0..12).map(|i| i % 2).collect()
+        }
+        fn get(&self, _: usize) -> Result<crate::Item, DataError> {
+            Err(DataError::value("get", "not needed"))
+        }
+        fn official_test(&self) -> Option<Vec<usize>> {
+            Some(vec![8, 9, 10, 11])
+        }
+    }
+
+    #[test]
+    fn an_official_test_set_is_kept_whole() {
+        let s = split_dataset(&WithTest, 0.25, 0.5, 4).unwrap();
+        assert_eq!(s.test, [8, 9, 10, 11]);
+        // 8 other items, 4 per class: round(4 * 0.25) = 1 per class to val.
+        assert_eq!(s.val.len(), 2);
+        assert_eq!(s.val.iter().filter(|&&i| i % 2 == 0).count(), 1);
+        assert_eq!(s.train.len(), 6);
+        assert!(s.train.iter().chain(&s.val).all(|&i| i < 8));
     }
 }

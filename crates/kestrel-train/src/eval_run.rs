@@ -6,7 +6,7 @@ use crate::evaluate::evaluate;
 use crate::run_dir;
 use crate::tensor_set::TensorSet;
 use burn::tensor::Device;
-use kestrel_data::stratified_split;
+use kestrel_data::split::split_dataset;
 use kestrel_metrics::ClassificationSummary;
 use serde::Serialize;
 use std::path::Path;
@@ -56,7 +56,7 @@ pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
             ckpt.meta.class_names
         )));
     }
-    let parts = stratified_split(&ds.labels(), cfg.val_fraction, cfg.test_fraction, cfg.seed)?;
+    let parts = split_dataset(ds.as_ref(), cfg.val_fraction, cfg.test_fraction, cfg.seed)?;
     let indices = match split {
         EvalSplit::Val => &parts.val,
         EvalSplit::Test => &parts.test,
