@@ -9,6 +9,7 @@ pub mod mobilenet_v1;
 pub mod mobilenet_v2;
 pub mod mobilenet_v2_trace;
 pub mod params;
+pub mod pool;
 pub mod resnet;
 pub mod zoo;
 

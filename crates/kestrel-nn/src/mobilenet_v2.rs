@@ -234,7 +234,7 @@ impl MobileNetV2 {
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
-        let pooled = f.mean_dim(3).mean_dim(2).flatten(1, 3);
+        let pooled = crate::pool::global_avg_pool(f);
         self.classifier.forward(self.dropout.forward(pooled))
     }
 }

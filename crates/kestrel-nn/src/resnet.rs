@@ -323,7 +323,7 @@ impl ResNet {
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
-        self.fc.forward(f.mean_dim(3).mean_dim(2).flatten(1, 3))
+        self.fc.forward(crate::pool::global_avg_pool(f))
     }
 }
 
