@@ -18,6 +18,9 @@ pub struct TrainArgs {
     /// classify (segment and multitask: not in this build).
     #[arg(long)]
     task: Option<String>,
+    /// A split manifest from `kestrel split` fixing train/val/test membership.
+    #[arg(long)]
+    split_manifest: Option<PathBuf>,
     /// Model name, e.g. mobilenet-v2.
     #[arg(long)]
     model: Option<String>,
@@ -64,6 +67,13 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 )))
             }
         };
+    }
+    if let Some(v) = a.split_manifest {
+        // Absolute, so that `kestrel eval` finds it from any folder.
+        let abs = std::fs::canonicalize(&v).map_err(|e| {
+            CliError::BadInput(format!("cannot read split manifest {}: {e}", v.display()))
+        })?;
+        cfg.split_manifest = Some(abs);
     }
     if let Some(v) = a.model {
         cfg.model = v;

@@ -291,3 +291,64 @@ fn metrics_scores_a_csv_with_the_spec_fields_and_plots() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_split_manifest_fixes_the_splits_of_training_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("split.json");
+    let data = "shapes:n=60,size=32,classes=2,seed=4";
+    let o = kestrel(&[
+        "split",
+        "--data",
+        data,
+        "--val",
+        "0.3",
+        "--test",
+        "0.2",
+        "--seed",
+        "9",
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let n_val = m["val"].as_array().unwrap().len();
+    assert_eq!(n_val, 18, "30 % of 30 per class, twice: {m}");
+    let run = dir.path().join("run");
+    let o = kestrel(&[
+        "train",
+        "--data",
+        data,
+        "--split-manifest",
+        manifest.to_str().unwrap(),
+        "--resolution",
+        "32",
+        "--width",
+        "0.25",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kestrel(&["eval", "--run", run.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let support: u64 = v["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .sum();
+    assert_eq!(support as usize, n_val);
+
+    let o = kestrel(&[
+        "train",
+        "--split-manifest",
+        dir.path().join("none.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("none.json"), "{}", stderr(&o));
+}

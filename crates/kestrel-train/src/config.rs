@@ -56,6 +56,10 @@ pub struct TrainConfig {
     pub augment: bool,
     /// `--seed`: seeds the split, the initialisation, shuffling and dropout.
     pub seed: u64,
+    /// A manifest from `kestrel split` that fixes train/val/test membership; when absent, the
+    /// fractions below split the data per class with `seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_manifest: Option<std::path::PathBuf>,
     /// Fraction of each class held out for validation.
     pub val_fraction: f64,
     /// Fraction of each class held out for the test split (read only by `kestrel eval`).
@@ -78,6 +82,7 @@ impl Default for TrainConfig {
             warmup_epochs: 0.5,
             augment: true,
             seed: 0,
+            split_manifest: None,
             val_fraction: 0.15,
             test_fraction: 0.15,
         }
@@ -97,6 +102,20 @@ impl TrainConfig {
     /// The TOML text of this configuration.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// The train/val/test split of `ds`: the manifest's when one is set, else a stratified split
+    /// (honouring a source's own test set).
+    pub fn split(&self, ds: &dyn kestrel_data::Dataset) -> Result<kestrel_data::Split> {
+        Ok(match &self.split_manifest {
+            Some(path) => kestrel_data::manifest::Manifest::load_split(path, ds)?,
+            None => kestrel_data::split::split_dataset(
+                ds,
+                self.val_fraction,
+                self.test_fraction,
+                self.seed,
+            )?,
+        })
     }
 
     /// Checks every value; the message names the field and what was expected.

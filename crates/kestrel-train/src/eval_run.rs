@@ -6,7 +6,6 @@ use crate::evaluate::evaluate;
 use crate::run_dir;
 use crate::tensor_set::TensorSet;
 use burn::tensor::Device;
-use kestrel_data::split::split_dataset;
 use kestrel_metrics::ClassificationSummary;
 use serde::Serialize;
 use std::path::Path;
@@ -56,7 +55,7 @@ pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
             ckpt.meta.class_names
         )));
     }
-    let parts = split_dataset(ds.as_ref(), cfg.val_fraction, cfg.test_fraction, cfg.seed)?;
+    let parts = cfg.split(ds.as_ref())?;
     let indices = match split {
         EvalSplit::Val => &parts.val,
         EvalSplit::Test => &parts.test,

@@ -16,7 +16,6 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::rng::Rng;
-use kestrel_data::split::split_dataset;
 use kestrel_data::Normalize;
 use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::ClassifierSpec;
@@ -59,7 +58,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
     let started = Instant::now();
     let ds = kestrel_data::open(&spec)?;
     let class_names = ds.class_names();
-    let split = split_dataset(ds.as_ref(), cfg.val_fraction, cfg.test_fraction, cfg.seed)?;
+    let split = cfg.split(ds.as_ref())?;
     if split.train.len() < cfg.batch_size || split.val.is_empty() {
         return Err(TrainError::BadInput(format!(
             "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
