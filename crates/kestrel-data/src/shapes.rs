@@ -195,12 +195,14 @@ fn render(size: usize, label: usize, rng: &mut Rng) -> ShapeSample {
         rng.uniform(20.0, 120.0),
     ];
     let grad = [rng.uniform(-20.0, 20.0), rng.uniform(-20.0, 20.0)];
-    let gratings: Vec<(f64, f64, f64, f64)> = (0..2)
+    // Each grating: (cos θ, sin θ, frequency, phase, amplitude), the direction precomputed once.
+    let gratings: Vec<(f64, f64, f64, f64, f64)> = (0..2)
         .map(|_| {
             let theta = rng.uniform(0.0, std::f64::consts::PI);
             let freq = rng.uniform(1.0, 4.0) / s;
             (
-                theta,
+                theta.cos(),
+                theta.sin(),
                 freq,
                 rng.uniform(0.0, std::f64::consts::TAU),
                 rng.uniform(4.0, 10.0),
@@ -243,8 +245,8 @@ fn render(size: usize, label: usize, rng: &mut Rng) -> ShapeSample {
                 let mut c = base;
                 let t = grad[0] * (px / s - 0.5) + grad[1] * (py / s - 0.5);
                 let mut tex = 0.0;
-                for &(theta, freq, phase, amp) in &gratings {
-                    let proj = px * theta.cos() + py * theta.sin();
+                for &(cos_t, sin_t, freq, phase, amp) in &gratings {
+                    let proj = px * cos_t + py * sin_t;
                     tex += amp * (std::f64::consts::TAU * freq * proj + phase).sin();
                 }
                 for ch in c.iter_mut() {

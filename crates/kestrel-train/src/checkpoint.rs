@@ -45,22 +45,28 @@ pub struct Checkpoint {
     optimizer: Vec<u8>,
 }
 
-/// Writes a checkpoint atomically.
+/// A model's parameters and buffers as a burnpack record, ready for [`save`].
+pub fn encode_model(model: &Classifier) -> Result<Vec<u8>> {
+    Ok(model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::Runtime(format!("cannot serialise the model: {e}")))?
+        .to_vec())
+}
+
+/// Writes a checkpoint atomically: `model_bytes` from [`encode_model`], so that one encoding serves
+/// both the `last` and the `best` checkpoint of an epoch.
 pub fn save(
     path: &Path,
     meta: &CheckpointMeta,
-    model: &Classifier,
+    model_bytes: &[u8],
     optimizer: Option<&ModuleOptimizer>,
 ) -> Result<()> {
     let runtime = |what: &str, e: String| {
         TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()))
     };
     let meta_bytes = serde_json::to_vec(meta).map_err(|e| runtime("metadata", e.to_string()))?;
-    let model_bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| runtime("model", e.to_string()))?;
     let optim_bytes = match optimizer {
         Some(o) => o
             .into_bytes()
@@ -72,7 +78,7 @@ pub fn save(
         MAGIC.len() + 24 + meta_bytes.len() + model_bytes.len() + optim_bytes.len(),
     );
     out.extend_from_slice(MAGIC);
-    for section in [&meta_bytes[..], &model_bytes[..], &optim_bytes[..]] {
+    for section in [&meta_bytes[..], model_bytes, &optim_bytes[..]] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }

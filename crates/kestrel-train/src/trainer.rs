@@ -190,17 +190,18 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             normalize: NORMALIZE,
             val_metric: summary.accuracy,
         };
+        let model_bytes = checkpoint::encode_model(&eval_model)?;
         checkpoint::save(
             &run_dir::last_checkpoint(out),
             &meta,
-            &eval_model,
+            &model_bytes,
             Some(&optim),
         )?;
         let improved = best
             .as_ref()
             .is_none_or(|(_, b)| summary.accuracy > b["accuracy"]);
         if improved {
-            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &eval_model, None)?;
+            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
             best = Some((epoch, val.clone()));
         }
         say(format!(
