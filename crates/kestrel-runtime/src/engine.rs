@@ -1,0 +1,637 @@
+//! [`Engine`]: runs a [`Plan`] on NHWC input with activation buffers assigned once by liveness
+//! (values whose lifetimes do not overlap share a buffer), reused across calls, and a fixed pool of
+//! worker threads.
+//!
+//! Two ways of using the threads: a batch of two or more images and at least as many images as
+//! threads is split into images, each worker running the whole network on its images, a small
+//! micro-batch at a time, in its own arena (no synchronisation between ops; fused blocks go image
+//! by image so activations stay in cache); a smaller batch is run op by op with each op split
+//! across all threads.
+
+use crate::error::{Result, RuntimeError};
+use crate::kernels::depthwise::{depthwise, Depthwise};
+use crate::kernels::im2col::{im2col_conv, pack_groups, scratch_len, Im2colConv};
+use crate::kernels::inverted_residual::{inverted_residual, InvertedResidual, Pointwise1x1};
+use crate::kernels::packed_gemm::PackedB;
+use crate::kernels::pointwise::{pointwise, Pointwise};
+use crate::kernels::{eltwise, pool};
+use crate::parallel::Par;
+use crate::plan::{ConvKind, Op, Plan};
+use crate::schedule::{assign_buffers, find_blocks, Slot, Step};
+use std::time::Instant;
+
+/// Which kernel implementations to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelPath {
+    /// AVX2+FMA where the CPU has them, portable code otherwise.
+    #[default]
+    Auto,
+    /// Portable code only (for testing and comparison).
+    Scalar,
+}
+
+/// Which GEMM runs 1×1 and im2col convolutions and linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GemmBackend {
+    /// This crate's packed-panel GEMM with the epilogue fused into the micro-kernel.
+    #[default]
+    Packed,
+    /// The `gemm` crate, followed by a separate epilogue pass.
+    GemmCrate,
+}
+
+/// How an engine runs.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Worker threads; 0 means all available cores.
+    pub threads: usize,
+    /// Kernel implementations.
+    pub kernel_path: KernelPath,
+    /// GEMM implementation.
+    pub gemm: GemmBackend,
+    /// Split batches of at least `threads` images by image (otherwise every op is split).
+    pub image_parallel: bool,
+    /// Images each worker runs together when a batch is split by image: fused blocks still go
+    /// image by image, but the other ops (stem, last 1×1, classifier) read their weights once per
+    /// micro-batch. 0 is treated as 1.
+    pub micro_batch: usize,
+    /// Run expand → depthwise → project chains (MobileNetV2 blocks) fused, band by band of rows
+    /// (needs [`GemmBackend::Packed`]).
+    pub fuse_blocks: bool,
+    /// Record the time spent in each kind of op (see [`Engine::profile`]).
+    pub profile: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: 0,
+            kernel_path: KernelPath::Auto,
+            gemm: GemmBackend::Packed,
+            image_parallel: true,
+            micro_batch: 4,
+            fuse_blocks: true,
+            profile: false,
+        }
+    }
+}
+
+/// Accumulated time of one kind of op.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpProfile {
+    /// Op kind (see [`Op::kind_name`]).
+    pub kind: &'static str,
+    /// Number of op executions.
+    pub calls: u64,
+    /// Total seconds (summed over workers when images run in parallel).
+    pub seconds: f64,
+}
+
+/// Weights repacked by the engine for the packed GEMM.
+enum Packed {
+    None,
+    One(PackedB),
+    Groups(Vec<PackedB>),
+}
+
+/// Everything about the plan that does not change between calls.
+struct Compiled {
+    plan: Plan,
+    simd: bool,
+    slots: Vec<Slot>,
+    /// Floats per image each buffer must hold.
+    per_image: Vec<usize>,
+    scratch_floats: usize,
+    /// Scratch of fused blocks, for all threads.
+    block_floats: usize,
+    packed: Vec<Packed>,
+    steps: Vec<Step>,
+}
+
+/// One worker's activation buffers and scratch, grown to the largest batch it has run.
+#[derive(Default)]
+struct Arena {
+    buffers: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
+    block_scratch: Vec<f32>,
+    capacity: usize,
+    profile: Vec<OpProfile>,
+}
+
+/// Runs a validated plan. Buffers grow to the largest batch seen and are then reused.
+pub struct Engine {
+    c: Compiled,
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+    image_parallel: bool,
+    micro_batch: usize,
+    profile: bool,
+    arenas: Vec<Arena>,
+    output: Vec<f32>,
+}
+
+impl Engine {
+    /// Validates `plan` and prepares buffers and threads.
+    pub fn new(plan: Plan, options: EngineOptions) -> Result<Self> {
+        plan.validate()?;
+        let g = &plan.graph;
+        if g.output == 0 {
+            return Err(RuntimeError::InvalidPlan(
+                "the output is the input: the plan has no ops".into(),
+            ));
+        }
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            t => t,
+        };
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("kestrel-rt-{i}"))
+                    .build()
+                    .map_err(|e| RuntimeError::Threads(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let use_packed = options.gemm == GemmBackend::Packed;
+        let steps = if options.fuse_blocks && use_packed {
+            find_blocks(&plan)
+        } else {
+            (0..g.ops.len()).map(Step::Op).collect()
+        };
+        let (slots, per_image) = assign_buffers(&plan, &steps);
+        let mut scratch_floats = 0usize;
+        let mut packed = Vec::with_capacity(g.ops.len());
+        for op in &g.ops {
+            packed.push(match op {
+                Op::Conv(c) => {
+                    let is = g.values[c.input];
+                    match c.kind {
+                        ConvKind::Pointwise if use_packed => Packed::One(PackedB::pack(
+                            plan.slice(c.weight),
+                            is.c,
+                            c.out_channels,
+                            c.out_channels,
+                        )),
+                        ConvKind::Im2col => {
+                            let k = c.geom.kernel[0] * c.geom.kernel[1] * (is.c / c.groups);
+                            scratch_floats = scratch_floats.max(scratch_len(k, threads));
+                            if use_packed {
+                                Packed::Groups(pack_groups(&im2col_params(&plan, c, is)))
+                            } else {
+                                Packed::None
+                            }
+                        }
+                        _ => Packed::None,
+                    }
+                }
+                Op::Linear {
+                    input,
+                    out_features,
+                    weight,
+                    ..
+                } if use_packed => Packed::One(PackedB::pack(
+                    plan.slice(*weight),
+                    g.values[*input].c,
+                    *out_features,
+                    *out_features,
+                )),
+                _ => Packed::None,
+            });
+        }
+        let mut block_floats = 0usize;
+        for st in &steps {
+            if let Step::Block {
+                expand,
+                dw,
+                project,
+            } = *st
+            {
+                block_floats = block_floats.max(
+                    threads
+                        * block_params(&plan, &packed, expand, dw, project).scratch_per_thread(),
+                );
+            }
+        }
+        let arenas = (0..threads).map(|_| Arena::default()).collect();
+        Ok(Engine {
+            c: Compiled {
+                simd: options.kernel_path == KernelPath::Auto,
+                slots,
+                per_image,
+                scratch_floats,
+                block_floats,
+                packed,
+                steps,
+                plan,
+            },
+            pool,
+            threads,
+            image_parallel: options.image_parallel,
+            micro_batch: options.micro_batch.max(1),
+            profile: options.profile,
+            arenas,
+            output: Vec::new(),
+        })
+    }
+
+    /// The plan being run.
+    pub fn plan(&self) -> &Plan {
+        &self.c.plan
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Number of activation buffers (per worker) the liveness analysis needed.
+    pub fn buffer_count(&self) -> usize {
+        self.c.per_image.len()
+    }
+
+    /// Time per op kind since creation (empty unless profiling was enabled), slowest first.
+    pub fn profile(&self) -> Vec<OpProfile> {
+        let mut all: Vec<OpProfile> = Vec::new();
+        for a in &self.arenas {
+            for p in &a.profile {
+                match all.iter_mut().find(|q| q.kind == p.kind) {
+                    Some(q) => {
+                        q.calls += p.calls;
+                        q.seconds += p.seconds;
+                    }
+                    None => all.push(p.clone()),
+                }
+            }
+        }
+        all.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        all
+    }
+
+    /// Runs `batch` images given as NHWC `f32` (`batch × h × w × c` floats) and returns the output,
+    /// `batch × output_shape().len()` floats, valid until the next call.
+    pub fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32]> {
+        let is = self.c.plan.input_shape();
+        if batch == 0 {
+            return Err(RuntimeError::Input("batch must be at least 1".into()));
+        }
+        if input.len() != batch * is.len() {
+            return Err(RuntimeError::Input(format!(
+                "got {} floats, expected {} (batch {batch} x NHWC {is})",
+                input.len(),
+                batch * is.len()
+            )));
+        }
+        let per_in = is.len();
+        let per_out = self.c.plan.output_shape().len();
+        if self.output.len() < batch * per_out {
+            self.output.resize(batch * per_out, 0.0);
+        }
+        let out = &mut self.output[..batch * per_out];
+        let c = &self.c;
+        let profile = self.profile;
+        let micro = self.micro_batch;
+        if self.image_parallel && batch > 1 && batch >= self.threads {
+            let parts = crate::parallel::split_rows(batch, self.threads, 1);
+            let chunks = crate::parallel::chunks_by(out, &parts, per_out);
+            let mut first = 0;
+            let mut items = Vec::with_capacity(parts.len());
+            for ((chunk, arena), &n) in chunks.into_iter().zip(self.arenas.iter_mut()).zip(&parts) {
+                items.push((chunk, arena, first));
+                first += n;
+            }
+            Par::new(self.pool.as_ref(), self.threads).run(items, |_, (chunk, arena, first)| {
+                let mut img = first;
+                for dst in chunk.chunks_mut(micro * per_out) {
+                    let k = dst.len() / per_out;
+                    let x = &input[img * per_in..(img + k) * per_in];
+                    dst.copy_from_slice(execute(c, arena, x, k, Par::SERIAL, profile));
+                    img += k;
+                }
+            });
+        } else {
+            let par = Par::new(self.pool.as_ref(), self.threads);
+            let arena = &mut self.arenas[0];
+            // Run the op sequence on a pool worker: each op's parts then start on the current
+            // worker and the others steal the rest, instead of a hand-off from this thread per op.
+            let mut go = || out.copy_from_slice(execute(c, arena, input, batch, par, profile));
+            match &self.pool {
+                Some(pool) => pool.install(go),
+                None => go(),
+            }
+        }
+        Ok(&self.output[..batch * per_out])
+    }
+}
+
+/// The im2col operands of a convolution op.
+fn im2col_params<'a>(plan: &'a Plan, c: &crate::plan::ConvOp, is: crate::Shape) -> Im2colConv<'a> {
+    Im2colConv {
+        hwc: [is.h, is.w, is.c],
+        cout: c.out_channels,
+        groups: c.groups,
+        geom: c.geom,
+        weight: plan.slice(c.weight),
+        bias: plan.slice(c.bias),
+        act: c.act,
+    }
+}
+
+/// The fused-block operands of the chain `expand → dw → project` (weights packed for both 1×1s).
+fn block_params<'a>(
+    plan: &'a Plan,
+    packed: &'a [Packed],
+    expand: Option<usize>,
+    dw: usize,
+    project: usize,
+) -> InvertedResidual<'a> {
+    let ops = &plan.graph.ops;
+    let vals = &plan.graph.values;
+    let conv = |i: usize| match &ops[i] {
+        Op::Conv(c) => c,
+        _ => unreachable!("blocks are made of convolutions"),
+    };
+    let pw = |i: usize| {
+        let c = conv(i);
+        let Packed::One(b) = &packed[i] else {
+            unreachable!("fused 1x1s are packed")
+        };
+        Pointwise1x1 {
+            weight: b,
+            bias: plan.slice(c.bias),
+            act: c.act,
+        }
+    };
+    let d = conv(dw);
+    let hs = vals[d.input];
+    let input = vals[conv(expand.unwrap_or(dw)).input];
+    InvertedResidual {
+        hwc: [input.h, input.w, input.c],
+        expand: expand.map(pw),
+        dw: Depthwise {
+            hwc: [hs.h, hs.w, hs.c],
+            geom: d.geom,
+            weight: plan.slice(d.weight),
+            bias: plan.slice(d.bias),
+            act: d.act,
+        },
+        project: pw(project),
+    }
+}
+
+/// Runs every op on `n` images in `arena`; returns the output value's floats.
+fn execute<'a>(
+    c: &Compiled,
+    arena: &'a mut Arena,
+    input: &[f32],
+    n: usize,
+    par: Par,
+    profile: bool,
+) -> &'a [f32] {
+    if n > arena.capacity {
+        for (i, &per) in c.per_image.iter().enumerate() {
+            if arena.buffers.len() <= i {
+                arena.buffers.push(Vec::new());
+            }
+            arena.buffers[i].resize(per * n, 0.0);
+        }
+        arena.capacity = n;
+    }
+    if arena.scratch.len() < c.scratch_floats {
+        arena.scratch.resize(c.scratch_floats, 0.0);
+    }
+    if arena.block_scratch.len() < c.block_floats {
+        arena.block_scratch.resize(c.block_floats, 0.0);
+    }
+    let plan = &c.plan;
+    let vals = &plan.graph.values;
+    let simd = c.simd;
+    for step in &c.steps {
+        let t0 = profile.then(Instant::now);
+        let Slot::Buffer(ob) = c.slots[step.writes(&plan.graph.ops)] else {
+            unreachable!("outputs live in buffers")
+        };
+        let mut out = std::mem::take(&mut arena.buffers[ob]);
+        let buffers = &arena.buffers;
+        let get = |v: usize| -> &[f32] {
+            match c.slots[v] {
+                Slot::Input => input,
+                Slot::Buffer(b) => &buffers[b],
+                Slot::Virtual => unreachable!("fused values are never read"),
+            }
+        };
+        let i = match *step {
+            Step::Op(i) => i,
+            Step::Block {
+                expand,
+                dw,
+                project,
+            } => {
+                let p = block_params(plan, &c.packed, expand, dw, project);
+                let Op::Conv(pc) = &plan.graph.ops[project] else {
+                    unreachable!("blocks end with a convolution")
+                };
+                let x = get(step.reads(&plan.graph.ops)[0]);
+                let res = pc.residual.map(get);
+                inverted_residual(par, &p, n, x, res, &mut out, &mut arena.block_scratch, simd);
+                arena.buffers[ob] = out;
+                if let Some(t0) = t0 {
+                    record(&mut arena.profile, "inverted_residual", t0);
+                }
+                continue;
+            }
+        };
+        let op = &plan.graph.ops[i];
+        let packed = &c.packed[i];
+        {
+            let one = match packed {
+                Packed::One(b) => Some((b, simd)),
+                _ => None,
+            };
+            match op {
+                Op::Conv(cv) => {
+                    let is = vals[cv.input];
+                    let x = get(cv.input);
+                    let res = cv.residual.map(get);
+                    let (weight, bias) = (plan.slice(cv.weight), plan.slice(cv.bias));
+                    match cv.kind {
+                        ConvKind::Pointwise => {
+                            let p = Pointwise {
+                                cin: is.c,
+                                cout: cv.out_channels,
+                                weight,
+                                bias,
+                                act: cv.act,
+                            };
+                            pointwise(par, &p, n * is.h * is.w, x, res, &mut out, one);
+                        }
+                        ConvKind::Depthwise => {
+                            let p = Depthwise {
+                                hwc: [is.h, is.w, is.c],
+                                geom: cv.geom,
+                                weight,
+                                bias,
+                                act: cv.act,
+                            };
+                            depthwise(par, &p, n, x, res, &mut out, simd);
+                        }
+                        ConvKind::Im2col => {
+                            let p = im2col_params(plan, cv, is);
+                            let groups = match packed {
+                                Packed::Groups(g) => Some((&g[..], simd)),
+                                _ => None,
+                            };
+                            im2col_conv(par, &p, n, x, res, &mut out, &mut arena.scratch, groups);
+                        }
+                    }
+                }
+                Op::MaxPool { input: i, geom, .. } => {
+                    let s = vals[*i];
+                    pool::max_pool(par, [s.h, s.w, s.c], geom, n, get(*i), &mut out);
+                }
+                Op::GlobalAvgPool { input: i, .. } => {
+                    let s = vals[*i];
+                    pool::global_avg_pool(n, s.h * s.w, s.c, get(*i), &mut out);
+                }
+                Op::Linear {
+                    input: i,
+                    out_features,
+                    weight,
+                    bias,
+                    act,
+                    ..
+                } => {
+                    let p = Pointwise {
+                        cin: vals[*i].c,
+                        cout: *out_features,
+                        weight: plan.slice(*weight),
+                        bias: plan.slice(*bias),
+                        act: *act,
+                    };
+                    pointwise(par, &p, n, get(*i), None, &mut out, one);
+                }
+                Op::Add { a, b, act, .. } => {
+                    let len = n * vals[*a].len();
+                    eltwise::add(&get(*a)[..len], &get(*b)[..len], *act, &mut out[..len]);
+                }
+                Op::Clip {
+                    input: i, min, max, ..
+                } => {
+                    let len = n * vals[*i].len();
+                    eltwise::clip(&get(*i)[..len], *min, *max, &mut out[..len]);
+                }
+            }
+        }
+        arena.buffers[ob] = out;
+        if let Some(t0) = t0 {
+            record(&mut arena.profile, op.kind_name(), t0);
+        }
+    }
+    let Slot::Buffer(ob) = c.slots[plan.graph.output] else {
+        unreachable!()
+    };
+    &arena.buffers[ob][..n * plan.output_shape().len()]
+}
+
+/// Adds the time since `t0` to `kind`'s entry.
+fn record(profile: &mut Vec<OpProfile>, kind: &'static str, t0: Instant) {
+    let dt = t0.elapsed().as_secs_f64();
+    match profile.iter_mut().find(|p| p.kind == kind) {
+        Some(p) => {
+            p.calls += 1;
+            p.seconds += dt;
+        }
+        None => profile.push(OpProfile {
+            kind,
+            calls: 1,
+            seconds: dt,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, ConvParams, PlanBuilder, Shape};
+
+    /// input → [expand] → depthwise → project (+ input); with `leak`, the depthwise output is
+    /// also pooled into the plan's output, so the chain must not be fused.
+    fn chain(expand: bool, leak: bool) -> Plan {
+        let mut b = PlanBuilder::new(Shape { h: 6, w: 5, c: 4 });
+        let mut x = b.input();
+        let hidden = if expand { 8 } else { 4 };
+        if expand {
+            x = b
+                .conv(
+                    x,
+                    &ConvParams::new(&[0.1; 32], None, 8, 1).act(Activation::Relu6),
+                )
+                .unwrap();
+        }
+        let d = b
+            .depthwise(
+                x,
+                &ConvParams::new(&vec![0.2; hidden * 9], None, 0, 3).padding(1),
+            )
+            .unwrap();
+        let p = b
+            .conv(d, &ConvParams::new(&vec![0.3; 4 * hidden], None, 4, 1))
+            .unwrap();
+        let p = b.add_residual(p, 0, Activation::None).unwrap();
+        let out = if leak { b.global_pool(d).unwrap() } else { p };
+        b.build(out).unwrap()
+    }
+
+    #[test]
+    fn fuses_only_private_chains() {
+        assert_eq!(
+            find_blocks(&chain(true, false)),
+            vec![Step::Block {
+                expand: Some(0),
+                dw: 1,
+                project: 2
+            }]
+        );
+        assert_eq!(
+            find_blocks(&chain(false, false)),
+            vec![Step::Block {
+                expand: None,
+                dw: 0,
+                project: 1
+            }]
+        );
+        let leaky = find_blocks(&chain(true, true));
+        assert!(leaky.iter().all(|s| matches!(s, Step::Op(_))), "{leaky:?}");
+    }
+
+    #[test]
+    fn fused_and_unfused_agree() {
+        for expand in [true, false] {
+            let plan = chain(expand, false);
+            let x: Vec<f32> = (0..2 * 6 * 5 * 4)
+                .map(|i| (i % 7) as f32 * 0.3 - 1.0)
+                .collect();
+            let run = |fuse_blocks| {
+                let opts = EngineOptions {
+                    threads: 2,
+                    fuse_blocks,
+                    image_parallel: false,
+                    ..Default::default()
+                };
+                Engine::new(plan.clone(), opts)
+                    .unwrap()
+                    .run(&x, 2)
+                    .unwrap()
+                    .to_vec()
+            };
+            let (a, b) = (run(true), run(false));
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+            }
+        }
+    }
+}

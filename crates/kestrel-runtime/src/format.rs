@@ -1,0 +1,258 @@
+//! The plan file: a compact binary container.
+//!
+//! Layout (all integers little-endian):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `KESTPLAN` |
+//! | 4 | format version (`u32`, currently 1) |
+//! | 8 | graph length `G` in bytes (`u64`) |
+//! | G | the [`crate::plan::Graph`] as JSON (values, ops, shapes, weight offsets) |
+//! | 8 | weight count `W` (`u64`) |
+//! | 4·W | weights, `f32` little-endian |
+//! | 8 | FNV-1a 64 checksum of everything before it (`u64`) |
+//!
+//! Loading checks the magic, version, every length against the file size, the checksum, and then
+//! validates the plan (shapes, weight sizes, value references).
+
+use crate::error::{Result, RuntimeError};
+use crate::plan::{Graph, Plan};
+use std::path::Path;
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"KESTPLAN";
+/// Current format version.
+pub const VERSION: u32 = 1;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Reads consecutive byte ranges.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len())?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Some(s)
+    }
+}
+
+impl Plan {
+    /// Serialises the plan to the binary format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let graph = serde_json::to_vec(&self.graph).expect("a graph always serialises");
+        let mut out = Vec::with_capacity(36 + graph.len() + 4 * self.weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(graph.len() as u64).to_le_bytes());
+        out.extend_from_slice(&graph);
+        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
+        for w in &self.weights {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Parses and validates the binary format; `path` only names the source in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Plan> {
+        let err = |m: String| RuntimeError::Format {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let mut cur = Cursor { bytes, pos: 0 };
+        let mut take = |n: usize, what: &str| -> Result<&[u8]> {
+            cur.take(n).ok_or_else(|| {
+                err(format!(
+                    "truncated: {what} needs {n} bytes at offset {}, file has {}",
+                    cur.pos,
+                    bytes.len()
+                ))
+            })
+        };
+        if take(8, "magic")? != MAGIC {
+            return Err(err("not a kestrel plan (magic KESTPLAN missing)".into()));
+        }
+        let version = u32::from_le_bytes(take(4, "version")?.try_into().unwrap());
+        if version != VERSION {
+            return Err(err(format!(
+                "format version {version}, this build reads version {VERSION}"
+            )));
+        }
+        let glen = u64::from_le_bytes(take(8, "graph length")?.try_into().unwrap());
+        let glen =
+            usize::try_from(glen).map_err(|_| err(format!("graph length {glen} is too large")))?;
+        let graph_bytes = take(glen, "graph")?;
+        let graph: Graph =
+            serde_json::from_slice(graph_bytes).map_err(|e| err(format!("graph JSON: {e}")))?;
+        let wlen = u64::from_le_bytes(take(8, "weight count")?.try_into().unwrap());
+        let wbytes = usize::try_from(wlen)
+            .ok()
+            .and_then(|n| n.checked_mul(4))
+            .ok_or_else(|| err(format!("weight count {wlen} is too large")))?;
+        let raw = take(wbytes, "weights")?;
+        let weights: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let body_end = 8 + 4 + 8 + glen + 8 + wbytes;
+        let sum = u64::from_le_bytes(take(8, "checksum")?.try_into().unwrap());
+        if body_end + 8 != bytes.len() {
+            return Err(err(format!(
+                "{} unexpected bytes after the checksum",
+                bytes.len() - body_end - 8
+            )));
+        }
+        if fnv1a(&bytes[..body_end]) != sum {
+            return Err(err("checksum mismatch: the file is corrupt".into()));
+        }
+        let plan = Plan { graph, weights };
+        plan.validate().map_err(|e| err(e.to_string()))?;
+        Ok(plan)
+    }
+
+    /// Writes the plan to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        kestrel_data::fsio::write_atomic(path, &self.to_bytes()).map_err(|e| RuntimeError::Format {
+            path: path.to_path_buf(),
+            message: format!("write failed: {e}"),
+        })
+    }
+
+    /// Reads and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Plan::from_bytes(&bytes, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, ConvParams, PlanBuilder, Shape};
+
+    fn small_plan() -> Plan {
+        let mut b = PlanBuilder::new(Shape { h: 5, w: 5, c: 3 });
+        let w: Vec<f32> = (0..8 * 27).map(|i| i as f32 * 0.01).collect();
+        let x = b
+            .conv(
+                0,
+                &ConvParams::new(&w, Some(&[0.5; 8]), 8, 3)
+                    .stride(2)
+                    .padding(1)
+                    .act(Activation::Relu6),
+            )
+            .unwrap();
+        let x = b.global_pool(x).unwrap();
+        let x = b.linear(x, &[0.25; 16], None, 2, Activation::None).unwrap();
+        b.build(x).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.plan");
+        let plan = small_plan();
+        plan.save(&path).unwrap();
+        assert_eq!(Plan::load(&path).unwrap(), plan);
+        // compact: header + 4 bytes per weight + a small JSON graph
+        let size = std::fs::metadata(&path).unwrap().len() as usize;
+        assert!(size < 4 * plan.weights.len() + 2048, "{size}");
+    }
+
+    #[test]
+    fn rejects_damaged_files_with_clear_errors() {
+        let p = Path::new("model.plan");
+        let good = small_plan().to_bytes();
+        let e = Plan::from_bytes(&good[..good.len() - 20], p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.plan") && e.contains("truncated"), "{e}");
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(Plan::from_bytes(&bad, p)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+        let mut bad = good.clone();
+        bad[8] = 9;
+        assert!(Plan::from_bytes(&bad, p)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9"));
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 12] ^= 1; // a weight bit
+        assert!(Plan::from_bytes(&bad, p)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+        let mut bad = good.clone();
+        bad.push(0);
+        assert!(Plan::from_bytes(&bad, p)
+            .unwrap_err()
+            .to_string()
+            .contains("unexpected bytes"));
+    }
+
+    proptest::proptest! {
+        /// Corrupting any byte of the graph (with the checksum recomputed, so validation is what
+        /// is tested) gives a plan or an error, never a panic.
+        #[test]
+        fn corrupt_graphs_never_panic(pos in 0usize..10_000, byte in 0u8..=255) {
+            let good = small_plan().to_bytes();
+            let glen = u64::from_le_bytes(good[12..20].try_into().unwrap()) as usize;
+            let mut bad = good.clone();
+            bad[20 + pos % glen] = byte;
+            let n = bad.len();
+            let sum = fnv1a(&bad[..n - 8]);
+            bad[n - 8..].copy_from_slice(&sum.to_le_bytes());
+            let _ = Plan::from_bytes(&bad, Path::new("fuzz.plan"));
+        }
+    }
+
+    #[test]
+    fn rejects_inconsistent_plans() {
+        let p = Path::new("x.plan");
+        // A plan whose weight array is one float short: the checksum is fine but validation fails.
+        let mut plan = small_plan();
+        plan.weights.pop();
+        let e = Plan::from_bytes(&plan.to_bytes(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside the"), "{e}");
+        // Absurd sizes fail cleanly instead of overflowing.
+        let mut plan = small_plan();
+        plan.graph.values[1] = Shape {
+            h: usize::MAX / 2,
+            w: 3,
+            c: 8,
+        };
+        let e = Plan::from_bytes(&plan.to_bytes(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("value 1") && e.contains("exceeds"), "{e}");
+        // A wrong output shape.
+        let mut plan = small_plan();
+        plan.graph.values[1].c = 7;
+        let e = Plan::from_bytes(&plan.to_bytes(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("op 0") && e.contains("expected 3x3x8"), "{e}");
+    }
+}

@@ -1,0 +1,364 @@
+//! Direct depthwise convolution on NHWC data (one filter per channel), vectorised over channels
+//! with AVX2+FMA when the CPU has them and a portable scalar loop otherwise, with fused
+//! bias + activation (+ optional residual).
+//!
+//! Weight layout: `[kh][kw][channels]`.
+
+use super::epilogue::{clamp, residual_act};
+use super::geometry::{valid_taps, ConvGeometry};
+use crate::parallel::{chunks_by, split_rows, Par};
+use crate::Activation;
+
+/// The operands of a depthwise convolution.
+#[derive(Clone, Copy)]
+pub struct Depthwise<'a> {
+    /// Input `(height, width, channels)`.
+    pub hwc: [usize; 3],
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeometry,
+    /// `[kh][kw][c]` weights.
+    pub weight: &'a [f32],
+    /// `c` biases.
+    pub bias: &'a [f32],
+    /// Activation after bias (and residual).
+    pub act: Activation,
+}
+
+/// Computes a batch of `n` images; `simd` selects the AVX2 path (ignored where unavailable).
+pub fn depthwise(
+    par: Par,
+    p: &Depthwise,
+    n: usize,
+    input: &[f32],
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    simd: bool,
+) {
+    let [h, w, c] = p.hwc;
+    let (oh, ow) = p
+        .geom
+        .output_hw(h, w)
+        .expect("depthwise geometry checked by the plan");
+    assert!(input.len() >= n * h * w * c && out.len() >= n * oh * ow * c);
+    assert!(p.weight.len() == p.geom.kernel[0] * p.geom.kernel[1] * c && p.bias.len() == c);
+    let simd = simd && super::simd_available();
+    let row_len = ow * c;
+    let rows = n * oh;
+    let parts = split_rows(rows, par.threads(), 1);
+    let chunks = chunks_by(&mut out[..rows * row_len], &parts, row_len);
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut s = 0;
+    for &k in &parts {
+        starts.push(s);
+        s += k;
+    }
+    let items: Vec<_> = chunks.into_iter().zip(starts).collect();
+    // With a residual the activation must come after the add, so the row kernel skips it.
+    let row_act = if residual.is_some() {
+        Activation::None
+    } else {
+        p.act
+    };
+    par.run(items, |_, (chunk, r0)| {
+        for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
+            let r = r0 + i;
+            let (b, oy) = (r / oh, r % oh);
+            let image = &input[b * h * w * c..(b + 1) * h * w * c];
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: AVX2 and FMA were detected above.
+                unsafe { row_avx2(p, image, 0, oy, ow, row_act, out_row) };
+            } else {
+                row_scalar(p, image, 0, oy, ow, row_act, out_row);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = simd;
+                row_scalar(p, image, 0, oy, ow, row_act, out_row);
+            }
+            if let Some(res) = residual {
+                let res_row = &res[r * row_len..(r + 1) * row_len];
+                residual_act(out_row, Some(res_row), p.act);
+            }
+        }
+    });
+}
+
+/// Output rows `oy0..oy1` of one image, serially, reading input rows from `band`, which holds the
+/// image's rows `row_base..` (every row the window needs must be present). Used by the fused
+/// inverted-residual block.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_rows(
+    p: &Depthwise,
+    band: &[f32],
+    row_base: usize,
+    oy0: usize,
+    oy1: usize,
+    out: &mut [f32],
+    simd: bool,
+) {
+    let [h, w, c] = p.hwc;
+    let (_, ow) = p
+        .geom
+        .output_hw(h, w)
+        .expect("depthwise geometry checked by the plan");
+    let simd = simd && super::simd_available();
+    for (oy, out_row) in (oy0..oy1).zip(out.chunks_exact_mut(ow * c)) {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: AVX2 and FMA were detected above.
+            unsafe { row_avx2(p, band, row_base, oy, ow, p.act, out_row) };
+        } else {
+            row_scalar(p, band, row_base, oy, ow, p.act, out_row);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        row_scalar(p, band, row_base, oy, ow, p.act, out_row);
+    }
+}
+
+/// One output row, portable code.
+fn row_scalar(
+    p: &Depthwise,
+    image: &[f32],
+    row_base: usize,
+    oy: usize,
+    ow: usize,
+    act: Activation,
+    out_row: &mut [f32],
+) {
+    let [h, w, c] = p.hwc;
+    let g = &p.geom;
+    let [kh, kw] = g.kernel;
+    let (lo, hi) = act.bounds();
+    let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
+    let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
+    for ox in 0..ow {
+        let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
+        let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
+        let dst = &mut out_row[ox * c..(ox + 1) * c];
+        dst.copy_from_slice(p.bias);
+        for ky in ky0..ky1 {
+            let iy = (iy0 + (ky * g.dilation[0]) as isize) as usize;
+            for kx in kx0..kx1 {
+                let ix = (ix0 + (kx * g.dilation[1]) as isize) as usize;
+                let src =
+                    &image[((iy - row_base) * w + ix) * c..((iy - row_base) * w + ix + 1) * c];
+                let wt = &p.weight[(ky * kw + kx) * c..(ky * kw + kx + 1) * c];
+                for ((d, s), k) in dst.iter_mut().zip(src).zip(wt) {
+                    *d += s * k;
+                }
+            }
+        }
+        for d in dst.iter_mut() {
+            *d = clamp(*d, lo, hi);
+        }
+    }
+}
+
+/// One output row with AVX2+FMA: 32 channels at a time in four accumulators, then 8, then a
+/// scalar tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_avx2(
+    p: &Depthwise,
+    image: &[f32],
+    row_base: usize,
+    oy: usize,
+    ow: usize,
+    act: Activation,
+    out_row: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let [h, w, c] = p.hwc;
+    let g = &p.geom;
+    let [kh, kw] = g.kernel;
+    let (lo, hi) = act.bounds();
+    let (vlo, vhi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
+    let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
+    let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
+    let img = image.as_ptr();
+    let wts = p.weight.as_ptr();
+    let bias = p.bias.as_ptr();
+    // Up to 7x7 taps fit the stack table; larger kernels use the heap.
+    let mut offs_buf = [(0usize, 0usize); 49];
+    let mut offs_vec = Vec::new();
+    for ox in 0..ow {
+        let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
+        let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
+        // (input offset, weight offset) of every valid tap, in channels.
+        let ntaps = (ky1 - ky0) * (kx1 - kx0);
+        let offs: &mut [(usize, usize)] = if ntaps <= offs_buf.len() {
+            &mut offs_buf[..ntaps]
+        } else {
+            offs_vec.resize(ntaps, (0, 0));
+            &mut offs_vec[..]
+        };
+        let mut t = 0;
+        for ky in ky0..ky1 {
+            let iy = (iy0 + (ky * g.dilation[0]) as isize) as usize;
+            for kx in kx0..kx1 {
+                let ix = (ix0 + (kx * g.dilation[1]) as isize) as usize;
+                offs[t] = (((iy - row_base) * w + ix) * c, (ky * kw + kx) * c);
+                t += 1;
+            }
+        }
+        let dst = out_row.as_mut_ptr().add(ox * c);
+        let mut ch = 0;
+        while ch + 32 <= c {
+            let mut a0 = _mm256_loadu_ps(bias.add(ch));
+            let mut a1 = _mm256_loadu_ps(bias.add(ch + 8));
+            let mut a2 = _mm256_loadu_ps(bias.add(ch + 16));
+            let mut a3 = _mm256_loadu_ps(bias.add(ch + 24));
+            for &(io, wo) in offs.iter() {
+                let s = img.add(io + ch);
+                let k = wts.add(wo + ch);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(k), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.add(8)), _mm256_loadu_ps(k.add(8)), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(s.add(16)), _mm256_loadu_ps(k.add(16)), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(s.add(24)), _mm256_loadu_ps(k.add(24)), a3);
+            }
+            _mm256_storeu_ps(dst.add(ch), _mm256_min_ps(_mm256_max_ps(a0, vlo), vhi));
+            _mm256_storeu_ps(dst.add(ch + 8), _mm256_min_ps(_mm256_max_ps(a1, vlo), vhi));
+            _mm256_storeu_ps(dst.add(ch + 16), _mm256_min_ps(_mm256_max_ps(a2, vlo), vhi));
+            _mm256_storeu_ps(dst.add(ch + 24), _mm256_min_ps(_mm256_max_ps(a3, vlo), vhi));
+            ch += 32;
+        }
+        while ch + 8 <= c {
+            let mut a0 = _mm256_loadu_ps(bias.add(ch));
+            for &(io, wo) in offs.iter() {
+                a0 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(img.add(io + ch)),
+                    _mm256_loadu_ps(wts.add(wo + ch)),
+                    a0,
+                );
+            }
+            _mm256_storeu_ps(dst.add(ch), _mm256_min_ps(_mm256_max_ps(a0, vlo), vhi));
+            ch += 8;
+        }
+        while ch < c {
+            let mut a = *bias.add(ch);
+            for &(io, wo) in offs.iter() {
+                a = (*img.add(io + ch)).mul_add(*wts.add(wo + ch), a);
+            }
+            *dst.add(ch) = clamp(a, lo, hi);
+            ch += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_depthwise, RefConv};
+    use proptest::prelude::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        hwc: [usize; 3],
+        batch: usize,
+        geom: ConvGeometry,
+        act: Activation,
+        with_res: bool,
+        threads: usize,
+        simd: bool,
+        seed: u64,
+    ) {
+        let Some((oh, ow)) = geom.output_hw(hwc[0], hwc[1]) else {
+            return;
+        };
+        let c = hwc[2];
+        let x = lcg_vec(batch * hwc[0] * hwc[1] * c, seed);
+        let w_oihw = lcg_vec(c * geom.kernel[0] * geom.kernel[1], seed + 1);
+        let bias = lcg_vec(c, seed + 2);
+        let res = lcg_vec(batch * oh * ow * c, seed + 3);
+        let res = if with_res { Some(&res[..]) } else { None };
+        let want = conv_ref(
+            &RefConv::new(hwc, c, geom, c),
+            batch,
+            &x,
+            &w_oihw,
+            &bias,
+            res,
+            act,
+        );
+        let weight = pack_depthwise(&w_oihw, c, geom.kernel[0], geom.kernel[1]);
+        let p = Depthwise {
+            hwc,
+            geom,
+            weight: &weight,
+            bias: &bias,
+            act,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut out = vec![f32::NAN; batch * oh * ow * c];
+        depthwise(
+            Par::new(Some(&pool), threads),
+            &p,
+            batch,
+            &x,
+            res,
+            &mut out,
+            simd,
+        );
+        close(&out, &want, 1e-5);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn matches_naive_reference(h in 1usize..12, w in 1usize..12, c in 1usize..75,
+                                   k in prop::sample::select(vec![1usize, 3, 5]), s in 1usize..3, d in 1usize..3, p in 0usize..3,
+                                   batch in prop::sample::select(vec![1usize, 3]), act in 0usize..3, res in any::<bool>(),
+                                   threads in 1usize..4, simd in any::<bool>(), seed in 0u64..1000) {
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
+            check([h, w, c], batch, ConvGeometry::square(k, s, p, d), act, res, threads, simd, seed);
+        }
+    }
+
+    #[test]
+    fn mobilenet_shapes_both_paths() {
+        for simd in [false, true] {
+            check(
+                [14, 14, 96],
+                1,
+                ConvGeometry::square(3, 1, 1, 1),
+                Activation::Relu6,
+                false,
+                2,
+                simd,
+                1,
+            );
+            check(
+                [15, 15, 40],
+                3,
+                ConvGeometry::square(3, 2, 1, 1),
+                Activation::Relu6,
+                false,
+                2,
+                simd,
+                2,
+            );
+            check(
+                [9, 9, 33],
+                1,
+                ConvGeometry::square(3, 1, 2, 2),
+                Activation::Relu,
+                true,
+                1,
+                simd,
+                3,
+            );
+            // non-square geometry
+            let g = ConvGeometry {
+                kernel: [3, 1],
+                stride: [2, 1],
+                padding: [1, 0],
+                dilation: [1, 2],
+            };
+            check([7, 5, 17], 3, g, Activation::None, false, 2, simd, 4);
+        }
+    }
+}

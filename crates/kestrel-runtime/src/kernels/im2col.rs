@@ -1,0 +1,314 @@
+//! General (dense or grouped) convolution as im2col + GEMM, in blocks of output pixels so the
+//! patch matrix stays in cache, with the fused bias + residual + activation epilogue.
+//!
+//! Weight layout: `[groups][kh][kw][cin/groups][cout/groups]` (see [`crate::layout::pack_im2col`]).
+
+use super::epilogue::bias_act;
+use super::geometry::ConvGeometry;
+use super::packed_gemm::{gemm_packed, Epilogue, PackedB};
+use super::sgemm::sgemm;
+use crate::parallel::{chunks_by, split_rows, Par};
+use crate::Activation;
+
+/// Output pixels per patch block.
+pub const BLOCK_ROWS: usize = 64;
+
+/// The operands of an im2col convolution.
+#[derive(Clone, Copy)]
+pub struct Im2colConv<'a> {
+    /// Input `(height, width, channels)`.
+    pub hwc: [usize; 3],
+    /// Output channels.
+    pub cout: usize,
+    /// Channel groups (1 for a dense convolution).
+    pub groups: usize,
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeometry,
+    /// Packed weights.
+    pub weight: &'a [f32],
+    /// `cout` biases.
+    pub bias: &'a [f32],
+    /// Activation after bias and residual.
+    pub act: Activation,
+}
+
+impl Im2colConv<'_> {
+    /// Patch columns per group, `kh·kw·cin/groups`.
+    pub fn patch_len(&self) -> usize {
+        self.geom.kernel[0] * self.geom.kernel[1] * (self.hwc[2] / self.groups)
+    }
+}
+
+/// Scratch floats needed by [`im2col_conv`] with `threads` threads.
+pub fn scratch_len(patch_len: usize, threads: usize) -> usize {
+    threads.max(1) * BLOCK_ROWS * patch_len
+}
+
+/// Packs each group's `K×cout_g` weight matrix for [`gemm_packed`].
+pub fn pack_groups(p: &Im2colConv) -> Vec<PackedB> {
+    let (k, cout_g) = (p.patch_len(), p.cout / p.groups);
+    (0..p.groups)
+        .map(|g| {
+            PackedB::pack(
+                &p.weight[g * k * cout_g..(g + 1) * k * cout_g],
+                k,
+                cout_g,
+                cout_g,
+            )
+        })
+        .collect()
+}
+
+/// Computes a batch of `n` images. `scratch` must hold [`scratch_len`] floats. With
+/// `packed = Some((groups, simd))` (from [`pack_groups`]) the fused packed GEMM runs, otherwise
+/// the `gemm` crate and a separate epilogue.
+#[allow(clippy::too_many_arguments)]
+pub fn im2col_conv(
+    par: Par,
+    p: &Im2colConv,
+    n: usize,
+    input: &[f32],
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    packed: Option<(&[PackedB], bool)>,
+) {
+    let [h, w, cin] = p.hwc;
+    let (oh, ow) = p
+        .geom
+        .output_hw(h, w)
+        .expect("conv geometry checked by the plan");
+    let (cout, groups) = (p.cout, p.groups);
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let k = p.patch_len();
+    assert!(input.len() >= n * h * w * cin && out.len() >= n * oh * ow * cout);
+    assert!(p.weight.len() == groups * k * cout_g && p.bias.len() == cout);
+    let rows = n * oh * ow;
+    let parts = split_rows(rows, par.threads(), BLOCK_ROWS);
+    assert!(
+        scratch.len() >= parts.len() * BLOCK_ROWS * k,
+        "im2col scratch too small"
+    );
+    let chunks = chunks_by(&mut out[..rows * cout], &parts, cout);
+    let scratches = scratch.chunks_mut(BLOCK_ROWS * k.max(1));
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut s = 0;
+    for &c in &parts {
+        starts.push(s);
+        s += c;
+    }
+    let items: Vec<_> = chunks.into_iter().zip(scratches).zip(starts).collect();
+    let [kh, kw] = p.geom.kernel;
+    let g = p.geom;
+    par.run(items, |_, ((chunk, patches), r0)| {
+        let nrows = chunk.len() / cout;
+        let mut b0 = 0;
+        while b0 < nrows {
+            let nb = BLOCK_ROWS.min(nrows - b0);
+            let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
+            for grp in 0..groups {
+                // Build the patch matrix of this block for this group.
+                for i in 0..nb {
+                    let r = r0 + b0 + i;
+                    let (b, rem) = (r / (oh * ow), r % (oh * ow));
+                    let (oy, ox) = (rem / ow, rem % ow);
+                    let row = &mut patches[i * k..(i + 1) * k];
+                    let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
+                    let span = ((kw - 1) * g.dilation[1]) as isize;
+                    // One image row segment holds all kx taps contiguously when the channels are
+                    // not split in groups, the kernel is not dilated and no tap is in the padding.
+                    let contiguous =
+                        groups == 1 && g.dilation[1] == 1 && ix0 >= 0 && ix0 + span < w as isize;
+                    for ky in 0..kh {
+                        let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                            - g.padding[0] as isize;
+                        let seg = &mut row[ky * kw * cin_g..(ky + 1) * kw * cin_g];
+                        if iy < 0 || iy >= h as isize {
+                            seg.fill(0.0);
+                            continue;
+                        }
+                        let line = (b * h + iy as usize) * w;
+                        if contiguous {
+                            let src = (line + ix0 as usize) * cin;
+                            seg.copy_from_slice(&input[src..src + kw * cin]);
+                            continue;
+                        }
+                        for kx in 0..kw {
+                            let ix = ix0 + (kx * g.dilation[1]) as isize;
+                            let cell = &mut seg[kx * cin_g..(kx + 1) * cin_g];
+                            if ix < 0 || ix >= w as isize {
+                                cell.fill(0.0);
+                            } else {
+                                let src = (line + ix as usize) * cin + grp * cin_g;
+                                cell.copy_from_slice(&input[src..src + cin_g]);
+                            }
+                        }
+                    }
+                }
+                let res = residual
+                    .map(|res| &res[(r0 + b0) * cout + grp * cout_g..(r0 + b0 + nb) * cout]);
+                match packed {
+                    Some((bs, simd)) => {
+                        let bias = &p.bias[grp * cout_g..(grp + 1) * cout_g];
+                        let ep = Epilogue {
+                            bias,
+                            residual: res,
+                            act: p.act,
+                        };
+                        gemm_packed(
+                            nb,
+                            &patches[..nb * k],
+                            k,
+                            &bs[grp],
+                            &mut dst[grp * cout_g..],
+                            cout,
+                            &ep,
+                            simd,
+                        );
+                    }
+                    None => {
+                        let wg = &p.weight[grp * k * cout_g..(grp + 1) * k * cout_g];
+                        sgemm(
+                            nb,
+                            cout_g,
+                            k,
+                            &patches[..nb * k],
+                            k,
+                            wg,
+                            cout_g,
+                            &mut dst[grp * cout_g..],
+                            cout,
+                        );
+                    }
+                }
+            }
+            if packed.is_none() {
+                let res = residual.map(|res| &res[(r0 + b0) * cout..(r0 + b0 + nb) * cout]);
+                bias_act(dst, nb, cout, cout, p.bias, res, p.act);
+            }
+            b0 += nb;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_im2col, RefConv};
+    use proptest::prelude::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        hwc: [usize; 3],
+        cout: usize,
+        groups: usize,
+        batch: usize,
+        geom: ConvGeometry,
+        act: Activation,
+        with_res: bool,
+        threads: usize,
+        seed: u64,
+    ) {
+        let Some((oh, ow)) = geom.output_hw(hwc[0], hwc[1]) else {
+            return;
+        };
+        let cin_g = hwc[2] / groups;
+        let [kh, kw] = geom.kernel;
+        let x = lcg_vec(batch * hwc[0] * hwc[1] * hwc[2], seed);
+        let w_oihw = lcg_vec(cout * cin_g * kh * kw, seed + 1);
+        let bias = lcg_vec(cout, seed + 2);
+        let res = lcg_vec(batch * oh * ow * cout, seed + 3);
+        let res = if with_res { Some(&res[..]) } else { None };
+        let want = conv_ref(
+            &RefConv::new(hwc, cout, geom, groups),
+            batch,
+            &x,
+            &w_oihw,
+            &bias,
+            res,
+            act,
+        );
+        let weight = pack_im2col(&w_oihw, cout, cin_g, kh, kw, groups);
+        let p = Im2colConv {
+            hwc,
+            cout,
+            groups,
+            geom,
+            weight: &weight,
+            bias: &bias,
+            act,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut scratch = vec![0.0; scratch_len(p.patch_len(), threads)];
+        let pb = pack_groups(&p);
+        for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
+            let mut out = vec![f32::NAN; batch * oh * ow * cout];
+            im2col_conv(
+                Par::new(Some(&pool), threads),
+                &p,
+                batch,
+                &x,
+                res,
+                &mut out,
+                &mut scratch,
+                packed,
+            );
+            close(&out, &want, 1e-4);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn matches_naive_reference(h in 1usize..11, w in 1usize..11, cin_g in 1usize..7, cout_g in 1usize..9, groups in 1usize..4,
+                                   k in prop::sample::select(vec![1usize, 2, 3, 5]), s in 1usize..3, d in 1usize..3, p in 0usize..3,
+                                   batch in prop::sample::select(vec![1usize, 3]), act in 0usize..3, res in any::<bool>(),
+                                   threads in 1usize..4, seed in 0u64..1000) {
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
+            check([h, w, cin_g * groups], cout_g * groups, groups, batch, ConvGeometry::square(k, s, p, d), act, res, threads, seed);
+        }
+    }
+
+    #[test]
+    fn mobilenet_stem_and_resnet_shapes() {
+        // MobileNetV2 stem: 3x3 s2 p1, 3 -> 32 channels, odd input size
+        check(
+            [33, 29, 3],
+            32,
+            1,
+            1,
+            ConvGeometry::square(3, 2, 1, 1),
+            Activation::Relu6,
+            false,
+            2,
+            5,
+        );
+        // ResNet 3x3 with residual and ReLU, batch 3
+        check(
+            [9, 9, 16],
+            16,
+            1,
+            3,
+            ConvGeometry::square(3, 1, 1, 1),
+            Activation::Relu,
+            true,
+            2,
+            6,
+        );
+        // ResNet stem 7x7 s2 p3
+        check(
+            [23, 23, 3],
+            8,
+            1,
+            1,
+            ConvGeometry::square(7, 2, 3, 1),
+            Activation::Relu,
+            false,
+            3,
+            7,
+        );
+    }
+}

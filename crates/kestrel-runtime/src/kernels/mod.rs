@@ -1,0 +1,30 @@
+//! CPU kernels on NHWC `f32` data. Each works on a whole batch and splits its rows across the
+//! engine's threads; none allocates (scratch comes from the caller).
+
+pub mod depthwise;
+pub mod eltwise;
+pub mod epilogue;
+pub mod geometry;
+pub mod im2col;
+pub mod inverted_residual;
+pub mod packed_gemm;
+pub mod pointwise;
+pub mod pool;
+pub(crate) mod sgemm;
+
+#[cfg(test)]
+pub(crate) mod reference;
+
+pub use geometry::ConvGeometry;
+
+/// Whether AVX2 and FMA can be used on this CPU (checked at run time).
+pub fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

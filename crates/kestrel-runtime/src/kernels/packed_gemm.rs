@@ -1,0 +1,359 @@
+//! A GEMM for inference: the weight matrix is packed once into 16-column panels, the activation
+//! matrix is read in place (NHWC rows or im2col patches), and the epilogue (bias, residual,
+//! clamp) is applied while the 6×16 output tile is still in registers, so each output is written
+//! once. AVX2+FMA micro-kernel with a portable fallback of the same shape.
+
+use crate::Activation;
+
+/// Rows of the micro-tile.
+pub const MR: usize = 6;
+/// Columns of the micro-tile (two AVX registers).
+pub const NR: usize = 16;
+
+/// A `k×n` matrix packed as `ceil(n/16)` panels of `k×16` floats, zero-padded on the right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedB {
+    /// Rows (the reduction dimension).
+    pub k: usize,
+    /// Columns.
+    pub n: usize,
+    /// `[panel][k][16]`.
+    pub data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs a row-major `k×n` matrix with leading dimension `ldb`.
+    pub fn pack(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0; panels * k * NR];
+        for p in 0..panels {
+            let c0 = p * NR;
+            let w = NR.min(n - c0);
+            for row in 0..k {
+                let dst = &mut data[(p * k + row) * NR..(p * k + row) * NR + w];
+                dst.copy_from_slice(&b[row * ldb + c0..row * ldb + c0 + w]);
+            }
+        }
+        PackedB { k, n, data }
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.data[p * self.k * NR..(p + 1) * self.k * NR]
+    }
+}
+
+/// What is added and clamped in the epilogue: `c = clamp(a·b + bias + residual, act)`.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// `n` biases.
+    pub bias: &'a [f32],
+    /// Added before the activation; indexed exactly like the output (`row * ldc + col`).
+    pub residual: Option<&'a [f32]>,
+    /// Activation.
+    pub act: Activation,
+}
+
+/// `c[m×n] = act(a[m×k] · b + bias + residual)`; `a` row-major with leading dimension `lda`, `c`
+/// with `ldc`. `simd` selects the AVX2 kernel where the CPU has it. Single-threaded.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    ep: &Epilogue,
+    simd: bool,
+) {
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * ldc + b.n, "gemm_packed: dst too short");
+    // SAFETY: `c` is exclusively borrowed and long enough for every panel.
+    unsafe {
+        gemm_packed_panels(
+            m,
+            a,
+            lda,
+            b,
+            0..b.n.div_ceil(NR),
+            c.as_mut_ptr(),
+            ldc,
+            ep,
+            simd,
+        )
+    }
+}
+
+/// [`gemm_packed`] restricted to the column panels `panels` (columns `16·start ..
+/// min(16·end, n)`), writing through a raw pointer so threads can fill disjoint panels of one
+/// output.
+///
+/// # Safety
+/// `c` must be valid for writes of rows `0..m` with leading dimension `ldc` over the panels'
+/// columns, and no other thread may access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_panels(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    panels: std::ops::Range<usize>,
+    c: *mut f32,
+    ldc: usize,
+    ep: &Epilogue,
+    simd: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "gemm_packed: lhs too short");
+    assert!(ep.bias.len() >= n, "gemm_packed: bias too short");
+    assert!(
+        panels.end <= n.div_ceil(NR),
+        "gemm_packed: panel out of range"
+    );
+    if let Some(r) = ep.residual {
+        assert!(
+            r.len() >= (m - 1) * ldc + n,
+            "gemm_packed: residual too short"
+        );
+    }
+    let simd = simd && super::simd_available();
+    // Rows per pass over the panels: keep that block of `a` in L2.
+    let mc = ((192 * 1024) / (4 * k.max(1))).clamp(MR, 40 * MR) / MR * MR;
+    let (lo, hi) = ep.act.bounds();
+    let mut m0 = 0;
+    while m0 < m {
+        let mb = mc.min(m - m0);
+        for p in panels.clone() {
+            let c0 = p * NR;
+            let cols = NR.min(n - c0);
+            let bp = b.panel(p);
+            let mut r = m0;
+            while r < m0 + mb {
+                let rows = MR.min(m0 + mb - r);
+                let t = Tile {
+                    k,
+                    a: &a[r * lda..],
+                    lda,
+                    b: bp,
+                    c0,
+                    cols,
+                    row: r,
+                    ldc,
+                    bias: &ep.bias[c0..c0 + cols],
+                    lo,
+                    hi,
+                };
+                let res = ep.residual;
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: AVX2/FMA detected; bounds asserted above and by the caller.
+                    match rows {
+                        6 => tile_avx2::<6>(&t, c, res),
+                        5 => tile_avx2::<5>(&t, c, res),
+                        4 => tile_avx2::<4>(&t, c, res),
+                        3 => tile_avx2::<3>(&t, c, res),
+                        2 => tile_avx2::<2>(&t, c, res),
+                        _ => tile_avx2::<1>(&t, c, res),
+                    }
+                } else {
+                    scalar_dispatch(&t, rows, c, res);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                scalar_dispatch(&t, rows, c, res);
+                r += rows;
+            }
+        }
+        m0 += mb;
+    }
+}
+
+/// Calls the portable tile kernel specialised for `rows` rows (constant trip counts let the
+/// compiler keep the tile in vector registers).
+///
+/// # Safety
+/// `c` valid for the tile's rows and columns.
+unsafe fn scalar_dispatch(t: &Tile, rows: usize, c: *mut f32, res: Option<&[f32]>) {
+    match rows {
+        6 => tile_scalar::<6>(t, c, res),
+        5 => tile_scalar::<5>(t, c, res),
+        4 => tile_scalar::<4>(t, c, res),
+        3 => tile_scalar::<3>(t, c, res),
+        2 => tile_scalar::<2>(t, c, res),
+        _ => tile_scalar::<1>(t, c, res),
+    }
+}
+
+/// One micro-tile's operands.
+struct Tile<'a> {
+    k: usize,
+    /// Rows of `a` starting at this tile's first row.
+    a: &'a [f32],
+    lda: usize,
+    /// The packed panel.
+    b: &'a [f32],
+    /// First output column.
+    c0: usize,
+    /// Valid columns (≤ 16).
+    cols: usize,
+    /// First output row.
+    row: usize,
+    ldc: usize,
+    bias: &'a [f32],
+    lo: f32,
+    hi: f32,
+}
+
+/// # Safety
+/// `c` valid for the tile's rows and columns.
+unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    // Row by row: one 16-wide accumulator stays in registers (SSE2 has only 16 of them).
+    let mut acc = [[0.0f32; NR]; R];
+    for (r, accr) in acc.iter_mut().enumerate() {
+        let arow = &t.a[r * t.lda..r * t.lda + t.k];
+        let mut v = [0.0f32; NR];
+        for (&av, bv) in arow.iter().zip(t.b.chunks_exact(NR)) {
+            for (x, &y) in v.iter_mut().zip(bv) {
+                *x += av * y;
+            }
+        }
+        *accr = v;
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        let base = (t.row + r) * t.ldc + t.c0;
+        for j in 0..t.cols {
+            let mut v = accr[j] + t.bias[j];
+            if let Some(res) = res {
+                v += res[base + j];
+            }
+            *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    let mut acc0 = [_mm256_setzero_ps(); R];
+    let mut acc1 = [_mm256_setzero_ps(); R];
+    let a = t.a.as_ptr();
+    let b = t.b.as_ptr();
+    for p in 0..t.k {
+        let b0 = _mm256_loadu_ps(b.add(p * NR));
+        let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
+            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+        }
+    }
+    let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
+    if t.cols == NR {
+        let bias0 = _mm256_loadu_ps(t.bias.as_ptr());
+        let bias1 = _mm256_loadu_ps(t.bias.as_ptr().add(8));
+        for r in 0..R {
+            let base = (t.row + r) * t.ldc + t.c0;
+            let mut v0 = _mm256_add_ps(acc0[r], bias0);
+            let mut v1 = _mm256_add_ps(acc1[r], bias1);
+            if let Some(res) = res {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res.as_ptr().add(base)));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.as_ptr().add(base + 8)));
+            }
+            let dst = c.add(base);
+            _mm256_storeu_ps(dst, _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi));
+            _mm256_storeu_ps(dst.add(8), _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi));
+        }
+    } else {
+        let mut tmp = [0.0f32; NR];
+        for r in 0..R {
+            _mm256_storeu_ps(tmp.as_mut_ptr(), acc0[r]);
+            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc1[r]);
+            let base = (t.row + r) * t.ldc + t.c0;
+            for j in 0..t.cols {
+                let mut v = tmp[j] + t.bias[j];
+                if let Some(res) = res {
+                    v += res[base + j];
+                }
+                *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference::lcg_vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn matches_naive_f64(m in 1usize..30, n in 1usize..50, k in 0usize..40, pad_a in 0usize..3, pad_c in 0usize..3,
+                             act in 0usize..3, with_res in any::<bool>(), simd in any::<bool>(), seed in 0u64..1000) {
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
+            let (lda, ldc) = (k + pad_a, n + pad_c);
+            let a = lcg_vec(m * lda, seed);
+            let b = lcg_vec(k * n, seed + 1);
+            let bias = lcg_vec(n, seed + 2);
+            let res = lcg_vec(m * ldc, seed + 3);
+            let pb = PackedB::pack(&b, k, n, n);
+            let mut c = vec![f32::NAN; m * ldc];
+            let ep = Epilogue { bias: &bias, residual: with_res.then_some(&res[..]), act };
+            gemm_packed(m, &a, lda, &pb, &mut c, ldc, &ep, simd);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut want: f64 = (0..k).map(|p| a[i * lda + p] as f64 * b[p * n + j] as f64).sum::<f64>() + bias[j] as f64;
+                    if with_res { want += res[i * ldc + j] as f64; }
+                    let want = match act { Activation::None => want, Activation::Relu => want.max(0.0), Activation::Relu6 => want.clamp(0.0, 6.0) };
+                    let got = c[i * ldc + j] as f64;
+                    prop_assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0) * (k as f64).max(1.0).sqrt(), "({i},{j}) {got} vs {want}");
+                }
+                for j in n..ldc {
+                    prop_assert!(c[i * ldc + j].is_nan(), "padding column written");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_k_block_boundaries() {
+        // m spans several row blocks of the L2 loop; k large.
+        let (m, n, k) = (300, 40, 700);
+        let a = lcg_vec(m * k, 1);
+        let b = lcg_vec(k * n, 2);
+        let bias = vec![0.0; n];
+        let pb = PackedB::pack(&b, k, n, n);
+        for simd in [false, true] {
+            let mut c = vec![0.0; m * n];
+            gemm_packed(
+                m,
+                &a,
+                k,
+                &pb,
+                &mut c,
+                n,
+                &Epilogue {
+                    bias: &bias,
+                    residual: None,
+                    act: Activation::None,
+                },
+                simd,
+            );
+            for &(i, j) in &[(0, 0), (299, 39), (150, 17), (7, 33)] {
+                let want: f64 = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum();
+                assert!(
+                    (c[i * n + j] as f64 - want).abs() < 1e-3,
+                    "{simd} ({i},{j})"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! 1×1 convolution (and fully connected layers) as one GEMM over NHWC rows, with the fused
+//! bias + residual + activation epilogue.
+//!
+//! Weight layout: `[in_channels][out_channels]` row-major (the transpose of PyTorch's `[O][I]`).
+
+use super::epilogue::bias_act;
+use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
+use super::sgemm::{sgemm, sgemm_raw};
+use crate::parallel::{chunks_by, split_rows, Par};
+use crate::Activation;
+
+/// Output bytes per GEMM call that keep the epilogue's second pass in L2.
+const BLOCK_BYTES: usize = 96 * 1024;
+/// Below this many rows per thread, threads split the output channels instead of the rows.
+const MIN_ROWS_PER_THREAD: usize = 48;
+
+/// The operands of a pointwise convolution.
+#[derive(Clone, Copy)]
+pub struct Pointwise<'a> {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// `[cin][cout]` weights.
+    pub weight: &'a [f32],
+    /// `cout` biases (folded batch norm).
+    pub bias: &'a [f32],
+    /// Activation after bias and residual.
+    pub act: Activation,
+}
+
+/// Raw pointer that may cross threads; used only for disjoint column blocks.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: each thread writes a disjoint set of columns (see `pointwise`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `out[rows×cout] = act(input[rows×cin] · weight + bias + residual)`.
+///
+/// With `packed = Some((b, simd))` (`b` = `weight` packed by [`PackedB::pack`]) the fused packed
+/// GEMM runs; with `None`, the `gemm` crate followed by a separate epilogue pass.
+pub fn pointwise(
+    par: Par,
+    p: &Pointwise,
+    rows: usize,
+    input: &[f32],
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    packed: Option<(&PackedB, bool)>,
+) {
+    let (cin, cout) = (p.cin, p.cout);
+    assert!(input.len() >= rows * cin && out.len() >= rows * cout);
+    assert!(p.weight.len() == cin * cout && p.bias.len() == cout);
+    let out = &mut out[..rows * cout];
+    let threads = par.threads();
+    if threads > 1 && rows < MIN_ROWS_PER_THREAD * threads && cout >= 16 * threads {
+        // Few rows (late layers at batch 1, the classifier): split the output channels.
+        let dst = SendPtr(out.as_mut_ptr());
+        if let Some((b, simd)) = packed {
+            let panels = split_rows(cout.div_ceil(NR), threads, 1);
+            let mut ranges = Vec::new();
+            let mut s = 0;
+            for &np in &panels {
+                ranges.push(s..s + np);
+                s += np;
+            }
+            let ep = Epilogue {
+                bias: p.bias,
+                residual,
+                act: p.act,
+            };
+            par.run(ranges, |_, range| {
+                // SAFETY: panels (column blocks) are disjoint between threads; `out` holds rows×cout.
+                unsafe {
+                    gemm_packed_panels(rows, input, cin, b, range, dst.get(), cout, &ep, simd)
+                };
+            });
+            return;
+        }
+        let cols = split_rows(cout, threads, 16);
+        let mut starts = Vec::with_capacity(cols.len());
+        let mut s = 0;
+        for &c in &cols {
+            starts.push((s, c));
+            s += c;
+        }
+        par.run(starts, |_, (c0, nc)| {
+            // SAFETY: column blocks [c0, c0+nc) are disjoint between threads; shapes were checked.
+            unsafe {
+                sgemm_raw(
+                    rows,
+                    nc,
+                    cin,
+                    input.as_ptr(),
+                    cin,
+                    p.weight.as_ptr().add(c0),
+                    cout,
+                    dst.get().add(c0),
+                    cout,
+                );
+            }
+            // SAFETY: same disjoint columns; build row slices one at a time.
+            for r in 0..rows {
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(dst.get().add(r * cout + c0), nc) };
+                let res = residual.map(|res| &res[r * cout + c0..r * cout + c0 + nc]);
+                bias_act(row, 1, nc, nc, &p.bias[c0..c0 + nc], res, p.act);
+            }
+        });
+        return;
+    }
+    let parts = split_rows(rows, threads, 8);
+    let chunks = chunks_by(out, &parts, cout);
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut s = 0;
+    for &n in &parts {
+        starts.push(s);
+        s += n;
+    }
+    let items: Vec<_> = chunks.into_iter().zip(starts).collect();
+    // The packed GEMM blocks internally and fuses the epilogue: one call per thread.
+    let block = if packed.is_some() {
+        usize::MAX
+    } else {
+        (BLOCK_BYTES / 4 / cout.max(1)).clamp(16, 512)
+    };
+    par.run(items, |_, (chunk, r0)| {
+        let n = chunk.len() / cout;
+        let mut b0 = 0;
+        while b0 < n {
+            let nb = block.min(n - b0);
+            let rows_in = &input[(r0 + b0) * cin..(r0 + b0 + nb) * cin];
+            let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
+            let res = residual.map(|res| &res[(r0 + b0) * cout..(r0 + b0 + nb) * cout]);
+            match packed {
+                Some((b, simd)) => {
+                    let ep = Epilogue {
+                        bias: p.bias,
+                        residual: res,
+                        act: p.act,
+                    };
+                    gemm_packed(nb, rows_in, cin, b, dst, cout, &ep, simd);
+                }
+                None => {
+                    sgemm(nb, cout, cin, rows_in, cin, p.weight, cout, dst, cout);
+                    bias_act(dst, nb, cout, cout, p.bias, res, p.act);
+                }
+            }
+            b0 += nb;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_pointwise, RefConv};
+    use proptest::prelude::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        rows_h: usize,
+        rows_w: usize,
+        batch: usize,
+        cin: usize,
+        cout: usize,
+        act: Activation,
+        with_res: bool,
+        threads: usize,
+        seed: u64,
+    ) {
+        let x = lcg_vec(batch * rows_h * rows_w * cin, seed);
+        let w_oihw = lcg_vec(cout * cin, seed + 1);
+        let bias = lcg_vec(cout, seed + 2);
+        let res = lcg_vec(batch * rows_h * rows_w * cout, seed + 3);
+        let rc = RefConv::new(
+            [rows_h, rows_w, cin],
+            cout,
+            crate::kernels::ConvGeometry::square(1, 1, 0, 1),
+            1,
+        );
+        let want = conv_ref(
+            &rc,
+            batch,
+            &x,
+            &w_oihw,
+            &bias,
+            if with_res { Some(&res) } else { None },
+            act,
+        );
+        let weight = pack_pointwise(&w_oihw, cout, cin);
+        let p = Pointwise {
+            cin,
+            cout,
+            weight: &weight,
+            bias: &bias,
+            act,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let par = Par::new(Some(&pool), threads);
+        let rows = batch * rows_h * rows_w;
+        let pb = PackedB::pack(&weight, cin, cout, cout);
+        for packed in [None, Some((&pb, false)), Some((&pb, true))] {
+            let mut out = vec![f32::NAN; rows * cout];
+            pointwise(
+                par,
+                &p,
+                rows,
+                &x,
+                if with_res { Some(&res) } else { None },
+                &mut out,
+                packed,
+            );
+            close(&out, &want, 1e-4);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn matches_naive_reference(h in 1usize..9, w in 1usize..9, batch in prop::sample::select(vec![1usize, 3]),
+                                   cin in 1usize..40, cout in 1usize..70, act in 0usize..3, res in any::<bool>(),
+                                   threads in 1usize..4, seed in 0u64..1000) {
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
+            check(h, w, batch, cin, cout, act, res, threads, seed);
+        }
+    }
+
+    #[test]
+    fn column_split_path_for_few_rows() {
+        // 2 rows, 64 output channels, 2 threads -> channels are split between threads.
+        check(1, 2, 1, 33, 64, Activation::Relu6, true, 2, 7);
+        check(1, 1, 3, 17, 100, Activation::None, false, 3, 8);
+    }
+}

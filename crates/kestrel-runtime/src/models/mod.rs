@@ -1,0 +1,4 @@
+//! Plan builders for whole architectures, from plain weight arrays.
+
+pub mod mobilenet_v2;
+pub mod synthetic;

@@ -1,0 +1,112 @@
+//! Splitting work across the engine's fixed thread pool.
+
+/// Where a kernel may run its parts: serially, or on a rayon pool owned by the engine.
+#[derive(Clone, Copy)]
+pub struct Par<'a> {
+    pool: Option<&'a rayon::ThreadPool>,
+    threads: usize,
+}
+
+impl<'a> Par<'a> {
+    /// Runs everything on the calling thread.
+    pub const SERIAL: Par<'static> = Par {
+        pool: None,
+        threads: 1,
+    };
+
+    /// Uses `pool` (which has `threads` workers).
+    pub fn new(pool: Option<&'a rayon::ThreadPool>, threads: usize) -> Self {
+        Par {
+            pool,
+            threads: threads.max(1),
+        }
+    }
+
+    /// Number of threads available.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Calls `f(i, item)` for every item, in parallel when a pool is present and there is more than
+    /// one item. Items are typically disjoint `&mut` chunks of an output buffer.
+    pub fn run<T: Send>(&self, items: Vec<T>, f: impl Fn(usize, T) + Sync) {
+        match self.pool {
+            Some(pool) if items.len() > 1 && self.threads > 1 => {
+                let f = &f;
+                pool.scope(|s| {
+                    for (i, item) in items.into_iter().enumerate() {
+                        s.spawn(move |_| f(i, item));
+                    }
+                });
+            }
+            _ => {
+                for (i, item) in items.into_iter().enumerate() {
+                    f(i, item);
+                }
+            }
+        }
+    }
+}
+
+/// Splits `rows` rows into at most `parts` contiguous ranges of nearly equal size, each a multiple
+/// of `align` rows except possibly the last. Returns the row count of each range.
+pub fn split_rows(rows: usize, parts: usize, align: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    let align = align.max(1);
+    let per = rows.div_ceil(parts).div_ceil(align) * align;
+    let mut out = Vec::with_capacity(parts);
+    let mut left = rows;
+    while left > 0 {
+        let take = per.min(left);
+        out.push(take);
+        left -= take;
+    }
+    out
+}
+
+/// Cuts `buf` into consecutive chunks of `sizes[i] * row_len` elements.
+pub fn chunks_by<'b, T>(mut buf: &'b mut [T], sizes: &[usize], row_len: usize) -> Vec<&'b mut [T]> {
+    let mut out = Vec::with_capacity(sizes.len());
+    for &s in sizes {
+        let (head, tail) = std::mem::take(&mut buf).split_at_mut(s * row_len);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rows_covers_all_rows() {
+        for rows in 0..40 {
+            for parts in 1..5 {
+                for align in 1..4 {
+                    let s = split_rows(rows, parts, align);
+                    assert_eq!(s.iter().sum::<usize>(), rows);
+                    assert!(s.len() <= parts);
+                    assert!(s.iter().all(|&x| x > 0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn run_visits_every_item_once() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut data = vec![0u32; 10];
+        let sizes = split_rows(10, 3, 1);
+        let chunks = chunks_by(&mut data, &sizes, 1);
+        Par::new(Some(&pool), 2).run(chunks, |i, c| {
+            for v in c.iter_mut() {
+                *v += i as u32 + 1;
+            }
+        });
+        assert_eq!(data, vec![1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
+    }
+}

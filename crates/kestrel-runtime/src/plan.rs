@@ -1,0 +1,439 @@
+//! The plan: a topologically ordered list of fused operations over per-image NHWC values, with
+//! every weight in one flat array, laid out for the kernel that reads it.
+
+use crate::error::{Result, RuntimeError};
+use crate::kernels::ConvGeometry;
+use crate::Activation;
+use serde::{Deserialize, Serialize};
+
+/// Index of a value (an activation tensor) in [`Plan::values`]; value 0 is the input.
+pub type ValueId = usize;
+
+/// Per-image shape of a value, `(height, width, channels)`; the batch is chosen at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Shape {
+    /// Floats per image.
+    pub fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// Whether the value holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.h, self.w, self.c)
+    }
+}
+
+/// The largest value (floats per image) a plan may declare.
+pub const MAX_VALUE_FLOATS: usize = 1 << 31;
+
+/// A slice `[offset, offset + len)` of [`Plan::weights`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightRef {
+    /// First float.
+    pub offset: usize,
+    /// Number of floats.
+    pub len: usize,
+}
+
+/// Which kernel runs a convolution, and so how its weights are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConvKind {
+    /// 1×1, stride 1, no padding, one group: a GEMM on NHWC rows; weights `[cin][cout]`.
+    Pointwise,
+    /// One filter per channel: direct kernel; weights `[kh][kw][c]`.
+    Depthwise,
+    /// Anything else: im2col + GEMM; weights `[groups][kh][kw][cin/groups][cout/groups]`.
+    Im2col,
+}
+
+/// A convolution with folded batch norm (bias), activation and optional residual:
+/// `output = act(conv(input) + bias + residual)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvOp {
+    /// Input value.
+    pub input: ValueId,
+    /// Output value.
+    pub output: ValueId,
+    /// Value added before the activation, shaped like the output.
+    pub residual: Option<ValueId>,
+    /// Kernel (and weight layout).
+    pub kind: ConvKind,
+    /// Window.
+    pub geom: ConvGeometry,
+    /// Channel groups.
+    pub groups: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Weights in the layout of `kind`.
+    pub weight: WeightRef,
+    /// One bias per output channel.
+    pub bias: WeightRef,
+    /// Activation.
+    pub act: Activation,
+}
+
+/// One fused operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Convolution (see [`ConvOp`]).
+    Conv(ConvOp),
+    /// Max pooling, padding ignored.
+    MaxPool {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Window.
+        geom: ConvGeometry,
+    },
+    /// Mean over height and width, giving a `1×1×c` value.
+    GlobalAvgPool {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+    },
+    /// Fully connected layer on a `1×1×in` value: `act(x · W + b)`, weights `[in][out]`.
+    Linear {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Output features.
+        out_features: usize,
+        /// `[in][out]` weights.
+        weight: WeightRef,
+        /// `out` biases.
+        bias: WeightRef,
+        /// Activation.
+        act: Activation,
+    },
+    /// `act(a + b)` for two values of one shape.
+    Add {
+        /// First operand.
+        a: ValueId,
+        /// Second operand.
+        b: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Activation.
+        act: Activation,
+    },
+    /// `min(max(x, min), max)`.
+    Clip {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+}
+
+impl Op {
+    /// Values this op reads.
+    pub fn inputs(&self) -> Vec<ValueId> {
+        match self {
+            Op::Conv(c) => std::iter::once(c.input).chain(c.residual).collect(),
+            Op::MaxPool { input, .. }
+            | Op::GlobalAvgPool { input, .. }
+            | Op::Linear { input, .. }
+            | Op::Clip { input, .. } => {
+                vec![*input]
+            }
+            Op::Add { a, b, .. } => vec![*a, *b],
+        }
+    }
+
+    /// The value this op writes.
+    pub fn output(&self) -> ValueId {
+        match self {
+            Op::Conv(c) => c.output,
+            Op::MaxPool { output, .. }
+            | Op::GlobalAvgPool { output, .. }
+            | Op::Linear { output, .. }
+            | Op::Add { output, .. }
+            | Op::Clip { output, .. } => *output,
+        }
+    }
+
+    /// A short name of the kind of op, for profiles (`conv1x1`, `depthwise`, `conv_im2col`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Op::Conv(c) => match c.kind {
+                ConvKind::Pointwise => "conv1x1",
+                ConvKind::Depthwise => "depthwise",
+                ConvKind::Im2col => "conv_im2col",
+            },
+            Op::MaxPool { .. } => "max_pool",
+            Op::GlobalAvgPool { .. } => "global_avg_pool",
+            Op::Linear { .. } => "linear",
+            Op::Add { .. } => "add",
+            Op::Clip { .. } => "clip",
+        }
+    }
+}
+
+/// The graph part of a plan: everything but the weight values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    /// Shape of every value; `values[0]` is the input.
+    pub values: Vec<Shape>,
+    /// Operations in execution order; op `i` writes a value no earlier op wrote.
+    pub ops: Vec<Op>,
+    /// The value returned by the engine.
+    pub output: ValueId,
+}
+
+/// A complete, validated model for the [`crate::Engine`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Values and ops.
+    pub graph: Graph,
+    /// All weights, referenced by [`WeightRef`]s.
+    pub weights: Vec<f32>,
+}
+
+impl Plan {
+    /// Per-image input shape.
+    pub fn input_shape(&self) -> Shape {
+        self.graph.values[0]
+    }
+
+    /// Per-image output shape.
+    pub fn output_shape(&self) -> Shape {
+        self.graph.values[self.graph.output]
+    }
+
+    /// The slice of weights `r` points at (the plan must be valid).
+    pub fn slice(&self, r: WeightRef) -> &[f32] {
+        &self.weights[r.offset..r.offset + r.len]
+    }
+
+    /// Multiply-accumulates per image (convolutions and linear layers).
+    pub fn macs(&self) -> u64 {
+        let v = &self.graph.values;
+        self.graph
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Conv(c) => {
+                    let (i, o) = (v[c.input], v[c.output]);
+                    (o.len() * (i.c / c.groups) * c.geom.kernel[0] * c.geom.kernel[1]) as u64
+                }
+                Op::Linear {
+                    input,
+                    out_features,
+                    ..
+                } => (v[*input].len() * out_features) as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Checks every reference, shape and weight size; the engine runs only valid plans.
+    pub fn validate(&self) -> Result<()> {
+        let g = &self.graph;
+        let bad = |msg: String| Err(RuntimeError::InvalidPlan(msg));
+        if g.values.is_empty() {
+            return bad("no values (value 0 must be the input)".into());
+        }
+        for (v, s) in g.values.iter().enumerate() {
+            let len = s.h.checked_mul(s.w).and_then(|x| x.checked_mul(s.c));
+            match len {
+                Some(0) => return bad(format!("value {v} ({s}) has a zero dimension")),
+                Some(n) if n <= MAX_VALUE_FLOATS => {}
+                _ => {
+                    return bad(format!(
+                        "value {v} ({s}) exceeds {MAX_VALUE_FLOATS} floats per image"
+                    ))
+                }
+            }
+        }
+        let mut defined = vec![false; g.values.len()];
+        defined[0] = true;
+        let weight_ok = |i: usize, what: &str, r: WeightRef, want: usize| -> Result<()> {
+            if r.len != want {
+                return Err(RuntimeError::InvalidPlan(format!(
+                    "op {i}: {what} has {} floats, expected {want}",
+                    r.len
+                )));
+            }
+            match r.offset.checked_add(r.len) {
+                Some(end) if end <= self.weights.len() => Ok(()),
+                _ => Err(RuntimeError::InvalidPlan(format!(
+                    "op {i}: {what} [{}, +{}) lies outside the {} weights",
+                    r.offset,
+                    r.len,
+                    self.weights.len()
+                ))),
+            }
+        };
+        for (i, op) in g.ops.iter().enumerate() {
+            for v in op.inputs() {
+                if v >= g.values.len() || !defined[v] {
+                    return bad(format!(
+                        "op {i} ({}) reads value {v} before it is written",
+                        op.kind_name()
+                    ));
+                }
+            }
+            let out = op.output();
+            if out >= g.values.len() || defined[out] {
+                return bad(format!(
+                    "op {i} ({}) writes value {out}, which is out of range or already written",
+                    op.kind_name()
+                ));
+            }
+            defined[out] = true;
+            let os = g.values[out];
+            let expect = |want: Shape| -> Result<()> {
+                if want != os {
+                    return Err(RuntimeError::InvalidPlan(format!(
+                        "op {i} ({}): output value {out} is {os}, expected {want}",
+                        op.kind_name()
+                    )));
+                }
+                Ok(())
+            };
+            match op {
+                Op::Conv(c) => {
+                    let is = g.values[c.input];
+                    if c.groups == 0
+                        || !is.c.is_multiple_of(c.groups)
+                        || !c.out_channels.is_multiple_of(c.groups)
+                    {
+                        return bad(format!(
+                            "op {i}: {} input and {} output channels are not divisible into {} groups",
+                            is.c, c.out_channels, c.groups
+                        ));
+                    }
+                    let Some((oh, ow)) = c.geom.output_hw(is.h, is.w) else {
+                        return bad(format!(
+                            "op {i}: window {:?} does not fit input {is}",
+                            c.geom
+                        ));
+                    };
+                    expect(Shape {
+                        h: oh,
+                        w: ow,
+                        c: c.out_channels,
+                    })?;
+                    let [kh, kw] = c.geom.kernel;
+                    let wlen = match c.kind {
+                        ConvKind::Pointwise => {
+                            if !c.geom.is_pointwise() || c.groups != 1 || c.geom.dilation != [1, 1]
+                            {
+                                return bad(format!("op {i}: pointwise kind needs a 1x1 stride-1 unpadded single-group window"));
+                            }
+                            Some(is.c * c.out_channels)
+                        }
+                        ConvKind::Depthwise => {
+                            if c.groups != is.c || c.out_channels != is.c {
+                                return bad(format!(
+                                    "op {i}: depthwise kind needs groups = in = out channels ({})",
+                                    is.c
+                                ));
+                            }
+                            kh.checked_mul(kw).and_then(|x| x.checked_mul(is.c))
+                        }
+                        ConvKind::Im2col => kh
+                            .checked_mul(kw)
+                            .and_then(|x| x.checked_mul(is.c / c.groups))
+                            .and_then(|x| x.checked_mul(c.out_channels)),
+                    };
+                    let Some(wlen) = wlen else {
+                        return bad(format!(
+                            "op {i}: weight size of a {kh}x{kw} kernel overflows"
+                        ));
+                    };
+                    weight_ok(i, "weight", c.weight, wlen)?;
+                    weight_ok(i, "bias", c.bias, c.out_channels)?;
+                    if let Some(r) = c.residual {
+                        if g.values[r] != os {
+                            return bad(format!(
+                                "op {i}: residual value {r} is {}, expected {os}",
+                                g.values[r]
+                            ));
+                        }
+                    }
+                }
+                Op::MaxPool { input, geom, .. } => {
+                    let is = g.values[*input];
+                    let Some((oh, ow)) = geom.output_hw(is.h, is.w) else {
+                        return bad(format!("op {i}: window {geom:?} does not fit input {is}"));
+                    };
+                    expect(Shape {
+                        h: oh,
+                        w: ow,
+                        c: is.c,
+                    })?;
+                }
+                Op::GlobalAvgPool { input, .. } => expect(Shape {
+                    h: 1,
+                    w: 1,
+                    c: g.values[*input].c,
+                })?,
+                Op::Linear {
+                    input,
+                    out_features,
+                    weight,
+                    bias,
+                    ..
+                } => {
+                    let is = g.values[*input];
+                    if is.h != 1 || is.w != 1 {
+                        return bad(format!("op {i}: linear input is {is}, expected 1x1xC (add a global pool first)"));
+                    }
+                    expect(Shape {
+                        h: 1,
+                        w: 1,
+                        c: *out_features,
+                    })?;
+                    weight_ok(i, "weight", *weight, is.c * out_features)?;
+                    weight_ok(i, "bias", *bias, *out_features)?;
+                }
+                Op::Add { a, b, .. } => {
+                    if g.values[*a] != g.values[*b] {
+                        return bad(format!(
+                            "op {i}: add of {} and {}",
+                            g.values[*a], g.values[*b]
+                        ));
+                    }
+                    expect(g.values[*a])?;
+                }
+                Op::Clip {
+                    input, min, max, ..
+                } => {
+                    if min > max || min.is_nan() || max.is_nan() {
+                        return bad(format!(
+                            "op {i}: clip bounds [{min}, {max}] are not ordered"
+                        ));
+                    }
+                    expect(g.values[*input])?;
+                }
+            }
+        }
+        if g.output >= g.values.len() || !defined[g.output] {
+            return bad(format!("output value {} is never written", g.output));
+        }
+        Ok(())
+    }
+}
