@@ -1,0 +1,390 @@
+//! Gradient health: per-parameter gradient L2 norms, alarms for vanishing, exploding or
+//! non-finite gradients naming the parameter, and clipping by the global norm as
+//! `torch.nn.utils.clip_grad_norm_` does it.
+//!
+//! Norms are accumulated in f64 on the host from the f32 gradients, so a large gradient reads
+//! as large (not as an f32 overflow to ∞) and the global norm √(Σ‖g_i‖²) is exact to f64.
+//! Parameters without a gradient (frozen, or not on the loss's graph) and buffers are skipped,
+//! as PyTorch skips parameters whose `.grad` is `None`.
+
+use crate::error::{Result, TrainError};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use kestrel_nn::params::is_buffer;
+use std::fmt;
+
+/// The gradient norm of one parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGradNorm {
+    /// Dotted module path of the parameter (e.g. `features.3.conv.weight`).
+    pub path: String,
+    /// L2 norm of its gradient (NaN or ∞ if the gradient holds such values).
+    pub norm: f64,
+    /// Number of elements.
+    pub numel: usize,
+}
+
+/// L2 norm of a tensor's values, accumulated in f64.
+fn l2_norm<const D: usize>(t: Tensor<D>) -> (f64, usize) {
+    let data = t.into_data().convert::<f32>();
+    let v = data.as_slice::<f32>().unwrap_or(&[]);
+    let ss: f64 = v.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    (ss.sqrt(), v.len())
+}
+
+/// Walks the parameters (buffers skipped) with their dotted paths.
+struct Walk<F> {
+    path: Vec<String>,
+    f: F,
+}
+
+/// What to do with each parameter during a walk.
+trait OnParam {
+    fn on<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
+}
+
+impl<F: OnParam> ModuleVisitor for Walk<F> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        if !is_buffer(&path) {
+            self.f.on(&path, param);
+        }
+    }
+}
+
+fn walk<M: Module, F: OnParam>(model: &M, f: F) -> F {
+    let mut w = Walk {
+        path: Vec::new(),
+        f,
+    };
+    model.visit(&mut w);
+    w.f
+}
+
+/// Collects the norms of the gradients present in `grads`.
+struct CollectNorms<'a> {
+    grads: &'a GradientsParams,
+    out: Vec<ParamGradNorm>,
+}
+
+impl OnParam for CollectNorms<'_> {
+    fn on<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let (norm, numel) = l2_norm(g);
+            self.out.push(ParamGradNorm {
+                path: path.to_string(),
+                norm,
+                numel,
+            });
+        }
+    }
+}
+
+/// The gradient L2 norm of every parameter of `model` that has a gradient in `grads`, in the
+/// model's visiting order.
+pub fn grad_norms<M: Module>(model: &M, grads: &GradientsParams) -> Vec<ParamGradNorm> {
+    walk(
+        model,
+        CollectNorms {
+            grads,
+            out: Vec::new(),
+        },
+    )
+    .out
+}
+
+/// The global L2 norm √(Σ‖g_i‖²) of per-parameter norms (torch's `total_norm`, norm_type 2).
+pub fn global_norm(norms: &[ParamGradNorm]) -> f64 {
+    norms.iter().map(|n| n.norm * n.norm).sum::<f64>().sqrt()
+}
+
+/// Limits beyond which a parameter's gradient norm raises an alarm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradThresholds {
+    /// A norm below this is vanishing (default 1e-7).
+    pub vanishing_below: f64,
+    /// A norm above this is exploding (default 1e3).
+    pub exploding_above: f64,
+}
+
+impl Default for GradThresholds {
+    fn default() -> Self {
+        Self {
+            vanishing_below: 1e-7,
+            exploding_above: 1e3,
+        }
+    }
+}
+
+/// What is wrong with a gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradAlarmKind {
+    /// Norm below [`GradThresholds::vanishing_below`].
+    Vanishing,
+    /// Norm above [`GradThresholds::exploding_above`].
+    Exploding,
+    /// The gradient holds NaN or ∞.
+    NonFinite,
+}
+
+/// An unhealthy gradient, naming its parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradAlarm {
+    /// The parameter's path.
+    pub path: String,
+    /// Its gradient norm.
+    pub norm: f64,
+    /// What is wrong.
+    pub kind: GradAlarmKind,
+    /// The threshold crossed (NaN for [`GradAlarmKind::NonFinite`]).
+    pub threshold: f64,
+}
+
+impl fmt::Display for GradAlarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            GradAlarmKind::Vanishing => write!(
+                f,
+                "vanishing gradient at {}: L2 norm {:.3e} < {:.1e}",
+                self.path, self.norm, self.threshold
+            ),
+            GradAlarmKind::Exploding => write!(
+                f,
+                "exploding gradient at {}: L2 norm {:.3e} > {:.1e}",
+                self.path, self.norm, self.threshold
+            ),
+            GradAlarmKind::NonFinite => {
+                write!(
+                    f,
+                    "non-finite gradient at {}: L2 norm {}",
+                    self.path, self.norm
+                )
+            }
+        }
+    }
+}
+
+/// The alarms raised by `norms` under `thresholds`, in the order of `norms`.
+pub fn check_grads(norms: &[ParamGradNorm], thresholds: &GradThresholds) -> Vec<GradAlarm> {
+    norms
+        .iter()
+        .filter_map(|n| {
+            let (kind, threshold) = if !n.norm.is_finite() {
+                (GradAlarmKind::NonFinite, f64::NAN)
+            } else if n.norm < thresholds.vanishing_below {
+                (GradAlarmKind::Vanishing, thresholds.vanishing_below)
+            } else if n.norm > thresholds.exploding_above {
+                (GradAlarmKind::Exploding, thresholds.exploding_above)
+            } else {
+                return None;
+            };
+            Some(GradAlarm {
+                path: n.path.clone(),
+                norm: n.norm,
+                kind,
+                threshold,
+            })
+        })
+        .collect()
+}
+
+/// Multiplies every gradient present by a factor.
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl OnParam for Scale<'_> {
+    fn on<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// Clips the gradients of `model` by their global L2 norm, as `torch.nn.utils.clip_grad_norm_`:
+/// with total = √(Σ‖g_i‖²) and scale = max_norm / (total + 1e-6), every gradient is multiplied
+/// by scale when scale < 1 and left alone otherwise. Returns the gradients and the total norm
+/// before clipping. A non-finite total leaves the gradients unchanged (PyTorch would scale them
+/// by NaN): check `total.is_finite()` and skip the step. `max_norm` must be finite and > 0.
+pub fn clip_grad_norm<M: Module>(
+    model: &M,
+    mut grads: GradientsParams,
+    max_norm: f64,
+) -> Result<(GradientsParams, f64)> {
+    if !max_norm.is_finite() || max_norm <= 0.0 {
+        return Err(TrainError::BadInput(format!(
+            "gradient clipping: max norm is {max_norm}; expected a finite value > 0"
+        )));
+    }
+    let total = global_norm(&grad_norms(model, &grads));
+    let factor = max_norm / (total + 1e-6);
+    if total.is_finite() && factor < 1.0 {
+        walk(
+            model,
+            Scale {
+                grads: &mut grads,
+                factor,
+            },
+        );
+    }
+    Ok((grads, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::fixtures::{self, floats, values};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, TensorData};
+
+    #[derive(Module, Debug)]
+    struct Two {
+        a: Linear,
+        b: Linear,
+    }
+
+    fn two(device: &Device) -> Two {
+        Two {
+            a: LinearConfig::new(3, 2).init(device),
+            b: LinearConfig::new(3, 4).init(device),
+        }
+    }
+
+    fn input(device: &Device) -> Tensor<2> {
+        Tensor::from_data(
+            TensorData::new(vec![1.0f32, -2.0, 0.5, 3.0, 0.0, -1.0], [2, 3]),
+            device,
+        )
+    }
+
+    /// loss = Σ b(x) + 0·Σ a(x): a's gradients are exactly zero.
+    #[test]
+    fn a_zeroed_layer_raises_the_vanishing_alarm_naming_it() {
+        let device = Device::flex().autodiff();
+        let m = two(&device);
+        let x = input(&device);
+        let loss =
+            m.b.forward(x.clone())
+                .sum()
+                .add(m.a.forward(x).sum().mul_scalar(0.0));
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let norms = grad_norms(&m, &grads);
+        let paths: Vec<_> = norms.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(paths, ["a.weight", "a.bias", "b.weight", "b.bias"]);
+        let alarms = check_grads(&norms, &GradThresholds::default());
+        let named: Vec<_> = alarms.iter().map(|a| (a.path.as_str(), a.kind)).collect();
+        assert_eq!(
+            named,
+            [
+                ("a.weight", GradAlarmKind::Vanishing),
+                ("a.bias", GradAlarmKind::Vanishing)
+            ]
+        );
+        assert!(alarms[0]
+            .to_string()
+            .contains("vanishing gradient at a.weight"));
+    }
+
+    /// d/dW Σ(xW + b) = xᵀ·1: column j of the gradient is Σ_rows x, for every output;
+    /// d/db = N per output. With x rows (1, −2, 0.5), (3, 0, −1): Σ = (4, −2, −0.5),
+    /// ‖∇W_b‖ = √(4 · 20.25) = 9, ‖∇b_b‖ = √(4 · 4) = 4.
+    #[test]
+    fn norms_match_hand_computation_and_exploding_is_flagged() {
+        let device = Device::flex().autodiff();
+        let m = two(&device);
+        let loss = m.b.forward(input(&device)).sum().mul_scalar(1000.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let norms = grad_norms(&m, &grads);
+        // `a` is not on the graph: it has no gradient and is skipped.
+        assert_eq!(norms.len(), 2);
+        assert_eq!(norms[0].path, "b.weight");
+        assert!((norms[0].norm - 9000.0).abs() < 1e-3, "{:?}", norms[0]);
+        assert!((norms[1].norm - 4000.0).abs() < 1e-3, "{:?}", norms[1]);
+        assert_eq!(norms[0].numel, 12);
+        assert!((global_norm(&norms) - 97_000_000f64.sqrt()).abs() < 1e-3);
+        let t = GradThresholds {
+            vanishing_below: 1e-7,
+            exploding_above: 5000.0,
+        };
+        let alarms = check_grads(&norms, &t);
+        assert_eq!(alarms.len(), 1);
+        assert_eq!(
+            (alarms[0].path.as_str(), alarms[0].kind),
+            ("b.weight", GradAlarmKind::Exploding)
+        );
+    }
+
+    #[test]
+    fn non_finite_gradient_is_flagged_and_not_clipped() {
+        let device = Device::flex();
+        let m = two(&device);
+        let mut grads = GradientsParams::new();
+        grads.register(
+            m.a.weight.id,
+            Tensor::<2>::from_floats([[1.0, f32::NAN], [0.0, 0.0], [0.0, 0.0]], &device),
+        );
+        let norms = grad_norms(&m, &grads);
+        let alarms = check_grads(&norms, &GradThresholds::default());
+        assert_eq!(alarms[0].kind, GradAlarmKind::NonFinite);
+        let (grads, total) = clip_grad_norm(&m, grads, 1.0).unwrap();
+        assert!(total.is_nan());
+        assert_eq!(values(grads.get::<2>(m.a.weight.id).unwrap())[0], 1.0);
+    }
+
+    #[derive(Module, Debug)]
+    struct Three {
+        a: Param<Tensor<2>>,
+        b: Param<Tensor<1>>,
+        c: Param<Tensor<3>>,
+    }
+
+    #[test]
+    fn clipping_matches_torch_clip_grad_norm() {
+        let device = Device::flex();
+        let m = Three {
+            a: Param::from_tensor(Tensor::zeros([3, 4], &device)),
+            b: Param::from_tensor(Tensor::zeros([4], &device)),
+            c: Param::from_tensor(Tensor::zeros([2, 2, 3], &device)),
+        };
+        let cases = fixtures::section("clip");
+        assert_eq!(cases.len(), 3);
+        for case in &cases {
+            let g: Vec<Vec<f64>> = serde_json::from_value(case.0["grads"].clone()).unwrap();
+            let want: Vec<Vec<f64>> = serde_json::from_value(case.0["clipped"].clone()).unwrap();
+            let mut grads = GradientsParams::new();
+            grads.register(m.a.id, floats(&g[0], &device).reshape([3, 4]));
+            grads.register(m.b.id, floats(&g[1], &device));
+            grads.register(m.c.id, floats(&g[2], &device).reshape([2, 2, 3]));
+            let (grads, total) = clip_grad_norm(&m, grads, case.f64("max_norm")).unwrap();
+            let want_total = case.f64("total_norm");
+            assert!(
+                (total - want_total).abs() < 1e-9 * want_total,
+                "{total} vs {want_total}"
+            );
+            let got = [
+                values(grads.get::<2>(m.a.id).unwrap()),
+                values(grads.get::<1>(m.b.id).unwrap()),
+                values(grads.get::<3>(m.c.id).unwrap()),
+            ];
+            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
+                fixtures::assert_close(&format!("{} tensor {k}", case.name("clip")), got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_max_norm_is_reported() {
+        let device = Device::flex();
+        let m = two(&device);
+        let e = clip_grad_norm(&m, GradientsParams::new(), 0.0).unwrap_err();
+        assert!(e.to_string().contains("max norm is 0"), "{e}");
+    }
+}
