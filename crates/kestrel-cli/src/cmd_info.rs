@@ -20,6 +20,10 @@ pub struct InfoArgs {
     /// Number of classes.
     #[arg(long, default_value_t = 1000)]
     classes: usize,
+    /// Output stride of the backbone: 32, or 16 / 8 with the later strides turned into
+    /// dilation (DeepLab's dilated backbones; MobileNetV2 and ResNets).
+    #[arg(long, default_value_t = 32)]
+    output_stride: usize,
     /// One JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -59,21 +63,22 @@ fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
         width,
         num_classes: a.classes,
     };
-    spec.describe(a.resolution).map_err(|e| match e {
-        InfoError::BadValue {
-            field,
-            expected,
-            got,
-        } => CliError::BadInput(format!(
-            "bad value for `--{field}`: expected {expected}, got {got}"
-        )),
-        InfoError::TooSmall { .. } => CliError::BadInput(format!("`--resolution`: {e}")),
-        InfoError::Overflow(_) => CliError::BadInput(format!(
-            "{e} (--width {width}, --resolution {}, --classes {})",
-            a.resolution, a.classes
-        )),
-        InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
-    })
+    spec.describe_at(a.resolution, a.output_stride)
+        .map_err(|e| match e {
+            InfoError::BadValue {
+                field,
+                expected,
+                got,
+            } => CliError::BadInput(format!(
+                "bad value for `--{field}`: expected {expected}, got {got}"
+            )),
+            InfoError::TooSmall { .. } => CliError::BadInput(format!("`--resolution`: {e}")),
+            InfoError::Overflow(_) => CliError::BadInput(format!(
+                "{e} (--width {width}, --resolution {}, --classes {})",
+                a.resolution, a.classes
+            )),
+            InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
+        })
 }
 
 /// `1234567` → `1,234,567`.
@@ -272,6 +277,30 @@ mod tests {
         assert!(lines[2].starts_with("stem "), "{}", lines[2]);
         let text = to_text(&describe(&args(&["resnet50"])).unwrap());
         assert!(text.ends_with("params 25,557,032  MACs 4.09 G\n"), "{text}");
+    }
+
+    #[test]
+    fn output_stride_dilates_and_bad_strides_name_the_flag() {
+        // torchvision's deeplabv3_resnet50 backbone (replace_stride_with_dilation=[False, True,
+        // True]): layer4 keeps 28×28 at 224 px with dilation 4 in its later blocks.
+        let info = describe(&args(&["resnet50", "--output-stride", "8"])).unwrap();
+        let row = info
+            .layers
+            .iter()
+            .find(|l| l.name == "layer4.2.conv2")
+            .unwrap();
+        assert_eq!((row.out, row.dilation, row.stride), ([512, 28, 28], 4, 1));
+        // The parameters do not change; the multiply-adds do.
+        let plain = describe(&args(&["resnet50"])).unwrap();
+        assert_eq!(info.params, plain.params);
+        assert!(info.macs > 3 * plain.macs);
+        for bad in [
+            ["resnet18", "--output-stride", "4"],
+            ["mobilenet-v1", "--output-stride", "16"],
+        ] {
+            let e = describe(&args(&bad)).unwrap_err().to_string();
+            assert!(e.contains("--output-stride") && e.contains("32"), "{e}");
+        }
     }
 
     #[test]

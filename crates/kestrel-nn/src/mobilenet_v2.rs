@@ -106,20 +106,55 @@ impl InvertedResidualConfig {
 
 impl MobileNetV2Config {
     /// The 17 inverted-residual blocks, from [`MOBILENET_V2_TABLE`] with the width multiplier.
+    ///
+    /// With an output stride below 32, a block that would push the running stride past it keeps
+    /// stride 1 and dilates instead (DeepLab's rule: that block still uses the previous rate, the
+    /// blocks after it the rate multiplied by the stride it gave up).
     pub fn blocks(&self) -> Vec<InvertedResidualConfig> {
         let (stem, outs, _) = self.channels();
         let strides = MOBILENET_V2_TABLE
             .iter()
             .flat_map(|&(t, _, n, s)| (0..n).map(move |i| (t, if i == 0 { s } else { 1 })));
         let mut in_c = stem;
+        // The stem has stride 2.
+        let mut current = 2;
+        let mut rate = 1;
         strides
             .zip(outs)
-            .map(|((t, stride), out)| {
-                let block = InvertedResidualConfig::new(in_c, out, stride, t);
+            .map(|((t, s), out)| {
+                let (stride, dilation) = if current >= self.output_stride {
+                    let r = rate;
+                    rate *= s;
+                    (1, r)
+                } else {
+                    current *= s;
+                    (s, rate)
+                };
+                let block =
+                    InvertedResidualConfig::new(in_c, out, stride, t).with_dilation(dilation);
                 in_c = out;
                 block
             })
             .collect()
+    }
+
+    /// Indices of the blocks whose outputs are the stride-8 and stride-16 feature maps (the last
+    /// block of each resolution at output stride 32): FCN-8s and FCN-16s tap them.
+    pub fn tap_blocks(&self) -> [usize; 2] {
+        let mut ends = Vec::new();
+        let mut index = 0;
+        for &(_, _, n, _) in MOBILENET_V2_TABLE.iter() {
+            index += n;
+            ends.push(index - 1);
+        }
+        // Rows: 16 (s2), 24 (s4), 32 (s8), 64 and 96 (s16), 160 and 320 (s32).
+        [ends[2], ends[4]]
+    }
+
+    /// Channels of the stride-8 and stride-16 taps.
+    pub fn tap_channels(&self) -> [usize; 2] {
+        let (_, outs, _) = self.channels();
+        self.tap_blocks().map(|i| outs[i])
     }
 }
 
@@ -153,6 +188,10 @@ pub struct MobileNetV2Config {
     /// Dropout before the classifier.
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// Output stride of the feature map: 32 (the classifier), 16 or 8 (dilated, as DeepLab builds
+    /// it: once the running stride reaches this value, later strides become dilation).
+    #[config(default = 32)]
+    pub output_stride: usize,
 }
 
 /// MobileNetV2: stem, 17 inverted residuals, 1×1 head, global average pooling, dropout, linear.
@@ -188,16 +227,8 @@ impl MobileNetV2Config {
     pub fn init(&self, device: &Device) -> MobileNetV2 {
         let (stem_c, _, head_c) = self.channels();
         let stem = ConvBnActConfig::new(3, stem_c).with_stride(2).init(device);
-        let mut blocks = Vec::new();
-        let mut in_c = stem_c;
-        for &(t, c, n, s) in MOBILENET_V2_TABLE.iter() {
-            let out = make_divisible(c as f64 * self.width, self.round_nearest);
-            for i in 0..n {
-                let stride = if i == 0 { s } else { 1 };
-                blocks.push(InvertedResidualConfig::new(in_c, out, stride, t).init(device));
-                in_c = out;
-            }
-        }
+        let blocks: Vec<InvertedResidual> = self.blocks().iter().map(|b| b.init(device)).collect();
+        let in_c = self.blocks().last().map_or(stem_c, |b| b.out_channels);
         let head = ConvBnActConfig::new(in_c, head_c)
             .with_kernel(1)
             .init(device);
@@ -229,6 +260,28 @@ impl MobileNetV2 {
             x = block.forward(x);
         }
         self.head.forward(x)
+    }
+
+    /// The stride-8, stride-16 and last feature maps (the last is [`MobileNetV2::features`]'s);
+    /// `taps` from [`MobileNetV2Config::tap_blocks`].
+    pub fn feature_taps(&self, x: Tensor<4>, taps: [usize; 2]) -> [Tensor<4>; 3] {
+        let mut x = self.stem.forward(x);
+        let mut out = Vec::with_capacity(2);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            if taps.contains(&i) {
+                out.push(x.clone());
+            }
+        }
+        let last = self.head.forward(x);
+        let mut out = out.into_iter();
+        match (out.next(), out.next()) {
+            (Some(s8), Some(s16)) => [s8, s16, last],
+            _ => panic!(
+                "tap indices {taps:?} outside the {} blocks",
+                self.blocks.len()
+            ),
+        }
     }
 
     /// Class logits (N, classes) for images (N, 3, H, W).
@@ -270,5 +323,82 @@ mod tests {
                 "{h}x{w}"
             );
         }
+    }
+
+    #[test]
+    fn output_stride_dilates_like_deeplab() {
+        // DeepLab's MobileNetV2 at output stride 8 (TF-slim's rule): the 64-channel row would go
+        // to stride 16, so it keeps stride 1 at rate 1 and later blocks use rate 2; the
+        // 160-channel row's first block keeps rate 2, the blocks after it rate 4.
+        let sd = |os: usize| -> Vec<(usize, usize)> {
+            MobileNetV2Config::new(10)
+                .with_output_stride(os)
+                .blocks()
+                .iter()
+                .map(|b| (b.stride, b.dilation))
+                .collect()
+        };
+        let d = |n| (1, n);
+        assert_eq!(
+            sd(8),
+            [
+                d(1),
+                (2, 1),
+                d(1),
+                (2, 1),
+                d(1),
+                d(1),
+                d(1),
+                d(2),
+                d(2),
+                d(2),
+                d(2),
+                d(2),
+                d(2),
+                d(2),
+                d(4),
+                d(4),
+                d(4)
+            ]
+        );
+        assert_eq!(sd(16)[13..], [d(1), d(2), d(2), d(2)]);
+        assert_eq!(sd(16)[6], (2, 1));
+        assert!(sd(32).iter().all(|&(_, r)| r == 1));
+
+        let device = Device::flex();
+        let cfg = MobileNetV2Config::new(3)
+            .with_width(0.25)
+            .with_output_stride(8);
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::zeros([1, 3, 64, 48], &device);
+        let [s8, s16, last] = model.feature_taps(x, cfg.tap_blocks());
+        assert_eq!(s8.dims(), [1, cfg.tap_channels()[0], 8, 6]);
+        assert_eq!(s16.dims(), [1, cfg.tap_channels()[1], 8, 6]);
+        assert_eq!(last.dims(), [1, 1280, 8, 6]);
+        // Taps at OS 32: the 32-channel row ends at block 5, the 96-channel row at block 12.
+        let cfg = MobileNetV2Config::new(3);
+        assert_eq!(cfg.tap_blocks(), [5, 12]);
+        assert_eq!(cfg.tap_channels(), [32, 96]);
+    }
+
+    #[test]
+    fn dilated_receptive_field() {
+        // Each depthwise 3×3 adds (effective kernel − 1)·jump = 2·rate·jump. At OS 16 the jump
+        // stays 16 from block 6 on; the 160-row's first block keeps rate 1, the next three use
+        // rate 2.
+        let info = crate::info::describe(
+            "mobilenet-v2",
+            &MobileNetV2Config::new(1000).with_output_stride(16),
+            224,
+        )
+        .unwrap();
+        let head = info.layers.iter().find(|l| l.name == "head").unwrap();
+        assert_eq!(head.out, [1280, 14, 14]);
+        // Stem 3 (jump 2); block 0 +4; blocks 1–2: +4 (stride 2 at jump 2), +8; blocks 3–5: +8,
+        // +16, +16; blocks 6–12: +16, then 6 × 32; blocks 13–16 at jump 16: +32, then 3 × 64.
+        let want = 3 + 4 + (4 + 8) + (8 + 2 * 16) + (16 + 6 * 32) + (32 + 3 * 64);
+        assert_eq!(head.receptive_field, want);
+        // The same 491 as at OS 32 (rate 2 at jump 16 = rate 1 at jump 32), on a 14×14 map.
+        assert_eq!(want, 491);
     }
 }

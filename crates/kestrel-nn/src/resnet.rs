@@ -63,6 +63,10 @@ pub struct ResidualBlockConfig {
     /// Start the last BatchNorm's γ at zero, so the block starts as its shortcut.
     #[config(default = false)]
     pub zero_init_last_bn: bool,
+    /// Dilation of the 3×3 convolutions (both of a basic block's; torchvision allows it only in
+    /// bottlenecks).
+    #[config(default = 1)]
+    pub dilation: usize,
 }
 
 /// A residual block: `relu(convs(x) + shortcut(x))`.
@@ -87,7 +91,7 @@ impl ResidualBlockConfig {
     /// The main branch's convolutions, named as the module's fields; the last has no activation
     /// (the ReLU comes after the sum).
     pub fn convs(&self) -> Vec<(&'static str, ConvBnActConfig)> {
-        let (w, s) = (self.width, self.stride);
+        let (w, s, d) = (self.width, self.stride, self.dilation);
         let relu = Activation::Relu;
         let linear = Activation::Identity;
         match self.kind {
@@ -96,9 +100,15 @@ impl ResidualBlockConfig {
                     "conv1",
                     ConvBnActConfig::new(self.in_channels, w)
                         .with_stride(s)
+                        .with_dilation(d)
                         .with_activation(relu),
                 ),
-                ("conv2", ConvBnActConfig::new(w, w).with_activation(linear)),
+                (
+                    "conv2",
+                    ConvBnActConfig::new(w, w)
+                        .with_dilation(d)
+                        .with_activation(linear),
+                ),
             ],
             BlockKind::Bottleneck => vec![
                 (
@@ -111,6 +121,7 @@ impl ResidualBlockConfig {
                     "conv2",
                     ConvBnActConfig::new(w, w)
                         .with_stride(s)
+                        .with_dilation(d)
                         .with_activation(relu),
                 ),
                 (
@@ -198,6 +209,10 @@ pub struct ResNetConfig {
     /// off by default, as there).
     #[config(default = false)]
     pub zero_init_residual: bool,
+    /// Output stride of the last feature map: 32 (the classifier), 16 (stage 4 dilated) or 8
+    /// (stages 3 and 4 dilated), as torchvision's `replace_stride_with_dilation` and DeepLab do.
+    #[config(default = 32)]
+    pub output_stride: usize,
 }
 
 /// ResNet: stem, max pooling, four stages of residual blocks, global average pooling, linear.
@@ -249,20 +264,49 @@ impl ResNetConfig {
     }
 
     /// The blocks of each of the four stages.
+    ///
+    /// A stage that would take the stride past the output stride keeps stride 1 and multiplies
+    /// the dilation by 2 instead; its first block still uses the previous dilation (torchvision's
+    /// `_make_layer`).
     pub fn stages(&self) -> [Vec<ResidualBlockConfig>; 4] {
         let mut in_c = RESNET_STEM;
+        // Stem and max pooling: stride 4.
+        let mut current = 4;
+        let mut dilation = 1;
         std::array::from_fn(|stage| {
+            let mut stage_stride = if stage > 0 { 2 } else { 1 };
+            let previous = dilation;
+            if stage_stride > 1 && current >= self.output_stride {
+                dilation *= stage_stride;
+                stage_stride = 1;
+            }
+            current *= stage_stride;
             (0..self.layers[stage])
                 .map(|i| {
-                    let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                    let (stride, d) = if i == 0 {
+                        (stage_stride, previous)
+                    } else {
+                        (1, dilation)
+                    };
                     let block = ResidualBlockConfig::new(self.block, in_c, RESNET_WIDTHS[stage])
                         .with_stride(stride)
+                        .with_dilation(d)
                         .with_zero_init_last_bn(self.zero_init_residual);
                     in_c = block.out_channels();
                     block
                 })
                 .collect()
         })
+    }
+
+    /// Channels of the outputs of stages 2, 3 and 4 ([`ResNet::feature_taps`]).
+    pub fn tap_channels(&self) -> [usize; 3] {
+        let e = self.block.expansion();
+        [
+            RESNET_WIDTHS[1] * e,
+            RESNET_WIDTHS[2] * e,
+            RESNET_WIDTHS[3] * e,
+        ]
     }
 
     /// Channels of the last feature map (512 · expansion).
@@ -318,6 +362,22 @@ impl ResNet {
             }
         }
         x
+    }
+
+    /// The outputs of stages 2, 3 and 4 (strides 8, 16 and 32 at output stride 32), which FCN
+    /// heads tap.
+    pub fn feature_taps(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
+        let run = |mut x: Tensor<4>, stage: &[ResidualBlock]| {
+            for block in stage {
+                x = block.forward(x);
+            }
+            x
+        };
+        let x = self.maxpool.forward(self.conv1.forward(x));
+        let s8 = run(run(x, &self.layer1), &self.layer2);
+        let s16 = run(s8.clone(), &self.layer3);
+        let s32 = run(s16.clone(), &self.layer4);
+        [s8, s16, s32]
     }
 
     /// Class logits (N, classes) for images (N, 3, H, W).
@@ -473,5 +533,82 @@ mod tests {
         let last = &info.layers[info.layers.len() - 3];
         assert_eq!(last.name, "layer4.1.conv2");
         assert_eq!(last.receptive_field, 435);
+    }
+
+    #[test]
+    fn output_stride_turns_later_strides_into_dilation() {
+        // torchvision resnet50(replace_stride_with_dilation=[False, True, True]) (DeepLab's OS 8):
+        // layer3.0.conv2 stride 1 dilation 1, layer3.1+ dilation 2, layer4.0.conv2 dilation 2,
+        // layer4.1+ dilation 4; the downsample 1×1 convolutions keep stride 1.
+        let c = ResNetConfig::resnet50(21).with_output_stride(8);
+        let st = c.stages();
+        let sd = |b: &ResidualBlockConfig| (b.stride, b.dilation);
+        assert_eq!(sd(&st[1][0]), (2, 1));
+        assert_eq!(sd(&st[2][0]), (1, 1));
+        assert_eq!(sd(&st[2][1]), (1, 2));
+        assert_eq!(sd(&st[3][0]), (1, 2));
+        assert_eq!(sd(&st[3][2]), (1, 4));
+        assert_eq!(st[3][0].downsample().unwrap().stride, 1);
+        let conv2 = &st[3][2].convs()[1].1;
+        assert_eq!((conv2.kernel, conv2.dilation), (3, 4));
+        // OS 16: only stage 4 dilated.
+        let st = ResNetConfig::resnet18(21).with_output_stride(16).stages();
+        assert_eq!(sd(&st[2][0]), (2, 1));
+        assert_eq!(sd(&st[3][0]), (1, 1));
+        assert_eq!(sd(&st[3][1]), (1, 2));
+
+        let device = Device::flex();
+        for (os, cfg) in [
+            (8, ResNetConfig::resnet18(5).with_output_stride(8)),
+            (16, ResNetConfig::resnet50(5).with_output_stride(16)),
+        ] {
+            let model = cfg.init(&device);
+            let x = Tensor::<4>::zeros([1, 3, 64, 64], &device);
+            let [s8, s16, s32] = model.feature_taps(x.clone());
+            assert_eq!(s8.dims()[2], 8);
+            assert_eq!(s16.dims()[2], 64 / os.min(16));
+            assert_eq!(s32.dims()[2..], [64 / os, 64 / os]);
+            assert_eq!(s32.dims()[1], cfg.tap_channels()[2]);
+            assert_eq!(model.features(x).dims()[2], 64 / os);
+            // Same parameters as the undilated network.
+            assert_eq!(
+                trainable_params(&model),
+                trainable_params(
+                    &ResNetConfig {
+                        output_stride: 32,
+                        ..cfg
+                    }
+                    .init(&device)
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn dilation_grows_the_receptive_field() {
+        // OS 8: each 3×3 convolution adds (effective kernel − 1)·jump = 2·dilation·8, the jump
+        // staying 8 after stage 2. ResNet-18: 11 + 4·8 + (8 + 3·16) = 99 after stage 2; stage 3:
+        // block 0 (d 1) 2·16, block 1 (d 2) 2·32 = +96; stage 4: block 0 (d 2) 2·32, block 1
+        // (d 4) 2·64 = +192 → 387 (OS 32 gives 435).
+        let os8 = describe(
+            "resnet18",
+            &ResNetConfig::resnet18(10).with_output_stride(8),
+            224,
+        )
+        .unwrap();
+        let last = &os8.layers[os8.layers.len() - 3];
+        assert_eq!(last.name, "layer4.1.conv2");
+        assert_eq!(last.out, [512, 28, 28]);
+        assert_eq!(last.dilation, 4);
+        assert_eq!(last.receptive_field, 387);
+        // Dilation multiplies MACs by the area ratio of the maps: 16× for stage 4.
+        let os32 = describe("resnet18", &ResNetConfig::resnet18(10), 224).unwrap();
+        let macs = |i: &crate::info::ModelInfo, name: &str| {
+            i.layers.iter().find(|l| l.name == name).unwrap().macs
+        };
+        assert_eq!(
+            macs(&os8, "layer4.1.conv2"),
+            16 * macs(&os32, "layer4.1.conv2")
+        );
     }
 }

@@ -117,19 +117,58 @@ enum ArchConfig {
     ResNet(ResNetConfig),
 }
 
+/// The output strides a dilated backbone supports.
+pub const OUTPUT_STRIDES: [usize; 3] = [8, 16, 32];
+
 impl ClassifierSpec {
     fn config(&self) -> ArchConfig {
+        self.config_at(32)
+    }
+
+    fn config_at(&self, output_stride: usize) -> ArchConfig {
         let n = self.num_classes;
+        let os = output_stride;
         match self.arch {
             Arch::MobileNetV1 => {
                 ArchConfig::MobileNetV1(MobileNetV1Config::new(n).with_width(self.width))
             }
-            Arch::MobileNetV2 => {
-                ArchConfig::MobileNetV2(MobileNetV2Config::new(n).with_width(self.width))
-            }
-            Arch::ResNet18 => ArchConfig::ResNet(ResNetConfig::resnet18(n)),
-            Arch::ResNet34 => ArchConfig::ResNet(ResNetConfig::resnet34(n)),
-            Arch::ResNet50 => ArchConfig::ResNet(ResNetConfig::resnet50(n)),
+            Arch::MobileNetV2 => ArchConfig::MobileNetV2(
+                MobileNetV2Config::new(n)
+                    .with_width(self.width)
+                    .with_output_stride(os),
+            ),
+            Arch::ResNet18 => ArchConfig::ResNet(ResNetConfig::resnet18(n).with_output_stride(os)),
+            Arch::ResNet34 => ArchConfig::ResNet(ResNetConfig::resnet34(n).with_output_stride(os)),
+            Arch::ResNet50 => ArchConfig::ResNet(ResNetConfig::resnet50(n).with_output_stride(os)),
+        }
+    }
+
+    /// [`ClassifierSpec::describe`] of the dilated backbone with output stride 8, 16 or 32
+    /// (MobileNetV2 and the ResNets; MobileNet V1 only at 32).
+    pub fn describe_at(
+        &self,
+        resolution: usize,
+        output_stride: usize,
+    ) -> Result<ModelInfo, InfoError> {
+        let supported = if self.arch == Arch::MobileNetV1 {
+            &OUTPUT_STRIDES[2..]
+        } else {
+            &OUTPUT_STRIDES[..]
+        };
+        if !supported.contains(&output_stride) {
+            let list: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
+            return Err(InfoError::BadValue {
+                field: "output-stride".into(),
+                expected: format!("one of {} for {}", list.join(", "), self.arch),
+                got: output_stride.to_string(),
+            });
+        }
+        self.check()?;
+        let name = self.arch.to_string();
+        match self.config_at(output_stride) {
+            ArchConfig::MobileNetV1(c) => describe(&name, &c, resolution),
+            ArchConfig::MobileNetV2(c) => describe(&name, &c, resolution),
+            ArchConfig::ResNet(c) => describe(&name, &c, resolution),
         }
     }
 
@@ -147,6 +186,11 @@ impl ClassifierSpec {
     /// outside (0, [`MAX_WIDTH`]] (MobileNets), zero classes, an input too small for some layer,
     /// or counts beyond 64 bits.
     pub fn describe(&self, resolution: usize) -> Result<ModelInfo, InfoError> {
+        self.describe_at(resolution, 32)
+    }
+
+    /// Checks the width and the class count.
+    fn check(&self) -> Result<(), InfoError> {
         let bad = |field: &str, expected: &str, got: String| InfoError::BadValue {
             field: field.into(),
             expected: expected.into(),
@@ -162,12 +206,7 @@ impl ClassifierSpec {
         if self.num_classes == 0 {
             return Err(bad("classes", "at least 1", "0".into()));
         }
-        let name = self.arch.to_string();
-        match self.config() {
-            ArchConfig::MobileNetV1(c) => describe(&name, &c, resolution),
-            ArchConfig::MobileNetV2(c) => describe(&name, &c, resolution),
-            ArchConfig::ResNet(c) => describe(&name, &c, resolution),
-        }
+        Ok(())
     }
 }
 
