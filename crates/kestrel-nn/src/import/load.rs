@@ -1,0 +1,50 @@
+//! Building a kestrel classifier from a torchvision weights file.
+
+use super::apply::apply_state_dict;
+use super::error::ImportError;
+use super::read::read_state_dict;
+use crate::zoo::{Arch, Classifier, ClassifierSpec};
+use burn::tensor::Device;
+use std::path::Path;
+
+/// The state-dict key of the classifier weight, whose first dimension is the class count.
+fn classifier_key(arch: Arch) -> Option<&'static str> {
+    match arch {
+        Arch::MobileNetV2 => Some("classifier.1.weight"),
+        Arch::ResNet18 | Arch::ResNet34 | Arch::ResNet50 => Some("fc.weight"),
+        Arch::MobileNetV1 => None,
+    }
+}
+
+/// Loads torchvision weights (zip or legacy `.pth`, or `.safetensors`) for `arch` at width 1,
+/// with as many classes as the file's classifier weight has rows. Errors name the file and say
+/// what does not fit (see [`ImportError`]).
+pub fn load_classifier(
+    arch: Arch,
+    path: &Path,
+    device: &Device,
+) -> Result<Classifier, ImportError> {
+    let key = classifier_key(arch).ok_or_else(|| ImportError::UnsupportedArch {
+        arch: arch.to_string(),
+        detail: "torchvision has no MobileNet V1; import weights for mobilenet-v2 or a resnet"
+            .into(),
+    })?;
+    let sd = read_state_dict(path)?;
+    let num_classes = sd
+        .get(key)
+        .filter(|t| t.shape.len() == 2 && t.shape[0] > 0)
+        .map_or(1000, |t| t.shape[0]);
+    let model = ClassifierSpec {
+        arch,
+        width: 1.0,
+        num_classes,
+    }
+    .init(device);
+    apply_state_dict(model, &sd).map_err(|e| match e {
+        ImportError::Mismatch { mismatch, .. } => ImportError::Mismatch {
+            path: Some(path.to_path_buf()),
+            mismatch,
+        },
+        e => e,
+    })
+}
