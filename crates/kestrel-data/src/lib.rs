@@ -12,6 +12,7 @@ pub mod image_io;
 pub mod imbalance;
 pub mod item_key;
 pub mod manifest;
+pub mod max_subarray;
 pub mod preprocess;
 pub mod rng;
 pub mod seg;

@@ -12,6 +12,7 @@ pub mod mobilenet_v2_trace;
 pub mod params;
 pub mod pool;
 pub mod resnet;
+pub mod upsample;
 pub mod zoo;
 
 pub use batch_norm::{BatchNorm2d, BatchNorm2dConfig};
