@@ -60,10 +60,12 @@ pub struct ConvBnActConfig {
 /// Conv → BN → activation.
 #[derive(Module, Debug)]
 pub struct ConvBnAct {
-    /// The convolution (no bias: the BatchNorm's β plays that part).
+    /// The convolution (no bias: the BatchNorm's β plays that part — until the BatchNorm is folded
+    /// into it by [`ConvBnAct::fold_bn`], which gives it one).
     pub conv: Conv2d,
-    /// The normalisation.
-    pub bn: BatchNorm2d,
+    /// The normalisation; `None` once folded into the convolution ([`crate::fold`]). The field is
+    /// an `Option` so that the module paths of an unfolded layer (`bn.gamma`, ...) are unchanged.
+    pub bn: Option<BatchNorm2d>,
     /// The activation.
     #[module(skip)]
     pub activation: Activation,
@@ -88,15 +90,20 @@ impl ConvBnActConfig {
             .init(device);
         ConvBnAct {
             conv,
-            bn: BatchNorm2dConfig::new(self.out_channels).init(device),
+            bn: Some(BatchNorm2dConfig::new(self.out_channels).init(device)),
             activation: self.activation,
         }
     }
 }
 
 impl ConvBnAct {
-    /// Applies the three stages to an (N, C, H, W) tensor.
+    /// Applies the three stages to an (N, C, H, W) tensor (two once the BatchNorm is folded).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.activation.apply(self.bn.forward(self.conv.forward(x)))
+        let y = self.conv.forward(x);
+        let y = match &self.bn {
+            Some(bn) => bn.forward(y),
+            None => y,
+        };
+        self.activation.apply(y)
     }
 }

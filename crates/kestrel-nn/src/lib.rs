@@ -3,8 +3,10 @@
 pub mod batch_norm;
 pub mod conv_bn_act;
 pub mod divisible;
+pub mod fold;
 pub mod geometry;
 pub mod import;
+pub mod imagenet;
 pub mod info;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
@@ -17,6 +19,7 @@ pub mod zoo;
 
 pub use batch_norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+pub use fold::MapConvBnAct;
 pub use info::{Describe, InfoError, LayerInfo, LayerKind, ModelInfo};
 pub use mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};

@@ -150,8 +150,8 @@ impl ResidualBlockConfig {
         let last = convs.len() - 1;
         let mut built = convs.iter().enumerate().map(|(i, (_, c))| {
             let mut m = c.init(device);
-            if self.zero_init_last_bn && i == last {
-                m.bn.gamma = Initializer::Zeros.init([c.out_channels], device);
+            if let (true, Some(bn)) = (self.zero_init_last_bn && i == last, m.bn.as_mut()) {
+                bn.gamma = Initializer::Zeros.init([c.out_channels], device);
             }
             m
         });
@@ -442,18 +442,32 @@ mod tests {
             .with_zero_init_residual(true)
             .init(&device);
         for block in model.layer1.iter().chain(&model.layer4) {
-            assert_eq!(sum(block.conv2.bn.gamma.val()), 0.0);
-            assert!(sum(block.conv1.bn.gamma.val()) > 0.0);
+            assert_eq!(sum(block.conv2.bn.as_ref().unwrap().gamma.val()), 0.0);
+            assert!(sum(block.conv1.bn.as_ref().unwrap().gamma.val()) > 0.0);
         }
         let model = ResNetConfig::resnet50(10)
             .with_zero_init_residual(true)
             .init(&device);
         let block = &model.layer2[1];
-        assert_eq!(sum(block.conv3.as_ref().unwrap().bn.gamma.val()), 0.0);
-        assert!(sum(block.conv2.bn.gamma.val()) > 0.0);
+        assert_eq!(
+            sum(block
+                .conv3
+                .as_ref()
+                .unwrap()
+                .bn
+                .as_ref()
+                .unwrap()
+                .gamma
+                .val()),
+            0.0
+        );
+        assert!(sum(block.conv2.bn.as_ref().unwrap().gamma.val()) > 0.0);
         // Default off: every γ starts at 1.
         let model = ResNetConfig::resnet18(10).init(&device);
-        assert_eq!(sum(model.layer1[0].conv2.bn.gamma.val()), 64.0);
+        assert_eq!(
+            sum(model.layer1[0].conv2.bn.as_ref().unwrap().gamma.val()),
+            64.0
+        );
     }
 
     #[test]

@@ -17,5 +17,7 @@ pub use error::{Result, TrainError};
 pub use trainer::{train, Progress};
 pub mod eval_run;
 pub mod predict;
+pub mod predict_imagenet;
 pub use eval_run::{eval_run, EvalReport, EvalSplit};
 pub use predict::{predict_run, Prediction};
+pub use predict_imagenet::predict_imagenet;

@@ -1,0 +1,193 @@
+//! Classifying image files with an ImageNet-1k classifier (e.g. torchvision weights imported into
+//! a kestrel [`Classifier`]): BatchNorm folded, torchvision's evaluation preprocessing
+//! (`Resize(256)`, `CenterCrop(224)`, ImageNet normalisation), softmax, top-k with the ImageNet
+//! class names.
+
+use crate::error::{Result, TrainError};
+use crate::predict::{Prediction, TopClass};
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use kestrel_data::image_io::load_rgb;
+use kestrel_data::CenterCropEval;
+use kestrel_nn::imagenet::{self, NUM_CLASSES};
+use kestrel_nn::Classifier;
+use std::path::PathBuf;
+
+/// Images per forward pass.
+const BATCH: usize = 8;
+
+/// Classifies `images` with `model`, which must have 1000 outputs in torchvision's ImageNet class
+/// order. Every image is read and preprocessed before any is classified, so a bad file fails
+/// the call naming that file. The model is folded ([`Classifier::fold_bn`]) and run in eval
+/// mode on the device it lives on.
+pub fn predict_imagenet(
+    model: Classifier,
+    images: &[PathBuf],
+    top_k: usize,
+) -> Result<Vec<Prediction>> {
+    if top_k == 0 {
+        return Err(TrainError::BadInput(
+            "bad value for `--top-k`: expected at least 1".into(),
+        ));
+    }
+    let transform = CenterCropEval::IMAGENET;
+    let side = transform.crop as usize;
+    let mut x = Vec::with_capacity(images.len() * 3 * side * side);
+    for path in images {
+        transform.push_chw(&load_rgb(path)?, &mut x).map_err(|e| {
+            TrainError::BadInput(format!("{}: cannot preprocess ({e})", path.display()))
+        })?;
+    }
+    let model = model.valid().fold_bn();
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex);
+    let plane = 3 * side * side;
+    let mut out = Vec::with_capacity(images.len());
+    for (paths, chunk) in images.chunks(BATCH).zip(x.chunks(BATCH * plane)) {
+        let input = Tensor::<4>::from_data(
+            TensorData::new(chunk.to_vec(), [paths.len(), 3, side, side]),
+            &device,
+        );
+        let logits = model.forward(input);
+        let [_, classes] = logits.dims();
+        if classes != NUM_CLASSES {
+            return Err(TrainError::BadInput(format!(
+                "the model has {classes} outputs; ImageNet labels need {NUM_CLASSES}"
+            )));
+        }
+        let probs: Vec<f32> = softmax(logits, 1)
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+        for (path, row) in paths.iter().zip(probs.chunks_exact(NUM_CLASSES)) {
+            out.push(Prediction {
+                image: path.clone(),
+                top: ranked(row, top_k),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `k` most probable classes of `row`, most probable first; the lower index wins ties.
+fn ranked(row: &[f32], k: usize) -> Vec<TopClass> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|c| TopClass {
+            class: c,
+            label: imagenet::label(c).unwrap_or("?").to_string(),
+            prob: f64::from(row[c]),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use kestrel_nn::fold::MapConvBnAct;
+    use kestrel_nn::{Arch, ClassifierSpec};
+
+    fn spec(num_classes: usize) -> ClassifierSpec {
+        ClassifierSpec {
+            arch: Arch::MobileNetV2,
+            width: 0.35,
+            num_classes,
+        }
+    }
+
+    /// Random running statistics so that folding matters.
+    fn model(num_classes: usize) -> Classifier {
+        let device = Device::flex();
+        spec(num_classes)
+            .init(&device)
+            .map_conv_bn_act(&mut |mut unit: kestrel_nn::ConvBnAct| {
+                if let Some(bn) = unit.bn.as_mut() {
+                    let [c] = bn.running_var.value().dims();
+                    let u =
+                        |lo, hi| Tensor::<1>::random([c], Distribution::Uniform(lo, hi), &device);
+                    bn.running_mean = burn::module::RunningState::new(u(-0.5, 0.5));
+                    bn.running_var = burn::module::RunningState::new(u(0.5, 2.0));
+                }
+                unit
+            })
+    }
+
+    fn write_images(dir: &std::path::Path) -> Vec<PathBuf> {
+        [(300u32, 200u32), (120, 90)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, h))| {
+                let img = image::RgbImage::from_fn(w, h, |x, y| {
+                    image::Rgb([(x * 3 + y) as u8, (y * 5) as u8, (i * 100) as u8])
+                });
+                let path = dir.join(format!("img{i}.png"));
+                img.save(&path).unwrap();
+                path
+            })
+            .collect()
+    }
+
+    /// The ranking and probabilities equal the unfolded model's softmax on independently
+    /// preprocessed inputs, with ImageNet names.
+    #[test]
+    fn ranks_the_unfolded_models_probabilities_with_imagenet_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = write_images(dir.path());
+        let model = model(1000);
+        let device = Device::flex();
+        let mut x = Vec::new();
+        for p in &images {
+            CenterCropEval::IMAGENET
+                .push_chw(&load_rgb(p).unwrap(), &mut x)
+                .unwrap();
+        }
+        let input = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 224, 224]), &device);
+        let want: Vec<f32> = softmax(model.forward(input), 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let preds = predict_imagenet(model, &images, 5).unwrap();
+        assert_eq!(preds.len(), 2);
+        for (i, p) in preds.iter().enumerate() {
+            assert_eq!(p.image, images[i]);
+            let row = &want[i * 1000..(i + 1) * 1000];
+            let best = (0..1000)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                .unwrap();
+            assert_eq!(p.top.len(), 5);
+            assert!((p.top[0].prob - f64::from(row[best])).abs() < 1e-4);
+            for t in &p.top {
+                assert_eq!(t.label, imagenet::LABELS[t.class]);
+                assert!((t.prob - f64::from(row[t.class])).abs() < 1e-4, "{t:?}");
+            }
+            assert!(p.top.windows(2).all(|w| w[0].prob >= w[1].prob));
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_naming_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut images = write_images(dir.path());
+        let e = predict_imagenet(model(10), &images, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10 outputs") && e.contains("1000"), "{e}");
+        let e = predict_imagenet(model(1000), &images, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("top-k"), "{e}");
+        images.push(dir.path().join("missing.png"));
+        let e = predict_imagenet(model(1000), &images, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.png"), "{e}");
+    }
+}
