@@ -42,6 +42,25 @@ pub struct TrainArgs {
     /// Seed of the split, initialisation, shuffling and dropout.
     #[arg(long)]
     seed: Option<u64>,
+    /// Class imbalance: none, weights (class-weighted cross-entropy, inverse frequency), oversample /
+    /// undersample (re-drawn every epoch, seeded, up to the largest / down to the smallest class),
+    /// smote (SMOTE on the flattened training images' pixels, once; not with --augment standard).
+    /// Validation and test are never re-sampled.
+    #[arg(long, value_name = "MODE")]
+    balance: Option<String>,
+    /// Reorder each epoch so that equal labels stand at least K positions apart (error when no
+    /// such order exists; 0 = off).
+    #[arg(long, value_name = "K")]
+    interleave: Option<usize>,
+    /// Training augmentation: none, flips (default: random flips and quarter turns), standard
+    /// (random resized crop of 60-100 % of the area, horizontal flip, rotation up to 15 degrees,
+    /// colour jitter; decoded on loader threads every epoch).
+    #[arg(long, value_name = "MODE")]
+    augment: Option<String>,
+    /// Leave out unreadable items (corrupt or truncated images, bad masks) and report how many,
+    /// instead of stopping at the first with exit 2.
+    #[arg(long)]
+    skip_bad: bool,
     /// Run folder (default runs/<model>-<task>-<n>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -95,6 +114,18 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     }
     if let Some(v) = a.seed {
         cfg.seed = v;
+    }
+    if let Some(v) = a.balance {
+        cfg.balance = v.parse()?;
+    }
+    if let Some(v) = a.interleave {
+        cfg.interleave = v;
+    }
+    if let Some(v) = a.augment {
+        cfg.augment = v.parse()?;
+    }
+    if a.skip_bad {
+        cfg.skip_bad = true;
     }
     cfg.validate()?;
     let out = a.out.unwrap_or_else(|| {

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model; with no arguments, a MobileNetV2 classifier on the built-in `shapes` data.
-    Train(cmd_train::TrainArgs),
+    Train(Box<cmd_train::TrainArgs>),
     /// Metrics of a run's best checkpoint on its validation or test split.
     Eval(cmd_eval::EvalArgs),
     /// Classify image files with a trained run.
@@ -37,7 +37,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => cmd_train::run(a),
+        Command::Train(a) => cmd_train::run(*a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Metrics(a) => cmd_metrics::run(a),

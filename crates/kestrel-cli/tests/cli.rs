@@ -42,6 +42,8 @@ fn tiny_run() -> &'static Path {
         assert!(o.status.success(), "train failed: {}", stderr(&o));
         let summary: Value = serde_json::from_slice(&o.stdout).expect("train --json prints JSON");
         assert_eq!(summary["epochs_run"], 2);
+        // Checked here: the eval test, which may run at any time after this, flips it.
+        assert_eq!(summary["test_evaluated"], false);
         (dir, run)
     });
     run
@@ -73,7 +75,9 @@ fn train_writes_the_run_folder_of_the_spec() {
         assert!(summary.get(key).is_some(), "summary.json lacks {key}");
     }
     assert_eq!(summary["task"], "classify");
-    assert_eq!(summary["test_evaluated"], false);
+    // `test_evaluated` is checked in `tiny_run`: `eval --split test` in another test may have
+    // set it by now.
+    assert!(summary["test_evaluated"].is_boolean());
     let acc = summary["val"]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert!(summary["val"]["macro_f1"].is_number());
@@ -351,4 +355,138 @@ fn a_split_manifest_fixes_the_splits_of_training_and_eval() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("none.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn train_balances_interleaves_and_augments_on_a_tiny_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // Classes of about 45 %, 32 % and 23 %: equal labels can stand 2 apart.
+    let data = "shapes:n=96,size=32,classes=3,imbalance=2,seed=1";
+    let o = kestrel(&[
+        "train",
+        "--data",
+        data,
+        "--balance",
+        "weights",
+        "--interleave",
+        "2",
+        "--augment",
+        "standard",
+        "--resolution",
+        "32",
+        "--width",
+        "0.25",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["epochs_run"], 1);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "balance = \"weights\"",
+        "interleave = 2",
+        "augment = \"standard\"",
+    ] {
+        assert!(config.contains(line), "config.toml lacks {line}:\n{config}");
+    }
+    // The written config reproduces the run's settings.
+    let again = dir.path().join("again");
+    let o = kestrel(&[
+        "train",
+        "--config",
+        run.join("config.toml").to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read_to_string(again.join("config.toml")).unwrap();
+    assert_eq!(a, config);
+
+    // No order keeps 3 classes 5 apart.
+    let o = kestrel(&[
+        "train",
+        "--data",
+        data,
+        "--interleave",
+        "5",
+        "--out",
+        dir.path().join("r5").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interleave"), "{}", stderr(&o));
+    assert!(!dir.path().join("r5").exists(), "nothing written");
+    for (flag, value) in [("--balance", "smoothe"), ("--augment", "heavy")] {
+        let o = kestrel(&["train", flag, value]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains(value) && stderr(&o).contains(&flag[2..]),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn skip_bad_leaves_out_a_truncated_png_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("imgs");
+    for (c, class) in ["circle", "square"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..10u8 {
+            let img = image::RgbImage::from_fn(16, 16, |x, y| {
+                let v = if c == 0 { x * 16 } else { y * 16 } as u8;
+                image::Rgb([v, i * 20, 255 - v])
+            });
+            img.save(root.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    // A PNG cut in half.
+    let whole = std::fs::read(root.join("circle/0.png")).unwrap();
+    std::fs::write(root.join("circle/broken.png"), &whole[..whole.len() / 2]).unwrap();
+    // No test split, so that every item is read by training.
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "val_fraction = 0.2\ntest_fraction = 0.0\n").unwrap();
+    let data = format!("folder:{}", root.display());
+    let train = |extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            &data,
+            "--resolution",
+            "32",
+            "--width",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        kestrel(&args)
+    };
+    let o = train(&[], "strict");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.png"), "{}", stderr(&o));
+
+    let o = train(&["--skip-bad"], "lenient");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("skipped 1 unreadable item(s) of 21"), "{err}");
+    assert!(err.contains("broken.png"), "{err}");
+    let config = std::fs::read_to_string(dir.path().join("lenient/config.toml")).unwrap();
+    assert!(config.contains("skip_bad = true"), "{config}");
 }

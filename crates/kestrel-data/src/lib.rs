@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod decode_source;
 pub mod error;
 pub mod folder;
 pub mod fsio;
@@ -12,6 +13,7 @@ pub mod image_io;
 pub mod imagenet_preprocess;
 pub mod imbalance;
 pub mod item_key;
+pub mod loader;
 pub mod manifest;
 pub mod max_subarray;
 pub mod pil_resize;
@@ -25,12 +27,14 @@ pub mod split;
 
 pub use augment::{augment, AugmentConfig, ColorJitter, ResizedCrop};
 pub use dataset::{open, open_with, Dataset, Item, OpenOptions, Opened};
+pub use decode_source::{standard_augment, DecodeSource};
 pub use error::DataError;
 pub use folder::ImageFolder;
 pub use fsio::write_atomic;
 pub use idx::IdxDataset;
 pub use imagenet_preprocess::CenterCropEval;
 pub use item_key::ItemKey;
+pub use loader::{Batch, BatchSource, Loader, LoaderOptions, PlannedSample};
 pub use manifest::Manifest;
 pub use preprocess::Normalize;
 pub use seg::SegFolder;

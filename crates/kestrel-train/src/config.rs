@@ -3,8 +3,9 @@
 use crate::error::{Result, TrainError};
 use kestrel_data::DataSpec;
 use kestrel_nn::Arch;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;
+use std::str::FromStr;
 
 /// What the model learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,100 @@ pub enum OptimizerKind {
     AdamW,
     /// SGD with momentum 0.9 and coupled weight decay.
     Sgd,
+}
+
+/// `--balance`: how training counters class imbalance. Validation and test are never re-sampled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    /// Train on the data as it is.
+    #[default]
+    None,
+    /// Class-weighted cross-entropy, inverse-frequency weights `n / (K · n_c)` of the training
+    /// split (PyTorch's weighted mean `Σ w_y · loss / Σ w_y`).
+    Weights,
+    /// Every epoch, re-draw (seeded) each smaller class with replacement up to the largest one.
+    Oversample,
+    /// Every epoch, draw (seeded) from each larger class as many items as the smallest one has.
+    Undersample,
+    /// Once, before training: SMOTE on the flattened, normalised training images (pixels), adding
+    /// interpolated images of each smaller class up to the largest one (k = 5 neighbours, fewer
+    /// for a class of 5 or fewer). Needs `augment` none or flips.
+    Smote,
+}
+
+/// `--augment`: random transformations of the training images (never of validation or test).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augment {
+    /// None.
+    None,
+    /// A random element of the dihedral group of the square (flips and quarter turns) per image,
+    /// applied to images decoded once before training.
+    #[default]
+    Flips,
+    /// Decoded again every epoch on loader threads, then a random resized crop (60–100 % of the
+    /// area), a horizontal flip, a rotation of up to ±15° and colour jitter (±20 %), each drawn
+    /// from the sample's own seed; see `kestrel_data::standard_augment`.
+    Standard,
+}
+
+/// A flag value that is not one of the names of its enum.
+fn unknown(flag: &str, got: &str, names: &[&str]) -> TrainError {
+    TrainError::BadInput(format!(
+        "bad value for `{flag}`: expected one of {}, got `{got}`",
+        names.join(", ")
+    ))
+}
+
+impl FromStr for Balance {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => Balance::None,
+            "weights" => Balance::Weights,
+            "oversample" => Balance::Oversample,
+            "undersample" => Balance::Undersample,
+            "smote" => Balance::Smote,
+            other => {
+                return Err(unknown(
+                    "balance",
+                    other,
+                    &["none", "weights", "oversample", "undersample", "smote"],
+                ))
+            }
+        })
+    }
+}
+
+impl FromStr for Augment {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => Augment::None,
+            "flips" => Augment::Flips,
+            "standard" => Augment::Standard,
+            other => return Err(unknown("augment", other, &["none", "flips", "standard"])),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Augment {
+    /// A name, or a boolean as configurations before `--augment` had names wrote it
+    /// (`true` = flips, `false` = none).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Augment::Flips),
+            Raw::Bool(false) => Ok(Augment::None),
+            Raw::Name(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Every setting of a run. Defaults are the `kestrel train` defaults: a MobileNetV2 (α = 0.5) on
@@ -51,9 +146,15 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Linear warm-up length, in epochs (fractional allowed).
     pub warmup_epochs: f64,
-    /// Random flips and quarter turns of the training images (shape classes do not change under
-    /// them).
-    pub augment: bool,
+    /// `--augment`: training-image augmentation (the default, flips, keeps shape classes).
+    pub augment: Augment,
+    /// `--balance`: how to counter class imbalance in training.
+    pub balance: Balance,
+    /// `--interleave K`: reorder each epoch so that equal labels stand at least K positions
+    /// apart (0 or 1: off).
+    pub interleave: usize,
+    /// `--skip-bad`: leave out unreadable items (reported) instead of failing on the first.
+    pub skip_bad: bool,
     /// `--seed`: seeds the split, the initialisation, shuffling and dropout.
     pub seed: u64,
     /// A manifest from `kestrel split` that fixes train/val/test membership; when absent, the
@@ -80,7 +181,10 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             optimizer: OptimizerKind::AdamW,
             warmup_epochs: 0.5,
-            augment: true,
+            augment: Augment::Flips,
+            balance: Balance::None,
+            interleave: 0,
+            skip_bad: false,
             seed: 0,
             split_manifest: None,
             val_fraction: 0.15,
@@ -170,6 +274,13 @@ impl TrainConfig {
                 self.warmup_epochs.to_string(),
             );
         }
+        if self.balance == Balance::Smote && self.augment == Augment::Standard {
+            return bad(
+                "balance",
+                "none, weights, oversample or undersample with `augment = standard` (SMOTE images have no source file to augment; use `augment = flips` with smote)",
+                "smote".into(),
+            );
+        }
         Ok((spec, arch))
     }
 }
@@ -191,6 +302,37 @@ mod tests {
         let partial: TrainConfig = toml::from_str("epochs = 3").unwrap();
         assert_eq!(partial.epochs, 3);
         assert_eq!(partial.model, "mobilenet-v2");
+        // The new keys round-trip, as names.
+        let cfg = TrainConfig {
+            augment: Augment::Standard,
+            balance: Balance::Oversample,
+            interleave: 3,
+            skip_bad: true,
+            ..TrainConfig::default()
+        };
+        let text = cfg.to_toml();
+        assert!(text.contains("augment = \"standard\""), "{text}");
+        assert!(text.contains("balance = \"oversample\""), "{text}");
+        assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), cfg);
+    }
+
+    #[test]
+    fn augment_reads_names_and_the_old_booleans() {
+        let read = |t: &str| toml::from_str::<TrainConfig>(t).map(|c| c.augment);
+        assert_eq!(read("augment = true").unwrap(), Augment::Flips);
+        assert_eq!(read("augment = false").unwrap(), Augment::None);
+        assert_eq!(read("augment = \"standard\"").unwrap(), Augment::Standard);
+        let e = read("augment = \"rotate\"").unwrap_err().to_string();
+        assert!(e.contains("rotate") && e.contains("flips"), "{e}");
+        let e = "smot".parse::<Balance>().unwrap_err().to_string();
+        assert!(e.contains("`balance`") && e.contains("oversample"), "{e}");
+        let cfg = TrainConfig {
+            balance: Balance::Smote,
+            augment: Augment::Standard,
+            ..TrainConfig::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("balance") && e.contains("smote"), "{e}");
     }
 
     #[test]

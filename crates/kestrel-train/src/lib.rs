@@ -1,5 +1,6 @@
 //! kestrel-train: the training loop, checkpoints, evaluation and prediction.
 
+pub mod balance;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -11,8 +12,9 @@ pub mod run_dir;
 pub mod schedule;
 pub mod tensor_set;
 pub mod trainer;
+pub mod weighted_ce;
 
-pub use config::{Task, TrainConfig};
+pub use config::{Augment, Balance, Task, TrainConfig};
 pub use error::{Result, TrainError};
 pub use trainer::{train, Progress};
 pub mod eval_run;

@@ -1,13 +1,15 @@
 //! The training loop: train on train, validate every epoch, keep `last` and `best` checkpoints, never
 //! touch test.
 
+use crate::balance::{epoch_rows, loss_weights};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::config::TrainConfig;
+use crate::config::{Augment, Balance, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::run_dir::{self, EpochRecord, Summary};
 use crate::schedule::WarmupCosine;
-use crate::tensor_set::TensorSet;
+use crate::tensor_set::{batch_tensors, TensorSet, TensorSource};
+use crate::weighted_ce::WeightedCrossEntropy;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -15,12 +17,14 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kestrel_data::loader::{chunk_plan, BatchSource, Loader, LoaderOptions, PlannedSample};
 use kestrel_data::rng::Rng;
-use kestrel_data::Normalize;
+use kestrel_data::{standard_augment, Dataset, DecodeSource, Normalize, OpenOptions};
 use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Normalisation of every kestrel model input: the ImageNet statistics, as torchvision.
@@ -52,11 +56,42 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// Threads of the training loader: up to 4, fewer on smaller machines.
+fn loader_options() -> LoaderOptions {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, 4);
+    LoaderOptions {
+        workers,
+        prefetch: 2 * workers,
+    }
+}
+
 /// Trains a classifier as `cfg` says, writing the run folder `out`. Returns the summary.
 pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summary> {
     let (spec, arch) = cfg.validate()?;
     let started = Instant::now();
-    let ds = kestrel_data::open(&spec)?;
+    let opened = kestrel_data::open_with(
+        &spec,
+        OpenOptions {
+            skip_bad: cfg.skip_bad,
+        },
+    )?;
+    if cfg.skip_bad && progress != Progress::Quiet {
+        const SHOWN: usize = 5;
+        for s in opened.skipped.iter().take(SHOWN) {
+            eprintln!("skipped {}: {}", s.key, s.reason);
+        }
+        if opened.skipped.len() > SHOWN {
+            eprintln!("... and {} more", opened.skipped.len() - SHOWN);
+        }
+        eprintln!(
+            "--skip-bad: skipped {} unreadable item(s) of {}",
+            opened.skipped.len(),
+            opened.skipped.len() + opened.dataset.len()
+        );
+    }
+    let ds: Arc<dyn Dataset> = Arc::from(opened.dataset);
     let class_names = ds.class_names();
     let split = cfg.split(ds.as_ref())?;
     if split.train.len() < cfg.batch_size || split.val.is_empty() {
@@ -68,10 +103,53 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             cfg.batch_size
         )));
     }
+
+    // The training images: decoded once (augment none / flips) or on every epoch (standard).
+    let mut train_set = None;
+    let mut train_labels: Vec<usize> = {
+        let all = ds.labels();
+        split.train.iter().map(|&i| all[i]).collect()
+    };
+    if cfg.augment != Augment::Standard {
+        let mut set = TensorSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE)?;
+        if cfg.balance == Balance::Smote {
+            let added = set.smote(&class_names, cfg.seed)?;
+            if progress != Progress::Quiet {
+                eprintln!("--balance smote: added {added} synthetic training images");
+            }
+        }
+        train_labels = set.labels.clone();
+        train_set = Some(Arc::new(set));
+    }
+    // Checks --interleave (and the re-sampled size) before anything is written.
+    let rows_per_epoch = epoch_rows(&train_labels, cfg.balance, cfg.interleave, cfg.seed, 1)?.len();
+    if rows_per_epoch < cfg.batch_size {
+        return Err(TrainError::BadInput(format!(
+            "--balance {:?} leaves {rows_per_epoch} training images per epoch; expected at least one batch ({})",
+            cfg.balance, cfg.batch_size
+        )));
+    }
+    let source: Arc<dyn BatchSource> = match &train_set {
+        Some(set) => Arc::new(TensorSource {
+            set: set.clone(),
+            flips: cfg.augment == Augment::Flips,
+        }),
+        None => Arc::new(DecodeSource::new(
+            ds.clone(),
+            cfg.resolution as u32,
+            NORMALIZE,
+            Some(standard_augment(cfg.resolution as u32)),
+        )?),
+    };
+    // Loader indices: rows of the preloaded set, or dataset indices when decoding.
+    let to_index = |row: usize| match &train_set {
+        Some(_) => row,
+        None => split.train[row],
+    };
+
     run_dir::create(out)?;
     run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
 
-    let train_set = TensorSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE)?;
     let val_set = TensorSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE)?;
 
     let device = Device::flex().autodiff();
@@ -84,8 +162,15 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
     let mut model = model_spec.init(&device);
     let mut optim = build_optimizer(cfg);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let weighted_loss = match cfg.balance {
+        Balance::Weights => Some(WeightedCrossEntropy::new(
+            &loss_weights(&train_labels, &class_names)?,
+            &device,
+        )),
+        _ => None,
+    };
 
-    let steps_per_epoch = train_set.len() / cfg.batch_size;
+    let steps_per_epoch = rows_per_epoch / cfg.batch_size;
     let total_steps = steps_per_epoch * cfg.epochs;
     let schedule = WarmupCosine {
         peak: cfg.lr,
@@ -114,16 +199,33 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
     let eval_device = Device::flex();
     for epoch in 1..=cfg.epochs {
         let epoch_start = Instant::now();
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        Rng::stream(cfg.seed, 1_000_000 + epoch as u64).shuffle(&mut order);
+        let rows = epoch_rows(&train_labels, cfg.balance, cfg.interleave, cfg.seed, epoch)?;
+        // Each sample's seed, drawn here in epoch order, fixes its augmentation whatever thread
+        // loads it (for flips: the same draws as the first, single-threaded trainer).
+        let mut seeds = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
+        let samples: Vec<PlannedSample> = rows
+            .iter()
+            .map(|&r| PlannedSample {
+                index: to_index(r),
+                seed: seeds.next_u64(),
+            })
+            .collect();
+        // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
+        let plan = chunk_plan(&samples, cfg.batch_size, true);
+        let loader = Loader::spawn(source.clone(), plan, loader_options());
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         let mut train_confusion = ConfusionMatrix::new(class_names.len())?;
         let mut lr = schedule.lr(step);
-        let mut aug_rng = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
-        // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
-        for rows in order.chunks_exact(cfg.batch_size) {
+        for batch in loader {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(e.into());
+                }
+            };
             lr = schedule.lr(step);
-            let (x, y) = train_set.batch_with(rows, &device, cfg.augment.then_some(&mut aug_rng));
+            let (x, y) = batch_tensors(&batch, cfg.resolution, &device);
             let logits = model.forward(x);
             let pred: Vec<usize> = logits
                 .clone()
@@ -133,7 +235,10 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
                 .try_to_vec::<i64>()
                 .map(|v| v.into_iter().map(|p| p as usize).collect())
                 .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
-            let loss = loss_fn.forward(logits, y);
+            let loss = match &weighted_loss {
+                Some(w) => w.forward(logits, y),
+                None => loss_fn.forward(logits, y),
+            };
             let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
             if !loss_value.is_finite() {
                 bar.finish_and_clear();
@@ -145,10 +250,10 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             step += 1;
-            loss_sum += loss_value * rows.len() as f64;
-            seen += rows.len();
-            let truth: Vec<usize> = rows.iter().map(|&r| train_set.labels[r]).collect();
-            train_confusion.update(&truth, &pred, None)?;
+            let n = batch.labels.len();
+            loss_sum += loss_value * n as f64;
+            seen += n;
+            train_confusion.update(&batch.labels, &pred, None)?;
             let train_accuracy = train_confusion.accuracy().unwrap_or(0.0);
             let elapsed = epoch_start.elapsed().as_secs_f64();
             bar.set_message(format!(
