@@ -3,10 +3,11 @@
 pub mod batch_norm;
 pub mod conv_bn_act;
 pub mod divisible;
+pub mod fcn;
 pub mod fold;
 pub mod geometry;
-pub mod import;
 pub mod imagenet;
+pub mod import;
 pub mod info;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;

@@ -191,7 +191,7 @@ mod tests {
         let mut bn = BatchNorm2dConfig::new(2).init(device);
         bn.gamma = Param::from_tensor(Tensor::from_floats([3.0, 4.0], device));
         bn.beta = Param::from_tensor(Tensor::from_floats([-5.0, 0.0], device));
-        stem.bn = bn;
+        stem.bn = Some(bn);
         let w = TensorData::new(vec![0.5f32, -6e-4, 2e-4, -7.0], [2, 2]);
         let fc = Linear {
             weight: Param::from_tensor(Tensor::from_data(w, device)),
@@ -256,7 +256,15 @@ mod tests {
             assert!((a - b).abs() < 1e-7, "{g:?}");
         }
         assert!(m.fc.bias.as_ref().unwrap().val().grad(&grads).is_none());
-        assert!(m.stem.bn.gamma.val().grad(&grads).is_none());
+        assert!(m
+            .stem
+            .bn
+            .as_ref()
+            .unwrap()
+            .gamma
+            .val()
+            .grad(&grads)
+            .is_none());
     }
 
     #[test]
