@@ -1,6 +1,8 @@
 //! `kestrel`: train, evaluate and deploy small vision models. See `kestrel --help` and the README.
 
+mod cmd_bench;
 mod cmd_eval;
+mod cmd_export;
 mod cmd_info;
 mod cmd_metrics;
 mod cmd_predict;
@@ -32,6 +34,10 @@ enum Command {
     Info(cmd_info::InfoArgs),
     /// Write a stratified, seeded train/val/test split manifest of a data source.
     Split(cmd_split::SplitArgs),
+    /// A trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
+    Export(cmd_export::ExportArgs),
+    /// Benchmarks: `bench infer` times inference of a model with random weights.
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() {
@@ -43,6 +49,8 @@ fn main() {
         Command::Metrics(a) => cmd_metrics::run(a),
         Command::Info(a) => cmd_info::run(a),
         Command::Split(a) => cmd_split::run(a),
+        Command::Export(a) => cmd_export::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

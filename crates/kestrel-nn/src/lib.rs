@@ -3,6 +3,7 @@
 pub mod batch_norm;
 pub mod conv_bn_act;
 pub mod divisible;
+pub mod export;
 pub mod fcn;
 pub mod fold;
 pub mod geometry;

@@ -1,0 +1,269 @@
+//! `kestrel bench infer`: inference latency of a model with random weights, on kestrel-runtime or
+//! on Burn (Flex), as the median of timed runs after warm-up. (`bench train` is separate work.)
+
+use crate::exit::{print_json, CliError};
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::{Args, Subcommand, ValueEnum};
+use kestrel_data::rng::Rng;
+use kestrel_nn::export::{save_onnx, to_plan};
+use kestrel_nn::zoo::{Arch, ClassifierSpec, ARCH_NAMES};
+use kestrel_nn::InfoError;
+use kestrel_runtime::{Engine, EngineOptions};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The fewest timed runs a benchmark reports on.
+pub const MIN_RUNS: usize = 10;
+
+/// Flags of `kestrel bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Inference time of a model with random weights.
+    Infer(InferArgs),
+}
+
+/// Which engine runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// kestrel-runtime on the exported plan (batch norm folded, NHWC).
+    Runtime,
+    /// The Burn model on the Flex CPU backend (eval mode, NCHW).
+    Burn,
+}
+
+/// Flags of `kestrel bench infer`.
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// Model name: mobilenet-v1, mobilenet-v2, resnet18, resnet34, resnet50.
+    #[arg(long)]
+    model: String,
+    /// Width multiplier α (MobileNets only).
+    #[arg(long)]
+    width: Option<f64>,
+    /// Input size in pixels (square).
+    #[arg(long, default_value_t = 224)]
+    resolution: usize,
+    /// Images per run.
+    #[arg(long)]
+    batch: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Engine.
+    #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
+    engine: EngineKind,
+    /// Number of classes of the classifier.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed runs (at least 10).
+    #[arg(long, default_value_t = MIN_RUNS)]
+    runs: usize,
+    /// Also write the benchmarked model (random weights) as ONNX to this file, for comparison
+    /// with other engines (`bench/onnx_compare.py`).
+    #[arg(long, value_name = "FILE")]
+    export_onnx: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The result, as the CLI contract names its fields.
+#[derive(Debug, Serialize)]
+struct InferResult {
+    model: String,
+    engine: EngineKind,
+    batch: usize,
+    resolution: usize,
+    threads: usize,
+    min_ms: f64,
+    median_ms: f64,
+    images_per_s: f64,
+}
+
+/// Runs `kestrel bench`.
+pub fn run(a: BenchArgs) -> Result<(), CliError> {
+    match a.what {
+        BenchCommand::Infer(a) => infer(a),
+    }
+}
+
+/// The model `a` asks for, checked as `kestrel info` checks it.
+fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
+    let arch: Arch = a.model.parse().map_err(|_| {
+        CliError::BadInput(format!(
+            "unknown model `{}`; expected one of: {}",
+            a.model,
+            ARCH_NAMES.join(", ")
+        ))
+    })?;
+    let width = match a.width {
+        Some(w) if !arch.has_width() && w != 1.0 => {
+            return Err(CliError::BadInput(format!(
+                "bad value for `--width`: {arch} has no width multiplier (expected 1, got {w})"
+            )))
+        }
+        Some(w) => w,
+        None => 1.0,
+    };
+    let spec = ClassifierSpec {
+        arch,
+        width,
+        num_classes: a.classes,
+    };
+    spec.describe(a.resolution).map_err(|e| match e {
+        InfoError::BadValue {
+            field,
+            expected,
+            got,
+        } => CliError::BadInput(format!(
+            "bad value for `--{field}`: expected {expected}, got {got}"
+        )),
+        InfoError::TooSmall { .. } | InfoError::Overflow(_) => {
+            CliError::BadInput(format!("`--resolution {}`: {e}", a.resolution))
+        }
+        InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
+    })?;
+    Ok(spec)
+}
+
+/// Times `f` `warmup + runs` times; returns the timed runs' durations in milliseconds, sorted.
+fn time_runs(
+    warmup: usize,
+    runs: usize,
+    mut f: impl FnMut() -> Result<(), CliError>,
+) -> Result<Vec<f64>, CliError> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+/// Median of sorted values.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn infer(a: InferArgs) -> Result<(), CliError> {
+    let spec = spec(&a)?;
+    if a.batch == 0 {
+        return Err(CliError::BadInput(
+            "bad value for `--batch`: expected at least 1".into(),
+        ));
+    }
+    if a.runs < MIN_RUNS {
+        return Err(CliError::BadInput(format!(
+            "bad value for `--runs`: expected at least {MIN_RUNS}, got {}",
+            a.runs
+        )));
+    }
+    let threads = match a.threads {
+        Some(0) => {
+            return Err(CliError::BadInput(
+                "bad value for `--threads`: expected at least 1".into(),
+            ))
+        }
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let (r, b) = (a.resolution, a.batch);
+    let device = Device::flex();
+    let model = spec.init(&device);
+    let mut rng = Rng::new(0);
+    let input: Vec<f32> = (0..b * 3 * r * r)
+        .map(|_| rng.uniform(-1.0, 1.0) as f32)
+        .collect();
+    if let Some(path) = &a.export_onnx {
+        save_onnx(&model, r, &[], path).map_err(|e| CliError::BadInput(e.to_string()))?;
+    }
+    let runtime_err = |e: kestrel_runtime::RuntimeError| CliError::Runtime(e.to_string());
+    let ms = match a.engine {
+        EngineKind::Runtime => {
+            let plan = to_plan(&model, r).map_err(|e| CliError::BadInput(e.to_string()))?;
+            drop(model);
+            let mut engine = Engine::new(
+                plan,
+                EngineOptions {
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .map_err(runtime_err)?;
+            // The layout is irrelevant to the timing; random values either way.
+            time_runs(a.warmup, a.runs, || {
+                engine.run(&input, b).map(|_| ()).map_err(runtime_err)
+            })?
+        }
+        EngineKind::Burn => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| CliError::Runtime(format!("thread pool: {e}")))?;
+            let x = Tensor::<4>::from_data(TensorData::new(input, [b, 3, r, r]), &device);
+            let (warmup, runs) = (a.warmup, a.runs);
+            pool.install(move || {
+                time_runs(warmup, runs, || {
+                    model
+                        .forward(x.clone())
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .map(|_| ())
+                        .map_err(|e| CliError::Runtime(format!("reading logits: {e:?}")))
+                })
+            })?
+        }
+    };
+    let median_ms = median(&ms);
+    let result = InferResult {
+        model: spec.arch.to_string(),
+        engine: a.engine,
+        batch: b,
+        resolution: r,
+        threads,
+        min_ms: ms[0],
+        median_ms,
+        images_per_s: b as f64 / (median_ms / 1e3),
+    };
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "{} ({:?}, batch {b}, {r}x{r}, {threads} threads): median {:.3} ms, min {:.3} ms, \
+         {:.1} images/s over {} runs",
+        result.model, a.engine, median_ms, result.min_ms, result.images_per_s, a.runs
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+}

@@ -1,0 +1,137 @@
+//! `kestrel export`: a trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
+
+use crate::exit::{print_json, CliError};
+use burn::tensor::Device;
+use clap::{Args, ValueEnum};
+use kestrel_nn::export::{save_onnx, to_plan, ExportError};
+use kestrel_train::checkpoint::Checkpoint;
+use kestrel_train::run_dir;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// kestrel-runtime plan (NHWC input).
+    Plan,
+    /// ONNX, opset 17 (NCHW input named `input`, dynamic batch).
+    Onnx,
+}
+
+/// Flags of `kestrel export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The run folder written by `kestrel train` (its best checkpoint is exported).
+    #[arg(long, required_unless_present = "arch", conflicts_with_all = ["arch", "weights"])]
+    run: Option<PathBuf>,
+    /// Architecture of a pretrained model (with `--weights`).
+    #[arg(long, requires = "weights")]
+    arch: Option<String>,
+    /// PyTorch / safetensors weights of `--arch`.
+    #[arg(long, requires = "arch")]
+    weights: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Output file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `--json` prints.
+#[derive(Serialize)]
+struct Exported {
+    format: Format,
+    out: PathBuf,
+    model: String,
+    resolution: usize,
+    classes: usize,
+    bytes: u64,
+}
+
+fn export_error(e: ExportError) -> CliError {
+    match e {
+        ExportError::Plan(_) | ExportError::Read { .. } => CliError::Runtime(e.to_string()),
+        _ => CliError::BadInput(e.to_string()),
+    }
+}
+
+/// Runs `kestrel export`.
+pub fn run(a: ExportArgs) -> Result<(), CliError> {
+    let Some(run) = &a.run else {
+        // TODO(weight import): build `--arch` and load `--weights` here, then export as below.
+        return Err(CliError::BadInput(format!(
+            "`--arch {} --weights {}`: exporting pretrained weights is not available yet \
+             (weight import is not wired in); export a trained run with `--run DIR`",
+            a.arch.as_deref().unwrap_or(""),
+            a.weights
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )));
+    };
+    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+    let device = Device::flex();
+    let model = ckpt.model(&device)?;
+    let resolution = ckpt.meta.config.resolution;
+    match a.format {
+        Format::Plan => {
+            let plan = to_plan(&model, resolution).map_err(export_error)?;
+            plan.save(&a.out)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
+        }
+        Format::Onnx => {
+            let norm = &ckpt.meta.normalize;
+            let metadata = [
+                ("kestrel.model", ckpt.meta.model.arch.to_string()),
+                (
+                    "kestrel.class_names",
+                    serde_json::to_string(&ckpt.meta.class_names)
+                        .map_err(|e| CliError::Runtime(e.to_string()))?,
+                ),
+                (
+                    "kestrel.normalize",
+                    format!("{{\"mean\":{:?},\"std\":{:?}}}", norm.mean, norm.std),
+                ),
+                (
+                    "kestrel.input",
+                    format!(
+                        "RGB scaled to [0, 1], minus mean, divided by std (kestrel.normalize), \
+                         resized to {resolution}x{resolution}, NCHW"
+                    ),
+                ),
+            ]
+            .map(|(k, v)| (k.to_string(), v));
+            save_onnx(&model, resolution, &metadata, &a.out).map_err(export_error)?
+        }
+    }
+    let bytes = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+    let info = Exported {
+        format: a.format,
+        out: a.out.clone(),
+        model: ckpt.meta.model.arch.to_string(),
+        resolution,
+        classes: ckpt.meta.model.num_classes,
+        bytes,
+    };
+    if a.json {
+        return print_json(&info);
+    }
+    let input = match a.format {
+        Format::Plan => format!("NHWC {resolution}x{resolution}x3"),
+        Format::Onnx => format!("NCHW batch x 3 x {resolution} x {resolution}"),
+    };
+    println!(
+        "wrote {} ({} bytes): {} with batch norm folded, input {input} (normalised as in training), \
+         {} logits",
+        a.out.display(),
+        bytes,
+        info.model,
+        info.classes
+    );
+    Ok(())
+}

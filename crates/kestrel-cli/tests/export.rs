@@ -1,0 +1,305 @@
+//! End-to-end tests of `kestrel export` and `kestrel bench infer`: a tiny training run exported as
+//! a runtime plan (whose probabilities must match `kestrel predict`) and as ONNX (whose bytes must
+//! match the library export that `tools/onnx_reference.py` checked with ONNX Runtime); the
+//! benchmark's JSON fields; and the exit codes of bad input.
+
+use kestrel_data::image_io::load_rgb;
+use kestrel_data::preprocess::push_chw;
+use kestrel_runtime::{Engine, EngineOptions, Plan};
+use kestrel_train::checkpoint::Checkpoint;
+use kestrel_train::run_dir;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn kestrel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("the kestrel binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One epoch of a thin MobileNetV2 on 32 px shapes, shared by the export tests.
+fn tiny_run() -> &'static Path {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, run) = RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let o = kestrel(&[
+            "train",
+            "--data",
+            "shapes:n=48,size=32,classes=3,seed=2",
+            "--resolution",
+            "32",
+            "--width",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            run.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "train failed: {}", stderr(&o));
+        (dir, run)
+    });
+    run
+}
+
+fn softmax(z: &[f32]) -> Vec<f64> {
+    let m = z.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+#[test]
+fn exported_plan_gives_the_probabilities_of_predict() {
+    let run = tiny_run();
+    let dir = tempfile::tempdir().unwrap();
+    let img_path = dir.path().join("img.png");
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, ((x + y) * 4) as u8])
+    })
+    .save(&img_path)
+    .unwrap();
+    let plan_path = dir.path().join("model.plan");
+    let o = kestrel(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--format",
+        "plan",
+        "--out",
+        plan_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["format"], "plan");
+    assert_eq!(info["model"], "mobilenet-v2");
+    assert_eq!(info["resolution"], 32);
+    assert_eq!(info["classes"], 3);
+
+    // The runtime on the plan, fed the image preprocessed as predict does it (NHWC).
+    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run)).unwrap();
+    let mut chw = Vec::new();
+    push_chw(
+        &load_rgb(&img_path).unwrap(),
+        32,
+        32,
+        &ckpt.meta.normalize,
+        &mut chw,
+    );
+    let hw = 32 * 32;
+    let nhwc: Vec<f32> = (0..hw * 3).map(|i| chw[(i % 3) * hw + i / 3]).collect();
+    let mut engine =
+        Engine::new(Plan::load(&plan_path).unwrap(), EngineOptions::default()).unwrap();
+    let probs = softmax(engine.run(&nhwc, 1).unwrap());
+
+    let o = kestrel(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--top-k",
+        "3",
+        "--json",
+        img_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for t in v[0]["top"].as_array().unwrap() {
+        let c = t["class"].as_u64().unwrap() as usize;
+        let p = t["prob"].as_f64().unwrap();
+        assert!(
+            (probs[c] - p).abs() < 1e-4,
+            "class {c}: runtime {} vs predict {p}",
+            probs[c]
+        );
+    }
+}
+
+#[test]
+fn exported_onnx_is_the_library_export_of_the_best_checkpoint() {
+    let run = tiny_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.onnx");
+    let o = kestrel(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run)).unwrap();
+    let model = ckpt.model(&burn::tensor::Device::flex()).unwrap();
+    let want = kestrel_nn::export::to_onnx(&model, 32).unwrap();
+    // The library's bytes, then metadata entries (ModelProto field 14) for deployment.
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got.starts_with(&want),
+        "the graph differs from the library export"
+    );
+    let tail = String::from_utf8_lossy(&got[want.len()..]).into_owned();
+    assert!(
+        tail.starts_with('\u{72}'),
+        "metadata_props (field 14) expected after the graph"
+    );
+    for key in [
+        "kestrel.class_names",
+        "kestrel.normalize",
+        "kestrel.model",
+        "mobilenet-v2",
+    ] {
+        assert!(tail.contains(key), "{key} missing from {tail:?}");
+    }
+    for name in &ckpt.meta.class_names {
+        assert!(
+            tail.contains(name.as_str()),
+            "class {name} missing from {tail:?}"
+        );
+    }
+}
+
+#[test]
+fn bench_infer_json_has_the_spec_fields_for_both_engines() {
+    for engine in ["runtime", "burn"] {
+        let o = kestrel(&[
+            "bench",
+            "infer",
+            "--model",
+            "mobilenet-v1",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--warmup",
+            "1",
+            "--engine",
+            engine,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys.len(),
+            8,
+            "{keys:?}: expected model, engine, batch, resolution, threads, min_ms, median_ms, images_per_s"
+        );
+        assert_eq!(v["model"], "mobilenet-v1");
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["batch"], 2);
+        assert_eq!(v["resolution"], 32);
+        assert_eq!(v["threads"], 1);
+        let (min, median) = (
+            v["min_ms"].as_f64().unwrap(),
+            v["median_ms"].as_f64().unwrap(),
+        );
+        assert!(min > 0.0 && min <= median, "{v}");
+        let ips = v["images_per_s"].as_f64().unwrap();
+        assert!((ips - 2.0 * 1000.0 / median).abs() < 1e-6 * ips, "{v}");
+    }
+}
+
+#[test]
+fn bench_can_write_the_benchmarked_model_as_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.onnx");
+    let o = kestrel(&[
+        "bench",
+        "infer",
+        "--model",
+        "resnet18",
+        "--resolution",
+        "32",
+        "--batch",
+        "1",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--export-onnx",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    // ModelProto field 1 (ir_version) = 8 comes first.
+    assert_eq!(&bytes[..2], &[0x08, 0x08]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("median"));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_it() {
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
+        args.extend_from_slice(extra);
+        kestrel(&args)
+    };
+    for (extra, needle) in [
+        (&["--model", "vgg16"][..], "vgg16"),
+        (&["--model", "resnet18", "--width", "0.5"][..], "--width"),
+        (&["--model", "mobilenet-v1", "--width", "0"][..], "--width"),
+        (&["--model", "mobilenet-v1", "--runs", "3"][..], "--runs"),
+        (
+            &["--model", "mobilenet-v1", "--threads", "0"][..],
+            "--threads",
+        ),
+        (
+            &["--model", "mobilenet-v1", "--engine", "tensorrt"][..],
+            "tensorrt",
+        ),
+    ] {
+        let o = bench(extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    let o = kestrel(&["bench", "infer", "--model", "mobilenet-v1", "--batch", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--batch"), "{}", stderr(&o));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    let out = out.to_str().unwrap();
+    let o = kestrel(&[
+        "export",
+        "--run",
+        "/nonexistent/run",
+        "--format",
+        "onnx",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
+    let o = kestrel(&[
+        "export",
+        "--arch",
+        "mobilenet-v2",
+        "--weights",
+        "w.pth",
+        "--format",
+        "plan",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
+    let o = kestrel(&["export", "--format", "plan", "--out", out]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!Path::new(out).exists());
+}

@@ -1,0 +1,26 @@
+//! Exporting trained classifiers for deployment: batch norm folded into the convolutions, then
+//! either a [`kestrel_runtime::Plan`] ([`to_plan`]) or an ONNX model ([`to_onnx`]).
+//!
+//! Both go through one intermediate description, [`Network`]: [`lower`] reads a [`Classifier`]'s
+//! tensors into a list of folded convolutions, pools, residual adds and the final linear layer,
+//! and each format writes that list out. The exported models take the same input as the Burn
+//! model — already resized and normalised — and return logits (no softmax).
+//!
+//! [`Classifier`]: crate::zoo::Classifier
+
+mod error;
+pub mod fold;
+pub mod lower;
+pub mod network;
+pub mod onnx;
+pub mod plan;
+pub mod proto;
+#[cfg(test)]
+pub(crate) mod synthetic;
+
+pub use error::ExportError;
+pub use fold::{fold_batch_norm, BnStats};
+pub use lower::lower;
+pub use network::{ConvLayer, Layer, Network};
+pub use onnx::{network_to_onnx, save_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET};
+pub use plan::{network_to_plan, to_plan};

@@ -1,0 +1,452 @@
+//! [`to_onnx`]: a classifier as an ONNX model (opset 17): input `input`, NCHW `float32` with a
+//! dynamic batch dimension `batch` and the export resolution as height and width; output `logits`
+//! (`batch × classes`). Batch norm is folded into `Conv` biases; activations are `Relu` and
+//! `Clip(0, 6)`, residuals `Add`, and the head `GlobalAveragePool → Flatten → Gemm`.
+//!
+//! The protobuf is written by [`super::proto`] with field numbers from `onnx.proto`; the same
+//! model and resolution always give the same bytes.
+
+use super::error::ExportError;
+use super::lower::lower;
+use super::network::{Layer, Network};
+use super::proto::Message;
+use crate::zoo::Classifier;
+use kestrel_runtime::Activation;
+use std::path::Path;
+
+/// The ONNX operator set the export targets.
+pub const ONNX_OPSET: i64 = 17;
+/// IR version 8 (ONNX 1.10 and later), the one that goes with opset 17.
+const IR_VERSION: i64 = 8;
+/// `TensorProto.DataType.FLOAT`.
+const FLOAT: i64 = 1;
+/// `AttributeProto.AttributeType` values.
+const ATTR_INT: i64 = 2;
+const ATTR_INTS: i64 = 7;
+/// Names of the two scalar initializers `Clip` reads for ReLU6.
+const RELU6_MIN: &str = "relu6.min";
+const RELU6_MAX: &str = "relu6.max";
+
+/// Exports `model` for `resolution` × `resolution` inputs as ONNX bytes.
+pub fn to_onnx(model: &Classifier, resolution: usize) -> Result<Vec<u8>, ExportError> {
+    to_onnx_with_metadata(model, resolution, &[])
+}
+
+/// [`to_onnx`] with `(key, value)` pairs stored in the model's `metadata_props` (e.g. the
+/// class names and input normalisation a deployment needs).
+pub fn to_onnx_with_metadata(
+    model: &Classifier,
+    resolution: usize,
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>, ExportError> {
+    Ok(network_to_onnx(&lower(model, resolution)?, metadata))
+}
+
+/// Exports `model` with `metadata` (see [`to_onnx_with_metadata`]) to an ONNX file at `path`,
+/// written atomically.
+pub fn save_onnx(
+    model: &Classifier,
+    resolution: usize,
+    metadata: &[(String, String)],
+    path: &Path,
+) -> Result<(), ExportError> {
+    let bytes = to_onnx_with_metadata(model, resolution, metadata)?;
+    kestrel_data::fsio::write_atomic(path, &bytes).map_err(|e| ExportError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// A `TensorProto` of `float32` values, stored as raw little-endian bytes.
+fn tensor(name: &str, dims: &[usize], data: &[f32]) -> Message {
+    let mut t = Message::new();
+    for &d in dims {
+        t.int(1, d as i64);
+    }
+    t.int(2, FLOAT).string(8, name);
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.bytes(9, &raw);
+    t
+}
+
+/// One dimension of a tensor type: fixed, or named (dynamic).
+enum Dim<'a> {
+    Fixed(usize),
+    Named(&'a str),
+}
+
+/// A `ValueInfoProto` of a `float32` tensor.
+fn value_info(name: &str, dims: &[Dim]) -> Message {
+    let mut shape = Message::new();
+    for d in dims {
+        let mut dim = Message::new();
+        match d {
+            Dim::Fixed(n) => dim.int(1, *n as i64),
+            Dim::Named(s) => dim.string(2, s),
+        };
+        shape.message(1, &dim);
+    }
+    let mut tensor_type = Message::new();
+    tensor_type.int(1, FLOAT).message(2, &shape);
+    let mut ty = Message::new();
+    ty.message(1, &tensor_type);
+    let mut v = Message::new();
+    v.string(1, name).message(2, &ty);
+    v
+}
+
+/// An integer attribute.
+fn attr_int(name: &str, i: i64) -> Message {
+    let mut a = Message::new();
+    a.string(1, name).int(3, i).int(20, ATTR_INT);
+    a
+}
+
+/// An integer-list attribute.
+fn attr_ints(name: &str, v: &[usize]) -> Message {
+    let mut a = Message::new();
+    a.string(1, name);
+    for &x in v {
+        a.int(8, x as i64);
+    }
+    a.int(20, ATTR_INTS);
+    a
+}
+
+/// A `NodeProto` of the default domain.
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: &[Message]) -> Message {
+    let mut n = Message::new();
+    for i in inputs {
+        n.string(1, i);
+    }
+    for o in outputs {
+        n.string(2, o);
+    }
+    n.string(3, name).string(4, op);
+    for a in attrs {
+        n.message(5, a);
+    }
+    n
+}
+
+/// Nodes and initializers of a graph under construction.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Message>,
+    initializers: Vec<Message>,
+    relu6_bounds: bool,
+}
+
+impl Graph {
+    /// `act(pre)` written to `out` (or `pre` renamed to `out` when there is no activation: the
+    /// caller then writes the producing node's output as `out` directly).
+    fn activation(&mut self, act: Activation, name: &str, pre: &str, out: &str) {
+        match act {
+            Activation::None => {}
+            Activation::Relu => {
+                self.nodes
+                    .push(node("Relu", &format!("{name}.relu"), &[pre], &[out], &[]))
+            }
+            Activation::Relu6 => {
+                if !self.relu6_bounds {
+                    self.relu6_bounds = true;
+                    self.initializers.push(tensor(RELU6_MIN, &[], &[0.0]));
+                    self.initializers.push(tensor(RELU6_MAX, &[], &[6.0]));
+                }
+                self.nodes.push(node(
+                    "Clip",
+                    &format!("{name}.relu6"),
+                    &[pre, RELU6_MIN, RELU6_MAX],
+                    &[out],
+                    &[],
+                ));
+            }
+        }
+    }
+}
+
+/// The ONNX bytes of an already lowered network, with `metadata` as `metadata_props`.
+pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> {
+    let value = |v: usize| -> String {
+        if v == 0 {
+            "input".into()
+        } else if v == net.output() {
+            "logits".into()
+        } else {
+            net.layers[v - 1].name().to_string()
+        }
+    };
+    let mut g = Graph::default();
+    for (i, layer) in net.layers.iter().enumerate() {
+        let out = value(i + 1);
+        // The pre-activation value of a layer with an activation.
+        let pre = |act: Activation, suffix: &str| match act {
+            Activation::None => out.clone(),
+            _ => format!("{}.{suffix}", layer.name()),
+        };
+        match layer {
+            Layer::Conv {
+                name,
+                input,
+                conv: c,
+            } => {
+                let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+                let dims = [
+                    c.out_channels,
+                    c.in_channels / c.groups,
+                    c.kernel[0],
+                    c.kernel[1],
+                ];
+                g.initializers.push(tensor(&w, &dims, &c.weight));
+                g.initializers.push(tensor(&b, &[c.out_channels], &c.bias));
+                let [ph, pw] = c.padding;
+                let attrs = [
+                    attr_ints("dilations", &c.dilation),
+                    attr_int("group", c.groups as i64),
+                    attr_ints("kernel_shape", &c.kernel),
+                    attr_ints("pads", &[ph, pw, ph, pw]),
+                    attr_ints("strides", &c.stride),
+                ];
+                let p = pre(c.act, "conv");
+                g.nodes
+                    .push(node("Conv", name, &[&value(*input), &w, &b], &[&p], &attrs));
+                g.activation(c.act, name, &p, &out);
+            }
+            Layer::MaxPool {
+                name,
+                input,
+                kernel,
+                stride,
+                padding,
+            } => {
+                let [ph, pw] = *padding;
+                let attrs = [
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("pads", &[ph, pw, ph, pw]),
+                    attr_ints("strides", stride),
+                ];
+                g.nodes
+                    .push(node("MaxPool", name, &[&value(*input)], &[&out], &attrs));
+            }
+            Layer::Add { name, a, b, act } => {
+                let p = pre(*act, "sum");
+                g.nodes
+                    .push(node("Add", name, &[&value(*a), &value(*b)], &[&p], &[]));
+                g.activation(*act, name, &p, &out);
+            }
+            Layer::GlobalAvgPool { name, input } => {
+                let map = format!("{name}.map");
+                g.nodes.push(node(
+                    "GlobalAveragePool",
+                    name,
+                    &[&value(*input)],
+                    &[&map],
+                    &[],
+                ));
+                g.nodes.push(node(
+                    "Flatten",
+                    &format!("{name}.flatten"),
+                    &[&map],
+                    &[&out],
+                    &[attr_int("axis", 1)],
+                ));
+            }
+            Layer::Linear {
+                name,
+                input,
+                weight,
+                bias,
+                in_features,
+                out_features,
+            } => {
+                let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+                g.initializers
+                    .push(tensor(&w, &[*out_features, *in_features], weight));
+                g.initializers.push(tensor(&b, &[*out_features], bias));
+                g.nodes.push(node(
+                    "Gemm",
+                    name,
+                    &[&value(*input), &w, &b],
+                    &[&out],
+                    &[attr_int("transB", 1)],
+                ));
+            }
+        }
+    }
+    let r = net.resolution;
+    let mut graph = Message::new();
+    for n in &g.nodes {
+        graph.message(1, n);
+    }
+    graph.string(2, &net.arch);
+    for t in &g.initializers {
+        graph.message(5, t);
+    }
+    let batch = Dim::Named("batch");
+    graph.message(
+        11,
+        &value_info(
+            "input",
+            &[
+                batch,
+                Dim::Fixed(net.in_channels),
+                Dim::Fixed(r),
+                Dim::Fixed(r),
+            ],
+        ),
+    );
+    graph.message(
+        12,
+        &value_info(
+            "logits",
+            &[Dim::Named("batch"), Dim::Fixed(net.num_classes)],
+        ),
+    );
+    let mut opset = Message::new();
+    opset.string(1, "").int(2, ONNX_OPSET);
+    let mut model = Message::new();
+    model
+        .int(1, IR_VERSION)
+        .string(2, "kestrel")
+        .string(3, env!("CARGO_PKG_VERSION"))
+        .message(7, &graph)
+        .message(8, &opset);
+    for (k, v) in metadata {
+        let mut entry = Message::new();
+        entry.string(1, k).string(2, v);
+        model.message(14, &entry);
+    }
+    model.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::plan::tests::rel_err;
+    use crate::export::synthetic::{input_nchw, randomized};
+    use crate::zoo::{Arch, ClassifierSpec};
+    use burn::tensor::{Device, Tensor, TensorData};
+    use serde_json::Value;
+
+    /// The models `tools/onnx_reference.py` runs through ONNX Runtime:
+    /// (name, architecture, width, resolution, classes, seed, batch).
+    const CASES: [(&str, &str, f64, usize, usize, u64, usize); 4] = [
+        ("mobilenet_v1", "mobilenet-v1", 0.25, 32, 5, 21, 2),
+        ("mobilenet_v2", "mobilenet-v2", 0.35, 32, 5, 22, 2),
+        ("resnet18", "resnet18", 1.0, 32, 5, 23, 2),
+        ("resnet50", "resnet50", 1.0, 32, 5, 24, 2),
+    ];
+
+    /// FNV-1a, 64 bits (the fixture's fingerprint of the exported bytes).
+    fn fnv1a64(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    fn case_model(arch: &str, width: f64, classes: usize, seed: u64) -> Classifier {
+        let spec = ClassifierSpec {
+            arch: arch.parse::<Arch>().unwrap(),
+            width,
+            num_classes: classes,
+        };
+        randomized(spec.init(&Device::flex()), seed)
+    }
+
+    /// Writes each case's ONNX file and NCHW input (little-endian f32) into
+    /// `$KESTREL_ONNX_OUT` for `tools/onnx_reference.py`.
+    #[test]
+    #[ignore = "run by tools/onnx_reference.py"]
+    fn write_onnx_reference_inputs() {
+        let dir = std::path::PathBuf::from(std::env::var("KESTREL_ONNX_OUT").unwrap());
+        for (name, arch, width, res, classes, seed, batch) in CASES {
+            let model = case_model(arch, width, classes, seed);
+            save_onnx(&model, res, &[], &dir.join(format!("{name}.onnx"))).unwrap();
+            let x: Vec<u8> = input_nchw(batch, res, 3)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            std::fs::write(dir.join(format!("{name}.input.f32")), x).unwrap();
+            let meta = serde_json::json!({
+                "name": name, "arch": arch, "width": width, "resolution": res,
+                "classes": classes, "seed": seed, "batch": batch,
+            });
+            std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
+        }
+    }
+
+    /// ONNX Runtime (run once by `tools/onnx_reference.py`, after `onnx.checker` accepted the
+    /// model) gave the fixture's logits for the export of these exact bytes; the Burn model gives
+    /// the same logits.
+    #[test]
+    fn onnx_runtime_agrees_with_burn_on_the_exported_bytes() {
+        let fixture: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/onnx_ort.json"
+        )))
+        .unwrap();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), CASES.len());
+        for c in cases {
+            let name = c["name"].as_str().unwrap();
+            let res = c["resolution"].as_u64().unwrap() as usize;
+            let batch = c["batch"].as_u64().unwrap() as usize;
+            let model = case_model(
+                c["arch"].as_str().unwrap(),
+                c["width"].as_f64().unwrap(),
+                c["classes"].as_u64().unwrap() as usize,
+                c["seed"].as_u64().unwrap(),
+            );
+            let bytes = to_onnx(&model, res).unwrap();
+            assert_eq!(
+                format!("{:016x}", fnv1a64(&bytes)),
+                c["fnv1a64"].as_str().unwrap(),
+                "{name}: the export's bytes changed; rerun tools/onnx_reference.py"
+            );
+            let ort: Vec<f32> = c["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let x = input_nchw(batch, res, 3);
+            let burn: Vec<f32> = model
+                .forward(Tensor::<4>::from_data(
+                    TensorData::new(x, [batch, 3, res, res]),
+                    &Device::flex(),
+                ))
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            let e = rel_err(&burn, &ort);
+            assert!(e < 1e-4, "{name}: relative error {e}\n{burn:?}\n{ort:?}");
+        }
+    }
+
+    #[test]
+    fn the_graph_declares_opset_17_a_dynamic_batch_and_folded_convolutions() {
+        let spec = ClassifierSpec {
+            arch: Arch::MobileNetV2,
+            width: 0.35,
+            num_classes: 3,
+        };
+        let model = spec.init(&Device::flex());
+        let bytes = to_onnx(&model, 32).unwrap();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        // opset_import { domain: "" version: 17 }: field 8, 4 bytes: `0a 00 10 11`.
+        assert!(has(&[0x42, 0x04, 0x0a, 0x00, 0x10, 0x11]));
+        assert!(has(b"batch") && has(b"input") && has(b"logits"));
+        assert!(has(b"GlobalAveragePool") && has(b"Gemm") && has(b"Clip"));
+        assert!(!has(b"BatchNormalization"));
+        // Deterministic.
+        assert_eq!(bytes, to_onnx(&model, 32).unwrap());
+        // Metadata entries (ModelProto field 14) follow the rest of the model.
+        let md = [("kestrel.classes".to_string(), "[\"a\"]".to_string())];
+        let with = to_onnx_with_metadata(&model, 32, &md).unwrap();
+        let mut entry = Message::new();
+        entry.string(1, &md[0].0).string(2, &md[0].1);
+        let mut tail = Message::new();
+        tail.message(14, &entry);
+        assert_eq!(with, [bytes, tail.into_bytes()].concat());
+    }
+}

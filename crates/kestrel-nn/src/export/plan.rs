@@ -1,0 +1,189 @@
+//! [`to_plan`]: a classifier as a [`kestrel_runtime::Plan`] (NHWC input, batch norm folded, residual
+//! adds fused into the convolution before them where the runtime can).
+
+use super::error::ExportError;
+use super::lower::lower;
+use super::network::{Layer, Network};
+use crate::zoo::Classifier;
+use kestrel_runtime::kernels::ConvGeometry;
+use kestrel_runtime::{ConvParams, Plan, PlanBuilder, RuntimeError, Shape};
+
+/// Exports `model` for `resolution` × `resolution` inputs as a runtime plan. The plan's input is
+/// NHWC (the Burn model's is NCHW), otherwise the same preprocessed image; its output is the
+/// logits.
+pub fn to_plan(model: &Classifier, resolution: usize) -> Result<Plan, ExportError> {
+    network_to_plan(&lower(model, resolution)?)
+}
+
+/// Assembles a plan from an already lowered network.
+pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
+    let mut b = PlanBuilder::new(Shape {
+        h: net.resolution,
+        w: net.resolution,
+        c: net.in_channels,
+    });
+    // Plan value of each network value (a fused add keeps its convolution's value).
+    let mut ids = vec![b.input()];
+    for layer in &net.layers {
+        let name = layer.name();
+        let with_layer = |e: RuntimeError| match e {
+            RuntimeError::Builder(m) => ExportError::Resolution {
+                resolution: net.resolution,
+                message: format!("layer `{name}`: {m}"),
+            },
+            other => ExportError::Plan(other),
+        };
+        let id = match layer {
+            Layer::Conv { input, conv: c, .. } => {
+                let p = ConvParams {
+                    weight: &c.weight,
+                    bias: Some(&c.bias),
+                    out_channels: c.out_channels,
+                    geom: ConvGeometry {
+                        kernel: c.kernel,
+                        stride: c.stride,
+                        padding: c.padding,
+                        dilation: c.dilation,
+                    },
+                    groups: c.groups,
+                    act: c.act,
+                };
+                b.conv(ids[*input], &p)
+            }
+            Layer::MaxPool {
+                input,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => b.max_pool(
+                ids[*input],
+                ConvGeometry {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: [1, 1],
+                },
+            ),
+            Layer::Add {
+                a, b: skip, act, ..
+            } => b.add_residual(ids[*a], ids[*skip], *act),
+            Layer::GlobalAvgPool { input, .. } => b.global_pool(ids[*input]),
+            Layer::Linear {
+                input,
+                weight,
+                bias,
+                out_features,
+                ..
+            } => b.linear(
+                ids[*input],
+                weight,
+                Some(bias),
+                *out_features,
+                kestrel_runtime::Activation::None,
+            ),
+        }
+        .map_err(with_layer)?;
+        ids.push(id);
+    }
+    Ok(b.build(ids[net.output()])?)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
+    use crate::zoo::{Arch, ClassifierSpec};
+    use burn::tensor::{Device, Tensor, TensorData};
+    use kestrel_runtime::{Engine, EngineOptions, KernelPath};
+
+    /// Largest |a − b| relative to the largest |b|.
+    pub(crate) fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    /// The runtime engine on the exported plan gives the Burn eval-mode model's logits, for every
+    /// architecture, with random batch-norm statistics (so folding matters), on both kernel paths.
+    #[test]
+    fn engine_logits_match_burn_for_every_architecture() {
+        let device = Device::flex();
+        let (batch, classes) = (2, 5);
+        for (arch, width, res) in [
+            (Arch::MobileNetV1, 0.25, 32),
+            (Arch::MobileNetV2, 0.35, 32),
+            (Arch::ResNet18, 1.0, 32),
+            (Arch::ResNet34, 1.0, 32),
+            (Arch::ResNet50, 1.0, 32),
+        ] {
+            let spec = ClassifierSpec {
+                arch,
+                width,
+                num_classes: classes,
+            };
+            let model = randomized(spec.init(&device), 11);
+            let x = input_nchw(batch, res, 3);
+            let want: Vec<f32> = model
+                .forward(Tensor::<4>::from_data(
+                    TensorData::new(x.clone(), [batch, 3, res, res]),
+                    &device,
+                ))
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(
+                scale > 1e-3,
+                "{arch}: logits are all ~0, the test would be weak"
+            );
+            let plan = to_plan(&model, res).unwrap();
+            let nhwc = nchw_to_nhwc(&x, batch, 3, res);
+            for path in [KernelPath::Auto, KernelPath::Scalar] {
+                let mut engine = Engine::new(
+                    plan.clone(),
+                    EngineOptions {
+                        threads: 2,
+                        kernel_path: path,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                let got = engine.run(&nhwc, batch).unwrap().to_vec();
+                let e = rel_err(&got, &want);
+                assert!(
+                    e < 1e-4,
+                    "{arch} {path:?}: relative error {e}\n{got:?}\n{want:?}"
+                );
+            }
+        }
+    }
+
+    /// Residual adds are fused into the convolution before them (no separate add ops).
+    #[test]
+    fn residual_adds_fuse_into_convolutions() {
+        let device = Device::flex();
+        let spec = ClassifierSpec {
+            arch: Arch::ResNet18,
+            width: 1.0,
+            num_classes: 3,
+        };
+        let plan = to_plan(&spec.init(&device), 32).unwrap();
+        let kinds: Vec<_> = plan.graph.ops.iter().map(|o| o.kind_name()).collect();
+        assert!(!kinds.contains(&"add"), "{kinds:?}");
+        assert_eq!(plan.output_shape(), Shape { h: 1, w: 1, c: 3 });
+    }
+
+    #[test]
+    fn bad_resolutions_are_errors_naming_the_layer() {
+        let device = Device::flex();
+        let spec = ClassifierSpec {
+            arch: Arch::MobileNetV1,
+            width: 0.25,
+            num_classes: 3,
+        };
+        let model = spec.init(&device);
+        let e = to_plan(&model, 0).unwrap_err().to_string();
+        assert!(e.contains("resolution 0"), "{e}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Deterministic, non-trivial weights and inputs for export tests: every tensor drawn from
+//! kestrel's own seeded generator (so exports are byte-for-byte reproducible), batch-norm
+//! statistics far from the identity (so an unfolded or wrongly folded batch norm shows).
+
+use crate::zoo::Classifier;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Tensor, TensorData};
+use kestrel_data::rng::Rng;
+
+/// Replaces every tensor of a module with seeded random values, by field name.
+struct Randomize {
+    rng: Rng,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for Randomize {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let field = self.path.last().cloned().unwrap_or_default();
+        let parent = self.path.iter().rev().nth(1).cloned().unwrap_or_default();
+        let rng = &mut self.rng;
+        param.map(|t| {
+            let dims: [usize; D] = t.dims();
+            let n: usize = dims.iter().product();
+            let (lo, hi) = match field.as_str() {
+                "running_var" => (0.5, 2.0),
+                "running_mean" | "beta" => (-0.3, 0.3),
+                "gamma" => (0.5, 1.5),
+                "bias" => (-0.1, 0.1),
+                // He-uniform: keeps activations of order 1 through deep ReLU networks.
+                "weight" if D == 4 => {
+                    let a = (6.0 / (dims[1] * dims[2] * dims[3]) as f64).sqrt();
+                    (-a, a)
+                }
+                // Linear layers, `[in, out]`.
+                "weight" => {
+                    let a = (3.0 / dims[0] as f64).sqrt();
+                    (-a, a)
+                }
+                other => panic!("unexpected tensor `{parent}.{other}`"),
+            };
+            let v: Vec<f32> = (0..n).map(|_| rng.uniform(lo, hi) as f32).collect();
+            Tensor::from_data(TensorData::new(v, dims), &t.device())
+        })
+    }
+}
+
+/// `model` with every tensor replaced by values drawn from `seed`.
+pub(crate) fn randomized(model: Classifier, seed: u64) -> Classifier {
+    model.map(&mut Randomize {
+        rng: Rng::new(seed),
+        path: Vec::new(),
+    })
+}
+
+/// A deterministic NCHW batch of `batch` square images, values in [-2, 2).
+pub(crate) fn input_nchw(batch: usize, res: usize, channels: usize) -> Vec<f32> {
+    let mut rng = Rng::new(12345);
+    (0..batch * channels * res * res)
+        .map(|_| rng.uniform(-2.0, 2.0) as f32)
+        .collect()
+}
+
+/// NCHW to NHWC.
+pub(crate) fn nchw_to_nhwc(x: &[f32], batch: usize, c: usize, res: usize) -> Vec<f32> {
+    let hw = res * res;
+    let mut out = vec![0.0; x.len()];
+    for n in 0..batch {
+        for ch in 0..c {
+            for p in 0..hw {
+                out[(n * hw + p) * c + ch] = x[(n * c + ch) * hw + p];
+            }
+        }
+    }
+    out
+}
