@@ -3,6 +3,7 @@
 use crate::exit::{print_json, CliError};
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
+use kestrel_data::Normalize;
 use kestrel_nn::export::{save_onnx, to_plan, ExportError};
 use kestrel_train::checkpoint::Checkpoint;
 use kestrel_train::run_dir;
@@ -31,6 +32,9 @@ pub struct ExportArgs {
     /// PyTorch / safetensors weights of `--arch`.
     #[arg(long, requires = "arch")]
     weights: Option<PathBuf>,
+    /// Width multiplier of a MobileNetV2 `--arch` (torchvision's `width_mult`).
+    #[arg(long, default_value_t = 1.0, requires = "arch")]
+    width: f64,
     /// Output format.
     #[arg(long, value_enum)]
     format: Format,
@@ -62,22 +66,37 @@ fn export_error(e: ExportError) -> CliError {
 
 /// Runs `kestrel export`.
 pub fn run(a: ExportArgs) -> Result<(), CliError> {
-    let Some(run) = &a.run else {
-        // TODO(weight import): build `--arch` and load `--weights` here, then export as below.
-        return Err(CliError::BadInput(format!(
-            "`--arch {} --weights {}`: exporting pretrained weights is not available yet \
-             (weight import is not wired in); export a trained run with `--run DIR`",
-            a.arch.as_deref().unwrap_or(""),
-            a.weights
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )));
-    };
-    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
     let device = Device::flex();
-    let model = ckpt.model(&device)?;
-    let resolution = ckpt.meta.config.resolution;
+    let (model, resolution, arch, class_names, norm) = match (&a.run, &a.arch, &a.weights) {
+        (Some(run), _, _) => {
+            let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+            let model = ckpt.model(&device)?;
+            (
+                model,
+                ckpt.meta.config.resolution,
+                ckpt.meta.model.arch.to_string(),
+                ckpt.meta.class_names.clone(),
+                ckpt.meta.normalize,
+            )
+        }
+        (None, Some(arch), Some(weights)) => {
+            // torchvision's evaluation input: 224 × 224 after resize 256 and centre crop.
+            let model = crate::pretrained::load(arch, a.width, weights, &device)?;
+            let classes = model.num_classes();
+            let names = (0..classes)
+                .map(|c| match kestrel_nn::imagenet::label(c) {
+                    Some(name) if classes == kestrel_nn::imagenet::NUM_CLASSES => name.to_string(),
+                    _ => format!("class {c}"),
+                })
+                .collect();
+            (model, 224, arch.clone(), names, Normalize::IMAGENET)
+        }
+        _ => {
+            return Err(CliError::BadInput(
+                "give `--run DIR`, or `--arch NAME --weights FILE`".into(),
+            ))
+        }
+    };
     match a.format {
         Format::Plan => {
             let plan = to_plan(&model, resolution).map_err(export_error)?;
@@ -85,12 +104,11 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
         }
         Format::Onnx => {
-            let norm = &ckpt.meta.normalize;
             let metadata = [
-                ("kestrel.model", ckpt.meta.model.arch.to_string()),
+                ("kestrel.model", arch.clone()),
                 (
                     "kestrel.class_names",
-                    serde_json::to_string(&ckpt.meta.class_names)
+                    serde_json::to_string(&class_names)
                         .map_err(|e| CliError::Runtime(e.to_string()))?,
                 ),
                 (
@@ -113,9 +131,9 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
     let info = Exported {
         format: a.format,
         out: a.out.clone(),
-        model: ckpt.meta.model.arch.to_string(),
+        model: arch,
         resolution,
-        classes: ckpt.meta.model.num_classes,
+        classes: class_names.len(),
         bytes,
     };
     if a.json {

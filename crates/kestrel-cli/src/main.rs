@@ -9,6 +9,7 @@ mod cmd_predict;
 mod cmd_split;
 mod cmd_train;
 mod exit;
+mod pretrained;
 
 use clap::{Parser, Subcommand};
 

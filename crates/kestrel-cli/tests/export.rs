@@ -298,7 +298,7 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         out,
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("w.pth"), "{}", stderr(&o));
     let o = kestrel(&["export", "--format", "plan", "--out", out]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!Path::new(out).exists());

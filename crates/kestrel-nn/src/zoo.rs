@@ -211,6 +211,17 @@ impl ClassifierSpec {
 }
 
 impl Classifier {
+    /// The number of classes (outputs of the last linear layer; Burn stores its weight as
+    /// (in, out)).
+    pub fn num_classes(&self) -> usize {
+        let fc = match self {
+            Classifier::MobileNetV1(m) => &m.classifier,
+            Classifier::MobileNetV2(m) => &m.classifier,
+            Classifier::ResNet(m) => &m.fc,
+        };
+        fc.weight.dims()[1]
+    }
+
     /// Class logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
@@ -313,7 +324,9 @@ mod tests {
                 num_classes: 3,
             };
             let x = Tensor::<4>::zeros([2, 3, 32, 32], &device);
-            assert_eq!(spec.init(&device).forward(x).dims(), [2, 3]);
+            let model = spec.init(&device);
+            assert_eq!(model.num_classes(), 3);
+            assert_eq!(model.forward(x).dims(), [2, 3]);
         }
     }
 

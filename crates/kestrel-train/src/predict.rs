@@ -46,7 +46,8 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
         push_chw(&img, r as u32, r as u32, &ckpt.meta.normalize, &mut x);
     }
     let device = Device::flex();
-    let model = ckpt.model(&device)?;
+    // BatchNorm folded into the convolutions: the inference graph, as export writes it.
+    let model = ckpt.model(&device)?.fold_bn();
     let input = Tensor::<4>::from_data(TensorData::new(x, [images.len(), 3, r, r]), &device);
     let probs: Vec<f32> = softmax(model.forward(input), 1)
         .into_data()

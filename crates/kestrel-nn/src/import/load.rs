@@ -24,6 +24,17 @@ pub fn load_classifier(
     path: &Path,
     device: &Device,
 ) -> Result<Classifier, ImportError> {
+    load_classifier_at(arch, 1.0, path, device)
+}
+
+/// [`load_classifier`] for a MobileNetV2 of width multiplier `width` (torchvision's
+/// `width_mult`; ResNets ignore it).
+pub fn load_classifier_at(
+    arch: Arch,
+    width: f64,
+    path: &Path,
+    device: &Device,
+) -> Result<Classifier, ImportError> {
     let key = classifier_key(arch).ok_or_else(|| ImportError::UnsupportedArch {
         arch: arch.to_string(),
         detail: "torchvision has no MobileNet V1; import weights for mobilenet-v2 or a resnet"
@@ -34,12 +45,18 @@ pub fn load_classifier(
         .get(key)
         .filter(|t| t.shape.len() == 2 && t.shape[0] > 0)
         .map_or(1000, |t| t.shape[0]);
-    let model = ClassifierSpec {
+    let spec = ClassifierSpec {
         arch,
-        width: 1.0,
+        width,
         num_classes,
-    }
-    .init(device);
+    };
+    // Checks the width (a bad one would panic while building).
+    spec.describe(32)
+        .map_err(|e| ImportError::UnsupportedArch {
+            arch: arch.to_string(),
+            detail: e.to_string(),
+        })?;
+    let model = spec.init(device);
     apply_state_dict(model, &sd).map_err(|e| match e {
         ImportError::Mismatch { mismatch, .. } => ImportError::Mismatch {
             path: Some(path.to_path_buf()),

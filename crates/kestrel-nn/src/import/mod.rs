@@ -41,7 +41,7 @@ pub use apply::apply_state_dict;
 pub use dtype::DType;
 pub use error::ImportError;
 pub use format::Format;
-pub use load::load_classifier;
+pub use load::{load_classifier, load_classifier_at};
 pub use mismatch::Mismatch;
 pub use read::read_state_dict;
 pub use read_error::ReadError;
