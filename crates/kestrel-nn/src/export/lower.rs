@@ -1,7 +1,6 @@
 //! [`lower`]: reads a [`Classifier`]'s tensors into a [`Network`] of folded layers.
 
 use super::error::ExportError;
-use super::fold::{fold_batch_norm, BnStats};
 use super::network::{ConvLayer, Layer, Network};
 use crate::conv_bn_act::{Activation as NnActivation, ConvBnAct};
 use crate::mobilenet_v1::MobileNetV1;
@@ -100,49 +99,35 @@ fn activation(a: NnActivation) -> Activation {
     }
 }
 
-/// The folded weights and bias of one conv → batch norm unit. The one place that reads a
-/// [`ConvBnAct`]'s batch norm: a shared folding pass can take over here.
+/// The folded weights and bias of one conv → batch norm unit, from the shared folding pass
+/// ([`ConvBnAct::fold_bn`]), after checking that the statistics can be folded.
 fn folded_conv(m: &ConvBnAct, name: &str) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
-    let w = floats(m.conv.weight.val(), name, "conv weight")?;
-    let b = match &m.conv.bias {
-        Some(b) => Some(floats(b.val(), name, "conv bias")?),
-        None => None,
-    };
     let out = m.conv.weight.val().dims()[0];
-    let Some(bn) = &m.bn else {
-        // Already folded (see `crate::fold`): the convolution carries the bias.
-        return Ok((w, b.unwrap_or_else(|| vec![0.0; out])));
+    if let Some(bn) = &m.bn {
+        let var = floats(bn.running_var.value(), name, "batch norm running variance")?;
+        if var.len() != out {
+            return Err(ExportError::Unsupported {
+                layer: name.into(),
+                message: format!(
+                    "batch norm of {} channels after a convolution with {out} outputs",
+                    var.len()
+                ),
+            });
+        }
+        if var.iter().any(|&v| v as f64 + bn.epsilon <= 0.0) {
+            return Err(ExportError::NonFinite {
+                layer: name.into(),
+                what: "batch norm variance + epsilon (not positive)".into(),
+            });
+        }
+    }
+    let folded = m.clone().fold_bn();
+    let w = floats(folded.conv.weight.val(), name, "folded conv weight")?;
+    let b = match &folded.conv.bias {
+        Some(b) => floats(b.val(), name, "folded conv bias")?,
+        None => vec![0.0; out],
     };
-    let gamma = floats(bn.gamma.val(), name, "batch norm gamma")?;
-    let beta = floats(bn.beta.val(), name, "batch norm beta")?;
-    let mean = floats(bn.running_mean.value(), name, "batch norm running mean")?;
-    let var = floats(bn.running_var.value(), name, "batch norm running variance")?;
-    let sizes = [gamma.len(), beta.len(), mean.len(), var.len()];
-    if sizes.iter().any(|&n| n != out) || b.as_ref().is_some_and(|b| b.len() != out) {
-        return Err(ExportError::Unsupported {
-            layer: name.into(),
-            message: format!(
-                "batch norm sizes {sizes:?} do not match the convolution's {out} output channels"
-            ),
-        });
-    }
-    if var.iter().any(|&v| v as f64 + bn.epsilon <= 0.0) {
-        return Err(ExportError::NonFinite {
-            layer: name.into(),
-            what: "batch norm variance + epsilon (not positive)".into(),
-        });
-    }
-    Ok(fold_batch_norm(
-        &w,
-        b.as_deref(),
-        &BnStats {
-            gamma: &gamma,
-            beta: &beta,
-            mean: &mean,
-            var: &var,
-            epsilon: bn.epsilon,
-        },
-    ))
+    Ok((w, b))
 }
 
 impl Lowering {

@@ -9,7 +9,6 @@
 //! [`Classifier`]: crate::zoo::Classifier
 
 mod error;
-pub mod fold;
 pub mod lower;
 pub mod network;
 pub mod onnx;
@@ -19,7 +18,6 @@ pub mod proto;
 pub(crate) mod synthetic;
 
 pub use error::ExportError;
-pub use fold::{fold_batch_norm, BnStats};
 pub use lower::lower;
 pub use network::{ConvLayer, Layer, Network};
 pub use onnx::{network_to_onnx, save_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET};
