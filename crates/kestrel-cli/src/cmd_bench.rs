@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
 use kestrel_nn::export::{save_onnx, to_plan};
-use kestrel_nn::zoo::{Arch, ClassifierSpec, ARCH_NAMES};
+use kestrel_nn::zoo::ClassifierSpec;
 use kestrel_nn::InfoError;
 use kestrel_runtime::{Engine, EngineOptions};
 use serde::Serialize;
@@ -100,22 +100,7 @@ pub fn run(a: BenchArgs) -> Result<(), CliError> {
 
 /// The model `a` asks for, checked as `kestrel info` checks it.
 fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
-    let arch: Arch = a.model.parse().map_err(|_| {
-        CliError::BadInput(format!(
-            "unknown model `{}`; expected one of: {}",
-            a.model,
-            ARCH_NAMES.join(", ")
-        ))
-    })?;
-    let width = match a.width {
-        Some(w) if !arch.has_width() && w != 1.0 => {
-            return Err(CliError::BadInput(format!(
-                "bad value for `--width`: {arch} has no width multiplier (expected 1, got {w})"
-            )))
-        }
-        Some(w) => w,
-        None => 1.0,
-    };
+    let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
     let spec = ClassifierSpec {
         arch,
         width,

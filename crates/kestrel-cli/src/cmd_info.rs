@@ -3,7 +3,7 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
-use kestrel_nn::zoo::{Arch, ClassifierSpec, ARCH_NAMES};
+use kestrel_nn::zoo::ClassifierSpec;
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
 /// Flags of `kestrel info`.
@@ -42,22 +42,7 @@ pub fn run(a: InfoArgs) -> Result<(), CliError> {
 
 /// The description `a` asks for; bad input names the flag and what was expected.
 fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
-    let arch: Arch = a.model.parse().map_err(|_| {
-        CliError::BadInput(format!(
-            "unknown model `{}`; expected one of: {}",
-            a.model,
-            ARCH_NAMES.join(", ")
-        ))
-    })?;
-    let width = match a.width {
-        Some(w) if !arch.has_width() && w != 1.0 => {
-            return Err(CliError::BadInput(format!(
-                "bad value for `--width`: {arch} has no width multiplier (expected 1, got {w})"
-            )))
-        }
-        Some(w) => w,
-        None => 1.0,
-    };
+    let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
     let spec = ClassifierSpec {
         arch,
         width,
@@ -329,7 +314,7 @@ mod tests {
         };
         let e = bad(&["vgg16"]);
         assert!(e.contains("vgg16"), "{e}");
-        for name in ARCH_NAMES {
+        for name in kestrel_nn::zoo::ARCH_NAMES {
             assert!(e.contains(name), "{e}");
         }
         assert!(bad(&["resnet50", "--width", "0.5"]).contains("--width"));

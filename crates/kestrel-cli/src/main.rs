@@ -9,6 +9,7 @@ mod cmd_predict;
 mod cmd_split;
 mod cmd_train;
 mod exit;
+mod model_arg;
 mod pretrained;
 
 use clap::{Parser, Subcommand};

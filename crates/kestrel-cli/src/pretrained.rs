@@ -3,7 +3,6 @@
 use crate::exit::CliError;
 use burn::tensor::Device;
 use kestrel_nn::import::load_classifier_at;
-use kestrel_nn::zoo::{Arch, ARCH_NAMES};
 use kestrel_nn::Classifier;
 use std::path::Path;
 
@@ -16,16 +15,6 @@ pub fn load(
     weights: &Path,
     device: &Device,
 ) -> Result<Classifier, CliError> {
-    let arch: Arch = arch.parse().map_err(|_| {
-        CliError::BadInput(format!(
-            "unknown model `{arch}` for `--arch`; expected one of: {}",
-            ARCH_NAMES.join(", ")
-        ))
-    })?;
-    if !arch.has_width() && width != 1.0 {
-        return Err(CliError::BadInput(format!(
-            "bad value for `--width`: {arch} has no width multiplier (expected 1, got {width})"
-        )));
-    }
+    let (arch, width) = crate::model_arg::arch_and_width(arch, Some(width), " for `--arch`")?;
     load_classifier_at(arch, width, weights, device).map_err(|e| CliError::BadInput(e.to_string()))
 }
