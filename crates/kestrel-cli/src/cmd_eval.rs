@@ -30,6 +30,23 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         SplitArg::Val => EvalSplit::Val,
         SplitArg::Test => EvalSplit::Test,
     };
+    if kestrel_train::seg_eval::is_segmentation_run(&a.run)? {
+        let report = kestrel_train::seg_eval::seg_eval_run(&a.run, split)?;
+        if a.json {
+            return print_json(&report);
+        }
+        let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "split {}: mIoU {}, pixel accuracy {}",
+            report.split,
+            show(report.miou),
+            show(report.pixel_accuracy)
+        );
+        for (name, iou) in report.class_names.iter().zip(&report.iou_per_class) {
+            println!("{name:>12} IoU {}", show(*iou));
+        }
+        return Ok(());
+    }
     let report = eval_run(&a.run, split)?;
     if a.json {
         return print_json(&report);

@@ -58,6 +58,17 @@ pub fn run(a: PredictArgs) -> Result<(), CliError> {
             .map(|t| format!("{} {:.3}", t.label, t.prob))
             .collect();
         println!("{}: {}", p.image.display(), tops.join(", "));
+        for b in p.boxes.iter().flatten() {
+            let label = p
+                .top
+                .iter()
+                .find(|t| t.class == b.class)
+                .map_or(b.class.to_string(), |t| t.label.clone());
+            println!(
+                "  box {label}: x {}..{}, y {}..{} (score {:.1})",
+                b.x0, b.x1, b.y0, b.y1, b.score
+            );
+        }
     }
     Ok(())
 }

@@ -15,13 +15,20 @@ pub struct TrainArgs {
     /// Data: `shapes[:n=..,size=..,classes=..,imbalance=..,seed=..]`, `folder:PATH`, `seg:PATH`, `idx:PATH`.
     #[arg(long)]
     data: Option<String>,
-    /// classify (segment and multitask: not in this build).
+    /// classify (default) or segment (FCN on per-pixel masks: `shapes` or `seg:PATH` data; its
+    /// defaults: fcn8s-mobilenet-v2, width 0.5, 64 px, 12 epochs, batch 16, bilinear upsampling).
+    /// multitask: not in this build.
     #[arg(long)]
     task: Option<String>,
+    /// Upsampling layers of a segmentation model: nearest, bilinear (default), bicubic, transposed,
+    /// pixelshuffle, carafe, meta.
+    #[arg(long, value_name = "NAME")]
+    upsampler: Option<String>,
     /// A split manifest from `kestrel split` fixing train/val/test membership.
     #[arg(long)]
     split_manifest: Option<PathBuf>,
-    /// Model name, e.g. mobilenet-v2.
+    /// Model name: mobilenet-v1, mobilenet-v2, resnet18/34/50; for --task segment
+    /// fcn{32,16,8}s-<mobilenet-v2|resnet18|resnet34|resnet50>.
     #[arg(long)]
     model: Option<String>,
     /// Width multiplier α.
@@ -70,22 +77,33 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_file(p)?,
-        None => TrainConfig::default(),
+    let task = match a.task.as_deref() {
+        None => None,
+        Some("classify") => Some(kestrel_train::Task::Classify),
+        Some("segment") => Some(kestrel_train::Task::Segment),
+        Some(other) => {
+            return Err(CliError::BadInput(format!(
+                "bad value for `--task`: `{other}`; expected classify or segment (multitask is not in this build)"
+            )))
+        }
     };
+    let mut cfg = match (&a.config, task) {
+        (Some(p), _) => TrainConfig::from_file(p)?,
+        (None, Some(kestrel_train::Task::Segment)) => TrainConfig::segment_default(),
+        (None, _) => TrainConfig::default(),
+    };
+    if let Some(t) = task {
+        cfg.task = t;
+    }
     if let Some(v) = a.data {
         cfg.data = v;
     }
-    if let Some(v) = a.task {
-        cfg.task = match v.as_str() {
-            "classify" => kestrel_train::Task::Classify,
-            other => {
-                return Err(CliError::BadInput(format!(
-                    "bad value for `--task`: `{other}`; expected classify (segment and multitask are not in this build)"
-                )))
-            }
-        };
+    if let Some(v) = a.upsampler {
+        cfg.upsampler = v
+            .parse()
+            .map_err(|e: kestrel_nn::upsample::UpsampleError| {
+                CliError::BadInput(format!("bad value for `--upsampler`: {e}"))
+            })?;
     }
     if let Some(v) = a.split_manifest {
         // Absolute, so that `kestrel eval` finds it from any folder.
@@ -129,7 +147,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     }
     cfg.validate()?;
     let out = a.out.unwrap_or_else(|| {
-        kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, "classify")
+        kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, cfg.task.name())
     });
     let progress = if std::io::stderr().is_terminal() {
         Progress::Bar
@@ -146,6 +164,16 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let summary = train(&cfg, &out, progress)?;
     if a.json {
         print_json(&summary)?;
+    } else if cfg.task == kestrel_train::Task::Segment {
+        println!(
+            "best epoch {} of {}: val mIoU {:.4}, pixel accuracy {:.4}; {:.0} s; run folder {}",
+            summary.best_epoch,
+            summary.epochs_run,
+            summary.val["miou"],
+            summary.val["pixel_accuracy"],
+            summary.train_seconds,
+            out.display()
+        );
     } else {
         println!(
             "best epoch {} of {}: val accuracy {:.4}, macro-F1 {:.4}; {:.0} s; run folder {}",

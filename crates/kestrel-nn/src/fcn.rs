@@ -219,8 +219,27 @@ impl SegmenterSpec {
         let [c8, c16, c32] = self.tap_channels();
         let score = |c: usize| {
             let mut conv = Conv2dConfig::new([c, k], [1, 1]).init(device);
-            conv.weight = conv.weight.map(|w| w.zeros_like());
-            conv.bias = conv.bias.map(|b| b.map(|t| t.zeros_like()));
+            // `zeros_like` drops the gradient flag, which `Param::map` keeps: set it again on an
+            // autodiff device, or the score layers (and with them the whole network) never train.
+            let zero = |t: Tensor<4>| {
+                let z = t.zeros_like();
+                if t.is_require_grad() {
+                    z.require_grad()
+                } else {
+                    z
+                }
+            };
+            conv.weight = conv.weight.map(zero);
+            conv.bias = conv.bias.map(|b| {
+                b.map(|t: Tensor<1>| {
+                    let z = t.zeros_like();
+                    if t.is_require_grad() {
+                        z.require_grad()
+                    } else {
+                        z
+                    }
+                })
+            });
             conv
         };
         let up = |factor: usize| -> Result<Option<Upsampler>, UpsampleError> {
@@ -369,6 +388,30 @@ mod tests {
         let y = model.forward(Tensor::<4>::ones([1, 3, 32, 32], &device));
         let max = y.abs().max().into_scalar::<f32>();
         assert_eq!(max, 0.0);
+    }
+
+    #[test]
+    fn zeroed_score_layers_still_train_on_autodiff() {
+        // A zeroed parameter that lost its gradient flag would never move, and with zero scores
+        // no gradient reaches the backbone either: nothing would learn.
+        let device = Device::flex().autodiff();
+        let model = spec("fcn8s-mobilenet-v2", 32, UpsamplerKind::Bilinear)
+            .init(&device)
+            .unwrap();
+        let convs = [
+            Some(&model.score32),
+            model.score16.as_ref(),
+            model.score8.as_ref(),
+        ];
+        for conv in convs.into_iter().flatten() {
+            assert!(conv.weight.val().is_require_grad());
+            assert!(conv.bias.as_ref().unwrap().val().is_require_grad());
+        }
+        // And on a plain device the same init does not ask for gradients.
+        let plain = spec("fcn8s-mobilenet-v2", 32, UpsamplerKind::Bilinear)
+            .init(&Device::flex())
+            .unwrap();
+        assert!(!plain.score32.weight.val().is_require_grad());
     }
 
     #[test]

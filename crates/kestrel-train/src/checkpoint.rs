@@ -12,6 +12,7 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use kestrel_data::Normalize;
+use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::{Classifier, ClassifierSpec};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -27,8 +28,13 @@ pub struct CheckpointMeta {
     pub step: usize,
     /// The run's configuration.
     pub config: TrainConfig,
-    /// How to rebuild the network.
+    /// How to rebuild the network: the classifier, or for a segmentation run the backbone as a
+    /// classifier spec (informative only; see `segmenter`).
     pub model: ClassifierSpec,
+    /// How to rebuild a segmentation network; absent in classification checkpoints (and in all
+    /// checkpoints written before segmentation existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmenter: Option<SegmenterSpec>,
     /// Class names, in index order.
     pub class_names: Vec<String>,
     /// Input normalisation.
@@ -46,7 +52,7 @@ pub struct Checkpoint {
 }
 
 /// A model's parameters and buffers as a burnpack record, ready for [`save`].
-pub fn encode_model(model: &Classifier) -> Result<Vec<u8>> {
+pub fn encode_model<M: Module>(model: &M) -> Result<Vec<u8>> {
     Ok(model
         .clone()
         .into_record()
@@ -118,14 +124,37 @@ impl Checkpoint {
         })
     }
 
-    /// Rebuilds the network on `device` with the saved parameters and running statistics.
+    fn record(&self) -> Result<ModuleRecord> {
+        ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
+            .map_err(|e| TrainError::BadInput(format!("bad model record in checkpoint: {e}")))
+    }
+
+    /// Rebuilds the classifier on `device` with the saved parameters and running statistics; a
+    /// segmentation checkpoint is bad input.
     pub fn model(&self, device: &Device) -> Result<Classifier> {
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
-            .map_err(|e| TrainError::BadInput(format!("bad model record in checkpoint: {e}")))?;
+        if let Some(s) = &self.meta.segmenter {
+            return Err(TrainError::BadInput(format!(
+                "the checkpoint holds the segmentation model {}, not a classifier",
+                s.name
+            )));
+        }
         self.meta
             .model
             .init(device)
-            .try_load_record(record)
+            .try_load_record(self.record()?)
+            .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
+    }
+
+    /// Rebuilds the segmentation model on `device`; a classification checkpoint is bad input.
+    pub fn segmenter(&self, device: &Device) -> Result<Fcn> {
+        let spec = self.meta.segmenter.as_ref().ok_or_else(|| {
+            TrainError::BadInput(
+                "the checkpoint holds a classifier, not a segmentation model".into(),
+            )
+        })?;
+        spec.init(device)
+            .map_err(|e| TrainError::BadInput(format!("bad segmenter in checkpoint: {e}")))?
+            .try_load_record(self.record()?)
             .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
     }
 
@@ -137,5 +166,60 @@ impl Checkpoint {
         optimizer
             .from_bytes(Bytes::from_bytes_vec(self.optimizer.clone()))
             .map_err(|e| TrainError::BadInput(format!("bad optimiser state in checkpoint: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(segmenter: Option<SegmenterSpec>) -> CheckpointMeta {
+        CheckpointMeta {
+            epoch: 1,
+            step: 3,
+            config: TrainConfig::default(),
+            model: ClassifierSpec {
+                arch: kestrel_nn::Arch::MobileNetV2,
+                width: 0.25,
+                num_classes: 3,
+            },
+            segmenter,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+            normalize: Normalize::IMAGENET,
+            val_metric: 0.5,
+        }
+    }
+
+    #[test]
+    fn classification_metadata_keeps_its_old_form_and_segmenters_round_trip() {
+        // Written before segmentation: no `segmenter` key; it still reads (as a classifier).
+        let json = serde_json::to_value(meta(None)).unwrap();
+        assert!(json.get("segmenter").is_none(), "{json}");
+        let back: CheckpointMeta = serde_json::from_value(json).unwrap();
+        assert_eq!(back, meta(None));
+        let seg = SegmenterSpec {
+            name: "fcn8s-mobilenet-v2".parse().unwrap(),
+            width: 0.25,
+            num_classes: 3,
+            output_stride: 32,
+            upsampler: kestrel_nn::upsample::UpsamplerKind::Transposed,
+        };
+        let text = serde_json::to_string(&meta(Some(seg.clone()))).unwrap();
+        let back: CheckpointMeta = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.segmenter, Some(seg));
+    }
+
+    #[test]
+    fn a_checkpoint_gives_only_the_model_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let m = meta(None);
+        let model = m.model.init(&device);
+        let path = dir.path().join("c.ckpt");
+        save(&path, &m, &encode_model(&model).unwrap(), None).unwrap();
+        let ckpt = Checkpoint::load(&path).unwrap();
+        assert!(ckpt.model(&device).is_ok());
+        let e = ckpt.segmenter(&device).err().unwrap().to_string();
+        assert!(e.contains("classifier"), "{e}");
     }
 }

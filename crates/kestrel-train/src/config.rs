@@ -2,6 +2,8 @@
 
 use crate::error::{Result, TrainError};
 use kestrel_data::DataSpec;
+use kestrel_nn::fcn::{SegmenterName, UnknownSegmenter};
+use kestrel_nn::upsample::UpsamplerKind;
 use kestrel_nn::Arch;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;
@@ -13,6 +15,18 @@ use std::str::FromStr;
 pub enum Task {
     /// Image classification.
     Classify,
+    /// Semantic segmentation (per-pixel classes) with an FCN.
+    Segment,
+}
+
+impl Task {
+    /// The CLI name: `classify` or `segment`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classify => "classify",
+            Task::Segment => "segment",
+        }
+    }
 }
 
 /// The optimiser.
@@ -119,6 +133,11 @@ impl<'de> Deserialize<'de> for Augment {
     }
 }
 
+/// Default input side of `--task segment`.
+pub const SEGMENT_RESOLUTION: usize = 64;
+/// Default epochs of `--task segment`.
+pub const SEGMENT_EPOCHS: usize = 12;
+
 /// Every setting of a run. Defaults are the `kestrel train` defaults: a MobileNetV2 (α = 0.5) on
 /// 48 px `shapes`, AdamW with a warm-up and cosine schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,6 +184,8 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Fraction of each class held out for the test split (read only by `kestrel eval`).
     pub test_fraction: f64,
+    /// `--upsampler`: the upsampling layers of a segmentation model (ignored by classifiers).
+    pub upsampler: UpsamplerKind,
 }
 
 impl Default for TrainConfig {
@@ -189,6 +210,7 @@ impl Default for TrainConfig {
             split_manifest: None,
             val_fraction: 0.15,
             test_fraction: 0.15,
+            upsampler: UpsamplerKind::Bilinear,
         }
     }
 }
@@ -201,6 +223,27 @@ impl TrainConfig {
         })?;
         toml::from_str(&text)
             .map_err(|e| TrainError::BadInput(format!("bad config {}: {e}", path.display())))
+    }
+
+    /// The `kestrel train --task segment` defaults: FCN-8s on a MobileNetV2 (α = 0.5) with
+    /// bilinear upsampling, on 64 px `shapes`.
+    pub fn segment_default() -> Self {
+        Self {
+            task: Task::Segment,
+            model: "fcn8s-mobilenet-v2".into(),
+            resolution: SEGMENT_RESOLUTION,
+            epochs: SEGMENT_EPOCHS,
+            batch_size: 16,
+            lr: 5e-3,
+            ..Self::default()
+        }
+    }
+
+    /// The segmentation model name of a `segment` run.
+    pub fn segmenter_name(&self) -> Result<SegmenterName> {
+        self.model
+            .parse()
+            .map_err(|e: UnknownSegmenter| TrainError::BadInput(e.to_string()))
     }
 
     /// The TOML text of this configuration.
@@ -233,10 +276,29 @@ impl TrainConfig {
             .data
             .parse()
             .map_err(|e: kestrel_data::DataError| TrainError::BadInput(e.to_string()))?;
-        let arch: Arch = self
-            .model
-            .parse()
-            .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?;
+        let arch: Arch = match self.task {
+            Task::Classify => self
+                .model
+                .parse()
+                .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?,
+            Task::Segment => self.segmenter_name()?.backbone,
+        };
+        if self.task == Task::Segment {
+            if !matches!(self.balance, Balance::None | Balance::Weights) {
+                return bad(
+                    "balance",
+                    "none or weights (per-pixel class weights) with `task = segment`",
+                    format!("{:?}", self.balance).to_lowercase(),
+                );
+            }
+            if self.augment == Augment::Standard {
+                return bad(
+                    "augment",
+                    "none or flips with `task = segment` (flips move masks alike)",
+                    "standard".into(),
+                );
+            }
+        }
         if !(self.width.is_finite() && self.width > 0.0 && self.width <= 4.0) {
             return bad("width", "a multiplier in (0, 4]", self.width.to_string());
         }
@@ -333,6 +395,42 @@ mod tests {
         };
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("balance") && e.contains("smote"), "{e}");
+    }
+
+    #[test]
+    fn segment_runs_take_fcn_names_and_refuse_image_only_options() {
+        let cfg = TrainConfig::segment_default();
+        let (_, arch) = cfg.validate().unwrap();
+        assert_eq!(arch, Arch::MobileNetV2);
+        let back: TrainConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back, cfg);
+        // A classifier name is not a segmentation model, and the reverse.
+        let bad = TrainConfig {
+            model: "mobilenet-v2".into(),
+            ..cfg.clone()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("fcn8s-"), "{e}");
+        let bad = TrainConfig {
+            model: "fcn8s-mobilenet-v2".into(),
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        for (balance, augment, field) in [
+            (Balance::Oversample, Augment::Flips, "balance"),
+            (Balance::None, Augment::Standard, "augment"),
+        ] {
+            let bad = TrainConfig {
+                balance,
+                augment,
+                ..cfg.clone()
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        // Configurations written before segmentation existed read with the default upsampler.
+        let old: TrainConfig = toml::from_str("task = \"classify\"").unwrap();
+        assert_eq!(old.upsampler, UpsamplerKind::Bilinear);
     }
 
     #[test]

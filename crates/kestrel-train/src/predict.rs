@@ -26,8 +26,13 @@ pub struct TopClass {
 pub struct Prediction {
     /// The image path as given.
     pub image: PathBuf,
-    /// The `k` most probable classes, most probable first.
+    /// The `k` most probable classes, most probable first. For a segmentation model: the
+    /// classes other than the background (class 0) ranked by mean pixel probability.
     pub top: Vec<TopClass>,
+    /// Segmentation models only: one box per class other than the background, from
+    /// [`crate::seg_predict`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boxes: Option<Vec<crate::seg_predict::PredictedBox>>,
 }
 
 /// Classifies `images` with the best checkpoint of `run`; every image is read before any is
@@ -39,6 +44,9 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
         ));
     }
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+    if ckpt.meta.segmenter.is_some() {
+        return crate::seg_predict::predict_segment(&ckpt, images, top_k);
+    }
     let r = ckpt.meta.config.resolution;
     let mut x = Vec::with_capacity(images.len() * 3 * r * r);
     for path in images {
@@ -72,6 +80,7 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
                         prob: row[c] as f64,
                     })
                     .collect(),
+                boxes: None,
             }
         })
         .collect())

@@ -62,6 +62,7 @@ pub fn predict_imagenet(
             out.push(Prediction {
                 image: path.clone(),
                 top: ranked(row, top_k),
+                boxes: None,
             });
         }
     }

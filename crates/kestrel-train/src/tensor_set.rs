@@ -198,15 +198,16 @@ impl TensorSet {
     }
 }
 
-/// Appends the 3-plane square image `src` (side `r`) transformed by dihedral element `op` (0..8):
-/// bit 0 mirrors left–right, bit 1 mirrors top–bottom, bit 2 transposes.
-fn push_dihedral(src: &[f32], r: usize, op: usize, out: &mut Vec<f32>) {
+/// Appends the square planes `src` (side `r`, any number of planes: 3 for an image, 1 for a
+/// mask) transformed by dihedral element `op` (0..8): bit 0 mirrors left–right, bit 1 mirrors
+/// top–bottom, bit 2 transposes. Every plane moves alike, so an image and its mask given the same
+/// `op` stay aligned.
+pub(crate) fn push_dihedral<T: Copy + Default>(src: &[T], r: usize, op: usize, out: &mut Vec<T>) {
     let start = out.len();
-    out.resize(start + src.len(), 0.0);
+    out.resize(start + src.len(), T::default());
     let dst = &mut out[start..];
-    for c in 0..3 {
-        let s = &src[c * r * r..(c + 1) * r * r];
-        let d = &mut dst[c * r * r..(c + 1) * r * r];
+    let area = r * r;
+    for (s, d) in src.chunks_exact(area).zip(dst.chunks_exact_mut(area)) {
         for y in 0..r {
             for x in 0..r {
                 let (mut u, mut v) = (x, y);

@@ -41,7 +41,7 @@ pub enum Progress {
     Quiet,
 }
 
-fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+pub(crate) fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     match cfg.optimizer {
         crate::config::OptimizerKind::AdamW => AdamWConfig::new()
             .with_epsilon(1e-8)
@@ -67,8 +67,11 @@ fn loader_options() -> LoaderOptions {
     }
 }
 
-/// Trains a classifier as `cfg` says, writing the run folder `out`. Returns the summary.
+/// Trains a classifier (or, for `task = segment`, an FCN: see [`crate::seg_trainer`]) as `cfg` says, writing the run folder `out`. Returns the summary.
 pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summary> {
+    if cfg.task == crate::config::Task::Segment {
+        return crate::seg_trainer::train_segment(cfg, out, progress);
+    }
     let (spec, arch) = cfg.validate()?;
     let started = Instant::now();
     let opened = kestrel_data::open_with(
@@ -291,6 +294,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
             step,
             config: cfg.clone(),
             model: model_spec.clone(),
+            segmenter: None,
             class_names: class_names.clone(),
             normalize: NORMALIZE,
             val_metric: summary.accuracy,

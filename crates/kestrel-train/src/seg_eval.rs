@@ -1,0 +1,160 @@
+//! Scoring a segmentation model: the pixel confusion matrix (mask value 255 ignored), per-class
+//! IoU, mean IoU and pixel accuracy; and `kestrel eval` for a segmentation run.
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Result, TrainError};
+use crate::eval_run::EvalSplit;
+use crate::run_dir;
+use crate::seg_set::{seg_class_names, SegSet};
+use burn::tensor::Device;
+use kestrel_metrics::SegmentationAccumulator;
+use kestrel_nn::fcn::Fcn;
+use serde::Serialize;
+use std::path::Path;
+
+/// Images per forward pass during evaluation.
+pub const SEG_EVAL_BATCH: usize = 32;
+
+/// The scores of `model` (eval mode, plain device) on every image of `set`.
+pub fn evaluate_segmenter(
+    model: &Fcn,
+    set: &SegSet,
+    classes: usize,
+    device: &Device,
+) -> Result<kestrel_metrics::SegmentationScores> {
+    let mut acc = SegmentationAccumulator::new(classes)?;
+    let rows: Vec<usize> = (0..set.len()).collect();
+    for chunk in rows.chunks(SEG_EVAL_BATCH) {
+        let (x, _, truth) = set.batch(chunk, None, device);
+        let pred: Vec<usize> = model
+            .forward(x)
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?
+            .into_iter()
+            .map(|p| p as usize)
+            .collect();
+        let truth: Vec<usize> = truth.into_iter().map(usize::from).collect();
+        acc.update(&truth, &pred)?;
+    }
+    Ok(acc.summary())
+}
+
+/// The JSON of `kestrel eval` for a segmentation run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegEvalReport {
+    /// `val` or `test`.
+    pub split: String,
+    /// Mean IoU over the classes with a defined IoU.
+    pub miou: Option<f64>,
+    /// Correct pixels over scored pixels.
+    pub pixel_accuracy: Option<f64>,
+    /// IoU of each class (null when the class is neither present nor predicted).
+    pub iou_per_class: Vec<Option<f64>>,
+    /// Class names, in index order (index 0 is the background for `shapes`).
+    pub class_names: Vec<String>,
+}
+
+/// Whether the best checkpoint of `run` holds a segmentation model.
+pub fn is_segmentation_run(run: &Path) -> Result<bool> {
+    Ok(Checkpoint::load(&run_dir::best_checkpoint(run))?
+        .meta
+        .segmenter
+        .is_some())
+}
+
+/// Scores the best checkpoint of segmentation run `run` on `split`. Reading the test split sets
+/// `test_evaluated` in `summary.json`.
+pub fn seg_eval_run(run: &Path, split: EvalSplit) -> Result<SegEvalReport> {
+    let mut summary = run_dir::read_summary(run)?;
+    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+    let cfg = &ckpt.meta.config;
+    let (spec, _) = cfg.validate()?;
+    let ds = kestrel_data::open(&spec)?;
+    let names = seg_class_names(&spec, ds.as_ref());
+    if names != ckpt.meta.class_names {
+        return Err(TrainError::BadInput(format!(
+            "data `{}` now has classes {names:?}, the run was trained on {:?}",
+            cfg.data, ckpt.meta.class_names
+        )));
+    }
+    let parts = cfg.split(ds.as_ref())?;
+    let indices = match split {
+        EvalSplit::Val => &parts.val,
+        EvalSplit::Test => &parts.test,
+    };
+    if indices.is_empty() {
+        return Err(TrainError::BadInput(format!(
+            "the {} split of run {} is empty",
+            split.name(),
+            run.display()
+        )));
+    }
+    let k = names.len();
+    let set = SegSet::load(
+        ds.as_ref(),
+        indices,
+        cfg.resolution,
+        &ckpt.meta.normalize,
+        k,
+    )?;
+    let device = Device::flex();
+    let model = ckpt.segmenter(&device)?;
+    let scores = evaluate_segmenter(&model, &set, k, &device)?;
+    if split == EvalSplit::Test && !summary.test_evaluated {
+        summary.test_evaluated = true;
+        run_dir::write_json(&run.join(run_dir::SUMMARY), &summary)?;
+    }
+    Ok(SegEvalReport {
+        split: split.name().to_string(),
+        miou: scores.miou,
+        pixel_accuracy: scores.pixel_accuracy,
+        iou_per_class: scores.iou_per_class,
+        class_names: names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kestrel_nn::fcn::SegmenterSpec;
+    use kestrel_nn::upsample::UpsamplerKind;
+
+    #[test]
+    fn an_untrained_fcn_predicts_background_everywhere() {
+        // Zero-initialised score layers give equal logits; argmax takes the first class, so the
+        // IoU of the background is its pixel share and every other class scores 0.
+        let ds = kestrel_data::Shapes::new(kestrel_data::ShapesConfig {
+            n: 4,
+            size: 32,
+            classes: 2,
+            imbalance: 1.0,
+            seed: 0,
+        })
+        .unwrap();
+        let set = SegSet::load(
+            &ds,
+            &[0, 1, 2, 3],
+            32,
+            &kestrel_data::Normalize::IMAGENET,
+            3,
+        )
+        .unwrap();
+        let device = Device::flex();
+        let model = SegmenterSpec {
+            name: "fcn8s-mobilenet-v2".parse().unwrap(),
+            width: 0.25,
+            num_classes: 3,
+            output_stride: 32,
+            upsampler: UpsamplerKind::Bilinear,
+        }
+        .init(&device)
+        .unwrap();
+        let s = evaluate_segmenter(&model, &set, 3, &device).unwrap();
+        let bg = set.masks.iter().filter(|&&m| m == 0).count() as f64 / set.masks.len() as f64;
+        assert!((s.pixel_accuracy.unwrap() - bg).abs() < 1e-12);
+        assert!((s.iou_per_class[0].unwrap() - bg).abs() < 1e-12);
+    }
+}
