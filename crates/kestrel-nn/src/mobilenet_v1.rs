@@ -159,7 +159,11 @@ impl MobileNetV1Config {
             })
             .init(device);
         let classifier = Linear {
-            bias: classifier.bias.map(|b| b.map(|t| t.zeros_like())),
+            // A fresh zero parameter: mapping the old one to `zeros_like` would drop its
+            // gradient tracking, and the bias would never train.
+            bias: classifier
+                .bias
+                .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
             ..classifier
         };
         MobileNetV1 {

@@ -239,7 +239,11 @@ impl MobileNetV2Config {
             })
             .init(device);
         let classifier = Linear {
-            bias: classifier.bias.map(|b| b.map(|t| t.zeros_like())),
+            // A fresh zero parameter: mapping the old one to `zeros_like` would drop its
+            // gradient tracking, and the bias would never train.
+            bias: classifier
+                .bias
+                .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
             ..classifier
         };
         MobileNetV2 {
@@ -400,5 +404,33 @@ mod tests {
         assert_eq!(head.receptive_field, want);
         // The same 491 as at OS 32 (rate 2 at jump 16 = rate 1 at jump 32), on a 14×14 map.
         assert_eq!(want, 491);
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        // The zero-initialised classifier bias included (a `zeros_like` mapped parameter
+        // would silently stop tracking gradients).
+        let device = Device::flex().autodiff();
+        let model = MobileNetV2Config::new(3).with_width(0.25).init(&device);
+        let x = Tensor::<4>::ones([2, 3, 32, 32], &device);
+        let grads = model.forward(x).sum().backward();
+        let bias = model.classifier.bias.as_ref().unwrap();
+        assert!(bias.val().grad(&grads).is_some());
+        assert!(model.classifier.weight.val().grad(&grads).is_some());
+        let v1 = crate::mobilenet_v1::MobileNetV1Config::new(3)
+            .with_width(0.25)
+            .init(&device);
+        let grads = v1
+            .forward(Tensor::<4>::ones([2, 3, 32, 32], &device))
+            .sum()
+            .backward();
+        assert!(v1
+            .classifier
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .grad(&grads)
+            .is_some());
     }
 }
