@@ -16,7 +16,6 @@ pub mod seg_set;
 pub mod seg_trainer;
 pub mod tensor_set;
 pub mod trainer;
-pub mod weighted_ce;
 
 pub use config::{Augment, Balance, Task, TrainConfig};
 pub use error::{Result, TrainError};

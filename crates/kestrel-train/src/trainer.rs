@@ -6,10 +6,10 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::{Augment, Balance, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
+use crate::loss::CrossEntropy;
 use crate::run_dir::{self, EpochRecord, Summary};
 use crate::schedule::WarmupCosine;
 use crate::tensor_set::{batch_tensors, TensorSet, TensorSource};
-use crate::weighted_ce::WeightedCrossEntropy;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -166,10 +166,10 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
     let mut optim = build_optimizer(cfg);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let weighted_loss = match cfg.balance {
-        Balance::Weights => Some(WeightedCrossEntropy::new(
-            &loss_weights(&train_labels, &class_names)?,
-            &device,
-        )),
+        // PyTorch's weighted mean: Σ w_y·loss / Σ w_y.
+        Balance::Weights => {
+            Some(CrossEntropy::new().with_weights(Some(loss_weights(&train_labels, &class_names)?)))
+        }
         _ => None,
     };
 
@@ -239,7 +239,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
                 .map(|v| v.into_iter().map(|p| p as usize).collect())
                 .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
             let loss = match &weighted_loss {
-                Some(w) => w.forward(logits, y),
+                Some(w) => w.forward(logits, y)?,
                 None => loss_fn.forward(logits, y),
             };
             let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
