@@ -21,6 +21,7 @@ use crate::upsample::{UpsampleError, Upsampler, UpsamplerConfig, UpsamplerKind};
 use crate::zoo::Arch;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -217,30 +218,12 @@ impl SegmenterSpec {
             _ => (FcnBackbone::ResNet(self.resnet().init(device)), [0, 0]),
         };
         let [c8, c16, c32] = self.tap_channels();
+        // Zero-initialised through the config, so the parameters keep gradient tracking on an
+        // autodiff device (mapping a parameter to `zeros_like` would drop it).
         let score = |c: usize| {
-            let mut conv = Conv2dConfig::new([c, k], [1, 1]).init(device);
-            // `zeros_like` drops the gradient flag, which `Param::map` keeps: set it again on an
-            // autodiff device, or the score layers (and with them the whole network) never train.
-            let zero = |t: Tensor<4>| {
-                let z = t.zeros_like();
-                if t.is_require_grad() {
-                    z.require_grad()
-                } else {
-                    z
-                }
-            };
-            conv.weight = conv.weight.map(zero);
-            conv.bias = conv.bias.map(|b| {
-                b.map(|t: Tensor<1>| {
-                    let z = t.zeros_like();
-                    if t.is_require_grad() {
-                        z.require_grad()
-                    } else {
-                        z
-                    }
-                })
-            });
-            conv
+            Conv2dConfig::new([c, k], [1, 1])
+                .with_initializer(Initializer::Zeros)
+                .init(device)
         };
         let up = |factor: usize| -> Result<Option<Upsampler>, UpsampleError> {
             if factor == 1 {

@@ -65,23 +65,31 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
     Ok(images
         .iter()
         .zip(probs.chunks_exact(k))
-        .map(|(path, row)| {
-            let mut order: Vec<usize> = (0..k).collect();
-            // Highest probability first; the lower index wins ties.
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            Prediction {
-                image: path.clone(),
-                top: order
-                    .into_iter()
-                    .take(top_k)
-                    .map(|c| TopClass {
-                        class: c,
-                        label: ckpt.meta.class_names[c].clone(),
-                        prob: row[c] as f64,
-                    })
-                    .collect(),
-                boxes: None,
-            }
+        .map(|(path, row)| Prediction {
+            image: path.clone(),
+            top: ranked(row, 0..k, top_k, |c| ckpt.meta.class_names[c].clone()),
+            boxes: None,
         })
         .collect())
+}
+
+/// The `k` highest-scoring classes among `candidates`, highest first; the lower index wins ties.
+pub(crate) fn ranked<S: Copy + Into<f64>>(
+    scores: &[S],
+    candidates: std::ops::Range<usize>,
+    k: usize,
+    label: impl Fn(usize) -> String,
+) -> Vec<TopClass> {
+    let score = |c: usize| -> f64 { scores[c].into() };
+    let mut order: Vec<usize> = candidates.collect();
+    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|c| TopClass {
+            class: c,
+            label: label(c),
+            prob: score(c),
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! class names.
 
 use crate::error::{Result, TrainError};
-use crate::predict::{Prediction, TopClass};
+use crate::predict::{ranked, Prediction};
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -61,30 +61,15 @@ pub fn predict_imagenet(
         for (path, row) in paths.iter().zip(probs.chunks_exact(classes)) {
             out.push(Prediction {
                 image: path.clone(),
-                top: ranked(row, top_k),
+                top: ranked(row, 0..classes, top_k, |c| match imagenet::label(c) {
+                    Some(name) if classes == NUM_CLASSES => name.to_string(),
+                    _ => format!("class {c}"),
+                }),
                 boxes: None,
             });
         }
     }
     Ok(out)
-}
-
-/// The `k` most probable classes of `row`, most probable first; the lower index wins ties.
-fn ranked(row: &[f32], k: usize) -> Vec<TopClass> {
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-    order
-        .into_iter()
-        .take(k)
-        .map(|c| TopClass {
-            class: c,
-            label: match imagenet::label(c) {
-                Some(name) if row.len() == NUM_CLASSES => name.to_string(),
-                _ => format!("class {c}"),
-            },
-            prob: f64::from(row[c]),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainError};
-use crate::predict::{Prediction, TopClass};
+use crate::predict::{ranked, Prediction};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_data::image_io::load_rgb;
@@ -94,19 +94,10 @@ pub fn predict_segment(
             .chunks_exact(r * r)
             .map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / (r * r) as f64)
             .collect();
-        let mut order: Vec<usize> = (1..k).collect();
-        order.sort_by(|&a, &b| mean[b].total_cmp(&mean[a]).then(a.cmp(&b)));
         out.push(Prediction {
             image: path.clone(),
-            top: order
-                .into_iter()
-                .take(top_k)
-                .map(|c| TopClass {
-                    class: c,
-                    label: ckpt.meta.class_names[c].clone(),
-                    prob: mean[c],
-                })
-                .collect(),
+            // Classes other than the background, by mean pixel probability.
+            top: ranked(&mean, 1..k, top_k, |c| ckpt.meta.class_names[c].clone()),
             boxes: Some(boxes_of(stack, k, r, w, h)?),
         });
     }

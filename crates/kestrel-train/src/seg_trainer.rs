@@ -7,14 +7,12 @@ use crate::config::{Augment, Balance, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
 use crate::run_dir::{self, EpochRecord, Summary};
-use crate::schedule::WarmupCosine;
 use crate::seg_eval::evaluate_segmenter;
 use crate::seg_set::{seg_class_names, SegSet, IGNORE};
-use crate::trainer::{build_optimizer, Progress, NORMALIZE};
+use crate::trainer::{build_optimizer, schedule_and_bar, Progress, NORMALIZE};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::rng::Rng;
 use kestrel_data::OpenOptions;
 use kestrel_nn::fcn::SegmenterSpec;
@@ -102,22 +100,7 @@ pub fn train_segment(cfg: &TrainConfig, out: &Path, progress: Progress) -> Resul
     let loss_fn = CrossEntropy::segmentation().with_weights(weights);
 
     let steps_per_epoch = train_set.len() / cfg.batch_size;
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let schedule = WarmupCosine {
-        peak: cfg.lr,
-        warmup: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
-        total: total_steps,
-    };
-    let bar = match progress {
-        Progress::Bar => {
-            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr())
-        }
-        _ => ProgressBar::hidden(),
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .expect("valid template"),
-    );
+    let (schedule, bar) = schedule_and_bar(cfg, steps_per_epoch, progress);
     let say = |line: String| {
         if progress != Progress::Quiet {
             bar.suspend(|| eprintln!("{line}"));

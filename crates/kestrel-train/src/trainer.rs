@@ -56,6 +56,32 @@ pub(crate) fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// The learning-rate schedule (warm-up, then cosine decay over every step) and the progress bar
+/// (hidden unless `progress` is [`Progress::Bar`]) of a run of `steps_per_epoch` × epochs steps.
+pub(crate) fn schedule_and_bar(
+    cfg: &TrainConfig,
+    steps_per_epoch: usize,
+    progress: Progress,
+) -> (WarmupCosine, ProgressBar) {
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let schedule = WarmupCosine {
+        peak: cfg.lr,
+        warmup: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
+        total: total_steps,
+    };
+    let bar = match progress {
+        Progress::Bar => {
+            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr())
+        }
+        _ => ProgressBar::hidden(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template"),
+    );
+    (schedule, bar)
+}
+
 /// Threads of the training loader: up to 4, fewer on smaller machines.
 fn loader_options() -> LoaderOptions {
     let workers = std::thread::available_parallelism()
@@ -174,22 +200,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
     };
 
     let steps_per_epoch = rows_per_epoch / cfg.batch_size;
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let schedule = WarmupCosine {
-        peak: cfg.lr,
-        warmup: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
-        total: total_steps,
-    };
-    let bar = match progress {
-        Progress::Bar => {
-            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr())
-        }
-        _ => ProgressBar::hidden(),
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .expect("valid template"),
-    );
+    let (schedule, bar) = schedule_and_bar(cfg, steps_per_epoch, progress);
     let say = |line: String| {
         if progress != Progress::Quiet {
             bar.suspend(|| eprintln!("{line}"));
