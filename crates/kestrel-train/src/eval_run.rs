@@ -10,6 +10,26 @@ use kestrel_metrics::ClassificationSummary;
 use serde::Serialize;
 use std::path::Path;
 
+/// The items of `split` in `parts`; an empty split is bad input naming the run.
+pub(crate) fn split_items<'a>(
+    parts: &'a kestrel_data::Split,
+    split: EvalSplit,
+    run: &Path,
+) -> Result<&'a [usize]> {
+    let indices = match split {
+        EvalSplit::Val => &parts.val,
+        EvalSplit::Test => &parts.test,
+    };
+    if indices.is_empty() {
+        return Err(TrainError::BadInput(format!(
+            "the {} split of run {} is empty",
+            split.name(),
+            run.display()
+        )));
+    }
+    Ok(indices)
+}
+
 /// Which held-out split to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EvalSplit {
@@ -56,17 +76,7 @@ pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
         )));
     }
     let parts = cfg.split(ds.as_ref())?;
-    let indices = match split {
-        EvalSplit::Val => &parts.val,
-        EvalSplit::Test => &parts.test,
-    };
-    if indices.is_empty() {
-        return Err(TrainError::BadInput(format!(
-            "the {} split of run {} is empty",
-            split.name(),
-            run.display()
-        )));
-    }
+    let indices = split_items(&parts, split, run)?;
     let set = TensorSet::load(ds.as_ref(), indices, cfg.resolution, &ckpt.meta.normalize)?;
     let device = Device::flex();
     let model = ckpt.model(&device)?;

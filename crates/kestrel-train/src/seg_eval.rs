@@ -3,7 +3,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainError};
-use crate::eval_run::EvalSplit;
+use crate::eval_run::{split_items, EvalSplit};
 use crate::run_dir;
 use crate::seg_set::{seg_class_names, SegSet};
 use burn::tensor::Device;
@@ -81,17 +81,7 @@ pub fn seg_eval_run(run: &Path, split: EvalSplit) -> Result<SegEvalReport> {
         )));
     }
     let parts = cfg.split(ds.as_ref())?;
-    let indices = match split {
-        EvalSplit::Val => &parts.val,
-        EvalSplit::Test => &parts.test,
-    };
-    if indices.is_empty() {
-        return Err(TrainError::BadInput(format!(
-            "the {} split of run {} is empty",
-            split.name(),
-            run.display()
-        )));
-    }
+    let indices = split_items(&parts, split, run)?;
     let k = names.len();
     let set = SegSet::load(
         ds.as_ref(),
