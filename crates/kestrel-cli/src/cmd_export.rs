@@ -1,6 +1,7 @@
 //! `kestrel export`: a trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
 
 use crate::exit::{print_json, CliError};
+use crate::pretrained::Source;
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use kestrel_data::Normalize;
@@ -23,18 +24,8 @@ pub enum Format {
 /// Flags of `kestrel export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The run folder written by `kestrel train` (its best checkpoint is exported).
-    #[arg(long, required_unless_present = "arch", conflicts_with_all = ["arch", "weights"])]
-    run: Option<PathBuf>,
-    /// Architecture of a pretrained model (with `--weights`).
-    #[arg(long, requires = "weights")]
-    arch: Option<String>,
-    /// PyTorch / safetensors weights of `--arch`.
-    #[arg(long, requires = "arch")]
-    weights: Option<PathBuf>,
-    /// Width multiplier of a MobileNetV2 `--arch` (torchvision's `width_mult`).
-    #[arg(long, default_value_t = 1.0, requires = "arch")]
-    width: f64,
+    #[command(flatten)]
+    source: crate::pretrained::ModelSource,
     /// Output format.
     #[arg(long, value_enum)]
     format: Format,
@@ -67,8 +58,8 @@ fn export_error(e: ExportError) -> CliError {
 /// Runs `kestrel export`.
 pub fn run(a: ExportArgs) -> Result<(), CliError> {
     let device = Device::flex();
-    let (model, resolution, arch, class_names, norm) = match (&a.run, &a.arch, &a.weights) {
-        (Some(run), _, _) => {
+    let (model, resolution, arch, class_names, norm) = match a.source.resolve(&device)? {
+        Source::Run(run) => {
             let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
             let model = ckpt.model(&device)?;
             (
@@ -79,22 +70,13 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
                 ckpt.meta.normalize,
             )
         }
-        (None, Some(arch), Some(weights)) => {
+        Source::Pretrained { arch, model } => {
             // torchvision's evaluation input: 224 × 224 after resize 256 and centre crop.
-            let model = crate::pretrained::load(arch, a.width, weights, &device)?;
             let classes = model.num_classes();
             let names = (0..classes)
-                .map(|c| match kestrel_nn::imagenet::label(c) {
-                    Some(name) if classes == kestrel_nn::imagenet::NUM_CLASSES => name.to_string(),
-                    _ => format!("class {c}"),
-                })
+                .map(|c| kestrel_nn::imagenet::class_label(c, classes))
                 .collect();
-            (model, 224, arch.clone(), names, Normalize::IMAGENET)
-        }
-        _ => {
-            return Err(CliError::BadInput(
-                "give `--run DIR`, or `--arch NAME --weights FILE`".into(),
-            ))
+            (*model, 224, arch.to_string(), names, Normalize::IMAGENET)
         }
     };
     match a.format {

@@ -17,6 +17,15 @@ pub fn label(index: usize) -> Option<&'static str> {
     LABELS.get(index).copied()
 }
 
+/// The name of class `index` of a `classes`-way model of imported weights: the ImageNet name
+/// when the model has ImageNet's 1000 classes, `class <index>` otherwise.
+pub fn class_label(index: usize, classes: usize) -> String {
+    match label(index) {
+        Some(name) if classes == NUM_CLASSES => name.to_string(),
+        _ => format!("class {index}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_data::image_io::load_rgb;
 use kestrel_data::CenterCropEval;
-use kestrel_nn::imagenet::{self, NUM_CLASSES};
+use kestrel_nn::imagenet;
 use kestrel_nn::Classifier;
 use std::path::PathBuf;
 
@@ -61,9 +61,8 @@ pub fn predict_imagenet(
         for (path, row) in paths.iter().zip(probs.chunks_exact(classes)) {
             out.push(Prediction {
                 image: path.clone(),
-                top: ranked(row, 0..classes, top_k, |c| match imagenet::label(c) {
-                    Some(name) if classes == NUM_CLASSES => name.to_string(),
-                    _ => format!("class {c}"),
+                top: ranked(row, 0..classes, top_k, |c| {
+                    imagenet::class_label(c, classes)
                 }),
                 boxes: None,
             });
