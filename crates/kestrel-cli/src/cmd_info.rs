@@ -3,13 +3,16 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
+use kestrel_nn::fcn::{SegmenterName, SegmenterSpec, UnknownSegmenter};
+use kestrel_nn::upsample::UpsamplerKind;
 use kestrel_nn::zoo::ClassifierSpec;
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
 /// Flags of `kestrel info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// Model name: mobilenet-v1, mobilenet-v2, resnet18, resnet34, resnet50.
+    /// Model name: mobilenet-v1, mobilenet-v2, resnet18, resnet34, resnet50, or a segmentation
+    /// model fcn32s-, fcn16s- or fcn8s- followed by mobilenet-v2, resnet18, resnet34 or resnet50.
     model: String,
     /// Width multiplier α (MobileNets only).
     #[arg(long)]
@@ -17,9 +20,14 @@ pub struct InfoArgs {
     /// Input size in pixels (square).
     #[arg(long, default_value_t = 224)]
     resolution: usize,
-    /// Number of classes.
-    #[arg(long, default_value_t = 1000)]
-    classes: usize,
+    /// Number of classes [default: 1000 (ImageNet); 21 (PASCAL VOC, background included) for
+    /// the FCN models].
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Upsampling layers of an FCN model: nearest, bilinear, bicubic, transposed,
+    /// pixelshuffle, carafe, meta.
+    #[arg(long, default_value = "bilinear")]
+    upsampler: String,
     /// Output stride of the backbone: 32, or 16 / 8 with the later strides turned into
     /// dilation (DeepLab's dilated backbones; MobileNetV2 and ResNets).
     #[arg(long, default_value_t = 32)]
@@ -40,30 +48,70 @@ pub fn run(a: InfoArgs) -> Result<(), CliError> {
     }
 }
 
+/// Classes of an FCN model when `--classes` is not given: PASCAL VOC's 20 and background.
+const FCN_CLASSES: usize = 21;
+
 /// The description `a` asks for; bad input names the flag and what was expected.
 fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
-    let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
-    let spec = ClassifierSpec {
-        arch,
-        width,
-        num_classes: a.classes,
+    let (result, width, classes) = if a.model.starts_with("fcn") {
+        let name: SegmenterName = a
+            .model
+            .parse()
+            .map_err(|e: UnknownSegmenter| CliError::BadInput(e.to_string()))?;
+        let (_, width) = crate::model_arg::arch_and_width(&name.backbone.to_string(), a.width, "")?;
+        let upsampler: UpsamplerKind = a.upsampler.parse().map_err(|_| {
+            let names: Vec<&str> = UpsamplerKind::ALL.iter().map(|k| k.name()).collect();
+            CliError::BadInput(format!(
+                "bad value for `--upsampler`: expected one of {}, got `{}`",
+                names.join(", "),
+                a.upsampler
+            ))
+        })?;
+        let classes = a.classes.unwrap_or(FCN_CLASSES);
+        let spec = SegmenterSpec {
+            name,
+            width,
+            num_classes: classes,
+            output_stride: a.output_stride,
+            upsampler,
+        };
+        (spec.describe(a.resolution), width, classes)
+    } else {
+        let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
+        let classes = a.classes.unwrap_or(1000);
+        let spec = ClassifierSpec {
+            arch,
+            width,
+            num_classes: classes,
+        };
+        (
+            spec.describe_at(a.resolution, a.output_stride),
+            width,
+            classes,
+        )
     };
-    spec.describe_at(a.resolution, a.output_stride)
-        .map_err(|e| match e {
-            InfoError::BadValue {
-                field,
-                expected,
-                got,
-            } => CliError::BadInput(format!(
+    result.map_err(|e| match e {
+        InfoError::BadValue {
+            field,
+            expected,
+            got,
+        } => {
+            let field = if field == "num-classes" {
+                "classes".into()
+            } else {
+                field
+            };
+            CliError::BadInput(format!(
                 "bad value for `--{field}`: expected {expected}, got {got}"
-            )),
-            InfoError::TooSmall { .. } => CliError::BadInput(format!("`--resolution`: {e}")),
-            InfoError::Overflow(_) => CliError::BadInput(format!(
-                "{e} (--width {width}, --resolution {}, --classes {})",
-                a.resolution, a.classes
-            )),
-            InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
-        })
+            ))
+        }
+        InfoError::TooSmall { .. } => CliError::BadInput(format!("`--resolution`: {e}")),
+        InfoError::Overflow(_) => CliError::BadInput(format!(
+            "{e} (--width {width}, --resolution {}, --classes {classes})",
+            a.resolution
+        )),
+        InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
+    })
 }
 
 /// `1234567` → `1,234,567`.
@@ -103,6 +151,7 @@ fn kind(k: LayerKind) -> &'static str {
         LayerKind::Fc => "fc",
         LayerKind::MaxPool => "maxpool",
         LayerKind::AvgPool => "avgpool",
+        LayerKind::Upsample => "upsample",
     }
 }
 
@@ -324,5 +373,50 @@ mod tests {
         assert!(bad(&["resnet18", "--resolution", "0"]).contains("--resolution"));
         // An explicit width of 1 is fine for a ResNet.
         assert!(describe(&args(&["resnet34", "--width", "1"])).is_ok());
+    }
+
+    #[test]
+    fn segmentation_models_by_name() {
+        for (head, n_up) in [("fcn32s", 1), ("fcn16s", 2), ("fcn8s", 3)] {
+            let info = describe(&args(&[&format!("{head}-mobilenet-v2")])).unwrap();
+            assert_eq!(info.model, format!("{head}-mobilenet-v2"));
+            // 21 classes (VOC) by default, at the input size after the final crop.
+            let last = info.layers.last().unwrap();
+            assert_eq!(last.out, [21, 224, 224]);
+            let ups = info
+                .layers
+                .iter()
+                .filter(|l| l.kind == LayerKind::Upsample)
+                .count();
+            assert_eq!(ups, n_up, "{head}");
+        }
+        // Dilated ResNet-50, transposed upsampling, 5 classes: the head is upsample rows only.
+        let info = describe(&args(&[
+            "fcn8s-resnet50",
+            "--output-stride",
+            "8",
+            "--upsampler",
+            "transposed",
+            "--classes",
+            "5",
+            "--resolution",
+            "96",
+        ]))
+        .unwrap();
+        let head: Vec<&str> = info
+            .layers
+            .iter()
+            .filter(|l| !l.name.starts_with("backbone."))
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(head, ["score32", "score16", "score8", "up_final"]);
+        let text = to_text(&info);
+        assert!(text.contains("upsample"), "{text}");
+        let bad = |argv: &[&str]| describe(&args(argv)).unwrap_err().to_string();
+        assert!(bad(&["fcn8s-mobilenet-v2", "--upsampler", "lanczos"]).contains("--upsampler"));
+        assert!(bad(&["fcn8s-resnet18", "--width", "0.5"]).contains("--width"));
+        assert!(bad(&["fcn8s-vgg16"]).contains("fcn8s-vgg16"));
+        assert!(bad(&["fcn8s-mobilenet-v2", "--classes", "0"]).contains("--classes"));
+        assert!(bad(&["fcn8s-mobilenet-v2", "--output-stride", "4"]).contains("--output-stride"));
     }
 }

@@ -158,13 +158,13 @@ impl SegmenterSpec {
         }
     }
 
-    fn mobilenet(&self) -> MobileNetV2Config {
+    pub(crate) fn mobilenet(&self) -> MobileNetV2Config {
         MobileNetV2Config::new(self.num_classes)
             .with_width(self.width)
             .with_output_stride(self.output_stride)
     }
 
-    fn resnet(&self) -> ResNetConfig {
+    pub(crate) fn resnet(&self) -> ResNetConfig {
         let n = self.num_classes;
         let c = match self.name.backbone {
             Arch::ResNet34 => ResNetConfig::resnet34(n),
@@ -185,7 +185,7 @@ impl SegmenterSpec {
         }
     }
 
-    fn check(&self) -> Result<(), UpsampleError> {
+    pub(crate) fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field: &'static str, got: String, expected: &str| {
             Err(UpsampleError::field("fcn", field, got, expected))
         };

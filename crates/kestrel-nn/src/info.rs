@@ -34,6 +34,10 @@ pub enum LayerKind {
     MaxPool,
     /// Average pooling (global average pooling: the window is the whole map).
     AvgPool,
+    /// An upsampling layer (resampling, transposed convolution, pixel shuffle, CARAFE,
+    /// Meta-Upscale): `kernel` is its support, the number of input units along one axis that one
+    /// output unit depends on; `stride` and `dilation` are 1; the factor is `out / in`.
+    Upsample,
 }
 
 /// One row of [`ModelInfo::layers`]. Field names and order are the `kestrel info --json` contract.
@@ -152,6 +156,7 @@ pub struct Tracer {
     input: [usize; 3],
     at: Cursor,
     layers: Vec<LayerInfo>,
+    prefix: String,
 }
 
 fn product(factors: &[usize]) -> Option<u64> {
@@ -171,7 +176,18 @@ impl Tracer {
                 receptive_field: ReceptiveField::PIXEL,
             },
             layers: Vec::new(),
+            prefix: String::new(),
         }
+    }
+
+    /// Prefixes every following row's name with `prefix` (`backbone.`), for a network nested in
+    /// a larger one; `""` ends it.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_string();
+    }
+
+    fn named(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     /// The current position.
@@ -232,7 +248,7 @@ impl Tracer {
                 }
             })?;
         Ok(LayerInfo {
-            name: name.to_string(),
+            name: self.named(name),
             kind,
             input: self.at.shape,
             out: [out_channels, out, out],
@@ -336,7 +352,7 @@ impl Tracer {
         let out = u64::try_from(out_features).map_err(|_| overflow())?;
         let macs = inputs.checked_mul(out).ok_or_else(overflow)?;
         let row = LayerInfo {
-            name: name.to_string(),
+            name: self.named(name),
             kind: LayerKind::Fc,
             input: self.at.shape,
             out: [out_features, 1, 1],
@@ -351,6 +367,171 @@ impl Tracer {
         };
         self.at.shape = row.out;
         self.layers.push(row);
+        Ok(())
+    }
+
+    /// A convolution with bias and no BatchNorm (padding `(k − 1)/2 · dilation`, groups 1), as an
+    /// FCN score layer.
+    pub fn conv_bias(
+        &mut self,
+        name: &str,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<(), InfoError> {
+        let in_c = self.at.shape[0];
+        let window = Window {
+            kernel,
+            stride,
+            padding: crate::geometry::same_padding(kernel, 1),
+            dilation: 1,
+        };
+        let mut row = self.window(name, LayerKind::Conv, out_channels, window)?;
+        let overflow = || InfoError::Overflow(name.to_string());
+        let per_output = [in_c, kernel, kernel];
+        let weights = product(&[&[out_channels][..], &per_output].concat()).ok_or_else(overflow)?;
+        row.params = weights
+            .checked_add(out_channels as u64)
+            .ok_or_else(overflow)?;
+        row.macs = product(&[&row.out[..], &per_output].concat()).ok_or_else(overflow)?;
+        self.push(row);
+        Ok(())
+    }
+
+    /// An upsampling layer `up` with `params` trainable parameters (see
+    /// [`crate::params::trainable_params`]). Its multiply-adds:
+    /// - nearest, bilinear, bicubic: 0 (interpolation, like pooling, is not counted);
+    /// - transposed convolution: C_in·H·W · (C_out/groups)·k² (every input unit is spread over a
+    ///   k × k window of every output channel of its group);
+    /// - pixel shuffle: its convolution, C_out·r² · H·W · C_in·k²;
+    /// - CARAFE: the 1×1 compressor, the k_enc × k_enc content encoder predicting r²·k_up²
+    ///   weights per input unit, and the reassembly, C·H′·W′·k_up²;
+    /// - Meta-Upscale: per output unit, the weight-prediction network (3·h + h·C_out·C_in·k²)
+    ///   and the predicted filter (C_out·C_in·k²).
+    ///
+    /// The receptive field grows by (support − 1) input units, support being what `kernel`
+    /// reports (1, 2, 4, ⌈k/r⌉, k, max(k_enc, k_up), k), and its jump shrinks by the factor.
+    pub fn upsample(
+        &mut self,
+        name: &str,
+        up: &crate::upsample::UpsamplerConfig,
+        params: u64,
+    ) -> Result<(), InfoError> {
+        use crate::upsample::UpsamplerConfig as U;
+        let [c, size, _] = self.at.shape;
+        let inconsistent = |why: String| InfoError::Inconsistent {
+            layer: name.to_string(),
+            why,
+        };
+        let [out, _] = up
+            .output_size([size, size])
+            .ok_or_else(|| inconsistent(format!("no upsampled size for a {size}×{size} map")))?;
+        let out_c = up.output_channels(c);
+        let overflow = || InfoError::Overflow(name.to_string());
+        let p = |f: &[usize]| product(f).ok_or_else(overflow);
+        let (support, macs) = match up {
+            U::Nearest(_) => (1, 0),
+            U::Bilinear(_) => (2, 0),
+            U::Bicubic(_) => (4, 0),
+            U::Transposed(t) => {
+                let k = t.kernel[0];
+                let g = t.groups.max(1);
+                (
+                    k.div_ceil(t.stride[0].max(1)),
+                    p(&[c, size, size, out_c / g, k, k])?,
+                )
+            }
+            U::PixelShuffle(s) => {
+                let conv_out = out_c * s.factor * s.factor;
+                let k = if s.conv_out_channels.is_some() {
+                    s.kernel
+                } else {
+                    1
+                };
+                let macs = if s.conv_out_channels.is_some() {
+                    p(&[conv_out, size, size, c, k, k])?
+                } else {
+                    0
+                };
+                (k, macs)
+            }
+            U::Carafe(cf) => {
+                let r2k2 = cf.factor * cf.factor * cf.up_kernel * cf.up_kernel;
+                let compress = p(&[cf.compressed_channels, size, size, c])?;
+                let encode = p(&[
+                    r2k2,
+                    size,
+                    size,
+                    cf.compressed_channels,
+                    cf.encoder_kernel,
+                    cf.encoder_kernel,
+                ])?;
+                let reassemble = p(&[c, out, out, cf.up_kernel, cf.up_kernel])?;
+                let macs = compress
+                    .checked_add(encode)
+                    .and_then(|m| m.checked_add(reassemble))
+                    .ok_or_else(overflow)?;
+                (cf.encoder_kernel.max(cf.up_kernel), macs)
+            }
+            U::Meta(m) => {
+                let filter = p(&[m.out_channels, c, m.kernel, m.kernel])?;
+                let hidden = m.hidden as u64;
+                let per_unit = hidden
+                    .checked_mul(3)
+                    .and_then(|a| a.checked_add(hidden.checked_mul(filter)?))
+                    .and_then(|a| a.checked_add(filter))
+                    .ok_or_else(overflow)?;
+                (
+                    m.kernel,
+                    per_unit.checked_mul(p(&[out, out])?).ok_or_else(overflow)?,
+                )
+            }
+        };
+        let rf = self.at.receptive_field;
+        let factor = out / size.max(1);
+        let grown = rf.then(support, 1, 1);
+        if factor == 0 || out != factor * size || !rf.jump.is_multiple_of(factor) {
+            return Err(inconsistent(format!(
+                "upsampling a {size}×{size} map with jump {} to {out}×{out}: the tracer follows only \
+                 whole factors that divide the jump",
+                rf.jump
+            )));
+        }
+        let receptive_field = crate::geometry::ReceptiveField {
+            size: grown.size,
+            jump: rf.jump / factor,
+        };
+        self.layers.push(LayerInfo {
+            name: self.named(name),
+            kind: LayerKind::Upsample,
+            input: self.at.shape,
+            out: [out_c, out, out],
+            kernel: support,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            params,
+            macs,
+            receptive_field: receptive_field.size,
+        });
+        self.at = Cursor {
+            shape: [out_c, out, out],
+            receptive_field,
+        };
+        Ok(())
+    }
+
+    /// Cuts the current map to `size` × `size` from the top-left corner (FCN's crop before a
+    /// sum); no row, no count. An error if the map is smaller.
+    pub fn crop(&mut self, name: &str, size: usize) -> Result<(), InfoError> {
+        let [c, h, _] = self.at.shape;
+        if h < size {
+            return Err(InfoError::Inconsistent {
+                layer: name.to_string(),
+                why: format!("cropping a {h}×{h} map to {size}×{size}"),
+            });
+        }
+        self.at.shape = [c, size, size];
         Ok(())
     }
 

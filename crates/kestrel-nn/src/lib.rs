@@ -5,6 +5,7 @@ pub mod conv_bn_act;
 pub mod divisible;
 pub mod export;
 pub mod fcn;
+pub mod fcn_info;
 pub mod fold;
 pub mod geometry;
 pub mod imagenet;

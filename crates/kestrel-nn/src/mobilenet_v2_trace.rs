@@ -5,12 +5,17 @@
 //! [`InvertedResidualConfig::stages`], the same lists `init` builds the modules from.
 
 use crate::conv_bn_act::ConvBnActConfig;
-use crate::info::{Describe, InfoError, Tracer};
+use crate::info::{Cursor, Describe, InfoError, Tracer};
 use crate::mobilenet_v2::MobileNetV2Config;
 
-impl Describe for MobileNetV2Config {
-    fn trace(&self, t: &mut Tracer) -> Result<(), InfoError> {
+impl MobileNetV2Config {
+    /// Traces the feature extractor (stem, blocks, head convolution) and returns the positions
+    /// after the blocks [`MobileNetV2Config::tap_blocks`] names and after the head: the stride-8,
+    /// stride-16 and last maps an FCN head taps.
+    pub fn trace_features(&self, t: &mut Tracer) -> Result<[Cursor; 3], InfoError> {
         let (stem, _, head) = self.channels();
+        let taps = self.tap_blocks();
+        let mut tapped = Vec::with_capacity(2);
         t.conv_bn("stem", &ConvBnActConfig::new(3, stem).with_stride(2))?;
         let mut in_c = stem;
         for (i, block) in self.blocks().iter().enumerate() {
@@ -22,8 +27,24 @@ impl Describe for MobileNetV2Config {
                 t.add(&format!("blocks.{i}"), input)?;
             }
             in_c = block.out_channels;
+            if taps.contains(&i) {
+                tapped.push(t.at());
+            }
         }
         t.conv_bn("head", &ConvBnActConfig::new(in_c, head).with_kernel(1))?;
+        match tapped[..] {
+            [s8, s16] => Ok([s8, s16, t.at()]),
+            _ => Err(InfoError::Inconsistent {
+                layer: "blocks".into(),
+                why: format!("tap blocks {taps:?} outside the network"),
+            }),
+        }
+    }
+}
+
+impl Describe for MobileNetV2Config {
+    fn trace(&self, t: &mut Tracer) -> Result<(), InfoError> {
+        self.trace_features(t)?;
         t.global_avg_pool("avgpool")?;
         t.fc("classifier", self.num_classes)
     }

@@ -15,7 +15,7 @@
 //! Parameters (1000 classes): ResNet-18 11,689,512; ResNet-34 21,797,672; ResNet-50 25,557,032.
 
 use crate::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
-use crate::info::{Describe, InfoError, Tracer};
+use crate::info::{Cursor, Describe, InfoError, Tracer};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -337,16 +337,33 @@ impl ResNetConfig {
     }
 }
 
-impl Describe for ResNetConfig {
-    fn trace(&self, t: &mut Tracer) -> Result<(), InfoError> {
+impl ResNetConfig {
+    /// Traces the feature extractor (stem, max pool, the four stages) and returns the positions
+    /// after stages 2, 3 and 4: the maps an FCN head taps.
+    pub fn trace_features(&self, t: &mut Tracer) -> Result<[Cursor; 3], InfoError> {
         t.conv_bn("conv1", &self.stem())?;
         let (k, s, p) = self.max_pool();
         t.max_pool("maxpool", k, s, p)?;
+        let mut ends = Vec::with_capacity(4);
         for (stage, blocks) in self.stages().iter().enumerate() {
             for (i, b) in blocks.iter().enumerate() {
                 b.trace(&format!("layer{}.{i}", stage + 1), t)?;
             }
+            ends.push(t.at());
         }
+        match ends[..] {
+            [_, s8, s16, s32] => Ok([s8, s16, s32]),
+            _ => Err(InfoError::Inconsistent {
+                layer: "layer4".into(),
+                why: format!("{} stages, expected 4", ends.len()),
+            }),
+        }
+    }
+}
+
+impl Describe for ResNetConfig {
+    fn trace(&self, t: &mut Tracer) -> Result<(), InfoError> {
+        self.trace_features(t)?;
         t.global_avg_pool("avgpool")?;
         t.fc("fc", self.num_classes)
     }
