@@ -2,7 +2,7 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
-use kestrel_train::{train, Progress, TrainConfig};
+use kestrel_train::{train_run, Progress, RunOptions, TrainConfig};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -68,6 +68,25 @@ pub struct TrainArgs {
     /// instead of stopping at the first with exit 2.
     #[arg(long)]
     skip_bad: bool,
+    /// Before every optimiser step, scale the gradients so that their global L2 norm is at most X
+    /// (as torch.nn.utils.clip_grad_norm_); the exploding-gradient stop is then off.
+    #[arg(long, value_name = "X")]
+    clip_grad_norm: Option<f64>,
+    /// Stop after N epochs in a row without a better --val-metric (default: train every epoch).
+    #[arg(long, value_name = "N")]
+    patience: Option<usize>,
+    /// Validation metric that chooses the best checkpoint and drives --patience: accuracy
+    /// (default) or macro_f1 for classify; miou (default) or pixel_accuracy for segment.
+    #[arg(long, value_name = "NAME")]
+    val_metric: Option<String>,
+    /// Sample per-parameter gradient norms into grad_norms.jsonl on step 0 and every N steps
+    /// (default 50; 0 = off); a non-finite or exploding norm stops the run with exit 1.
+    #[arg(long, value_name = "N")]
+    grad_log_every: Option<usize>,
+    /// Continue the run in --out from checkpoints/last (settings from its config.toml; only
+    /// --epochs and --patience may change).
+    #[arg(long)]
+    resume: bool,
     /// Run folder (default runs/<model>-<task>-<n>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -87,10 +106,24 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             )))
         }
     };
-    let mut cfg = match (&a.config, task) {
-        (Some(p), _) => TrainConfig::from_file(p)?,
-        (None, Some(kestrel_train::Task::Segment)) => TrainConfig::segment_default(),
-        (None, _) => TrainConfig::default(),
+    if a.resume && a.out.is_none() {
+        return Err(CliError::BadInput(
+            "--resume needs --out DIR: the run folder to continue".into(),
+        ));
+    }
+    let mut cfg = match (&a.config, task, &a.out) {
+        (Some(p), _, _) => TrainConfig::from_file(p)?,
+        // Resuming: the run's own settings, which the flags below may only repeat (or, for
+        // --epochs and --patience, change).
+        (None, _, Some(out)) if a.resume => {
+            TrainConfig::from_file(&out.join(kestrel_train::run_dir::CONFIG)).map_err(|e| {
+                CliError::BadInput(format!(
+                    "--resume: {e}; expected the folder of an earlier `kestrel train --out`"
+                ))
+            })?
+        }
+        (None, Some(kestrel_train::Task::Segment), _) => TrainConfig::segment_default(),
+        (None, _, _) => TrainConfig::default(),
     };
     if let Some(t) = task {
         cfg.task = t;
@@ -145,6 +178,18 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     if a.skip_bad {
         cfg.skip_bad = true;
     }
+    if let Some(v) = a.clip_grad_norm {
+        cfg.clip_grad_norm = Some(v);
+    }
+    if let Some(v) = a.patience {
+        cfg.patience = Some(v);
+    }
+    if let Some(v) = a.val_metric {
+        cfg.val_metric = Some(v);
+    }
+    if let Some(v) = a.grad_log_every {
+        cfg.grad_log_every = v;
+    }
     cfg.validate()?;
     let out = a.out.unwrap_or_else(|| {
         kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, cfg.task.name())
@@ -155,13 +200,21 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         Progress::Lines
     };
     eprintln!(
-        "training {} (width {}) on {} -> {}",
+        "{} {} (width {}) on {} -> {}",
+        if a.resume { "resuming" } else { "training" },
         cfg.model,
         cfg.width,
         cfg.data,
         out.display()
     );
-    let summary = train(&cfg, &out, progress)?;
+    let summary = train_run(
+        &cfg,
+        &out,
+        &RunOptions {
+            progress,
+            resume: a.resume,
+        },
+    )?;
     if a.json {
         print_json(&summary)?;
     } else if cfg.task == kestrel_train::Task::Segment {

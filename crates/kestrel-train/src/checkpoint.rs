@@ -15,6 +15,7 @@ use kestrel_data::Normalize;
 use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::{Classifier, ClassifierSpec};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"KESTREL-CKPT1\n";
@@ -41,6 +42,40 @@ pub struct CheckpointMeta {
     pub normalize: Normalize,
     /// Validation metric that selects the best checkpoint, at this epoch.
     pub val_metric: f64,
+    /// What `--resume` needs beyond the model and optimiser (in `last` checkpoints; absent in
+    /// `best` ones and in checkpoints written before resuming existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_state: Option<LoopState>,
+}
+
+/// The training loop's own state at the end of an epoch, saved in the `last` checkpoint so that
+/// a resumed run continues exactly where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Epoch (1-based) of the best checkpoint so far.
+    pub best_epoch: usize,
+    /// Validation metrics of that epoch as IEEE-754 bit patterns: JSON text read back by
+    /// serde_json may round the last bit, and a tie with the best must compare as it did.
+    pub best_val_bits: BTreeMap<String, u64>,
+    /// Epochs in a row, up to this one, without a new best (the early-stopping counter).
+    pub epochs_since_best: usize,
+    /// Seconds spent training so far (all sessions).
+    pub train_seconds: f64,
+}
+
+impl LoopState {
+    /// The best epoch's validation metrics, exactly as they were computed.
+    pub fn best_val(&self) -> BTreeMap<String, f64> {
+        self.best_val_bits
+            .iter()
+            .map(|(k, &b)| (k.clone(), f64::from_bits(b)))
+            .collect()
+    }
+
+    /// Stores `val` bit for bit.
+    pub fn val_bits(val: &BTreeMap<String, f64>) -> BTreeMap<String, u64> {
+        val.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect()
+    }
 }
 
 /// A checkpoint read from disk.
@@ -129,6 +164,14 @@ impl Checkpoint {
             .map_err(|e| TrainError::BadInput(format!("bad model record in checkpoint: {e}")))
     }
 
+    /// Loads the saved parameters and buffers into `model` (built from the same spec), for tasks
+    /// whose model is neither a classifier nor a segmenter.
+    pub fn load_into<M: Module>(&self, model: M) -> Result<M> {
+        model
+            .try_load_record(self.record()?)
+            .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
+    }
+
     /// Rebuilds the classifier on `device` with the saved parameters and running statistics; a
     /// segmentation checkpoint is bad input.
     pub fn model(&self, device: &Device) -> Result<Classifier> {
@@ -187,6 +230,7 @@ mod tests {
             class_names: vec!["a".into(), "b".into(), "c".into()],
             normalize: Normalize::IMAGENET,
             val_metric: 0.5,
+            loop_state: None,
         }
     }
 
@@ -207,6 +251,29 @@ mod tests {
         let text = serde_json::to_string(&meta(Some(seg.clone()))).unwrap();
         let back: CheckpointMeta = serde_json::from_str(&text).unwrap();
         assert_eq!(back.segmenter, Some(seg));
+    }
+
+    #[test]
+    fn loop_state_keeps_every_bit_of_the_best_metrics() {
+        // 0.1 + 0.2 has a 17-digit shortest form, the kind a best-effort float parser may round.
+        let val: BTreeMap<String, f64> = [("accuracy".to_string(), 0.1 + 0.2)].into();
+        let m = CheckpointMeta {
+            loop_state: Some(LoopState {
+                best_epoch: 2,
+                best_val_bits: LoopState::val_bits(&val),
+                epochs_since_best: 1,
+                train_seconds: 3.5,
+            }),
+            ..meta(None)
+        };
+        let back: CheckpointMeta =
+            serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        let state = back.loop_state.unwrap();
+        assert_eq!(
+            state.best_val()["accuracy"].to_bits(),
+            (0.1f64 + 0.2).to_bits()
+        );
+        assert_eq!(state.epochs_since_best, 1);
     }
 
     #[test]

@@ -100,6 +100,27 @@ pub fn grad_norms<M: Module>(model: &M, grads: &GradientsParams) -> Vec<ParamGra
     .out
 }
 
+/// Collects the norms of the parameter values.
+struct CollectValueNorms {
+    out: Vec<(String, f64)>,
+}
+
+impl OnParam for CollectValueNorms {
+    fn on<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+        self.out.push((path.to_string(), l2_norm(param.val()).0));
+    }
+}
+
+/// The parameter of `model` most likely to have caused a blow-up: the first whose values are not
+/// all finite, else the one of largest L2 norm; `None` for a model without parameters.
+pub fn worst_param<M: Module>(model: &M) -> Option<(String, f64)> {
+    let norms = walk(model, CollectValueNorms { out: Vec::new() }).out;
+    if let Some(bad) = norms.iter().find(|(_, n)| !n.is_finite()) {
+        return Some(bad.clone());
+    }
+    norms.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// The global L2 norm √(Σ‖g_i‖²) of per-parameter norms (torch's `total_norm`, norm_type 2).
 pub fn global_norm(norms: &[ParamGradNorm]) -> f64 {
     norms.iter().map(|n| n.norm * n.norm).sum::<f64>().sqrt()
@@ -378,6 +399,23 @@ mod tests {
                 fixtures::assert_close(&format!("{} tensor {k}", case.name("clip")), got, want);
             }
         }
+    }
+
+    #[test]
+    fn the_worst_parameter_is_the_non_finite_or_the_largest() {
+        let device = Device::flex();
+        let m = Three {
+            a: Param::from_tensor(Tensor::from_floats([[3.0, 4.0]], &device)),
+            b: Param::from_tensor(Tensor::from_floats([12.0], &device)),
+            c: Param::from_tensor(Tensor::zeros([1, 1, 2], &device)),
+        };
+        assert_eq!(worst_param(&m), Some(("b".to_string(), 12.0)));
+        let m = Three {
+            c: Param::from_tensor(Tensor::from_floats([[[1.0, f32::INFINITY]]], &device)),
+            ..m
+        };
+        let (name, norm) = worst_param(&m).unwrap();
+        assert_eq!((name.as_str(), norm), ("c", f64::INFINITY));
     }
 
     #[test]

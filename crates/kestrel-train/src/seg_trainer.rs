@@ -1,25 +1,22 @@
-//! The segmentation training loop (`task = segment`): an FCN trained with per-pixel
-//! cross-entropy (mask value 255 ignored), validated every epoch by mean IoU; `last` and `best`
-//! (by val mIoU) checkpoints; test never touched.
+//! Segmentation training (`task = segment`): the [`TaskLoop`] of an FCN trained with per-pixel
+//! cross-entropy (mask value 255 ignored), validated every epoch by mean IoU (the default
+//! `val_metric`) and pixel accuracy, on the shared driver of [`crate::train_loop`]; test never
+//! touched.
 
-use crate::checkpoint::{self, CheckpointMeta};
-use crate::config::{Augment, Balance, TrainConfig};
+use crate::checkpoint::Checkpoint;
+use crate::config::{Augment, Balance, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
-use crate::run_dir::{self, EpochRecord, Summary};
 use crate::seg_eval::evaluate_segmenter;
 use crate::seg_set::{seg_class_names, SegSet, IGNORE};
-use crate::trainer::{build_optimizer, schedule_and_bar, Progress, NORMALIZE};
-use burn::module::Module;
-use burn::optim::GradientsParams;
+use crate::train_loop::{ModelMeta, Progress, StepLoss, TaskLoop};
+use crate::trainer::NORMALIZE;
 use burn::tensor::Device;
 use kestrel_data::rng::Rng;
 use kestrel_data::OpenOptions;
-use kestrel_nn::fcn::SegmenterSpec;
+use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Instant;
 
 /// Output stride of the backbone of every segmentation run (the FCN paper's: no dilation).
 pub const OUTPUT_STRIDE: usize = 32;
@@ -46,195 +43,181 @@ pub fn pixel_class_weights(masks: &[u8], classes: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Trains the FCN of `cfg` (`task = segment`), writing the run folder `out`.
-pub fn train_segment(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summary> {
-    let (spec, _) = cfg.validate()?;
-    let name = cfg.segmenter_name()?;
-    let started = Instant::now();
-    let opened = kestrel_data::open_with(
-        &spec,
-        OpenOptions {
-            skip_bad: cfg.skip_bad,
-        },
-    )?;
-    if cfg.skip_bad && progress != Progress::Quiet && !opened.skipped.is_empty() {
-        eprintln!(
-            "--skip-bad: skipped {} unreadable item(s)",
-            opened.skipped.len()
-        );
-    }
-    let ds = opened.dataset;
-    let class_names = seg_class_names(&spec, ds.as_ref());
-    let k = class_names.len();
-    let split = cfg.split(ds.as_ref())?;
-    if split.train.len() < cfg.batch_size || split.val.is_empty() {
-        return Err(TrainError::BadInput(format!(
-            "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
-            cfg.data,
-            split.train.len(),
-            split.val.len(),
-            cfg.batch_size
-        )));
-    }
-    let train_set = SegSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE, k)?;
-    let val_set = SegSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE, k)?;
+/// The segmentation task (`task = segment`): an FCN trained with per-pixel cross-entropy (mask
+/// value 255 ignored; class-weighted for `balance = weights`), validated by mean IoU and pixel
+/// accuracy.
+pub struct SegmentTask {
+    cfg: TrainConfig,
+    class_names: Vec<String>,
+    seg_spec: SegmenterSpec,
+    train_set: SegSet,
+    val_set: SegSet,
+    loss_fn: CrossEntropy,
+    eval_device: Device,
+    /// The epoch's stream: its shuffle, then each batch's flip/turn draws.
+    rng: Rng,
+    order: Vec<usize>,
+    next: usize,
+    correct: u64,
+    counted: u64,
+}
 
-    let device = Device::flex().autodiff();
-    device.seed(cfg.seed);
-    let seg_spec = SegmenterSpec {
-        name,
-        width: cfg.width,
-        num_classes: k,
-        output_stride: OUTPUT_STRIDE,
-        upsampler: cfg.upsampler,
-    };
-    let mut model = seg_spec
-        .init(&device)
-        .map_err(|e| TrainError::BadInput(format!("bad segmentation model: {e}")))?;
-    run_dir::create(out)?;
-    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
-
-    let mut optim = build_optimizer(cfg);
-    let weights =
-        (cfg.balance == Balance::Weights).then(|| pixel_class_weights(&train_set.masks, k));
-    let loss_fn = CrossEntropy::segmentation().with_weights(weights);
-
-    let steps_per_epoch = train_set.len() / cfg.batch_size;
-    let (schedule, bar) = schedule_and_bar(cfg, steps_per_epoch, progress);
-    let say = |line: String| {
-        if progress != Progress::Quiet {
-            bar.suspend(|| eprintln!("{line}"));
+impl SegmentTask {
+    /// Opens the data of `cfg` (masks and images, at `cfg.resolution`); bad data or settings are
+    /// bad input.
+    pub fn new(cfg: &TrainConfig, progress: Progress) -> Result<Self> {
+        let (spec, _) = cfg.validate()?;
+        let name = cfg.segmenter_name()?;
+        let opened = kestrel_data::open_with(
+            &spec,
+            OpenOptions {
+                skip_bad: cfg.skip_bad,
+            },
+        )?;
+        if cfg.skip_bad && progress != Progress::Quiet && !opened.skipped.is_empty() {
+            eprintln!(
+                "--skip-bad: skipped {} unreadable item(s)",
+                opened.skipped.len()
+            );
         }
-    };
+        let ds = opened.dataset;
+        let class_names = seg_class_names(&spec, ds.as_ref());
+        let k = class_names.len();
+        let split = cfg.split(ds.as_ref())?;
+        if split.train.len() < cfg.batch_size || split.val.is_empty() {
+            return Err(TrainError::BadInput(format!(
+                "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
+                cfg.data,
+                split.train.len(),
+                split.val.len(),
+                cfg.batch_size
+            )));
+        }
+        let train_set = SegSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE, k)?;
+        let val_set = SegSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE, k)?;
+        let seg_spec = SegmenterSpec {
+            name,
+            width: cfg.width,
+            num_classes: k,
+            output_stride: OUTPUT_STRIDE,
+            upsampler: cfg.upsampler,
+        };
+        let weights =
+            (cfg.balance == Balance::Weights).then(|| pixel_class_weights(&train_set.masks, k));
+        Ok(Self {
+            cfg: cfg.clone(),
+            class_names,
+            seg_spec,
+            train_set,
+            val_set,
+            loss_fn: CrossEntropy::segmentation().with_weights(weights),
+            eval_device: Device::flex(),
+            rng: Rng::stream(cfg.seed, 3_000_000),
+            order: Vec::new(),
+            next: 0,
+            correct: 0,
+            counted: 0,
+        })
+    }
+}
 
-    let meta_model = ClassifierSpec {
-        arch: name.backbone,
-        width: cfg.width,
-        num_classes: k,
-    };
-    let mut records = String::new();
-    let mut best: Option<(usize, BTreeMap<String, f64>)> = None;
-    let mut step = 0usize;
-    let eval_device = Device::flex();
-    for epoch in 1..=cfg.epochs {
-        let epoch_start = Instant::now();
-        let mut rng = Rng::stream(cfg.seed, 3_000_000 + epoch as u64);
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        rng.shuffle(&mut order);
-        let (mut loss_sum, mut seen, mut correct, mut counted) = (0.0f64, 0usize, 0u64, 0u64);
-        let mut lr = schedule.lr(step);
+impl TaskLoop for SegmentTask {
+    type Model = Fcn;
+
+    fn name(&self) -> &'static str {
+        Task::Segment.name()
+    }
+
+    fn init_model(&self, device: &Device) -> Result<Fcn> {
+        self.seg_spec
+            .init(device)
+            .map_err(|e| TrainError::BadInput(format!("bad segmentation model: {e}")))
+    }
+
+    fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Fcn> {
+        ckpt.segmenter(device)
+    }
+
+    fn model_meta(&self) -> ModelMeta {
+        ModelMeta {
+            model: ClassifierSpec {
+                arch: self.seg_spec.name.backbone,
+                width: self.cfg.width,
+                num_classes: self.class_names.len(),
+            },
+            segmenter: Some(self.seg_spec.clone()),
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.train_set.len() / self.cfg.batch_size
+    }
+
+    fn start_epoch(&mut self, epoch: usize) -> Result<()> {
+        self.rng = Rng::stream(self.cfg.seed, 3_000_000 + epoch as u64);
+        self.order = (0..self.train_set.len()).collect();
+        self.rng.shuffle(&mut self.order);
+        self.next = 0;
+        (self.correct, self.counted) = (0, 0);
+        Ok(())
+    }
+
+    fn next_step(&mut self, model: &Fcn, device: &Device) -> Result<Option<StepLoss>> {
+        let bs = self.cfg.batch_size;
         // The last incomplete batch is dropped: a batch of one would break BatchNorm.
-        for rows in order.chunks_exact(cfg.batch_size) {
-            lr = schedule.lr(step);
-            let ops: Vec<usize> = rows.iter().map(|_| rng.below(8)).collect();
-            let ops = (cfg.augment == Augment::Flips).then_some(&ops[..]);
-            let (x, y, y_host) = train_set.batch(rows, ops, &device);
-            let logits = model.forward(x);
-            let pred: Vec<i64> = logits
-                .clone()
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
-            for (&t, &p) in y_host.iter().zip(&pred) {
-                if t != IGNORE {
-                    counted += 1;
-                    correct += u64::from(t as i64 == p);
-                }
-            }
-            let loss = loss_fn.forward_nchw(logits, y)?;
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                bar.finish_and_clear();
-                return Err(TrainError::Runtime(format!(
-                    "training loss became {loss_value} at epoch {epoch}, step {step}; the last good checkpoint is {}; lower --lr",
-                    run_dir::last_checkpoint(out).display()
-                )));
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            step += 1;
-            loss_sum += loss_value * rows.len() as f64;
-            seen += rows.len();
-            bar.set_message(format!(
-                "epoch {epoch}/{}  loss {:.4}  pixel acc {:.3}  {:.1} img/s",
-                cfg.epochs,
-                loss_sum / seen as f64,
-                correct as f64 / counted.max(1) as f64,
-                seen as f64 / epoch_start.elapsed().as_secs_f64()
-            ));
-            bar.inc(1);
+        if self.next + bs > self.order.len() {
+            return Ok(None);
         }
+        let rows = &self.order[self.next..self.next + bs];
+        self.next += bs;
+        let ops: Vec<usize> = rows.iter().map(|_| self.rng.below(8)).collect();
+        let ops = (self.cfg.augment == Augment::Flips).then_some(&ops[..]);
+        let (x, y, y_host) = self.train_set.batch(rows, ops, device);
+        let logits = model.forward(x);
+        let pred: Vec<i64> = logits
+            .clone()
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
+        for (&t, &p) in y_host.iter().zip(&pred) {
+            if t != IGNORE {
+                self.counted += 1;
+                self.correct += u64::from(t as i64 == p);
+            }
+        }
+        let loss = self.loss_fn.forward_nchw(logits, y)?;
+        Ok(Some(StepLoss { loss, samples: bs }))
+    }
 
-        let eval_model = model.valid();
-        let scores = evaluate_segmenter(&eval_model, &val_set, k, &eval_device)?;
-        let miou = scores.miou.unwrap_or(0.0);
-        let val: BTreeMap<String, f64> = [
-            ("miou".to_string(), miou),
+    fn train_accuracy(&self) -> (&'static str, f64) {
+        (
+            "pixel acc",
+            self.correct as f64 / self.counted.max(1) as f64,
+        )
+    }
+
+    fn validate(&self, model: &Fcn) -> Result<BTreeMap<String, f64>> {
+        let k = self.class_names.len();
+        let scores = evaluate_segmenter(model, &self.val_set, k, &self.eval_device)?;
+        Ok([
+            ("miou".to_string(), scores.miou.unwrap_or(0.0)),
             (
                 "pixel_accuracy".to_string(),
                 scores.pixel_accuracy.unwrap_or(0.0),
             ),
         ]
-        .into();
-        let train_loss = loss_sum / seen.max(1) as f64;
-        let record = EpochRecord {
-            epoch,
-            train_loss: [("segment".to_string(), train_loss)].into(),
-            train_accuracy: correct as f64 / counted.max(1) as f64,
-            val: val.clone(),
-            lr: [("default".to_string(), lr)].into(),
-            seconds: epoch_start.elapsed().as_secs_f64(),
-        };
-        records.push_str(&serde_json::to_string(&record).expect("serialisable"));
-        records.push('\n');
-        run_dir::write(&out.join(run_dir::METRICS), records.as_bytes())?;
-
-        let meta = CheckpointMeta {
-            epoch,
-            step,
-            config: cfg.clone(),
-            model: meta_model.clone(),
-            segmenter: Some(seg_spec.clone()),
-            class_names: class_names.clone(),
-            normalize: NORMALIZE,
-            val_metric: miou,
-        };
-        let model_bytes = checkpoint::encode_model(&eval_model)?;
-        checkpoint::save(
-            &run_dir::last_checkpoint(out),
-            &meta,
-            &model_bytes,
-            Some(&optim),
-        )?;
-        let improved = best.as_ref().is_none_or(|(_, b)| miou > b["miou"]);
-        if improved {
-            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
-            best = Some((epoch, val.clone()));
-        }
-        say(format!(
-            "epoch {epoch}/{}  train loss {train_loss:.4}  pixel acc {:.3}  |  val mIoU {miou:.4}  pixel acc {:.4}{}  |  {:.1} s",
-            cfg.epochs,
-            record.train_accuracy,
-            val["pixel_accuracy"],
-            if improved { "  (best)" } else { "" },
-            record.seconds
-        ));
+        .into())
     }
-    bar.finish_and_clear();
-    let (best_epoch, best_val) = best.expect("at least one epoch ran");
-    let summary = Summary {
-        task: "segment".into(),
-        model: cfg.model.clone(),
-        best_epoch,
-        epochs_run: cfg.epochs,
-        val: best_val,
-        test_evaluated: false,
-        train_seconds: started.elapsed().as_secs_f64(),
-    };
-    run_dir::write_json(&out.join(run_dir::SUMMARY), &summary)?;
-    Ok(summary)
+
+    fn val_text(&self, val: &BTreeMap<String, f64>) -> String {
+        format!(
+            "val mIoU {:.4}  pixel acc {:.4}",
+            val["miou"], val["pixel_accuracy"]
+        )
+    }
 }
 
 #[cfg(test)]

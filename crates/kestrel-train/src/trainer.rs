@@ -1,45 +1,36 @@
-//! The training loop: train on train, validate every epoch, keep `last` and `best` checkpoints, never
-//! touch test.
+//! Classification training: the [`TaskLoop`] of a classifier (data, batches, cross-entropy, val
+//! accuracy and macro-F1) on the shared driver of [`crate::train_loop`], and [`train`], the entry of
+//! every task. Test is never touched.
 
 use crate::balance::{epoch_rows, loss_weights};
-use crate::checkpoint::{self, CheckpointMeta};
-use crate::config::{Augment, Balance, TrainConfig};
+use crate::checkpoint::Checkpoint;
+use crate::config::{Augment, Balance, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::loss::CrossEntropy;
-use crate::run_dir::{self, EpochRecord, Summary};
+use crate::run_dir::Summary;
 use crate::schedule::WarmupCosine;
 use crate::tensor_set::{batch_tensors, TensorSet, TensorSource};
-use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use crate::train_loop::{ModelMeta, RunOptions, StepLoss, TaskLoop};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::loader::{chunk_plan, BatchSource, Loader, LoaderOptions, PlannedSample};
 use kestrel_data::rng::Rng;
 use kestrel_data::{standard_augment, Dataset, DecodeSource, Normalize, OpenOptions};
 use kestrel_metrics::ConfusionMatrix;
-use kestrel_nn::ClassifierSpec;
+use kestrel_nn::{Classifier, ClassifierSpec};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Normalisation of every kestrel model input: the ImageNet statistics, as torchvision.
 pub const NORMALIZE: Normalize = Normalize::IMAGENET;
 
-/// How the loop reports progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
-    /// A progress bar and per-epoch lines on stderr.
-    Bar,
-    /// Per-epoch lines on stderr only.
-    Lines,
-    /// Nothing.
-    Quiet,
-}
+pub use crate::train_loop::Progress;
 
 pub(crate) fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     match cfg.optimizer {
@@ -93,258 +84,270 @@ fn loader_options() -> LoaderOptions {
     }
 }
 
-/// Trains a classifier (or, for `task = segment`, an FCN: see [`crate::seg_trainer`]) as `cfg` says, writing the run folder `out`. Returns the summary.
+/// Trains a classifier (or, for `task = segment`, an FCN: see [`crate::seg_trainer`]) as `cfg` says,
+/// writing the run folder `out`. Returns the summary.
 pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summary> {
-    if cfg.task == crate::config::Task::Segment {
-        return crate::seg_trainer::train_segment(cfg, out, progress);
-    }
-    let (spec, arch) = cfg.validate()?;
-    let started = Instant::now();
-    let opened = kestrel_data::open_with(
-        &spec,
-        OpenOptions {
-            skip_bad: cfg.skip_bad,
+    train_run(
+        cfg,
+        out,
+        &RunOptions {
+            progress,
+            resume: false,
         },
-    )?;
-    if cfg.skip_bad && progress != Progress::Quiet {
-        const SHOWN: usize = 5;
-        for s in opened.skipped.iter().take(SHOWN) {
-            eprintln!("skipped {}: {}", s.key, s.reason);
-        }
-        if opened.skipped.len() > SHOWN {
-            eprintln!("... and {} more", opened.skipped.len() - SHOWN);
-        }
-        eprintln!(
-            "--skip-bad: skipped {} unreadable item(s) of {}",
-            opened.skipped.len(),
-            opened.skipped.len() + opened.dataset.len()
-        );
-    }
-    let ds: Arc<dyn Dataset> = Arc::from(opened.dataset);
-    let class_names = ds.class_names();
-    let split = cfg.split(ds.as_ref())?;
-    if split.train.len() < cfg.batch_size || split.val.is_empty() {
-        return Err(TrainError::BadInput(format!(
-            "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
-            cfg.data,
-            split.train.len(),
-            split.val.len(),
-            cfg.batch_size
-        )));
-    }
+    )
+}
 
-    // The training images: decoded once (augment none / flips) or on every epoch (standard).
-    let mut train_set = None;
-    let mut train_labels: Vec<usize> = {
-        let all = ds.labels();
-        split.train.iter().map(|&i| all[i]).collect()
-    };
-    if cfg.augment != Augment::Standard {
-        let mut set = TensorSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE)?;
-        if cfg.balance == Balance::Smote {
-            let added = set.smote(&class_names, cfg.seed)?;
-            if progress != Progress::Quiet {
-                eprintln!("--balance smote: added {added} synthetic training images");
+/// [`train`] with every option: `opts.resume` continues the run in `out` from its `last`
+/// checkpoint (see [`crate::resume`]).
+pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Summary> {
+    cfg.validate()?;
+    if opts.resume {
+        // Before minutes of data loading.
+        crate::resume::check_config(cfg, out)?;
+    }
+    match cfg.task {
+        Task::Classify => {
+            crate::train_loop::run(ClassifyTask::new(cfg, opts.progress)?, cfg, out, opts)
+        }
+        Task::Segment => crate::train_loop::run(
+            crate::seg_trainer::SegmentTask::new(cfg, opts.progress)?,
+            cfg,
+            out,
+            opts,
+        ),
+    }
+}
+
+/// The classification task: the training split (decoded once, or on every epoch for
+/// `augment = standard`), (re-)sampled per epoch as `balance` says, cross-entropy (class-weighted
+/// for `balance = weights`), validation accuracy and macro-F1.
+pub struct ClassifyTask {
+    cfg: TrainConfig,
+    class_names: Vec<String>,
+    model_spec: ClassifierSpec,
+    /// Dataset index of each training row (when decoding on every epoch).
+    train_index: Vec<usize>,
+    /// The preloaded training images, unless decoding on every epoch.
+    preloaded: bool,
+    train_labels: Vec<usize>,
+    source: Arc<dyn BatchSource>,
+    val_set: TensorSet,
+    steps_per_epoch: usize,
+    loss_fn: CrossEntropyLoss,
+    weighted_loss: Option<CrossEntropy>,
+    eval_device: Device,
+    loader: Option<Loader>,
+    confusion: ConfusionMatrix,
+}
+
+impl ClassifyTask {
+    /// Opens the data of `cfg` and prepares the splits; bad data or settings are bad input.
+    pub fn new(cfg: &TrainConfig, progress: Progress) -> Result<Self> {
+        let (spec, arch) = cfg.validate()?;
+        let opened = kestrel_data::open_with(
+            &spec,
+            OpenOptions {
+                skip_bad: cfg.skip_bad,
+            },
+        )?;
+        if cfg.skip_bad && progress != Progress::Quiet {
+            const SHOWN: usize = 5;
+            for s in opened.skipped.iter().take(SHOWN) {
+                eprintln!("skipped {}: {}", s.key, s.reason);
             }
+            if opened.skipped.len() > SHOWN {
+                eprintln!("... and {} more", opened.skipped.len() - SHOWN);
+            }
+            eprintln!(
+                "--skip-bad: skipped {} unreadable item(s) of {}",
+                opened.skipped.len(),
+                opened.skipped.len() + opened.dataset.len()
+            );
         }
-        train_labels = set.labels.clone();
-        train_set = Some(Arc::new(set));
+        let ds: Arc<dyn Dataset> = Arc::from(opened.dataset);
+        let class_names = ds.class_names();
+        let split = cfg.split(ds.as_ref())?;
+        if split.train.len() < cfg.batch_size || split.val.is_empty() {
+            return Err(TrainError::BadInput(format!(
+                "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
+                cfg.data,
+                split.train.len(),
+                split.val.len(),
+                cfg.batch_size
+            )));
+        }
+
+        // The training images: decoded once (augment none / flips) or on every epoch (standard).
+        let mut train_set = None;
+        let mut train_labels: Vec<usize> = {
+            let all = ds.labels();
+            split.train.iter().map(|&i| all[i]).collect()
+        };
+        if cfg.augment != Augment::Standard {
+            let mut set = TensorSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE)?;
+            if cfg.balance == Balance::Smote {
+                let added = set.smote(&class_names, cfg.seed)?;
+                if progress != Progress::Quiet {
+                    eprintln!("--balance smote: added {added} synthetic training images");
+                }
+            }
+            train_labels = set.labels.clone();
+            train_set = Some(Arc::new(set));
+        }
+        // Checks --interleave (and the re-sampled size) before anything is written.
+        let rows_per_epoch =
+            epoch_rows(&train_labels, cfg.balance, cfg.interleave, cfg.seed, 1)?.len();
+        if rows_per_epoch < cfg.batch_size {
+            return Err(TrainError::BadInput(format!(
+                "--balance {:?} leaves {rows_per_epoch} training images per epoch; expected at least one batch ({})",
+                cfg.balance, cfg.batch_size
+            )));
+        }
+        let source: Arc<dyn BatchSource> = match &train_set {
+            Some(set) => Arc::new(TensorSource {
+                set: set.clone(),
+                flips: cfg.augment == Augment::Flips,
+            }),
+            None => Arc::new(DecodeSource::new(
+                ds.clone(),
+                cfg.resolution as u32,
+                NORMALIZE,
+                Some(standard_augment(cfg.resolution as u32)),
+            )?),
+        };
+        let val_set = TensorSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE)?;
+        let weighted_loss = match cfg.balance {
+            // PyTorch's weighted mean: Σ w_y·loss / Σ w_y.
+            Balance::Weights => Some(
+                CrossEntropy::new().with_weights(Some(loss_weights(&train_labels, &class_names)?)),
+            ),
+            _ => None,
+        };
+        let device = Device::flex().autodiff();
+        Ok(Self {
+            model_spec: ClassifierSpec {
+                arch,
+                width: cfg.width,
+                num_classes: class_names.len(),
+            },
+            confusion: ConfusionMatrix::new(class_names.len())?,
+            class_names,
+            cfg: cfg.clone(),
+            train_index: split.train,
+            preloaded: train_set.is_some(),
+            train_labels,
+            source,
+            val_set,
+            steps_per_epoch: rows_per_epoch / cfg.batch_size,
+            loss_fn: CrossEntropyLossConfig::new().init(&device),
+            weighted_loss,
+            eval_device: Device::flex(),
+            loader: None,
+        })
     }
-    // Checks --interleave (and the re-sampled size) before anything is written.
-    let rows_per_epoch = epoch_rows(&train_labels, cfg.balance, cfg.interleave, cfg.seed, 1)?.len();
-    if rows_per_epoch < cfg.batch_size {
-        return Err(TrainError::BadInput(format!(
-            "--balance {:?} leaves {rows_per_epoch} training images per epoch; expected at least one batch ({})",
-            cfg.balance, cfg.batch_size
-        )));
+}
+
+impl TaskLoop for ClassifyTask {
+    type Model = Classifier;
+
+    fn name(&self) -> &'static str {
+        Task::Classify.name()
     }
-    let source: Arc<dyn BatchSource> = match &train_set {
-        Some(set) => Arc::new(TensorSource {
-            set: set.clone(),
-            flips: cfg.augment == Augment::Flips,
-        }),
-        None => Arc::new(DecodeSource::new(
-            ds.clone(),
-            cfg.resolution as u32,
-            NORMALIZE,
-            Some(standard_augment(cfg.resolution as u32)),
-        )?),
-    };
-    // Loader indices: rows of the preloaded set, or dataset indices when decoding.
-    let to_index = |row: usize| match &train_set {
-        Some(_) => row,
-        None => split.train[row],
-    };
 
-    run_dir::create(out)?;
-    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    fn init_model(&self, device: &Device) -> Result<Classifier> {
+        Ok(self.model_spec.init(device))
+    }
 
-    let val_set = TensorSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE)?;
+    fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Classifier> {
+        ckpt.model(device)
+    }
 
-    let device = Device::flex().autodiff();
-    device.seed(cfg.seed);
-    let model_spec = ClassifierSpec {
-        arch,
-        width: cfg.width,
-        num_classes: class_names.len(),
-    };
-    let mut model = model_spec.init(&device);
-    let mut optim = build_optimizer(cfg);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let weighted_loss = match cfg.balance {
-        // PyTorch's weighted mean: Σ w_y·loss / Σ w_y.
-        Balance::Weights => {
-            Some(CrossEntropy::new().with_weights(Some(loss_weights(&train_labels, &class_names)?)))
+    fn model_meta(&self) -> ModelMeta {
+        ModelMeta {
+            model: self.model_spec.clone(),
+            segmenter: None,
+            class_names: self.class_names.clone(),
         }
-        _ => None,
-    };
+    }
 
-    let steps_per_epoch = rows_per_epoch / cfg.batch_size;
-    let (schedule, bar) = schedule_and_bar(cfg, steps_per_epoch, progress);
-    let say = |line: String| {
-        if progress != Progress::Quiet {
-            bar.suspend(|| eprintln!("{line}"));
-        }
-    };
+    fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
 
-    let mut records = String::new();
-    let mut best: Option<(usize, BTreeMap<String, f64>)> = None;
-    let mut step = 0usize;
-    let eval_device = Device::flex();
-    for epoch in 1..=cfg.epochs {
-        let epoch_start = Instant::now();
-        let rows = epoch_rows(&train_labels, cfg.balance, cfg.interleave, cfg.seed, epoch)?;
+    fn start_epoch(&mut self, epoch: usize) -> Result<()> {
+        let cfg = &self.cfg;
+        let rows = epoch_rows(
+            &self.train_labels,
+            cfg.balance,
+            cfg.interleave,
+            cfg.seed,
+            epoch,
+        )?;
         // Each sample's seed, drawn here in epoch order, fixes its augmentation whatever thread
         // loads it (for flips: the same draws as the first, single-threaded trainer).
         let mut seeds = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
+        // Loader indices: rows of the preloaded set, or dataset indices when decoding.
         let samples: Vec<PlannedSample> = rows
             .iter()
             .map(|&r| PlannedSample {
-                index: to_index(r),
+                index: if self.preloaded {
+                    r
+                } else {
+                    self.train_index[r]
+                },
                 seed: seeds.next_u64(),
             })
             .collect();
         // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
         let plan = chunk_plan(&samples, cfg.batch_size, true);
-        let loader = Loader::spawn(source.clone(), plan, loader_options());
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        let mut train_confusion = ConfusionMatrix::new(class_names.len())?;
-        let mut lr = schedule.lr(step);
-        for batch in loader {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    bar.finish_and_clear();
-                    return Err(e.into());
-                }
-            };
-            lr = schedule.lr(step);
-            let (x, y) = batch_tensors(&batch, cfg.resolution, &device);
-            let logits = model.forward(x);
-            let pred: Vec<usize> = logits
-                .clone()
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .map(|v| v.into_iter().map(|p| p as usize).collect())
-                .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
-            let loss = match &weighted_loss {
-                Some(w) => w.forward(logits, y)?,
-                None => loss_fn.forward(logits, y),
-            };
-            let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                bar.finish_and_clear();
-                return Err(TrainError::Runtime(format!(
-                    "training loss became {loss_value} at epoch {epoch}, step {step}; the last good checkpoint is {}; lower --lr",
-                    run_dir::last_checkpoint(out).display()
-                )));
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            step += 1;
-            let n = batch.labels.len();
-            loss_sum += loss_value * n as f64;
-            seen += n;
-            train_confusion.update(&batch.labels, &pred, None)?;
-            let train_accuracy = train_confusion.accuracy().unwrap_or(0.0);
-            let elapsed = epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "epoch {epoch}/{}  loss {:.4}  acc {:.3}  {:.0} img/s",
-                cfg.epochs,
-                loss_sum / seen as f64,
-                train_accuracy,
-                seen as f64 / elapsed
-            ));
-            bar.inc(1);
-        }
+        self.loader = Some(Loader::spawn(self.source.clone(), plan, loader_options()));
+        self.confusion = ConfusionMatrix::new(self.class_names.len())?;
+        Ok(())
+    }
 
-        let eval_model = model.valid();
-        let summary = evaluate(&eval_model, &val_set, &class_names, &eval_device)?;
-        let val: BTreeMap<String, f64> = [
+    fn next_step(&mut self, model: &Classifier, device: &Device) -> Result<Option<StepLoss>> {
+        let Some(batch) = self.loader.as_mut().and_then(|l| l.next()) else {
+            return Ok(None);
+        };
+        let batch = batch?;
+        let (x, y) = batch_tensors(&batch, self.cfg.resolution, device);
+        let logits = model.forward(x);
+        let pred: Vec<usize> = logits
+            .clone()
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map(|v| v.into_iter().map(|p| p as usize).collect())
+            .map_err(|e| TrainError::Runtime(format!("reading predictions: {e:?}")))?;
+        let loss = match &self.weighted_loss {
+            Some(w) => w.forward(logits, y)?,
+            None => self.loss_fn.forward(logits, y),
+        };
+        self.confusion.update(&batch.labels, &pred, None)?;
+        Ok(Some(StepLoss {
+            loss,
+            samples: batch.labels.len(),
+        }))
+    }
+
+    fn train_accuracy(&self) -> (&'static str, f64) {
+        ("acc", self.confusion.accuracy().unwrap_or(0.0))
+    }
+
+    fn validate(&self, model: &Classifier) -> Result<BTreeMap<String, f64>> {
+        let summary = evaluate(model, &self.val_set, &self.class_names, &self.eval_device)?;
+        Ok([
             ("accuracy".to_string(), summary.accuracy),
             ("macro_f1".to_string(), summary.macro_f1),
         ]
-        .into();
-        let train_loss = loss_sum / seen.max(1) as f64;
-        let record = EpochRecord {
-            epoch,
-            train_loss: [("classify".to_string(), train_loss)].into(),
-            train_accuracy: train_confusion.accuracy().unwrap_or(0.0),
-            val: val.clone(),
-            lr: [("default".to_string(), lr)].into(),
-            seconds: epoch_start.elapsed().as_secs_f64(),
-        };
-        records.push_str(&serde_json::to_string(&record).expect("serialisable"));
-        records.push('\n');
-        run_dir::write(&out.join(run_dir::METRICS), records.as_bytes())?;
-
-        let meta = CheckpointMeta {
-            epoch,
-            step,
-            config: cfg.clone(),
-            model: model_spec.clone(),
-            segmenter: None,
-            class_names: class_names.clone(),
-            normalize: NORMALIZE,
-            val_metric: summary.accuracy,
-        };
-        let model_bytes = checkpoint::encode_model(&eval_model)?;
-        checkpoint::save(
-            &run_dir::last_checkpoint(out),
-            &meta,
-            &model_bytes,
-            Some(&optim),
-        )?;
-        let improved = best
-            .as_ref()
-            .is_none_or(|(_, b)| summary.accuracy > b["accuracy"]);
-        if improved {
-            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
-            best = Some((epoch, val.clone()));
-        }
-        say(format!(
-            "epoch {epoch}/{}  train loss {train_loss:.4}  acc {:.3}  |  val acc {:.4}  macro-F1 {:.4}{}  |  {:.1} s",
-            cfg.epochs,
-            record.train_accuracy,
-            summary.accuracy,
-            summary.macro_f1,
-            if improved { "  (best)" } else { "" },
-            record.seconds
-        ));
+        .into())
     }
-    bar.finish_and_clear();
-    let (best_epoch, best_val) = best.expect("at least one epoch ran");
-    let summary = Summary {
-        task: "classify".into(),
-        model: cfg.model.clone(),
-        best_epoch,
-        epochs_run: cfg.epochs,
-        val: best_val,
-        test_evaluated: false,
-        train_seconds: started.elapsed().as_secs_f64(),
-    };
-    run_dir::write_json(&out.join(run_dir::SUMMARY), &summary)?;
-    Ok(summary)
+
+    fn val_text(&self, val: &BTreeMap<String, f64>) -> String {
+        format!(
+            "val acc {:.4}  macro-F1 {:.4}",
+            val["accuracy"], val["macro_f1"]
+        )
+    }
 }

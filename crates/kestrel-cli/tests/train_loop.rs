@@ -1,0 +1,196 @@
+//! End-to-end tests of the training loop's controls: `--resume` repeating a straight run bit for
+//! bit, the gradient-health stop on an absurd learning rate, and `--val-metric` checking.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kestrel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("the kestrel binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const DATA: &str = "shapes:n=64,size=32,classes=3,seed=4";
+
+/// A tiny classification run into `out` with `extra` flags.
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        DATA,
+        "--resolution",
+        "32",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    kestrel(&args)
+}
+
+/// metrics.jsonl without the `seconds` of each line.
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+/// `--epochs 2` straight, and `--epochs 1` then `--resume --epochs 2`, give identical metrics
+/// lines (losses, val metrics, learning rates) but for `seconds`. The warm-up spans both epochs
+/// so that the learning rate of every step is the same whatever `--epochs` says (after warm-up the
+/// cosine decay runs to the last epoch, so a run extended by `--resume` decays later than one
+/// trained for its first `--epochs`).
+#[test]
+fn a_resumed_run_repeats_the_straight_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warmup.toml");
+    std::fs::write(&config, "warmup_epochs = 2.0\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
+    let o = train(&a, &["--config", config, "--epochs", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let straight: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = train(&b, &["--config", config, "--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Resuming: the run's settings come from its config.toml; a changed one is refused (exit 2)
+    // before anything is touched, naming the field.
+    let b_s = b.to_str().unwrap();
+    let o = kestrel(&[
+        "train", "--resume", "--out", b_s, "--epochs", "2", "--lr", "0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`lr`"), "{}", stderr(&o));
+    let o = kestrel(&["train", "--resume", "--epochs", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+
+    let o = kestrel(&["train", "--resume", "--out", b_s, "--epochs", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!(ma.len(), 2);
+    assert_eq!(ma, mb);
+    for key in ["best_epoch", "epochs_run", "val"] {
+        assert_eq!(straight[key], resumed[key], "{key}");
+    }
+    // Gradient norms: step 0 sampled (default every 50 steps), one entry per parameter.
+    let grads = std::fs::read_to_string(a.join("grad_norms.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(grads.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["epoch"].as_u64(), first["step"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let layers = first["layers"].as_array().unwrap();
+    assert!(layers.len() > 50, "{}", layers.len());
+    for l in layers {
+        assert!(
+            l["name"].is_string() && l["norm"].as_f64().unwrap().is_finite(),
+            "{l}"
+        );
+    }
+    assert_eq!(
+        grads,
+        std::fs::read_to_string(b.join("grad_norms.jsonl")).unwrap()
+    );
+}
+
+/// The same for segmentation (its own per-epoch shuffle and flip draws).
+#[test]
+fn a_resumed_segmentation_run_repeats_the_straight_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warmup.toml");
+    std::fs::write(&config, "warmup_epochs = 2.0\n").unwrap();
+    let seg = |out: &Path, epochs: &str| {
+        kestrel(&[
+            "train",
+            "--task",
+            "segment",
+            "--model",
+            "fcn8s-mobilenet-v2",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            "shapes:n=48,size=32,classes=3,seed=2",
+            "--resolution",
+            "32",
+            "--width",
+            "0.25",
+            "--batch-size",
+            "8",
+            "--epochs",
+            epochs,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
+    for (out, epochs) in [(&a, "2"), (&b, "1")] {
+        let o = seg(out, epochs);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = kestrel(&[
+        "train",
+        "--resume",
+        "--out",
+        b.to_str().unwrap(),
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!(ma.len(), 2);
+    assert_eq!(ma, mb);
+}
+
+/// `--lr 1e6` with every step sampled: the run stops with exit 1 naming a parameter and what is
+/// wrong with its gradient; any checkpoint written before still loads.
+#[test]
+fn an_absurd_learning_rate_stops_on_a_named_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = train(
+        &run,
+        &["--epochs", "2", "--lr", "1e6", "--grad-log-every", "1"],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    // A sampled gradient norm (or, if the weights overflow first, the loss) gives the alarm,
+    // naming the parameter.
+    let named = err.contains("exploding gradient at ")
+        || err.contains("non-finite gradient at ")
+        || (err.contains("non-finite training loss") && err.contains("parameter"));
+    assert!(named, "{err}");
+    assert!(err.contains("epoch ") && err.contains("step "), "{err}");
+    if run.join("checkpoints/best.ckpt").exists() {
+        let o = kestrel(&["eval", "--run", run.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_val_metric_of_another_task_is_refused_naming_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(&dir.path().join("run"), &["--val-metric", "miou"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("accuracy, macro_f1") && err.contains("miou"),
+        "{err}"
+    );
+}
