@@ -87,6 +87,10 @@ pub struct TrainArgs {
     /// --epochs and --patience may change).
     #[arg(long)]
     resume: bool,
+    /// Stop after epoch N as if interrupted (the schedule still spans --epochs); continue later
+    /// with --resume.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<usize>,
     /// Run folder (default runs/<model>-<task>-<n>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -213,6 +217,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         &RunOptions {
             progress,
             resume: a.resume,
+            stop_after: a.stop_after,
         },
     )?;
     if a.json {

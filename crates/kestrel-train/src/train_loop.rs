@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Continue the run in the output folder from its `last` checkpoint.
     pub resume: bool,
+    /// Stop after this epoch, as if interrupted: the schedule still spans every epoch of the
+    /// configuration, and `--resume` continues where this stopped.
+    pub stop_after: Option<usize>,
 }
 
 /// One training step's loss, from [`TaskLoop::next_step`].
@@ -493,6 +496,13 @@ pub fn run<T: TaskLoop>(
             if improved { "  (best)" } else { "" },
             record.seconds
         ));
+        if opts.stop_after.is_some_and(|k| epoch >= k) && epoch < cfg.epochs {
+            say(format!(
+                "stopped after epoch {epoch} of {} (--stop-after); continue with --resume",
+                cfg.epochs
+            ));
+            break;
+        }
         if let Some(p) = cfg.patience {
             if since_best >= p && epoch < cfg.epochs {
                 say(format!(
@@ -689,6 +699,7 @@ mod tests {
         RunOptions {
             progress: Progress::Quiet,
             resume,
+            stop_after: None,
         }
     }
 

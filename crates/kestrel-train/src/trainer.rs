@@ -93,6 +93,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
         &RunOptions {
             progress,
             resume: false,
+            stop_after: None,
         },
     )
 }
