@@ -49,6 +49,21 @@ pub struct TrainArgs {
     /// Seed of the split, initialisation, shuffling and dropout.
     #[arg(long)]
     seed: Option<u64>,
+    /// Optimiser, PyTorch's rules: sgd (momentum 0.9), nesterov, adam, adamw (default); per-group
+    /// learning rates and weight decays go in `[optim.groups.NAME]` of --config.
+    #[arg(long, value_name = "NAME")]
+    optimizer: Option<String>,
+    /// Weight decay: coupled L2 for sgd/nesterov/adam, decoupled for adamw; BatchNorm and bias
+    /// parameters are exempt unless `decay_norm_and_bias = true`.
+    #[arg(long, value_name = "WD")]
+    weight_decay: Option<f64>,
+    /// Learning-rate shape after warm-up: cosine (default), step (x `gamma` every `step_size`
+    /// epochs, 0.1 / 30 unless --config says), constant.
+    #[arg(long, value_name = "NAME")]
+    schedule: Option<String>,
+    /// L1 penalty λ·Σ|w| added to the loss (same parameters as weight decay).
+    #[arg(long, value_name = "LAMBDA")]
+    l1: Option<f64>,
     /// Class imbalance: none, weights (class-weighted cross-entropy, inverse frequency), oversample /
     /// undersample (re-drawn every epoch, seeded, up to the largest / down to the smallest class),
     /// smote (SMOTE on the flattened training images' pixels, once; not with --augment standard).
@@ -169,6 +184,18 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     }
     if let Some(v) = a.seed {
         cfg.seed = v;
+    }
+    if let Some(v) = a.optimizer {
+        cfg.set_optimizer_kind(v.parse()?);
+    }
+    if let Some(v) = a.weight_decay {
+        cfg.weight_decay = v;
+    }
+    if let Some(v) = a.schedule {
+        cfg.schedule = v.parse()?;
+    }
+    if let Some(v) = a.l1 {
+        cfg.l1 = v;
     }
     if let Some(v) = a.balance {
         cfg.balance = v.parse()?;

@@ -180,3 +180,61 @@ fn a_val_metric_of_another_task_is_refused_naming_the_allowed_ones() {
         "{err}"
     );
 }
+
+/// The optimiser settings reach the loop: a parameter group's learning rate is logged beside the
+/// default one at its scale, and an L1 run reports its share of near-zero weights.
+#[test]
+fn parameter_groups_and_l1_reach_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("groups.toml");
+    std::fs::write(
+        &config,
+        "[optim]\nkind = \"nesterov\"\n[optim.groups.head]\nmatch = \"classifier.\"\nlr_scale = 10.0\nweight_decay = 0.0\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = train(
+        &run,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            "--l1",
+            "1e-5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = &metrics(&run)[0];
+    let (head, default) = (
+        line["lr"]["head"].as_f64().unwrap(),
+        line["lr"]["default"].as_f64().unwrap(),
+    );
+    assert!(
+        default > 0.0 && (head / default - 10.0).abs() < 1e-9,
+        "{line}"
+    );
+    let share = line["near_zero_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{line}");
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("nesterov") && saved.contains("lr_scale"),
+        "{saved}"
+    );
+    // A group that matches no parameter is bad input, before any run folder exists.
+    std::fs::write(
+        &config,
+        "[optim.groups.typo]\nmatch = \"clasifier.\"\nlr_scale = 10.0\n",
+    )
+    .unwrap();
+    let other = dir.path().join("other");
+    let o = train(
+        &other,
+        &["--config", config.to_str().unwrap(), "--epochs", "1"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("typo"), "{}", stderr(&o));
+    assert!(!other.exists());
+}

@@ -11,6 +11,7 @@ pub mod geometry;
 pub mod imagenet;
 pub mod import;
 pub mod info;
+pub mod init;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
 pub mod mobilenet_v2_trace;

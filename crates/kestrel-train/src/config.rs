@@ -1,6 +1,7 @@
 //! The fully resolved configuration of a training run, written to `config.toml`.
 
 use crate::error::{Result, TrainError};
+use crate::optim::{OptimKind, OptimSettings, ScheduleKind};
 use kestrel_data::DataSpec;
 use kestrel_nn::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
@@ -52,7 +53,8 @@ pub const GRAD_LOG_EVERY: usize = 50;
 /// no norm explodes.
 pub const EXPLODE_ABOVE: f64 = 1e4;
 
-/// The optimiser.
+/// The optimiser of configurations written before `[optim] kind` (which, when set, overrides it:
+/// see [`TrainConfig::optimizer_kind`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
@@ -227,6 +229,21 @@ pub struct TrainConfig {
     /// early stopping (higher is better); one of [`Task::val_metrics`], by default the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_metric: Option<String>,
+    /// `--schedule`: the learning-rate shape after warm-up (cosine, step, constant).
+    pub schedule: ScheduleKind,
+    /// Step schedule: epochs between decays (torchvision's recipe: 30).
+    pub step_size: usize,
+    /// Step schedule: the decay factor (torchvision's recipe: 0.1).
+    pub gamma: f64,
+    /// `--l1`: λ of the L1 penalty λ·Σ|w| added to the loss (over the weight-decay scope).
+    pub l1: f64,
+    /// Apply weight decay (and L1) to BatchNorm γ/β and biases too (default: weights only).
+    pub decay_norm_and_bias: bool,
+    /// Zero-initialise the last BatchNorm γ of every residual block (ResNets; torchvision's
+    /// `zero_init_residual`).
+    pub zero_init_residual: bool,
+    /// The `[optim]` table: algorithm, momentum, Adam's betas and ε, parameter groups.
+    pub optim: OptimSettings,
 }
 
 impl Default for TrainConfig {
@@ -257,6 +274,13 @@ impl Default for TrainConfig {
             clip_grad_norm: None,
             patience: None,
             val_metric: None,
+            schedule: ScheduleKind::Cosine,
+            step_size: 30,
+            gamma: 0.1,
+            l1: 0.0,
+            decay_norm_and_bias: false,
+            zero_init_residual: false,
+            optim: OptimSettings::default(),
         }
     }
 }
@@ -298,6 +322,24 @@ impl TrainConfig {
         self.val_metric
             .as_deref()
             .unwrap_or(self.task.val_metrics()[0])
+    }
+
+    /// The optimisation algorithm: `[optim] kind` when set, else the top-level `optimizer`.
+    pub fn optimizer_kind(&self) -> OptimKind {
+        self.optim.kind.unwrap_or(match self.optimizer {
+            OptimizerKind::AdamW => OptimKind::AdamW,
+            OptimizerKind::Sgd => OptimKind::Sgd,
+        })
+    }
+
+    /// Sets the algorithm (`--optimizer`): `[optim] kind`, and the closest legacy `optimizer`.
+    pub fn set_optimizer_kind(&mut self, kind: OptimKind) {
+        self.optim.kind = Some(kind);
+        self.optimizer = if kind.is_sgd() {
+            OptimizerKind::Sgd
+        } else {
+            OptimizerKind::AdamW
+        };
     }
 
     /// The TOML text of this configuration.
@@ -390,6 +432,16 @@ impl TrainConfig {
                 self.warmup_epochs.to_string(),
             );
         }
+        if self.step_size == 0 {
+            return bad("step_size", "at least 1 epoch", "0".into());
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0 && self.gamma <= 1.0) {
+            return bad("gamma", "a decay factor in (0, 1]", self.gamma.to_string());
+        }
+        if !(self.l1.is_finite() && self.l1 >= 0.0) {
+            return bad("l1", "a non-negative number", self.l1.to_string());
+        }
+        self.optim.validate(self.optimizer_kind())?;
         if self.balance == Balance::Smote && self.augment == Augment::Standard {
             return bad(
                 "balance",
@@ -568,6 +620,70 @@ mod tests {
             let e = bad.validate().unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn optimiser_keys_default_round_trip_and_validate() {
+        // A configuration written before these keys existed reads with the defaults.
+        let old: TrainConfig =
+            toml::from_str("optimizer = \"sgd\"\nweight_decay = 1e-4\nlr = 0.1\n").unwrap();
+        assert_eq!(old.optimizer_kind(), OptimKind::Sgd);
+        assert_eq!(old.schedule, ScheduleKind::Cosine);
+        assert_eq!(
+            (old.l1, old.decay_norm_and_bias, old.zero_init_residual),
+            (0.0, false, false)
+        );
+        assert_eq!(old.optim, OptimSettings::default());
+        let text = "schedule = \"step\"\nstep_size = 5\ngamma = 0.5\nl1 = 1e-5\nzero_init_residual = true\n\
+                    [optim]\nkind = \"adam\"\n[optim.groups.head]\nmatch = \"classifier.\"\nlr_scale = 10.0\nweight_decay = 0.0\n";
+        let cfg: TrainConfig = toml::from_str(text).unwrap();
+        assert_eq!(cfg.optimizer_kind(), OptimKind::Adam);
+        assert_eq!(
+            (cfg.schedule, cfg.step_size, cfg.gamma),
+            (ScheduleKind::Step, 5, 0.5)
+        );
+        assert!(cfg.validate().is_ok());
+        let back: TrainConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back, cfg);
+        let json: TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(json, cfg);
+        let mut set = TrainConfig::default();
+        set.set_optimizer_kind(OptimKind::Nesterov);
+        assert_eq!(
+            (set.optimizer_kind(), set.optimizer),
+            (OptimKind::Nesterov, OptimizerKind::Sgd)
+        );
+        for (field, bad) in [
+            (
+                "step_size",
+                TrainConfig {
+                    step_size: 0,
+                    ..cfg.clone()
+                },
+            ),
+            (
+                "gamma",
+                TrainConfig {
+                    gamma: 1.5,
+                    ..cfg.clone()
+                },
+            ),
+            (
+                "l1",
+                TrainConfig {
+                    l1: -1.0,
+                    ..cfg.clone()
+                },
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let e = toml::from_str::<TrainConfig>("[optim.groups.head]\nmatch = \"fc.\"\nwd = 0.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`head`") && e.contains("wd"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod evaluate;
 pub mod grad_health;
 pub mod loss;
+pub mod optim;
 pub mod regularize;
 pub mod resume;
 pub mod run_dir;

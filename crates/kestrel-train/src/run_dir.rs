@@ -58,6 +58,9 @@ pub struct EpochRecord {
     pub lr: BTreeMap<String, f64>,
     /// Seconds the epoch took (training and validation).
     pub seconds: f64,
+    /// With an L1 penalty: the share of penalised weights with |w| < 1e-3 at the epoch's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_zero_share: Option<f64>,
 }
 
 /// Creates the run folder and its checkpoint folder; the message names the folder on failure.

@@ -17,9 +17,10 @@ use crate::grad_health::{
     check_grads, clip_grad_norm, grad_norms, worst_param, GradAlarm, GradAlarmKind, GradThresholds,
     ParamGradNorm,
 };
+use crate::optim::Optim;
 use crate::resume;
 use crate::run_dir::{self, EpochRecord, Summary};
-use crate::trainer::{build_optimizer, schedule_and_bar, NORMALIZE};
+use crate::trainer::{schedule_and_bar, NORMALIZE};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -172,7 +173,7 @@ fn last_good(out: &Path, done: usize) -> String {
 /// Where the loop starts: a fresh run, or the state saved at the end of an epoch.
 struct Start<M> {
     model: M,
-    optim: burn::optim::ModuleOptimizer,
+    optim: Optim,
     done: usize,
     step: usize,
     best: Option<(usize, BTreeMap<String, f64>)>,
@@ -189,11 +190,13 @@ fn fresh<T: TaskLoop>(
     device: &Device,
 ) -> Result<Start<T::Model>> {
     let model = task.init_model(device)?;
+    // Built before the run folder: a parameter group that matches nothing is bad input.
+    let optim = Optim::new(cfg, &model, task.steps_per_epoch())?;
     run_dir::create(out)?;
     run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
     Ok(Start {
         model,
-        optim: build_optimizer(cfg),
+        optim,
         done: 0,
         step: 0,
         best: None,
@@ -240,7 +243,7 @@ fn resumed<T: TaskLoop>(
         }
     }
     let model = task.load_model(&ckpt, device)?;
-    let optim = ckpt.optimizer(build_optimizer(cfg))?;
+    let optim = Optim::new(cfg, &model, task.steps_per_epoch())?.restore(|o| ckpt.optimizer(o))?;
     let records = resume::kept_lines(&out.join(run_dir::METRICS), meta.epoch)?;
     let kept = records.lines().count();
     if kept != meta.epoch {
@@ -308,7 +311,7 @@ pub fn run<T: TaskLoop>(
             run_dir::last_checkpoint(out).display()
         )));
     }
-    let (schedule, bar) = schedule_and_bar(cfg, steps_per_epoch, opts.progress);
+    let (_, bar) = schedule_and_bar(cfg, steps_per_epoch, opts.progress);
     bar.set_position(step as u64);
     let say = |line: String| {
         if opts.progress != Progress::Quiet {
@@ -338,7 +341,7 @@ pub fn run<T: TaskLoop>(
         task.start_epoch(epoch)
             .inspect_err(|_| bar.finish_and_clear())?;
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        let mut lr = schedule.lr(step);
+        let mut lr = optim.lrs(step);
         loop {
             let Some(StepLoss { loss, samples }) = task
                 .next_step(&model, &device)
@@ -346,7 +349,7 @@ pub fn run<T: TaskLoop>(
             else {
                 break;
             };
-            lr = schedule.lr(step);
+            lr = optim.lrs(step);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
             if !loss_value.is_finite() {
                 let culprit = match worst_param(&model) {
@@ -366,6 +369,8 @@ pub fn run<T: TaskLoop>(
                     &grad_log,
                 ));
             }
+            // The L1 penalty joins the loss being minimised, not the reported one.
+            let loss = optim.regularize(loss, &model);
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             let sampled = cfg.grad_log_every > 0 && step % cfg.grad_log_every == 0;
             if sampled {
@@ -409,7 +414,7 @@ pub fn run<T: TaskLoop>(
                 }
                 grads = clipped;
             }
-            model = optim.step(lr, model, grads);
+            model = optim.step(step, model, grads);
             step += 1;
             loss_sum += loss_value * samples as f64;
             seen += samples;
@@ -441,8 +446,9 @@ pub fn run<T: TaskLoop>(
             train_loss: [(task.name().to_string(), train_loss)].into(),
             train_accuracy,
             val: val.clone(),
-            lr: [("default".to_string(), lr)].into(),
+            lr,
             seconds: epoch_start.elapsed().as_secs_f64(),
+            near_zero_share: (cfg.l1 > 0.0).then(|| optim.sparsity(&eval_model)),
         };
         records.push_str(&serde_json::to_string(&record).expect("serialisable"));
         records.push('\n');
@@ -486,7 +492,7 @@ pub fn run<T: TaskLoop>(
             &run_dir::last_checkpoint(out),
             &meta,
             &model_bytes,
-            Some(&optim),
+            Some(optim.module_optimizer()),
         )?;
         epochs_run = epoch;
         say(format!(

@@ -13,9 +13,6 @@ use crate::schedule::WarmupCosine;
 use crate::tensor_set::{batch_tensors, TensorSet, TensorSource};
 use crate::train_loop::{ModelMeta, RunOptions, StepLoss, TaskLoop};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::loader::{chunk_plan, BatchSource, Loader, LoaderOptions, PlannedSample};
@@ -31,21 +28,6 @@ use std::sync::Arc;
 pub const NORMALIZE: Normalize = Normalize::IMAGENET;
 
 pub use crate::train_loop::Progress;
-
-pub(crate) fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    match cfg.optimizer {
-        crate::config::OptimizerKind::AdamW => AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(cfg.weight_decay as f32)
-            .init(),
-        crate::config::OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-            .with_weight_decay(
-                (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
-            )
-            .init(),
-    }
-}
 
 /// The learning-rate schedule (warm-up, then cosine decay over every step) and the progress bar
 /// (hidden unless `progress` is [`Progress::Bar`]) of a run of `steps_per_epoch` × epochs steps.
@@ -256,7 +238,11 @@ impl TaskLoop for ClassifyTask {
     }
 
     fn init_model(&self, device: &Device) -> Result<Classifier> {
-        Ok(self.model_spec.init(device))
+        let mut model = self.model_spec.init(device);
+        if self.cfg.zero_init_residual {
+            kestrel_nn::init::zero_init_residual(&mut model);
+        }
+        Ok(model)
     }
 
     fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Classifier> {
