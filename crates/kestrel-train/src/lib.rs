@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod grad_health;
 pub mod loss;
 pub mod regularize;
+pub mod report;
 pub mod run_dir;
 pub mod schedule;
 pub mod seg_eval;
