@@ -6,6 +6,7 @@ mod cmd_export;
 mod cmd_info;
 mod cmd_metrics;
 mod cmd_predict;
+mod cmd_report;
 mod cmd_split;
 mod cmd_train;
 mod exit;
@@ -40,6 +41,9 @@ enum Command {
     Export(cmd_export::ExportArgs),
     /// Benchmarks: `bench infer` times inference of a model with random weights.
     Bench(cmd_bench::BenchArgs),
+    /// (Re)write report.html and plots/ of a run folder: training curves, gradient norms,
+    /// validation plots of the best checkpoint.
+    Report(cmd_report::ReportArgs),
 }
 
 fn main() {
@@ -53,6 +57,7 @@ fn main() {
         Command::Split(a) => cmd_split::run(a),
         Command::Export(a) => cmd_export::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Report(a) => cmd_report::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -23,6 +23,7 @@
 //! (or `None`/`null` in summaries, with a warning). Invalid input is an error,
 //! never a panic.
 
+pub mod bar_chart;
 pub mod binary_accumulator;
 pub mod class_metrics;
 pub mod classification;
@@ -31,8 +32,10 @@ pub mod confusion;
 pub mod csv_input;
 pub mod curve;
 pub mod error;
+pub mod heat_map;
 pub mod iou;
 pub mod label;
+pub mod line_chart;
 pub mod log_loss;
 pub mod ovr;
 pub mod plot;

@@ -26,14 +26,14 @@ static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 /// Font family name the plots use.
 const FAMILY: &str = "sans-serif";
 /// Size of the ROC and PR images.
-const CURVE_SIZE: (u32, u32) = (800, 640);
+pub const CURVE_SIZE: (u32, u32) = (800, 640);
 /// At most this many classes get a curve of their own.
 const MAX_CURVES: usize = 10;
 /// Curves are thinned to about this many points per axis.
 const RESOLUTION: f64 = 1500.0;
 
 /// Tableau-like colours for up to ten series.
-const COLORS: [RGBColor; 10] = [
+pub(crate) const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -46,7 +46,7 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn register_font() -> std::result::Result<(), String> {
+pub(crate) fn register_font() -> std::result::Result<(), String> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
@@ -73,13 +73,39 @@ pub fn write_plots(p: &Predictions, report: &Report, dir: &Path) -> Result<()> {
     write_png(&roc, CURVE_SIZE, |area| draw_roc(area, &curves))?;
     let pr = dir.join("pr.png");
     write_png(&pr, CURVE_SIZE, |area| draw_pr(area, &curves))?;
-    let confusion = dir.join("confusion.png");
-    let k = report.classes.len() as u32;
-    let side = (40 * k).clamp(440, 1400);
-    write_png(&confusion, (side + 260, side + 120), |area| {
-        draw_confusion(area, report)
-    })?;
-    Ok(())
+    write_confusion(
+        &report.classes,
+        &report.confusion,
+        &dir.join("confusion.png"),
+    )
+}
+
+/// Pixel size of the confusion-matrix image of `k` classes.
+pub fn confusion_size(k: usize) -> (u32, u32) {
+    let side = (40 * k.min(1000) as u32).clamp(440, 1400);
+    (side + 260, side + 120)
+}
+
+/// Writes a confusion-matrix image (row per true class, column per
+/// predicted class, cells shaded by their share of the row) to `path`, of
+/// [`confusion_size`] pixels.
+///
+/// # Errors
+/// [`MetricsError::Plot`] when `confusion` is not `classes.len()` square or
+/// drawing fails, [`MetricsError::Io`] when writing fails.
+pub fn write_confusion(classes: &[String], confusion: &[Vec<u64>], path: &Path) -> Result<()> {
+    let k = classes.len();
+    if confusion.len() != k || confusion.iter().any(|r| r.len() != k) {
+        return Err(MetricsError::Plot {
+            path: path.to_path_buf(),
+            message: format!(
+                "the confusion matrix must be {k} x {k}, one row and column per class"
+            ),
+        });
+    }
+    write_png(path, confusion_size(k), |area| {
+        draw_confusion(area, classes, confusion)
+    })
 }
 
 /// The curves of one class against the rest.
@@ -163,15 +189,15 @@ fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 type UnitChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-fn plot_err(e: impl std::fmt::Display) -> String {
+pub(crate) fn plot_err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn style(size: f64) -> TextStyle<'static> {
+pub(crate) fn style(size: f64) -> TextStyle<'static> {
     (FAMILY, size).into_font().color(&BLACK)
 }
 
@@ -354,8 +380,12 @@ fn heat(v: f64) -> RGBColor {
     RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
 }
 
-fn draw_confusion(area: &Area<'_>, report: &Report) -> std::result::Result<(), String> {
-    let k = report.classes.len();
+fn draw_confusion(
+    area: &Area<'_>,
+    classes: &[String],
+    confusion: &[Vec<u64>],
+) -> std::result::Result<(), String> {
+    let k = classes.len();
     let (w, _) = area.dim_in_pixel();
     let (main, side) = area.split_horizontally(w - 150);
     let mut chart = ChartBuilder::on(&main)
@@ -376,7 +406,7 @@ fn draw_confusion(area: &Area<'_>, report: &Report) -> std::result::Result<(), S
         .draw()
         .map_err(plot_err)?;
     let font = if k <= 12 { 16.0 } else { 12.0 };
-    for (t, row) in report.confusion.iter().enumerate() {
+    for (t, row) in confusion.iter().enumerate() {
         let support: u64 = row.iter().sum();
         for (p, &count) in row.iter().enumerate() {
             let share = if support > 0 {
@@ -409,7 +439,7 @@ fn draw_confusion(area: &Area<'_>, report: &Report) -> std::result::Result<(), S
     // Class names on the axes, centred on their cells.
     let centre = Pos::new(HPos::Center, VPos::Top);
     let right = Pos::new(HPos::Right, VPos::Center);
-    for (i, name) in report.classes.iter().enumerate() {
+    for (i, name) in classes.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         main.draw(&Text::new(short(name), (x, y + 8), style(font).pos(centre)))
             .map_err(plot_err)?;
@@ -458,7 +488,7 @@ fn short(name: &str) -> String {
 }
 
 /// Renders with `draw` into an RGB buffer and writes it as a PNG, atomically.
-fn write_png(
+pub(crate) fn write_png(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> std::result::Result<(), String>,

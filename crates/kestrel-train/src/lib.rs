@@ -9,6 +9,7 @@ pub mod grad_health;
 pub mod loss;
 pub mod optim;
 pub mod regularize;
+pub mod report;
 pub mod resume;
 pub mod run_dir;
 pub mod schedule;

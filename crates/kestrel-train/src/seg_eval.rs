@@ -22,6 +22,17 @@ pub fn evaluate_segmenter(
     classes: usize,
     device: &Device,
 ) -> Result<kestrel_metrics::SegmentationScores> {
+    Ok(pixel_confusion(model, set, classes, device)?.summary())
+}
+
+/// The pixel confusion matrix (inside its accumulator) of `model` on every image of `set`: what
+/// [`evaluate_segmenter`] summarises, kept whole for the report's confusion plot.
+pub fn pixel_confusion(
+    model: &Fcn,
+    set: &SegSet,
+    classes: usize,
+    device: &Device,
+) -> Result<SegmentationAccumulator> {
     let mut acc = SegmentationAccumulator::new(classes)?;
     let rows: Vec<usize> = (0..set.len()).collect();
     for chunk in rows.chunks(SEG_EVAL_BATCH) {
@@ -39,7 +50,7 @@ pub fn evaluate_segmenter(
         let truth: Vec<usize> = truth.into_iter().map(usize::from).collect();
         acc.update(&truth, &pred)?;
     }
-    Ok(acc.summary())
+    Ok(acc)
 }
 
 /// The JSON of `kestrel eval` for a segmentation run.

@@ -1,0 +1,128 @@
+//! End to end: `kestrel report --run DIR` on tiny classification and segmentation runs.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kestrel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("the kestrel binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Trains a tiny run of `task` into `run`.
+fn train(run: &Path, task: &str, data: &str, epochs: &str) {
+    let o = kestrel(&[
+        "train",
+        "--task",
+        task,
+        "--data",
+        data,
+        "--resolution",
+        "32",
+        "--width",
+        "0.25",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+}
+
+/// Runs `kestrel report --run DIR --json`; checks the files it lists are PNGs and that the HTML
+/// has no external reference and one inline PNG per plot file. Returns the plot file names.
+fn report(run: &Path) -> Vec<String> {
+    let o = kestrel(&["report", "--run", run.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "report failed: {}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("report --json prints JSON");
+    let html = std::fs::read_to_string(v["report"].as_str().unwrap()).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("src=\"http") && !html.contains("<script"));
+    let plots: Vec<String> = v["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    for p in &plots {
+        let bytes = std::fs::read(p).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{p}");
+    }
+    assert_eq!(
+        html.matches("<img src=\"data:image/png;base64,iVBORw0KGgo")
+            .count(),
+        plots.len()
+    );
+    plots
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn report_rewrites_the_report_of_a_classification_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("cls");
+    train(
+        &run,
+        "classify",
+        "shapes:n=96,size=32,classes=3,seed=1",
+        "2",
+    );
+    let names = report(&run);
+    for want in [
+        "loss.png",
+        "val_metrics.png",
+        "lr.png",
+        "confusion.png",
+        "roc.png",
+        "pr.png",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    assert!(run.join("report.html").is_file());
+}
+
+#[test]
+fn report_of_a_segmentation_run_has_iou_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("seg");
+    train(&run, "segment", "shapes:n=48,size=32,classes=3,seed=2", "1");
+    let names = report(&run);
+    for want in ["loss.png", "confusion.png", "iou.png"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n == "roc.png"));
+}
+
+#[test]
+fn report_of_a_missing_folder_exits_2_naming_it() {
+    let o = kestrel(&["report", "--run", "/no/such/run-folder"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/no/such/run-folder"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = kestrel(&["report", "--run", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("metrics.jsonl"));
+}
