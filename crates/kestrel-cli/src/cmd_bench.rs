@@ -1,13 +1,17 @@
-//! `kestrel bench infer`: inference latency of a model with random weights, on kestrel-runtime or
-//! on Burn (Flex), as the median of timed runs after warm-up. (`bench train` is separate work.)
+//! `kestrel bench infer`: inference latency of a model with random weights (a classifier, or an
+//! FCN segmenter), on kestrel-runtime or on Burn (Flex), as the median of timed runs after
+//! warm-up. (`bench train` is separate work.)
 
 use crate::exit::{print_json, CliError};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
-use kestrel_nn::export::{save_onnx, to_plan};
-use kestrel_nn::zoo::ClassifierSpec;
-use kestrel_nn::InfoError;
+use kestrel_nn::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
+use kestrel_nn::fcn::{Fcn, SegmenterName, SegmenterSpec};
+use kestrel_nn::upsample::UpsamplerKind;
+use kestrel_nn::zoo::{ClassifierSpec, ARCH_NAMES};
+use kestrel_nn::{Classifier, InfoError};
+use kestrel_runtime::Plan;
 use kestrel_runtime::{Engine, EngineOptions};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -42,7 +46,8 @@ pub enum EngineKind {
 /// Flags of `kestrel bench infer`.
 #[derive(Args, Debug)]
 pub struct InferArgs {
-    /// Model name: mobilenet-v1, mobilenet-v2, resnet18, resnet34, resnet50.
+    /// Model name: mobilenet-v1, mobilenet-v2, resnet18, resnet34, resnet50, or a segmenter
+    /// fcn32s-, fcn16s-, fcn8s- followed by mobilenet-v2, resnet18, resnet34 or resnet50.
     #[arg(long)]
     model: String,
     /// Width multiplier α (MobileNets only).
@@ -60,9 +65,16 @@ pub struct InferArgs {
     /// Engine.
     #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
     engine: EngineKind,
-    /// Number of classes of the classifier.
-    #[arg(long, default_value_t = 1000)]
-    classes: usize,
+    /// Number of classes (default 1000 for a classifier, 21 for a segmenter, as Pascal VOC).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Output stride of a segmenter's backbone: 32, 16 or 8.
+    #[arg(long, default_value_t = 32)]
+    output_stride: usize,
+    /// Upsampling layers of a segmenter: nearest, bilinear, bicubic, transposed, pixelshuffle
+    /// (carafe and meta do not run on kestrel-runtime).
+    #[arg(long, default_value = "bilinear")]
+    upsampler: String,
     /// Untimed runs first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -98,13 +110,81 @@ pub fn run(a: BenchArgs) -> Result<(), CliError> {
     }
 }
 
+/// The model being timed.
+#[allow(clippy::large_enum_variant)]
+enum BenchModel {
+    Classifier(Classifier),
+    Segmenter(Fcn),
+}
+
+impl BenchModel {
+    fn plan(&self, r: usize) -> Result<Plan, ExportError> {
+        match self {
+            BenchModel::Classifier(m) => to_plan(m, r),
+            BenchModel::Segmenter(m) => segmenter_to_plan(m, r),
+        }
+    }
+
+    fn save_onnx(&self, r: usize, path: &std::path::Path) -> Result<(), ExportError> {
+        match self {
+            BenchModel::Classifier(m) => save_onnx(m, r, &[], path),
+            BenchModel::Segmenter(m) => save_segmenter_onnx(m, r, &[], path),
+        }
+    }
+
+    /// One Burn forward pass, read back to the host.
+    fn forward(&self, x: Tensor<4>) -> Result<(), CliError> {
+        let read = |r: Result<Vec<f32>, _>| {
+            r.map(|_| ())
+                .map_err(|e| CliError::Runtime(format!("reading the output: {e:?}")))
+        };
+        match self {
+            BenchModel::Classifier(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
+            BenchModel::Segmenter(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
+        }
+    }
+}
+
+/// A segmenter `a` asks for (`--model fcn...`), with its name.
+fn segmenter(a: &InferArgs, name: SegmenterName) -> Result<SegmenterSpec, CliError> {
+    let upsampler: UpsamplerKind = a
+        .upsampler
+        .parse()
+        .map_err(|e| CliError::BadInput(format!("bad value for `--upsampler`: {e}")))?;
+    let width = match a.width {
+        Some(w) if name.backbone != kestrel_nn::Arch::MobileNetV2 && w != 1.0 => {
+            return Err(CliError::BadInput(format!(
+                "bad value for `--width`: {} has no width multiplier (expected 1, got {w})",
+                name.backbone
+            )))
+        }
+        Some(w) => w,
+        None => 1.0,
+    };
+    Ok(SegmenterSpec {
+        name,
+        width,
+        num_classes: a.classes.unwrap_or(21),
+        output_stride: a.output_stride,
+        upsampler,
+    })
+}
+
 /// The model `a` asks for, checked as `kestrel info` checks it.
 fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
+    if a.model.parse::<kestrel_nn::Arch>().is_err() {
+        return Err(CliError::BadInput(format!(
+            "unknown model `{}`; expected one of: {}, or fcn32s-, fcn16s-, fcn8s- followed by \
+             mobilenet-v2, resnet18, resnet34 or resnet50",
+            a.model,
+            ARCH_NAMES.join(", ")
+        )));
+    }
     let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
     let spec = ClassifierSpec {
         arch,
         width,
-        num_classes: a.classes,
+        num_classes: a.classes.unwrap_or(1000),
     };
     spec.describe(a.resolution).map_err(|e| match e {
         InfoError::BadValue {
@@ -152,7 +232,24 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 fn infer(a: InferArgs) -> Result<(), CliError> {
+    if a.model.starts_with("fcn") {
+        let name: SegmenterName = a
+            .model
+            .parse()
+            .map_err(|e: kestrel_nn::fcn::UnknownSegmenter| CliError::BadInput(e.to_string()))?;
+        let spec = segmenter(&a, name)?;
+        let model = spec
+            .init(&Device::flex())
+            .map_err(|e| CliError::BadInput(format!("`--model {}`: {e}", a.model)))?;
+        return time_model(&a, name.to_string(), BenchModel::Segmenter(model));
+    }
     let spec = spec(&a)?;
+    let model = spec.init(&Device::flex());
+    time_model(&a, spec.arch.to_string(), BenchModel::Classifier(model))
+}
+
+/// Times `model` as `a` asks and prints the result under `name`.
+fn time_model(a: &InferArgs, name: String, model: BenchModel) -> Result<(), CliError> {
     if a.batch == 0 {
         return Err(CliError::BadInput(
             "bad value for `--batch`: expected at least 1".into(),
@@ -175,18 +272,21 @@ fn infer(a: InferArgs) -> Result<(), CliError> {
     };
     let (r, b) = (a.resolution, a.batch);
     let device = Device::flex();
-    let model = spec.init(&device);
     let mut rng = Rng::new(0);
     let input: Vec<f32> = (0..b * 3 * r * r)
         .map(|_| rng.uniform(-1.0, 1.0) as f32)
         .collect();
     if let Some(path) = &a.export_onnx {
-        save_onnx(&model, r, &[], path).map_err(|e| CliError::BadInput(e.to_string()))?;
+        model
+            .save_onnx(r, path)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
     }
     let runtime_err = |e: kestrel_runtime::RuntimeError| CliError::Runtime(e.to_string());
     let ms = match a.engine {
         EngineKind::Runtime => {
-            let plan = to_plan(&model, r).map_err(|e| CliError::BadInput(e.to_string()))?;
+            let plan = model
+                .plan(r)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
             drop(model);
             let mut engine = Engine::new(
                 plan,
@@ -208,21 +308,12 @@ fn infer(a: InferArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::Runtime(format!("thread pool: {e}")))?;
             let x = Tensor::<4>::from_data(TensorData::new(input, [b, 3, r, r]), &device);
             let (warmup, runs) = (a.warmup, a.runs);
-            pool.install(move || {
-                time_runs(warmup, runs, || {
-                    model
-                        .forward(x.clone())
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .map(|_| ())
-                        .map_err(|e| CliError::Runtime(format!("reading logits: {e:?}")))
-                })
-            })?
+            pool.install(move || time_runs(warmup, runs, || model.forward(x.clone())))?
         }
     };
     let median_ms = median(&ms);
     let result = InferResult {
-        model: spec.arch.to_string(),
+        model: name,
         engine: a.engine,
         batch: b,
         resolution: r,

@@ -1,11 +1,14 @@
-//! `kestrel export`: a trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
+//! `kestrel export`: a trained model with batch norm folded, as a kestrel-runtime plan or ONNX. A
+//! segmentation run exports its FCN (per-pixel class scores of the input's size).
 
 use crate::exit::{print_json, CliError};
 use crate::pretrained::Source;
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use kestrel_data::Normalize;
-use kestrel_nn::export::{save_onnx, to_plan, ExportError};
+use kestrel_nn::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
+use kestrel_nn::fcn::Fcn;
+use kestrel_nn::Classifier;
 use kestrel_train::checkpoint::Checkpoint;
 use kestrel_train::run_dir;
 use serde::Serialize;
@@ -55,17 +58,29 @@ fn export_error(e: ExportError) -> CliError {
     }
 }
 
+/// The model to export.
+enum Model {
+    Classifier(Box<Classifier>),
+    Segmenter(Box<Fcn>),
+}
+
 /// Runs `kestrel export`.
 pub fn run(a: ExportArgs) -> Result<(), CliError> {
     let device = Device::flex();
     let (model, resolution, arch, class_names, norm) = match a.source.resolve(&device)? {
         Source::Run(run) => {
             let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
-            let model = ckpt.model(&device)?;
+            let model = match ckpt.meta.segmenter {
+                Some(_) => Model::Segmenter(Box::new(ckpt.segmenter(&device)?)),
+                None => Model::Classifier(Box::new(ckpt.model(&device)?)),
+            };
             (
                 model,
                 ckpt.meta.config.resolution,
-                ckpt.meta.model.arch.to_string(),
+                match &ckpt.meta.segmenter {
+                    Some(s) => s.name.to_string(),
+                    None => ckpt.meta.model.arch.to_string(),
+                },
                 ckpt.meta.class_names.clone(),
                 ckpt.meta.normalize,
             )
@@ -76,12 +91,22 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
             let names = (0..classes)
                 .map(|c| kestrel_nn::imagenet::class_label(c, classes))
                 .collect();
-            (*model, 224, arch.to_string(), names, Normalize::IMAGENET)
+            (
+                Model::Classifier(model),
+                224,
+                arch.to_string(),
+                names,
+                Normalize::IMAGENET,
+            )
         }
     };
     match a.format {
         Format::Plan => {
-            let plan = to_plan(&model, resolution).map_err(export_error)?;
+            let plan = match &model {
+                Model::Classifier(m) => to_plan(m, resolution),
+                Model::Segmenter(m) => segmenter_to_plan(m, resolution),
+            }
+            .map_err(export_error)?;
             plan.save(&a.out)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
         }
@@ -106,7 +131,11 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
                 ),
             ]
             .map(|(k, v)| (k.to_string(), v));
-            save_onnx(&model, resolution, &metadata, &a.out).map_err(export_error)?
+            match &model {
+                Model::Classifier(m) => save_onnx(m, resolution, &metadata, &a.out),
+                Model::Segmenter(m) => save_segmenter_onnx(m, resolution, &metadata, &a.out),
+            }
+            .map_err(export_error)?
         }
     }
     let bytes = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
@@ -125,13 +154,24 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
         Format::Plan => format!("NHWC {resolution}x{resolution}x3"),
         Format::Onnx => format!("NCHW batch x 3 x {resolution} x {resolution}"),
     };
+    let output = match (&model, a.format) {
+        (Model::Classifier(_), _) => format!("{} logits", info.classes),
+        (Model::Segmenter(_), Format::Plan) => {
+            format!("{resolution}x{resolution}x{} scores (NHWC)", info.classes)
+        }
+        (Model::Segmenter(_), Format::Onnx) => {
+            format!(
+                "batch x {} x {resolution} x {resolution} scores",
+                info.classes
+            )
+        }
+    };
     println!(
         "wrote {} ({} bytes): {} with batch norm folded, input {input} (normalised as in training), \
-         {} logits",
+         {output}",
         a.out.display(),
         bytes,
-        info.model,
-        info.classes
+        info.model
     );
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! `kestrel predict`.
 
+use crate::cmd_bench::EngineKind;
 use crate::exit::{print_json, CliError};
 use crate::pretrained::Source;
 use burn::tensor::Device;
 use clap::Args;
-use kestrel_train::{predict_imagenet, predict_run};
+use kestrel_train::{predict_imagenet_on, predict_run_on, InferenceEngine};
 use std::path::PathBuf;
 
 /// Flags of `kestrel predict`.
@@ -15,6 +16,9 @@ pub struct PredictArgs {
     /// How many classes to list per image.
     #[arg(long, default_value_t = 3)]
     top_k: usize,
+    /// Inference engine: kestrel-runtime on the exported plan (default), or the Burn model.
+    #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
+    engine: EngineKind,
     /// One JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -24,9 +28,15 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> Result<(), CliError> {
+    let engine = match a.engine {
+        EngineKind::Runtime => InferenceEngine::Runtime,
+        EngineKind::Burn => InferenceEngine::Burn,
+    };
     let predictions = match a.source.resolve(&Device::flex())? {
-        Source::Run(run) => predict_run(run, &a.images, a.top_k)?,
-        Source::Pretrained { model, .. } => predict_imagenet(*model, &a.images, a.top_k)?,
+        Source::Run(run) => predict_run_on(run, &a.images, a.top_k, engine)?,
+        Source::Pretrained { model, .. } => {
+            predict_imagenet_on(*model, &a.images, a.top_k, engine)?
+        }
     };
     if a.json {
         return print_json(&predictions);

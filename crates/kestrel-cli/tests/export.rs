@@ -215,6 +215,121 @@ fn bench_infer_json_has_the_spec_fields_for_both_engines() {
     }
 }
 
+/// `kestrel predict` runs on kestrel-runtime by default; `--engine burn` gives the same ranking
+/// and probabilities.
+#[test]
+fn predict_engines_agree_on_a_tiny_run() {
+    let run = tiny_run();
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..3u32 {
+        let p = dir.path().join(format!("img{i}.png"));
+        image::RgbImage::from_fn(40 + i * 7, 32, |x, y| {
+            image::Rgb([(x * 6 + i * 50) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
+        })
+        .save(&p)
+        .unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    let predict = |engine: &str| -> Value {
+        let mut args = vec![
+            "predict",
+            "--run",
+            run.to_str().unwrap(),
+            "--top-k",
+            "3",
+            "--json",
+        ];
+        if !engine.is_empty() {
+            args.extend(["--engine", engine]);
+        }
+        args.extend(paths.iter().map(|s| s.as_str()));
+        let o = kestrel(&args);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (default, runtime, burn) = (predict(""), predict("runtime"), predict("burn"));
+    assert_eq!(default, runtime, "the default engine is the runtime");
+    for (r, b) in runtime
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(burn.as_array().unwrap())
+    {
+        let (rt, bt) = (r["top"].as_array().unwrap(), b["top"].as_array().unwrap());
+        assert_eq!(rt.len(), 3);
+        for (x, y) in rt.iter().zip(bt) {
+            assert_eq!(x["class"], y["class"], "{r} vs {b}");
+            let d = (x["prob"].as_f64().unwrap() - y["prob"].as_f64().unwrap()).abs();
+            assert!(d < 1e-4, "{r} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn bench_infer_runs_segmenters_and_writes_their_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fcn.onnx");
+    for engine in ["runtime", "burn"] {
+        let o = kestrel(&[
+            "bench",
+            "infer",
+            "--model",
+            "fcn8s-mobilenet-v2",
+            "--width",
+            "0.35",
+            "--resolution",
+            "48",
+            "--batch",
+            "1",
+            "--threads",
+            "1",
+            "--warmup",
+            "0",
+            "--upsampler",
+            "transposed",
+            "--engine",
+            engine,
+            "--export-onnx",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["model"], "fcn8s-mobilenet-v2");
+        assert_eq!(v["resolution"], 48);
+        let bytes = std::fs::read(&out).unwrap();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"ConvTranspose") && has(b"Slice"), "{engine}");
+    }
+    for (extra, needle) in [
+        (&["--model", "fcn8s-vgg16"][..], "fcn8s-vgg16"),
+        (
+            &["--model", "fcn8s-mobilenet-v2", "--upsampler", "carafe"][..],
+            "carafe",
+        ),
+        (
+            &["--model", "fcn8s-mobilenet-v2", "--upsampler", "lanczos"][..],
+            "lanczos",
+        ),
+        (
+            &["--model", "fcn8s-resnet18", "--output-stride", "4"][..],
+            "output_stride",
+        ),
+        (
+            &["--model", "fcn8s-resnet18", "--width", "0.5"][..],
+            "--width",
+        ),
+    ] {
+        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
+        args.extend_from_slice(extra);
+        let o = kestrel(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
 #[test]
 fn bench_can_write_the_benchmarked_model_as_onnx() {
     let dir = tempfile::tempdir().unwrap();

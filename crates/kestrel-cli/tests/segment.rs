@@ -92,6 +92,61 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
         assert!(b["score"].as_f64().unwrap() > 0.0);
     }
 
+    // The Burn engine gives the same ranking, probabilities and boxes as the default runtime.
+    let o = kestrel(&[
+        "predict",
+        "--run",
+        run_s,
+        "--json",
+        "--engine",
+        "burn",
+        img.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "predict --engine burn failed: {}",
+        stderr(&o)
+    );
+    let pb: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let burn = &pb.as_array().unwrap()[0];
+    for (x, y) in top.iter().zip(burn["top"].as_array().unwrap()) {
+        assert_eq!(x["class"], y["class"], "{first} vs {burn}");
+        let d = (x["prob"].as_f64().unwrap() - y["prob"].as_f64().unwrap()).abs();
+        assert!(d < 1e-4, "{first} vs {burn}");
+    }
+    let bb = burn["boxes"].as_array().unwrap();
+    assert_eq!(boxes.len(), bb.len(), "{first} vs {burn}");
+    for (x, y) in boxes.iter().zip(bb) {
+        for key in ["class", "x0", "y0", "x1", "y1"] {
+            assert_eq!(x[key], y[key], "{first} vs {burn}");
+        }
+        assert!((x["score"].as_f64().unwrap() - y["score"].as_f64().unwrap()).abs() < 1e-2);
+    }
+
+    // export: the FCN as a plan (NHWC scores of the input size) and as ONNX.
+    for format in ["plan", "onnx"] {
+        let out = dir.path().join(format!("seg.{format}"));
+        let o = kestrel(&[
+            "export",
+            "--run",
+            run_s,
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "export {format}: {}", stderr(&o));
+        let info: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(info["model"], "fcn8s-mobilenet-v2");
+        assert_eq!(info["classes"], 4);
+        if format == "plan" {
+            let plan = kestrel_runtime::Plan::load(&out).unwrap();
+            let s = plan.output_shape();
+            assert_eq!((s.h, s.w, s.c), (32, 32, 4));
+        }
+    }
+
     // Options classification has but segmentation does not are named.
     let o = kestrel(&[
         "train",

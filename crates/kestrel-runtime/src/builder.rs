@@ -3,9 +3,11 @@
 //! following residual add into the convolution that feeds it.
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::conv_transpose::{output_hw as transposed_hw, pack_conv_transpose};
+use crate::kernels::resize::ResizeMode;
 use crate::kernels::ConvGeometry;
 use crate::layout::{pack_depthwise, pack_im2col, pack_pointwise};
-use crate::plan::{ConvKind, ConvOp, Graph, Op, Plan, Shape, ValueId, WeightRef};
+use crate::plan::{ConvKind, ConvOp, ConvTransposeOp, Graph, Op, Plan, Shape, ValueId, WeightRef};
 use crate::Activation;
 
 /// One convolution layer as PyTorch describes it.
@@ -73,6 +75,25 @@ impl<'a> ConvParams<'a> {
         self.act = a;
         self
     }
+}
+
+/// One transposed convolution as PyTorch describes it (`ConvTranspose2d`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTransposeParams<'a> {
+    /// Weights `in × out/groups × kh × kw` (PyTorch's layout).
+    pub weight: &'a [f32],
+    /// Bias, one per output channel (`None`: zeros).
+    pub bias: Option<&'a [f32]>,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeometry,
+    /// PyTorch's `output_padding`.
+    pub output_padding: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+    /// Activation after the bias.
+    pub act: Activation,
 }
 
 /// Builds a [`Plan`] op by op. Every method checks its arguments against the shapes so far and
@@ -354,6 +375,158 @@ impl PlanBuilder {
             max,
         };
         Ok(self.push_op(op, is))
+    }
+
+    /// Resamples `x` to `out_hw` (see [`Op::Resize`]).
+    pub fn resize(
+        &mut self,
+        x: ValueId,
+        mode: ResizeMode,
+        align_corners: bool,
+        scale: Option<[f64; 2]>,
+        out_hw: [usize; 2],
+    ) -> Result<ValueId> {
+        let is = self.shape(x)?;
+        if out_hw.contains(&0)
+            || scale.is_some_and(|s| s.iter().any(|v| !(v.is_finite() && *v > 0.0)))
+        {
+            return Err(RuntimeError::Builder(format!(
+                "resize of value {x} ({is}) to {out_hw:?} with scale {scale:?}: expected sizes >= 1 and finite positive scales"
+            )));
+        }
+        let op = Op::Resize {
+            input: x,
+            output: self.values.len(),
+            mode,
+            align_corners,
+            scale,
+        };
+        Ok(self.push_op(
+            op,
+            Shape {
+                h: out_hw[0],
+                w: out_hw[1],
+                c: is.c,
+            },
+        ))
+    }
+
+    /// Adds a transposed convolution.
+    pub fn conv_transpose(&mut self, x: ValueId, p: &ConvTransposeParams) -> Result<ValueId> {
+        let is = self.shape(x)?;
+        let (g, cout) = (p.groups, p.out_channels);
+        let err = |m: String| {
+            Err(RuntimeError::Builder(format!(
+                "conv_transpose on value {x} ({is}): {m}"
+            )))
+        };
+        if g == 0 || cout == 0 || !is.c.is_multiple_of(g) || !cout.is_multiple_of(g) {
+            return err(format!(
+                "{} input and {cout} output channels cannot be split into {g} groups",
+                is.c
+            ));
+        }
+        let [kh, kw] = p.geom.kernel;
+        let want = is.c * (cout / g) * kh * kw;
+        if p.weight.len() != want {
+            return err(format!(
+                "weight has {} floats, expected {want} (in x out/groups x kh x kw = {}x{}x{kh}x{kw})",
+                p.weight.len(),
+                is.c,
+                cout / g
+            ));
+        }
+        let zeros;
+        let bias = match p.bias {
+            Some(b) if b.len() != cout => {
+                return err(format!("bias has {} floats, expected {cout}", b.len()))
+            }
+            Some(b) => b,
+            None => {
+                zeros = vec![0.0; cout];
+                &zeros
+            }
+        };
+        if p.weight.iter().chain(bias).any(|v| !v.is_finite()) {
+            return err("weights or bias contain a non-finite value".into());
+        }
+        let Some((oh, ow)) = transposed_hw(&p.geom, p.output_padding, is.h, is.w) else {
+            return err(format!(
+                "window {:?} with output padding {:?} gives no output",
+                p.geom, p.output_padding
+            ));
+        };
+        let packed = pack_conv_transpose(p.weight, is.c, cout, kh, kw, g);
+        let weight = self.push_weights(&packed);
+        let bias = self.push_weights(bias);
+        let op = Op::ConvTranspose(ConvTransposeOp {
+            input: x,
+            output: self.values.len(),
+            geom: p.geom,
+            output_padding: p.output_padding,
+            groups: g,
+            out_channels: cout,
+            weight,
+            bias,
+            act: p.act,
+        });
+        Ok(self.push_op(
+            op,
+            Shape {
+                h: oh,
+                w: ow,
+                c: cout,
+            },
+        ))
+    }
+
+    /// PyTorch's `pixel_shuffle` by `factor`.
+    pub fn pixel_shuffle(&mut self, x: ValueId, factor: usize) -> Result<ValueId> {
+        let is = self.shape(x)?;
+        let r2 = factor.saturating_mul(factor);
+        if factor == 0 || !is.c.is_multiple_of(r2) {
+            return Err(RuntimeError::Builder(format!(
+                "pixel_shuffle by {factor} on value {x} ({is}): channels must be a multiple of {r2}"
+            )));
+        }
+        let op = Op::PixelShuffle {
+            input: x,
+            output: self.values.len(),
+            factor,
+        };
+        Ok(self.push_op(
+            op,
+            Shape {
+                h: is.h * factor,
+                w: is.w * factor,
+                c: is.c / r2,
+            },
+        ))
+    }
+
+    /// The top-left `out_hw` corner of `x`; returns `x` itself when it already has that size.
+    pub fn crop(&mut self, x: ValueId, out_hw: [usize; 2]) -> Result<ValueId> {
+        let is = self.shape(x)?;
+        if [is.h, is.w] == out_hw {
+            return Ok(x);
+        }
+        if out_hw[0] > is.h || out_hw[1] > is.w || out_hw.contains(&0) {
+            return Err(RuntimeError::Builder(format!(
+                "crop of value {x} ({is}) to {out_hw:?}: expected a non-empty size no larger than the input"
+            )));
+        }
+        let op = Op::Crop {
+            input: x,
+            output: self.values.len(),
+        };
+        Ok(self.push_op(
+            op,
+            Shape {
+                h: out_hw[0],
+                w: out_hw[1],
+                c: is.c,
+            },
+        ))
     }
 
     /// Finishes the plan with `output` as its result, and validates it.

@@ -9,12 +9,14 @@
 //! across all threads.
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::conv_transpose::{conv_transpose, ConvTranspose};
 use crate::kernels::depthwise::{depthwise, Depthwise};
 use crate::kernels::im2col::{im2col_conv, pack_groups, scratch_len, Im2colConv};
 use crate::kernels::inverted_residual::{inverted_residual, InvertedResidual, Pointwise1x1};
 use crate::kernels::packed_gemm::PackedB;
 use crate::kernels::pointwise::{pointwise, Pointwise};
-use crate::kernels::{eltwise, pool};
+use crate::kernels::resize::{axis_taps, resize, AxisTaps};
+use crate::kernels::{eltwise, pool, rearrange};
 use crate::parallel::Par;
 use crate::plan::{ConvKind, Op, Plan};
 use crate::schedule::{assign_buffers, find_blocks, Slot, Step};
@@ -92,6 +94,8 @@ enum Packed {
     None,
     One(PackedB),
     Groups(Vec<PackedB>),
+    /// Interpolation taps of a resize, along height and width.
+    Resize(Box<[AxisTaps; 2]>),
 }
 
 /// Everything about the plan that does not change between calls.
@@ -200,6 +204,19 @@ impl Engine {
                     *out_features,
                     *out_features,
                 )),
+                Op::Resize {
+                    input,
+                    output,
+                    mode,
+                    align_corners,
+                    scale,
+                } => {
+                    let (i, o) = (g.values[*input], g.values[*output]);
+                    Packed::Resize(Box::new([
+                        axis_taps(*mode, i.h, o.h, scale.map(|s| s[0]), *align_corners),
+                        axis_taps(*mode, i.w, o.w, scale.map(|s| s[1]), *align_corners),
+                    ]))
+                }
                 _ => Packed::None,
             });
         }
@@ -523,6 +540,40 @@ fn execute<'a>(
                 } => {
                     let len = n * vals[*i].len();
                     eltwise::clip(&get(*i)[..len], *min, *max, &mut out[..len]);
+                }
+                Op::Resize { input: i, .. } => {
+                    let Packed::Resize(t) = packed else {
+                        unreachable!("resize taps are computed at construction")
+                    };
+                    let s = vals[*i];
+                    resize(par, [s.h, s.w, s.c], &t[0], &t[1], n, get(*i), &mut out);
+                }
+                Op::ConvTranspose(ct) => {
+                    let (s, o) = (vals[ct.input], vals[ct.output]);
+                    let p = ConvTranspose {
+                        hwc: [s.h, s.w, s.c],
+                        out_hw: [o.h, o.w],
+                        cout: ct.out_channels,
+                        groups: ct.groups,
+                        geom: ct.geom,
+                        weight: plan.slice(ct.weight),
+                        bias: plan.slice(ct.bias),
+                        act: ct.act,
+                    };
+                    conv_transpose(par, &p, n, get(ct.input), &mut out);
+                }
+                Op::PixelShuffle {
+                    input: i, factor, ..
+                } => {
+                    let s = vals[*i];
+                    rearrange::pixel_shuffle(par, [s.h, s.w, s.c], *factor, n, get(*i), &mut out);
+                }
+                Op::Crop {
+                    input: i,
+                    output: o,
+                } => {
+                    let (s, os) = (vals[*i], vals[*o]);
+                    rearrange::crop([s.h, s.w, s.c], [os.h, os.w], n, get(*i), &mut out);
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! | bytes | content |
 //! |---|---|
 //! | 8 | magic `KESTPLAN` |
-//! | 4 | format version (`u32`, currently 1) |
+//! | 4 | format version (`u32`, currently 2; version 1 files, which predate the segmentation ops, still load) |
 //! | 8 | graph length `G` in bytes (`u64`) |
 //! | G | the [`crate::plan::Graph`] as JSON (values, ops, shapes, weight offsets) |
 //! | 8 | weight count `W` (`u64`) |
@@ -21,8 +21,10 @@ use std::path::Path;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"KESTPLAN";
-/// Current format version.
-pub const VERSION: u32 = 1;
+/// Current format version (2 added `Resize`, `ConvTranspose`, `PixelShuffle` and `Crop`).
+pub const VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const MIN_VERSION: u32 = 1;
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -86,9 +88,9 @@ impl Plan {
             return Err(err("not a kestrel plan (magic KESTPLAN missing)".into()));
         }
         let version = u32::from_le_bytes(take(4, "version")?.try_into().unwrap());
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(err(format!(
-                "format version {version}, this build reads version {VERSION}"
+                "format version {version}, this build reads versions {MIN_VERSION} to {VERSION}"
             )));
         }
         let glen = u64::from_le_bytes(take(8, "graph length")?.try_into().unwrap());
@@ -144,7 +146,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Activation, ConvParams, PlanBuilder, Shape};
+    use crate::{Activation, ConvParams, Op, PlanBuilder, Shape};
 
     fn small_plan() -> Plan {
         let mut b = PlanBuilder::new(Shape { h: 5, w: 5, c: 3 });
@@ -196,6 +198,12 @@ mod tests {
             .to_string()
             .contains("version 9"));
         let mut bad = good.clone();
+        bad[8] = 3; // a future version
+        assert!(Plan::from_bytes(&bad, p)
+            .unwrap_err()
+            .to_string()
+            .contains("versions 1 to 2"));
+        let mut bad = good.clone();
         let n = bad.len();
         bad[n - 12] ^= 1; // a weight bit
         assert!(Plan::from_bytes(&bad, p)
@@ -224,6 +232,102 @@ mod tests {
             bad[n - 8..].copy_from_slice(&sum.to_le_bytes());
             let _ = Plan::from_bytes(&bad, Path::new("fuzz.plan"));
         }
+    }
+
+    /// A plan with every segmentation op: resize, transposed convolution, pixel shuffle, crop.
+    fn segmentation_plan() -> Plan {
+        let mut b = PlanBuilder::new(Shape { h: 5, w: 6, c: 4 });
+        let up = b
+            .resize(
+                0,
+                crate::ResizeMode::Linear,
+                false,
+                Some([2.0, 2.0]),
+                [10, 12],
+            )
+            .unwrap();
+        let w: Vec<f32> = (0..4 * 2 * 16).map(|i| i as f32 * 0.01).collect();
+        let t = b
+            .conv_transpose(
+                0,
+                &crate::ConvTransposeParams {
+                    weight: &w,
+                    bias: None,
+                    out_channels: 4,
+                    geom: crate::kernels::ConvGeometry::square(4, 2, 1, 1),
+                    output_padding: [0, 0],
+                    groups: 2,
+                    act: Activation::None,
+                },
+            )
+            .unwrap();
+        let s = b.add_residual(t, up, Activation::None).unwrap();
+        let p = b.pixel_shuffle(s, 2).unwrap();
+        let c = b.crop(p, [19, 23]).unwrap();
+        b.build(c).unwrap()
+    }
+
+    #[test]
+    fn segmentation_ops_round_trip_and_version_1_files_still_load() {
+        let plan = segmentation_plan();
+        let kinds: Vec<_> = plan.graph.ops.iter().map(|o| o.kind_name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "resize_linear",
+                "conv_transpose",
+                "add",
+                "pixel_shuffle",
+                "crop"
+            ]
+        );
+        assert_eq!(plan.output_shape(), Shape { h: 19, w: 23, c: 1 });
+        let p = Path::new("seg.plan");
+        assert_eq!(Plan::from_bytes(&plan.to_bytes(), p).unwrap(), plan);
+        // A version 1 file (a classifier written before these ops existed) still loads.
+        let mut old = small_plan().to_bytes();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let n = old.len();
+        let sum = fnv1a(&old[..n - 8]);
+        old[n - 8..].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(Plan::from_bytes(&old, p).unwrap(), small_plan());
+    }
+
+    #[test]
+    fn inconsistent_segmentation_ops_are_rejected() {
+        let p = Path::new("seg.plan");
+        let reject = |edit: &dyn Fn(&mut Plan), needle: &str| {
+            let mut plan = segmentation_plan();
+            edit(&mut plan);
+            let e = Plan::from_bytes(&plan.to_bytes(), p)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
+        };
+        // A crop larger than its input.
+        reject(&|pl| pl.graph.values[5].h = 30, "crop");
+        // A resize that changes the channels.
+        reject(&|pl| pl.graph.values[1].c = 3, "changes the channels");
+        // A transposed convolution whose output size is not the formula's.
+        reject(&|pl| pl.graph.values[2].w = 11, "expected 10x12x4");
+        // A pixel shuffle on channels that are not a multiple of r².
+        reject(
+            &|pl| {
+                if let Op::PixelShuffle { factor, .. } = &mut pl.graph.ops[3] {
+                    *factor = 3;
+                }
+            },
+            "pixel shuffle by 3",
+        );
+        // A non-positive resize scale.
+        reject(
+            &|pl| {
+                if let Op::Resize { scale, .. } = &mut pl.graph.ops[0] {
+                    *scale = Some([0.0, 2.0]);
+                }
+            },
+            "resize scale",
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //! Kernels: [`kernels::packed_gemm`] (6×16 AVX2/FMA micro-kernel with a fused bias / residual /
 //! clamp epilogue) for 1×1 and im2col convolutions, [`kernels::depthwise`] (direct, vectorised
 //! over channels), [`kernels::inverted_residual`] (MobileNetV2 blocks fused band by band of rows),
-//! pooling and element-wise ops; each has a portable scalar path selected by
+//! pooling, element-wise ops, and the segmentation ops [`kernels::resize`] (nearest, bilinear,
+//! bicubic), [`kernels::conv_transpose`] and [`kernels::rearrange`] (pixel shuffle, crop); each has a portable scalar path selected by
 //! [`KernelPath::Scalar`] or by the CPU lacking AVX2/FMA.
 
 pub mod activation;
@@ -43,11 +44,12 @@ pub mod plan;
 pub(crate) mod schedule;
 
 pub use activation::Activation;
-pub use builder::{ConvParams, PlanBuilder};
+pub use builder::{ConvParams, ConvTransposeParams, PlanBuilder};
 pub use engine::{Engine, EngineOptions, GemmBackend, KernelPath, OpProfile};
 
 pub use error::RuntimeError;
-pub use plan::{ConvKind, Op, Plan, Shape, ValueId, WeightRef};
+pub use kernels::resize::ResizeMode;
+pub use plan::{ConvKind, ConvTransposeOp, Op, Plan, Shape, ValueId, WeightRef};
 
 #[cfg(test)]
 mod send_check {

@@ -2,6 +2,7 @@
 //! every weight in one flat array, laid out for the kernel that reads it.
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::resize::ResizeMode;
 use crate::kernels::ConvGeometry;
 use crate::Activation;
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,30 @@ pub struct ConvOp {
     pub act: Activation,
 }
 
+/// A transposed convolution (PyTorch `ConvTranspose2d`) with bias and activation:
+/// `output = act(conv_transpose(input) + bias)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvTransposeOp {
+    /// Input value.
+    pub input: ValueId,
+    /// Output value.
+    pub output: ValueId,
+    /// Kernel, stride, padding (removed from both sides of the output) and dilation.
+    pub geom: ConvGeometry,
+    /// Extra rows / columns on the bottom / right of the output.
+    pub output_padding: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Weights `[groups][kh][kw][in/groups][out/groups]`.
+    pub weight: WeightRef,
+    /// One bias per output channel.
+    pub bias: WeightRef,
+    /// Activation.
+    pub act: Activation,
+}
+
 /// One fused operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -145,6 +170,39 @@ pub enum Op {
         /// Upper bound.
         max: f32,
     },
+    /// Resampling to the output value's height and width (same channels), with PyTorch's
+    /// `F.interpolate` conventions (see [`crate::kernels::resize`]).
+    Resize {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Interpolation kernel.
+        mode: ResizeMode,
+        /// PyTorch's `align_corners` (ignored by nearest).
+        align_corners: bool,
+        /// The scale factors `[height, width]` the model was given, if any (they define the
+        /// sampling positions when not using `align_corners`); `None`: input / output size.
+        scale: Option<[f64; 2]>,
+    },
+    /// Transposed convolution (see [`ConvTransposeOp`]).
+    ConvTranspose(ConvTransposeOp),
+    /// Depth to space by `factor` r, PyTorch's `pixel_shuffle`: `(h, w, c·r²) → (h·r, w·r, c)`.
+    PixelShuffle {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+        /// Upscale factor r.
+        factor: usize,
+    },
+    /// The top-left corner of the input, of the output value's height and width.
+    Crop {
+        /// Input value.
+        input: ValueId,
+        /// Output value.
+        output: ValueId,
+    },
 }
 
 impl Op {
@@ -155,9 +213,13 @@ impl Op {
             Op::MaxPool { input, .. }
             | Op::GlobalAvgPool { input, .. }
             | Op::Linear { input, .. }
-            | Op::Clip { input, .. } => {
+            | Op::Clip { input, .. }
+            | Op::Resize { input, .. }
+            | Op::PixelShuffle { input, .. }
+            | Op::Crop { input, .. } => {
                 vec![*input]
             }
+            Op::ConvTranspose(c) => vec![c.input],
             Op::Add { a, b, .. } => vec![*a, *b],
         }
     }
@@ -170,7 +232,11 @@ impl Op {
             | Op::GlobalAvgPool { output, .. }
             | Op::Linear { output, .. }
             | Op::Add { output, .. }
-            | Op::Clip { output, .. } => *output,
+            | Op::Clip { output, .. }
+            | Op::Resize { output, .. }
+            | Op::PixelShuffle { output, .. }
+            | Op::Crop { output, .. } => *output,
+            Op::ConvTranspose(c) => c.output,
         }
     }
 
@@ -187,6 +253,14 @@ impl Op {
             Op::Linear { .. } => "linear",
             Op::Add { .. } => "add",
             Op::Clip { .. } => "clip",
+            Op::Resize { mode, .. } => match mode {
+                ResizeMode::Nearest => "resize_nearest",
+                ResizeMode::Linear => "resize_linear",
+                ResizeMode::Cubic => "resize_cubic",
+            },
+            Op::ConvTranspose(_) => "conv_transpose",
+            Op::PixelShuffle { .. } => "pixel_shuffle",
+            Op::Crop { .. } => "crop",
         }
     }
 }
@@ -243,6 +317,11 @@ impl Plan {
                     out_features,
                     ..
                 } => (v[*input].len() * out_features) as u64,
+                Op::ConvTranspose(c) => {
+                    let i = v[c.input];
+                    (i.len() * (c.out_channels / c.groups) * c.geom.kernel[0] * c.geom.kernel[1])
+                        as u64
+                }
                 _ => 0,
             })
             .sum()
@@ -428,6 +507,83 @@ impl Plan {
                         ));
                     }
                     expect(g.values[*input])?;
+                }
+                Op::Resize { input, scale, .. } => {
+                    let is = g.values[*input];
+                    if os.c != is.c {
+                        return bad(format!(
+                            "op {i}: resize of {is} to {os} changes the channels"
+                        ));
+                    }
+                    if let Some(s) = scale {
+                        if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                            return bad(format!(
+                                "op {i}: resize scale {s:?} is not finite and positive"
+                            ));
+                        }
+                    }
+                }
+                Op::ConvTranspose(c) => {
+                    let is = g.values[c.input];
+                    if c.groups == 0
+                        || !is.c.is_multiple_of(c.groups)
+                        || !c.out_channels.is_multiple_of(c.groups)
+                    {
+                        return bad(format!(
+                            "op {i}: {} input and {} output channels are not divisible into {} groups",
+                            is.c, c.out_channels, c.groups
+                        ));
+                    }
+                    let Some((oh, ow)) = crate::kernels::conv_transpose::output_hw(
+                        &c.geom,
+                        c.output_padding,
+                        is.h,
+                        is.w,
+                    ) else {
+                        return bad(format!(
+                            "op {i}: transposed window {:?} (output padding {:?}) gives no output for {is}",
+                            c.geom, c.output_padding
+                        ));
+                    };
+                    expect(Shape {
+                        h: oh,
+                        w: ow,
+                        c: c.out_channels,
+                    })?;
+                    let [kh, kw] = c.geom.kernel;
+                    let Some(wlen) = kh
+                        .checked_mul(kw)
+                        .and_then(|x| x.checked_mul(is.c))
+                        .and_then(|x| x.checked_mul(c.out_channels / c.groups))
+                    else {
+                        return bad(format!(
+                            "op {i}: weight size of a {kh}x{kw} kernel overflows"
+                        ));
+                    };
+                    weight_ok(i, "weight", c.weight, wlen)?;
+                    weight_ok(i, "bias", c.bias, c.out_channels)?;
+                }
+                Op::PixelShuffle { input, factor, .. } => {
+                    let is = g.values[*input];
+                    let r2 = factor.checked_mul(*factor).unwrap_or(0);
+                    if r2 == 0 || !is.c.is_multiple_of(r2) {
+                        return bad(format!(
+                            "op {i}: pixel shuffle by {factor} needs channels divisible by {r2}, input is {is}"
+                        ));
+                    }
+                    let (Some(h), Some(w)) = (is.h.checked_mul(*factor), is.w.checked_mul(*factor))
+                    else {
+                        return bad(format!("op {i}: pixel shuffle by {factor} overflows"));
+                    };
+                    expect(Shape { h, w, c: is.c / r2 })?;
+                }
+                Op::Crop { input, .. } => {
+                    let is = g.values[*input];
+                    if os.c != is.c || os.h > is.h || os.w > is.w {
+                        return bad(format!(
+                            "op {i}: crop of {is} to {os}: expected the same channels and no larger size"
+                        ));
+                    }
                 }
             }
         }

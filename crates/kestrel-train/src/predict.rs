@@ -2,9 +2,9 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainError};
+use crate::infer::{classifier_probs, InferenceEngine};
 use crate::run_dir;
-use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use kestrel_data::image_io::load_rgb;
 use kestrel_data::preprocess::push_chw;
 use serde::Serialize;
@@ -35,9 +35,19 @@ pub struct Prediction {
     pub boxes: Option<Vec<crate::seg_predict::PredictedBox>>,
 }
 
-/// Classifies `images` with the best checkpoint of `run`; every image is read before any is
-/// classified, so a bad file fails the command naming that file.
+/// Classifies `images` with the best checkpoint of `run` on kestrel-runtime; every image is read
+/// before any is classified, so a bad file fails the command naming that file.
 pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
+    predict_run_on(run, images, top_k, InferenceEngine::Runtime)
+}
+
+/// [`predict_run`] on the given engine.
+pub fn predict_run_on(
+    run: &Path,
+    images: &[PathBuf],
+    top_k: usize,
+    engine: InferenceEngine,
+) -> Result<Vec<Prediction>> {
     if top_k == 0 {
         return Err(TrainError::BadInput(
             "bad value for `--top-k`: expected at least 1".into(),
@@ -45,7 +55,7 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
     }
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
     if ckpt.meta.segmenter.is_some() {
-        return crate::seg_predict::predict_segment(&ckpt, images, top_k);
+        return crate::seg_predict::predict_segment(&ckpt, images, top_k, engine);
     }
     let r = ckpt.meta.config.resolution;
     let mut x = Vec::with_capacity(images.len() * 3 * r * r);
@@ -53,14 +63,10 @@ pub fn predict_run(run: &Path, images: &[PathBuf], top_k: usize) -> Result<Vec<P
         let img = load_rgb(path)?;
         push_chw(&img, r as u32, r as u32, &ckpt.meta.normalize, &mut x);
     }
-    let device = Device::flex();
-    // BatchNorm folded into the convolutions: the inference graph, as export writes it.
-    let model = ckpt.model(&device)?.fold_bn();
-    let input = Tensor::<4>::from_data(TensorData::new(x, [images.len(), 3, r, r]), &device);
-    let probs: Vec<f32> = softmax(model.forward(input), 1)
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+    // BatchNorm folded into the convolutions on either engine: the inference graph, as export
+    // writes it.
+    let model = ckpt.model(&Device::flex())?;
+    let probs = classifier_probs(model, x, images.len(), r, engine)?;
     let k = ckpt.meta.class_names.len();
     Ok(images
         .iter()

@@ -4,10 +4,8 @@
 //! class names.
 
 use crate::error::{Result, TrainError};
+use crate::infer::{classifier_probs, InferenceEngine};
 use crate::predict::{ranked, Prediction};
-use burn::module::Module;
-use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_data::image_io::load_rgb;
 use kestrel_data::CenterCropEval;
 use kestrel_nn::imagenet;
@@ -17,14 +15,24 @@ use std::path::PathBuf;
 /// Images per forward pass.
 const BATCH: usize = 8;
 
-/// Classifies `images` with `model`: a 1000-way model is taken to be in torchvision's ImageNet
-/// class order and gets its class names; any other class count is labelled `class <i>`. Every image is read and preprocessed before any is classified, so a bad file fails
-/// the call naming that file. The model is folded ([`Classifier::fold_bn`]) and run in eval
-/// mode on the device it lives on.
+/// [`predict_imagenet_on`] on kestrel-runtime.
 pub fn predict_imagenet(
     model: Classifier,
     images: &[PathBuf],
     top_k: usize,
+) -> Result<Vec<Prediction>> {
+    predict_imagenet_on(model, images, top_k, InferenceEngine::Runtime)
+}
+
+/// Classifies `images` with `model`: a 1000-way model is taken to be in torchvision's ImageNet
+/// class order and gets its class names; any other class count is labelled `class <i>`. Every image is read and preprocessed before any is classified, so a bad file fails
+/// the call naming that file. The model is folded ([`Classifier::fold_bn`]) and run in eval
+/// mode on the device it lives on, or exported to kestrel-runtime (`engine`).
+pub fn predict_imagenet_on(
+    model: Classifier,
+    images: &[PathBuf],
+    top_k: usize,
+    engine: InferenceEngine,
 ) -> Result<Vec<Prediction>> {
     if top_k == 0 {
         return Err(TrainError::BadInput(
@@ -39,25 +47,16 @@ pub fn predict_imagenet(
             TrainError::BadInput(format!("{}: cannot preprocess ({e})", path.display()))
         })?;
     }
-    let model = model.valid().fold_bn();
-    let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .unwrap_or_else(Device::flex);
+    let classes = model.num_classes();
     let plane = 3 * side * side;
     let mut out = Vec::with_capacity(images.len());
-    for (paths, chunk) in images.chunks(BATCH).zip(x.chunks(BATCH * plane)) {
-        let input = Tensor::<4>::from_data(
-            TensorData::new(chunk.to_vec(), [paths.len(), 3, side, side]),
-            &device,
-        );
-        let logits = model.forward(input);
-        let [_, classes] = logits.dims();
-        let probs: Vec<f32> = softmax(logits, 1)
-            .into_data()
-            .try_to_vec()
-            .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+    // One engine for all images: the runtime takes any batch, so no chunking is needed there.
+    let chunk = match engine {
+        InferenceEngine::Runtime => images.len().max(1),
+        InferenceEngine::Burn => BATCH,
+    };
+    for (paths, chunk) in images.chunks(chunk).zip(x.chunks(chunk * plane)) {
+        let probs = classifier_probs(model.clone(), chunk.to_vec(), paths.len(), side, engine)?;
         for (path, row) in paths.iter().zip(probs.chunks_exact(classes)) {
             out.push(Prediction {
                 image: path.clone(),
@@ -74,7 +73,9 @@ pub fn predict_imagenet(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::softmax;
     use burn::tensor::Distribution;
+    use burn::tensor::{Device, Tensor, TensorData};
     use kestrel_nn::fold::MapConvBnAct;
     use kestrel_nn::{Arch, ClassifierSpec};
 
@@ -152,6 +153,24 @@ mod tests {
                 assert!((t.prob - f64::from(row[t.class])).abs() < 1e-4, "{t:?}");
             }
             assert!(p.top.windows(2).all(|w| w[0].prob >= w[1].prob));
+        }
+    }
+
+    /// kestrel-runtime (the default) and Burn rank the same classes with the same probabilities.
+    #[test]
+    fn both_engines_give_the_same_top_k() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = write_images(dir.path());
+        let m = model(10);
+        let rt = predict_imagenet_on(m.clone(), &images, 3, InferenceEngine::Runtime).unwrap();
+        let burn = predict_imagenet_on(m, &images, 3, InferenceEngine::Burn).unwrap();
+        for (a, b) in rt.iter().zip(&burn) {
+            let ca: Vec<_> = a.top.iter().map(|t| t.class).collect();
+            let cb: Vec<_> = b.top.iter().map(|t| t.class).collect();
+            assert_eq!(ca, cb);
+            for (x, y) in a.top.iter().zip(&b.top) {
+                assert!((x.prob - y.prob).abs() < 1e-4, "{x:?} vs {y:?}");
+            }
         }
     }
 

@@ -10,10 +10,10 @@
 //! probability over the image, the `top_k` highest.
 
 use crate::checkpoint::Checkpoint;
-use crate::error::{Result, TrainError};
+use crate::error::Result;
+use crate::infer::{segmenter_probs, InferenceEngine};
 use crate::predict::{ranked, Prediction};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use kestrel_data::image_io::load_rgb;
 use kestrel_data::max_subarray::mask_to_boxes;
 use kestrel_data::preprocess::push_chw;
@@ -66,11 +66,13 @@ pub fn boxes_of(
         .collect())
 }
 
-/// Predicts `images` with a segmentation checkpoint; every image is read before any is run.
+/// Predicts `images` with a segmentation checkpoint on `engine`; every image is read before any
+/// is run.
 pub fn predict_segment(
     ckpt: &Checkpoint,
     images: &[PathBuf],
     top_k: usize,
+    engine: InferenceEngine,
 ) -> Result<Vec<Prediction>> {
     let r = ckpt.meta.config.resolution;
     let k = ckpt.meta.class_names.len();
@@ -81,13 +83,8 @@ pub fn predict_segment(
         sizes.push((img.width() as usize, img.height() as usize));
         push_chw(&img, r as u32, r as u32, &ckpt.meta.normalize, &mut x);
     }
-    let device = Device::flex();
-    let model = ckpt.segmenter(&device)?;
-    let input = Tensor::<4>::from_data(TensorData::new(x, [images.len(), 3, r, r]), &device);
-    let probs: Vec<f32> = softmax(model.forward(input), 1)
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+    let model = ckpt.segmenter(&Device::flex())?;
+    let probs = segmenter_probs(&model, x, images.len(), r, engine)?;
     let mut out = Vec::with_capacity(images.len());
     for ((path, stack), &(w, h)) in images.iter().zip(probs.chunks_exact(k * r * r)).zip(&sizes) {
         let mean: Vec<f64> = stack

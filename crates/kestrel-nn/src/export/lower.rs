@@ -4,7 +4,7 @@ use super::error::ExportError;
 use super::network::{ConvLayer, Layer, Network};
 use crate::conv_bn_act::{Activation as NnActivation, ConvBnAct};
 use crate::mobilenet_v1::MobileNetV1;
-use crate::mobilenet_v2::MobileNetV2;
+use crate::mobilenet_v2::{InvertedResidual, MobileNetV2};
 use crate::resnet::{ResNet, ResidualBlock};
 use crate::zoo::Classifier;
 use burn::nn::pool::MaxPool2d;
@@ -55,12 +55,16 @@ pub fn lower(model: &Classifier, resolution: usize) -> Result<Network, ExportErr
 }
 
 /// The layers read so far.
-struct Lowering {
-    layers: Vec<Layer>,
+pub(super) struct Lowering {
+    pub(super) layers: Vec<Layer>,
 }
 
 /// A tensor's values, or an error naming the layer and tensor.
-fn floats<const D: usize>(t: Tensor<D>, layer: &str, what: &str) -> Result<Vec<f32>, ExportError> {
+pub(super) fn floats<const D: usize>(
+    t: Tensor<D>,
+    layer: &str,
+    what: &str,
+) -> Result<Vec<f32>, ExportError> {
     let v: Vec<f32> = t.into_data().try_to_vec().map_err(|e| ExportError::Read {
         layer: layer.into(),
         what: what.into(),
@@ -76,7 +80,10 @@ fn floats<const D: usize>(t: Tensor<D>, layer: &str, what: &str) -> Result<Vec<f
 }
 
 /// Symmetric padding `[along height, along width]`, or an error for what the formats cannot hold.
-fn symmetric_padding(p: &PaddingConfig2d, layer: &str) -> Result<[usize; 2], ExportError> {
+pub(super) fn symmetric_padding(
+    p: &PaddingConfig2d,
+    layer: &str,
+) -> Result<[usize; 2], ExportError> {
     match *p {
         PaddingConfig2d::Valid => Ok([0, 0]),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
@@ -131,13 +138,18 @@ fn folded_conv(m: &ConvBnAct, name: &str) -> Result<(Vec<f32>, Vec<f32>), Export
 }
 
 impl Lowering {
-    fn push(&mut self, layer: Layer) -> usize {
+    pub(super) fn push(&mut self, layer: Layer) -> usize {
         self.layers.push(layer);
         self.layers.len()
     }
 
     /// A conv → BN → activation unit reading `input`.
-    fn conv(&mut self, input: usize, name: &str, m: &ConvBnAct) -> Result<usize, ExportError> {
+    pub(super) fn conv(
+        &mut self,
+        input: usize,
+        name: &str,
+        m: &ConvBnAct,
+    ) -> Result<usize, ExportError> {
         let (weight, bias) = folded_conv(m, name)?;
         let [out_channels, in_per_group, kh, kw] = m.conv.weight.val().dims();
         let c = &m.conv;
@@ -160,7 +172,12 @@ impl Lowering {
         }))
     }
 
-    fn max_pool(&mut self, input: usize, name: &str, p: &MaxPool2d) -> Result<usize, ExportError> {
+    pub(super) fn max_pool(
+        &mut self,
+        input: usize,
+        name: &str,
+        p: &MaxPool2d,
+    ) -> Result<usize, ExportError> {
         if p.ceil_mode || p.dilation != [1, 1] {
             return Err(ExportError::Unsupported {
                 layer: name.into(),
@@ -219,29 +236,40 @@ impl Lowering {
     fn mobilenet_v2(&mut self, m: &MobileNetV2) -> Result<(), ExportError> {
         let mut x = self.conv(0, "stem", &m.stem)?;
         for (i, b) in m.blocks.iter().enumerate() {
-            let input = x;
-            if let Some(e) = &b.expand {
-                x = self.conv(x, &format!("blocks.{i}.expand"), e)?;
-            }
-            x = self.conv(x, &format!("blocks.{i}.depthwise"), &b.depthwise)?;
-            x = self.conv(x, &format!("blocks.{i}.project"), &b.project)?;
-            if b.residual {
-                x = self.push(Layer::Add {
-                    name: format!("blocks.{i}"),
-                    a: x,
-                    b: input,
-                    act: Activation::None,
-                });
-            }
+            x = self.inverted_residual(x, &format!("blocks.{i}"), b)?;
         }
         x = self.conv(x, "head", &m.head)?;
         self.head(x, "classifier", &m.classifier)?;
         Ok(())
     }
 
+    /// A MobileNetV2 inverted-residual block named `name` reading `input`.
+    pub(super) fn inverted_residual(
+        &mut self,
+        input: usize,
+        name: &str,
+        b: &InvertedResidual,
+    ) -> Result<usize, ExportError> {
+        let mut x = input;
+        if let Some(e) = &b.expand {
+            x = self.conv(x, &format!("{name}.expand"), e)?;
+        }
+        x = self.conv(x, &format!("{name}.depthwise"), &b.depthwise)?;
+        x = self.conv(x, &format!("{name}.project"), &b.project)?;
+        if b.residual {
+            x = self.push(Layer::Add {
+                name: name.into(),
+                a: x,
+                b: input,
+                act: Activation::None,
+            });
+        }
+        Ok(x)
+    }
+
     /// A residual block; the shortcut is emitted first so that the main branch's last
     /// convolution directly precedes the add (the runtime fuses the two).
-    fn residual_block(
+    pub(super) fn residual_block(
         &mut self,
         input: usize,
         name: &str,

@@ -1,4 +1,4 @@
-//! Exporting trained classifiers for deployment: batch norm folded into the convolutions, then
+//! Exporting trained classifiers and FCN segmenters ([`lower_segmenter`]) for deployment: batch norm folded into the convolutions, then
 //! either a [`kestrel_runtime::Plan`] ([`to_plan`]) or an ONNX model ([`to_onnx`]).
 //!
 //! Both go through one intermediate description, [`Network`]: [`lower`] reads a [`Classifier`]'s
@@ -10,6 +10,7 @@
 
 mod error;
 pub mod lower;
+pub mod lower_fcn;
 pub mod network;
 pub mod onnx;
 pub mod plan;
@@ -19,6 +20,9 @@ pub(crate) mod synthetic;
 
 pub use error::ExportError;
 pub use lower::lower;
-pub use network::{ConvLayer, Layer, Network};
-pub use onnx::{network_to_onnx, save_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET};
-pub use plan::{network_to_plan, to_plan};
+pub use lower_fcn::{lower_segmenter, EXPORTABLE_UPSAMPLERS};
+pub use network::{ConvLayer, ConvTransposeLayer, Layer, Network};
+pub use onnx::{
+    network_to_onnx, save_onnx, save_segmenter_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET,
+};
+pub use plan::{network_to_plan, segmenter_to_plan, to_plan};

@@ -1,8 +1,10 @@
-//! [`Network`]: a classifier as a list of folded layers, the common input of every export format.
+//! [`Network`]: a classifier or an FCN segmenter as a list of folded layers, the common input of
+//! every export format.
 //!
 //! Values are numbered: 0 is the input image, `i + 1` the output of `layers[i]`.
 
-use kestrel_runtime::Activation;
+use crate::upsample::ResizeTo;
+use kestrel_runtime::{Activation, ResizeMode};
 
 /// A convolution with batch norm folded into its bias, in PyTorch's layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,31 @@ pub struct ConvLayer {
     pub groups: usize,
     /// Activation after the bias.
     pub act: Activation,
+}
+
+/// A transposed convolution (PyTorch's `ConvTranspose2d`), weights in PyTorch's layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvTransposeLayer {
+    /// Weights `in × out/groups × kh × kw`.
+    pub weight: Vec<f32>,
+    /// One bias per output channel.
+    pub bias: Vec<f32>,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Padding removed from both sides of the output.
+    pub padding: [usize; 2],
+    /// Extra rows / columns at the bottom / right of the output.
+    pub output_padding: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
 }
 
 /// One step of the network.
@@ -87,6 +114,46 @@ pub enum Layer {
         /// Output features.
         out_features: usize,
     },
+    /// Resampling by interpolation (PyTorch's `F.interpolate`).
+    Resize {
+        /// Module path.
+        name: String,
+        /// Input value.
+        input: usize,
+        /// Interpolation kernel.
+        mode: ResizeMode,
+        /// PyTorch's `align_corners` (bilinear and bicubic).
+        align_corners: bool,
+        /// Scale factors or output size.
+        resize: ResizeTo,
+    },
+    /// Transposed convolution.
+    ConvTranspose {
+        /// Module path.
+        name: String,
+        /// Input value.
+        input: usize,
+        /// The layer.
+        conv: ConvTransposeLayer,
+    },
+    /// Depth to space (PyTorch's `pixel_shuffle`).
+    PixelShuffle {
+        /// Module path.
+        name: String,
+        /// Input value.
+        input: usize,
+        /// Upscale factor.
+        factor: usize,
+    },
+    /// The top-left corner of `input` with the height and width of value `like`.
+    Crop {
+        /// Module path.
+        name: String,
+        /// Input value.
+        input: usize,
+        /// The value whose size to crop to.
+        like: usize,
+    },
 }
 
 impl Layer {
@@ -97,7 +164,11 @@ impl Layer {
             | Layer::MaxPool { name, .. }
             | Layer::Add { name, .. }
             | Layer::GlobalAvgPool { name, .. }
-            | Layer::Linear { name, .. } => name,
+            | Layer::Linear { name, .. }
+            | Layer::Resize { name, .. }
+            | Layer::ConvTranspose { name, .. }
+            | Layer::PixelShuffle { name, .. }
+            | Layer::Crop { name, .. } => name,
         }
     }
 
@@ -107,16 +178,21 @@ impl Layer {
             Layer::Conv { input, .. }
             | Layer::MaxPool { input, .. }
             | Layer::GlobalAvgPool { input, .. }
-            | Layer::Linear { input, .. } => vec![*input],
+            | Layer::Linear { input, .. }
+            | Layer::Resize { input, .. }
+            | Layer::ConvTranspose { input, .. }
+            | Layer::PixelShuffle { input, .. } => vec![*input],
+            Layer::Crop { input, like, .. } => vec![*input, *like],
             Layer::Add { a, b, .. } => vec![*a, *b],
         }
     }
 }
 
-/// A classifier ready for export.
+/// A model ready for export: a classifier (ends with [`Layer::Linear`]: logits per image) or a
+/// segmenter (per-pixel class scores of the input's size).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Network {
-    /// Architecture name (`mobilenet-v2`, ...).
+    /// Architecture name (`mobilenet-v2`, `fcn8s-resnet18`, ...).
     pub arch: String,
     /// Input channels (3).
     pub in_channels: usize,
@@ -124,7 +200,7 @@ pub struct Network {
     pub resolution: usize,
     /// Layers in execution order; each reads only earlier values.
     pub layers: Vec<Layer>,
-    /// Number of classes (outputs of the last layer).
+    /// Number of classes (output channels of the last layer).
     pub num_classes: usize,
 }
 
@@ -132,5 +208,10 @@ impl Network {
     /// The value holding the logits: the last layer's output.
     pub fn output(&self) -> usize {
         self.layers.len()
+    }
+
+    /// Whether the output is a per-pixel score map (a segmenter) rather than logits per image.
+    pub fn is_dense(&self) -> bool {
+        !matches!(self.layers.last(), Some(Layer::Linear { .. }))
     }
 }

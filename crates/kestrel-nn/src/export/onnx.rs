@@ -3,15 +3,24 @@
 //! (`batch × classes`). Batch norm is folded into `Conv` biases; activations are `Relu` and
 //! `Clip(0, 6)`, residuals `Add`, and the head `GlobalAveragePool → Flatten → Gemm`.
 //!
+//! [`save_segmenter_onnx`]: an FCN the same way, output `logits` (`batch × classes × H × W`);
+//! its upsamplers are `Resize` (nearest: `asymmetric` / `floor`; bilinear and bicubic:
+//! `align_corners` or `pytorch_half_pixel`, cubic a = −0.75), `ConvTranspose`, or
+//! `Conv → DepthToSpace` (CRD, PyTorch's pixel shuffle); crops are `Slice` to the `Shape` of the
+//! map they are added to.
+//!
 //! The protobuf is written by [`super::proto`] with field numbers from `onnx.proto`; the same
 //! model and resolution always give the same bytes.
 
 use super::error::ExportError;
 use super::lower::lower;
+use super::lower_fcn::lower_segmenter;
 use super::network::{Layer, Network};
 use super::proto::Message;
+use crate::fcn::Fcn;
+use crate::upsample::ResizeTo;
 use crate::zoo::Classifier;
-use kestrel_runtime::Activation;
+use kestrel_runtime::{Activation, ResizeMode};
 use std::path::Path;
 
 /// The ONNX operator set the export targets.
@@ -21,7 +30,11 @@ const IR_VERSION: i64 = 8;
 /// `TensorProto.DataType.FLOAT`.
 const FLOAT: i64 = 1;
 /// `AttributeProto.AttributeType` values.
+const ATTR_FLOAT: i64 = 1;
 const ATTR_INT: i64 = 2;
+const ATTR_STRING: i64 = 3;
+/// `TensorProto.DataType.INT64`.
+const INT64: i64 = 7;
 const ATTR_INTS: i64 = 7;
 /// Names of the two scalar initializers `Clip` reads for ReLU6.
 const RELU6_MIN: &str = "relu6.min";
@@ -55,6 +68,46 @@ pub fn save_onnx(
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Exports an FCN segmenter with `metadata` to an ONNX file at `path`, written atomically.
+pub fn save_segmenter_onnx(
+    model: &Fcn,
+    resolution: usize,
+    metadata: &[(String, String)],
+    path: &Path,
+) -> Result<(), ExportError> {
+    let bytes = network_to_onnx(&lower_segmenter(model, resolution)?, metadata);
+    kestrel_data::fsio::write_atomic(path, &bytes).map_err(|e| ExportError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// A `TensorProto` of `int64` values.
+fn tensor_i64(name: &str, data: &[i64]) -> Message {
+    let mut t = Message::new();
+    t.int(1, data.len() as i64);
+    t.int(2, INT64).string(8, name);
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.bytes(9, &raw);
+    t
+}
+
+/// A string attribute.
+fn attr_str(name: &str, v: &str) -> Message {
+    let mut a = Message::new();
+    a.string(1, name)
+        .bytes(4, v.as_bytes())
+        .int(20, ATTR_STRING);
+    a
+}
+
+/// A float attribute.
+fn attr_float(name: &str, v: f32) -> Message {
+    let mut a = Message::new();
+    a.string(1, name).float(2, v).int(20, ATTR_FLOAT);
+    a
 }
 
 /// A `TensorProto` of `float32` values, stored as raw little-endian bytes.
@@ -271,6 +324,143 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
                     &[attr_int("transB", 1)],
                 ));
             }
+            Layer::Resize {
+                name,
+                input,
+                mode,
+                align_corners,
+                resize,
+            } => {
+                let x = value(*input);
+                let mut attrs = vec![];
+                let (m, coords) = match mode {
+                    ResizeMode::Nearest => ("nearest", "asymmetric"),
+                    ResizeMode::Linear | ResizeMode::Cubic => (
+                        if *mode == ResizeMode::Linear {
+                            "linear"
+                        } else {
+                            "cubic"
+                        },
+                        if *align_corners {
+                            "align_corners"
+                        } else {
+                            "pytorch_half_pixel"
+                        },
+                    ),
+                };
+                attrs.push(attr_str("coordinate_transformation_mode", coords));
+                if *mode == ResizeMode::Cubic {
+                    attrs.push(attr_float("cubic_coeff_a", -0.75));
+                }
+                attrs.push(attr_str("mode", m));
+                if *mode == ResizeMode::Nearest {
+                    attrs.push(attr_str("nearest_mode", "floor"));
+                }
+                match resize {
+                    ResizeTo::Scale([sh, sw]) => {
+                        let scales = format!("{name}.scales");
+                        g.initializers.push(tensor(
+                            &scales,
+                            &[4],
+                            &[1.0, 1.0, *sh as f32, *sw as f32],
+                        ));
+                        g.nodes
+                            .push(node("Resize", name, &[&x, "", &scales], &[&out], &attrs));
+                    }
+                    ResizeTo::Size([h, w]) => {
+                        // sizes = [N, C] of the input followed by the fixed size.
+                        let (nc, hw, sizes) = (
+                            format!("{name}.nc"),
+                            format!("{name}.hw"),
+                            format!("{name}.sizes"),
+                        );
+                        g.initializers
+                            .push(tensor_i64(&hw, &[*h as i64, *w as i64]));
+                        g.nodes
+                            .push(node("Shape", &nc, &[&x], &[&nc], &[attr_int("end", 2)]));
+                        g.nodes.push(node(
+                            "Concat",
+                            &sizes,
+                            &[&nc, &hw],
+                            &[&sizes],
+                            &[attr_int("axis", 0)],
+                        ));
+                        g.nodes
+                            .push(node("Resize", name, &[&x, "", "", &sizes], &[&out], &attrs));
+                    }
+                }
+            }
+            Layer::ConvTranspose {
+                name,
+                input,
+                conv: c,
+            } => {
+                let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+                let dims = [
+                    c.in_channels,
+                    c.out_channels / c.groups,
+                    c.kernel[0],
+                    c.kernel[1],
+                ];
+                g.initializers.push(tensor(&w, &dims, &c.weight));
+                g.initializers.push(tensor(&b, &[c.out_channels], &c.bias));
+                let [ph, pw] = c.padding;
+                let attrs = [
+                    attr_ints("dilations", &c.dilation),
+                    attr_int("group", c.groups as i64),
+                    attr_ints("kernel_shape", &c.kernel),
+                    attr_ints("output_padding", &c.output_padding),
+                    attr_ints("pads", &[ph, pw, ph, pw]),
+                    attr_ints("strides", &c.stride),
+                ];
+                g.nodes.push(node(
+                    "ConvTranspose",
+                    name,
+                    &[&value(*input), &w, &b],
+                    &[&out],
+                    &attrs,
+                ));
+            }
+            Layer::PixelShuffle {
+                name,
+                input,
+                factor,
+            } => {
+                let attrs = [
+                    attr_int("blocksize", *factor as i64),
+                    attr_str("mode", "CRD"),
+                ];
+                g.nodes.push(node(
+                    "DepthToSpace",
+                    name,
+                    &[&value(*input)],
+                    &[&out],
+                    &attrs,
+                ));
+            }
+            Layer::Crop { name, input, like } => {
+                let (ends, starts, axes) = (
+                    format!("{name}.ends"),
+                    format!("{name}.starts"),
+                    format!("{name}.axes"),
+                );
+                g.initializers.push(tensor_i64(&starts, &[0, 0]));
+                g.initializers.push(tensor_i64(&axes, &[2, 3]));
+                g.nodes.push(node(
+                    "Shape",
+                    &ends,
+                    &[&value(*like)],
+                    &[&ends],
+                    &[attr_int("end", 4), attr_int("start", 2)],
+                ));
+                g.nodes.push(node(
+                    "Slice",
+                    name,
+                    &[&value(*input), &starts, &ends, &axes],
+                    &[&out],
+                    &[],
+                ));
+            }
         }
     }
     let r = net.resolution;
@@ -295,13 +485,17 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
             ],
         ),
     );
-    graph.message(
-        12,
-        &value_info(
-            "logits",
-            &[Dim::Named("batch"), Dim::Fixed(net.num_classes)],
-        ),
-    );
+    let logits = if net.is_dense() {
+        vec![
+            Dim::Named("batch"),
+            Dim::Fixed(net.num_classes),
+            Dim::Fixed(r),
+            Dim::Fixed(r),
+        ]
+    } else {
+        vec![Dim::Named("batch"), Dim::Fixed(net.num_classes)]
+    };
+    graph.message(12, &value_info("logits", &logits));
     let mut opset = Message::new();
     opset.string(1, "").int(2, ONNX_OPSET);
     let mut model = Message::new();
@@ -420,6 +614,140 @@ mod tests {
                 .unwrap();
             let e = rel_err(&burn, &ort);
             assert!(e < 1e-4, "{name}: relative error {e}\n{burn:?}\n{ort:?}");
+        }
+    }
+
+    /// The segmenters `tools/onnx_fcn_reference.py` runs through ONNX Runtime:
+    /// (name, model, width, output stride, upsampler, resolution, seed); 3 classes, batch 1.
+    const FCN_CASES: [(&str, &str, f64, usize, &str, usize, u64); 5] = [
+        (
+            "fcn8s_mbv2_bilinear",
+            "fcn8s-mobilenet-v2",
+            0.35,
+            32,
+            "bilinear",
+            35,
+            41,
+        ),
+        (
+            "fcn8s_mbv2_os8_transposed",
+            "fcn8s-mobilenet-v2",
+            0.35,
+            8,
+            "transposed",
+            33,
+            42,
+        ),
+        (
+            "fcn16s_mbv2_pixelshuffle",
+            "fcn16s-mobilenet-v2",
+            0.35,
+            32,
+            "pixelshuffle",
+            34,
+            43,
+        ),
+        (
+            "fcn32s_resnet18_os16_bicubic",
+            "fcn32s-resnet18",
+            1.0,
+            16,
+            "bicubic",
+            37,
+            44,
+        ),
+        (
+            "fcn16s_resnet18_nearest",
+            "fcn16s-resnet18",
+            1.0,
+            32,
+            "nearest",
+            35,
+            45,
+        ),
+    ];
+
+    fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::fcn::Fcn {
+        let spec = crate::fcn::SegmenterSpec {
+            name: name.parse().unwrap(),
+            width,
+            num_classes: 3,
+            output_stride: os,
+            upsampler: up.parse().unwrap(),
+        };
+        randomized(spec.init(&Device::flex()).unwrap(), seed)
+    }
+
+    fn fcn_bytes(model: &crate::fcn::Fcn, res: usize) -> Vec<u8> {
+        network_to_onnx(&lower_segmenter(model, res).unwrap(), &[])
+    }
+
+    /// Writes each segmenter case's ONNX file and NCHW input into `$KESTREL_ONNX_OUT` for
+    /// `tools/onnx_fcn_reference.py`.
+    #[test]
+    #[ignore = "run by tools/onnx_fcn_reference.py"]
+    fn write_onnx_fcn_reference_inputs() {
+        let dir = std::path::PathBuf::from(std::env::var("KESTREL_ONNX_OUT").unwrap());
+        for (name, model, width, os, up, res, seed) in FCN_CASES {
+            let m = fcn_case(model, width, os, up, seed);
+            std::fs::write(dir.join(format!("{name}.onnx")), fcn_bytes(&m, res)).unwrap();
+            let x: Vec<u8> = input_nchw(1, res, 3)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            std::fs::write(dir.join(format!("{name}.input.f32")), x).unwrap();
+            let meta = serde_json::json!({
+                "name": name, "model": model, "width": width, "output_stride": os,
+                "upsampler": up, "resolution": res, "classes": 3, "seed": seed, "batch": 1,
+            });
+            std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
+        }
+    }
+
+    /// ONNX Runtime's scores for the exported FCNs (fixture of `tools/onnx_fcn_reference.py`)
+    /// equal the Burn models' within 1e-4 of the largest score.
+    #[test]
+    fn onnx_runtime_agrees_with_burn_on_exported_segmenters() {
+        let fixture: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/onnx_fcn_ort.json"
+        )))
+        .unwrap();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), FCN_CASES.len());
+        for c in cases {
+            let name = c["name"].as_str().unwrap();
+            let res = c["resolution"].as_u64().unwrap() as usize;
+            let model = fcn_case(
+                c["model"].as_str().unwrap(),
+                c["width"].as_f64().unwrap(),
+                c["output_stride"].as_u64().unwrap() as usize,
+                c["upsampler"].as_str().unwrap(),
+                c["seed"].as_u64().unwrap(),
+            );
+            let bytes = fcn_bytes(&model, res);
+            assert_eq!(
+                format!("{:016x}", fnv1a64(&bytes)),
+                c["fnv1a64"].as_str().unwrap(),
+                "{name}: the export's bytes changed; rerun tools/onnx_fcn_reference.py"
+            );
+            let ort: Vec<f32> = c["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let x = input_nchw(1, res, 3);
+            let burn: Vec<f32> = model
+                .forward(Tensor::<4>::from_data(
+                    TensorData::new(x, [1, 3, res, res]),
+                    &Device::flex(),
+                ))
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            let e = rel_err(&burn, &ort);
+            assert!(e < 1e-4, "{name}: relative error {e}");
         }
     }
 

@@ -3,16 +3,26 @@
 
 use super::error::ExportError;
 use super::lower::lower;
+use super::lower_fcn::lower_segmenter;
 use super::network::{Layer, Network};
+use crate::fcn::Fcn;
+use crate::upsample::ResizeTo;
 use crate::zoo::Classifier;
 use kestrel_runtime::kernels::ConvGeometry;
-use kestrel_runtime::{ConvParams, Plan, PlanBuilder, RuntimeError, Shape};
+use kestrel_runtime::{ConvParams, ConvTransposeParams, Plan, PlanBuilder, RuntimeError, Shape};
 
 /// Exports `model` for `resolution` × `resolution` inputs as a runtime plan. The plan's input is
 /// NHWC (the Burn model's is NCHW), otherwise the same preprocessed image; its output is the
 /// logits.
 pub fn to_plan(model: &Classifier, resolution: usize) -> Result<Plan, ExportError> {
     network_to_plan(&lower(model, resolution)?)
+}
+
+/// Exports an FCN segmenter for `resolution` × `resolution` inputs as a runtime plan: NHWC input,
+/// output the per-pixel class scores as `resolution × resolution × classes` (NHWC; the Burn
+/// model's is NCHW).
+pub fn segmenter_to_plan(model: &Fcn, resolution: usize) -> Result<Plan, ExportError> {
+    network_to_plan(&lower_segmenter(model, resolution)?)
 }
 
 /// Assembles a plan from an already lowered network.
@@ -82,6 +92,48 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
                 *out_features,
                 kestrel_runtime::Activation::None,
             ),
+            Layer::Resize {
+                input,
+                mode,
+                align_corners,
+                resize,
+                ..
+            } => {
+                let x = ids[*input];
+                let is = b.shape(x).map_err(with_layer)?;
+                let Some(out) = resize.output_size([is.h, is.w]) else {
+                    return Err(with_layer(RuntimeError::Builder(format!(
+                        "resize {resize:?} gives no output for {is}"
+                    ))));
+                };
+                let scale = match resize {
+                    ResizeTo::Scale(s) => Some(*s),
+                    ResizeTo::Size(_) => None,
+                };
+                b.resize(x, *mode, *align_corners, scale, out)
+            }
+            Layer::ConvTranspose { input, conv: c, .. } => {
+                let p = ConvTransposeParams {
+                    weight: &c.weight,
+                    bias: Some(&c.bias),
+                    out_channels: c.out_channels,
+                    geom: ConvGeometry {
+                        kernel: c.kernel,
+                        stride: c.stride,
+                        padding: c.padding,
+                        dilation: c.dilation,
+                    },
+                    output_padding: c.output_padding,
+                    groups: c.groups,
+                    act: kestrel_runtime::Activation::None,
+                };
+                b.conv_transpose(ids[*input], &p)
+            }
+            Layer::PixelShuffle { input, factor, .. } => b.pixel_shuffle(ids[*input], *factor),
+            Layer::Crop { input, like, .. } => {
+                let like = b.shape(ids[*like]).map_err(with_layer)?;
+                b.crop(ids[*input], [like.h, like.w])
+            }
         }
         .map_err(with_layer)?;
         ids.push(id);

@@ -2,7 +2,6 @@
 //! kestrel's own seeded generator (so exports are byte-for-byte reproducible), batch-norm
 //! statistics far from the identity (so an unfolded or wrongly folded batch norm shows).
 
-use crate::zoo::Classifier;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 use kestrel_data::rng::Rng;
@@ -50,8 +49,8 @@ impl ModuleMapper for Randomize {
     }
 }
 
-/// `model` with every tensor replaced by values drawn from `seed`.
-pub(crate) fn randomized(model: Classifier, seed: u64) -> Classifier {
+/// `model` (a classifier, an FCN, ...) with every tensor replaced by values drawn from `seed`.
+pub(crate) fn randomized<M: Module>(model: M, seed: u64) -> M {
     model.map(&mut Randomize {
         rng: Rng::new(seed),
         path: Vec::new(),

@@ -1,6 +1,7 @@
 //! CPU kernels on NHWC `f32` data. Each works on a whole batch and splits its rows across the
 //! engine's threads; none allocates (scratch comes from the caller).
 
+pub mod conv_transpose;
 pub mod depthwise;
 pub mod eltwise;
 pub mod epilogue;
@@ -10,6 +11,8 @@ pub mod inverted_residual;
 pub mod packed_gemm;
 pub mod pointwise;
 pub mod pool;
+pub mod rearrange;
+pub mod resize;
 pub(crate) mod sgemm;
 
 #[cfg(test)]

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Inference latency table: kestrel-runtime against ONNX Runtime, model by model, in one invocation.
+
+Usage (from the repository root; needs `pip install onnxruntime numpy`):
+
+    python3 bench/compare_ort.py [--threads 2] [--runs 20] [--warmup 3] [--kestrel PATH]
+        [--only NAME ...] [--resolution R] [--batches 1,32]
+
+For every case of the table (default: MobileNetV2-1.0, MobileNetV1-1.0 and ResNet-18 at 224 x 224,
+batch 1 and 32; FCN-8s-MobileNetV2 at 512 x 512, batch 1) it runs
+
+    kestrel bench infer --model NAME --engine runtime --json --export-onnx TMP.onnx ...
+
+which builds the model with random weights, writes that exact model as ONNX (batch norm folded,
+opset 17; FCNs with Resize / ConvTranspose / DepthToSpace / Slice) and times kestrel-runtime; then
+it times ONNX Runtime on TMP.onnx (CPU provider, `intra_op_num_threads` = the same threads,
+sequential execution, all graph optimisations) on an input of the same shape after the same
+warm-up, and prints one row: both medians (ms), images/s and the ratio ONNX Runtime / kestrel
+(above 1: kestrel is faster).
+
+`--only` keeps the cases whose model name is given; `--resolution` and `--batches` override the
+table's sizes (for a quick smoke run). Without `--kestrel` the binary is run with
+`cargo run --release -p kestrel-cli` (set CARGO_TARGET_DIR as you build). Timings are meaningful
+only on an otherwise idle machine.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+# (model, width, resolution, batch)
+CASES = [
+    ("mobilenet-v2", 1.0, 224, 1),
+    ("mobilenet-v2", 1.0, 224, 32),
+    ("mobilenet-v1", 1.0, 224, 1),
+    ("mobilenet-v1", 1.0, 224, 32),
+    ("resnet18", None, 224, 1),
+    ("resnet18", None, 224, 32),
+    ("fcn8s-mobilenet-v2", 1.0, 512, 1),
+]
+
+
+def kestrel_cmd(args):
+    if args.kestrel:
+        return [args.kestrel]
+    return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
+
+
+def median(sorted_ms):
+    n = len(sorted_ms)
+    return sorted_ms[n // 2] if n % 2 else (sorted_ms[n // 2 - 1] + sorted_ms[n // 2]) / 2
+
+
+def time_ort(path, batch, r, threads, warmup, runs):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
+    for _ in range(warmup):
+        sess.run(["logits"], {"input": x})
+    ms = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(["logits"], {"input": x})
+        ms.append((time.perf_counter() - t) * 1e3)
+    ms.sort()
+    return median(ms)
+
+
+def run_case(args, model, width, r, batch, d):
+    onnx_path = os.path.join(d, f"{model}-{r}-{batch}.onnx")
+    cmd = kestrel_cmd(args) + [
+        "bench", "infer", "--model", model, "--resolution", str(r), "--batch", str(batch),
+        "--threads", str(args.threads), "--engine", "runtime", "--warmup", str(args.warmup),
+        "--runs", str(args.runs), "--json", "--export-onnx", onnx_path,
+    ]
+    if width is not None:
+        cmd += ["--width", str(width)]
+    k = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    ort_ms = time_ort(onnx_path, batch, r, args.threads, args.warmup, args.runs)
+    return k["median_ms"], ort_ms
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--kestrel", help="path of a built kestrel binary")
+    ap.add_argument("--only", nargs="+", help="model names to keep")
+    ap.add_argument("--resolution", type=int, help="override every case's resolution")
+    ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
+    args = ap.parse_args()
+    if args.runs < 10:
+        ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
+
+    cases = [c for c in CASES if not args.only or c[0] in args.only]
+    if args.batches:
+        batches = [int(b) for b in args.batches.split(",")]
+        seen, out = set(), []
+        for m, w, r, _ in cases:
+            for b in batches:
+                if (m, b) not in seen:
+                    seen.add((m, b))
+                    out.append((m, w, r, b))
+        cases = out
+    if not cases:
+        ap.error("no case left after --only")
+
+    print(f"threads {args.threads}, warm-up {args.warmup}, median of {args.runs} runs; "
+          f"onnxruntime {ort.__version__}")
+    header = (f"{'model':<20} {'size':>5} {'batch':>5} {'kestrel ms':>11} {'ort ms':>9} "
+              f"{'kestrel img/s':>14} {'ort img/s':>10} {'ort/kestrel':>12}")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as d:
+        for model, width, r, batch in cases:
+            r = args.resolution or r
+            k_ms, o_ms = run_case(args, model, width, r, batch, d)
+            print(f"{model:<20} {r:>5} {batch:>5} {k_ms:>11.3f} {o_ms:>9.3f} "
+                  f"{batch / (k_ms / 1e3):>14.1f} {batch / (o_ms / 1e3):>10.1f} "
+                  f"{o_ms / k_ms:>12.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+//! [`lower_segmenter`]: reads an [`Fcn`] into a [`Network`]: the backbone's folded layers up to
+//! its three taps, the 1×1 score convolutions (with bias), the upsamplers, and the crops and sums
+//! of the skip connections, in the order of [`Fcn::forward`].
+//!
+//! Upsamplers the runtime and ONNX export run: nearest, bilinear and bicubic (with the module's
+//! `align_corners` and scale), transposed convolution (any kernel, stride, padding, output
+//! padding, dilation and groups) and pixel shuffle (its convolution, then the shuffle). CARAFE
+//! and Meta-Upscale are rejected with an error naming them.
+
+use super::error::ExportError;
+use super::lower::{floats, symmetric_padding, Lowering};
+use super::network::{ConvLayer, ConvTransposeLayer, Layer, Network};
+use crate::fcn::{Fcn, FcnBackbone};
+use crate::upsample::Upsampler;
+use burn::nn::conv::Conv2d;
+use kestrel_runtime::{Activation, ResizeMode};
+
+/// The upsamplers [`lower_segmenter`] can export, for error messages.
+pub const EXPORTABLE_UPSAMPLERS: &str = "nearest, bilinear, bicubic, transposed, pixelshuffle";
+
+/// Describes `model` on `resolution` × `resolution` inputs as a list of layers with batch norm
+/// folded into the backbone's convolutions; its output is the per-pixel class scores (input
+/// size, one channel per class), as [`Fcn::forward`] gives them.
+pub fn lower_segmenter(model: &Fcn, resolution: usize) -> Result<Network, ExportError> {
+    if resolution == 0 {
+        return Err(ExportError::Resolution {
+            resolution,
+            message: "expected at least 1 pixel".into(),
+        });
+    }
+    let mut l = Lowering { layers: Vec::new() };
+    let (backbone, [f8, f16, f32_]) = match &model.backbone {
+        FcnBackbone::MobileNetV2(m) => {
+            let mut x = l.conv(0, "backbone.stem", &m.stem)?;
+            let mut taps = Vec::new();
+            for (i, b) in m.blocks.iter().enumerate() {
+                x = l.inverted_residual(x, &format!("backbone.blocks.{i}"), b)?;
+                if model.taps.contains(&i) {
+                    taps.push(x);
+                }
+            }
+            let [s8, s16] = taps[..] else {
+                return Err(ExportError::Unsupported {
+                    layer: "backbone".into(),
+                    message: format!(
+                        "tap blocks {:?} are not two of the {} blocks",
+                        model.taps,
+                        m.blocks.len()
+                    ),
+                });
+            };
+            let last = l.conv(x, "backbone.head", &m.head)?;
+            ("mobilenet-v2", [s8, s16, last])
+        }
+        FcnBackbone::ResNet(r) => {
+            let mut x = l.conv(0, "backbone.conv1", &r.conv1)?;
+            x = l.max_pool(x, "backbone.maxpool", &r.maxpool)?;
+            let mut outs = Vec::new();
+            for (s, stage) in [&r.layer1, &r.layer2, &r.layer3, &r.layer4]
+                .into_iter()
+                .enumerate()
+            {
+                for (i, b) in stage.iter().enumerate() {
+                    x = l.residual_block(x, &format!("backbone.layer{}.{i}", s + 1), b)?;
+                }
+                outs.push(x);
+            }
+            let name = match r.layer3.len() {
+                2 => "resnet18",
+                _ if r.layer1.first().is_some_and(|b| b.conv3.is_some()) => "resnet50",
+                _ => "resnet34",
+            };
+            (name, [outs[1], outs[2], outs[3]])
+        }
+    };
+    let mut y = plain_conv(&mut l, f32_, "score32", &model.score32)?;
+    let variant = match (&model.score16, &model.score8) {
+        (Some(_), Some(_)) => "fcn8s",
+        (Some(_), None) => "fcn16s",
+        _ => "fcn32s",
+    };
+    // Skip connections: upsample, crop to the tap's size, then the tap's scores with the cropped
+    // map added (the runtime fuses the add into the score convolution).
+    for (score, up, tap, name) in [
+        (&model.score16, &model.up32, f16, "16"),
+        (&model.score8, &model.up16, f8, "8"),
+    ] {
+        let Some(score) = score else { continue };
+        if let Some(u) = up {
+            y = upsampler(
+                &mut l,
+                y,
+                &format!("up{}", if name == "16" { "32" } else { "16" }),
+                u,
+            )?;
+        }
+        y = l.push(Layer::Crop {
+            name: format!("crop{name}"),
+            input: y,
+            like: tap,
+        });
+        let s = plain_conv(&mut l, tap, &format!("score{name}"), score)?;
+        y = l.push(Layer::Add {
+            name: format!("fuse{name}"),
+            a: s,
+            b: y,
+            act: Activation::None,
+        });
+    }
+    y = upsampler(&mut l, y, "up_final", &model.up_final)?;
+    l.push(Layer::Crop {
+        name: "crop_final".into(),
+        input: y,
+        like: 0,
+    });
+    Ok(Network {
+        arch: format!("{variant}-{backbone}"),
+        in_channels: 3,
+        resolution,
+        num_classes: model.score32.weight.val().dims()[0],
+        layers: l.layers,
+    })
+}
+
+/// A plain Burn convolution (with its bias, no batch norm) reading `input`.
+fn plain_conv(
+    l: &mut Lowering,
+    input: usize,
+    name: &str,
+    c: &Conv2d,
+) -> Result<usize, ExportError> {
+    let [out_channels, in_per_group, kh, kw] = c.weight.val().dims();
+    let weight = floats(c.weight.val(), name, "weight")?;
+    let bias = match &c.bias {
+        Some(b) => floats(b.val(), name, "bias")?,
+        None => vec![0.0; out_channels],
+    };
+    let conv = ConvLayer {
+        weight,
+        bias,
+        in_channels: in_per_group * c.groups,
+        out_channels,
+        kernel: [kh, kw],
+        stride: c.stride,
+        padding: symmetric_padding(&c.padding, name)?,
+        dilation: c.dilation,
+        groups: c.groups,
+        act: Activation::None,
+    };
+    Ok(l.push(Layer::Conv {
+        name: name.into(),
+        input,
+        conv,
+    }))
+}
+
+/// One upsampler reading `input`.
+fn upsampler(
+    l: &mut Lowering,
+    input: usize,
+    name: &str,
+    u: &Upsampler,
+) -> Result<usize, ExportError> {
+    let resize = |l: &mut Lowering, mode, align_corners, resize| {
+        l.push(Layer::Resize {
+            name: name.into(),
+            input,
+            mode,
+            align_corners,
+            resize,
+        })
+    };
+    Ok(match u {
+        Upsampler::Nearest(m) => resize(l, ResizeMode::Nearest, false, m.resize),
+        Upsampler::Bilinear(m) => resize(l, ResizeMode::Linear, m.align_corners, m.resize),
+        Upsampler::Bicubic(m) => resize(l, ResizeMode::Cubic, m.align_corners, m.resize),
+        Upsampler::Transposed(m) => {
+            let c = &m.conv;
+            let [in_channels, out_per_group, kh, kw] = c.weight.val().dims();
+            let out_channels = out_per_group * c.groups;
+            let conv = ConvTransposeLayer {
+                weight: floats(c.weight.val(), name, "weight")?,
+                bias: match &c.bias {
+                    Some(b) => floats(b.val(), name, "bias")?,
+                    None => vec![0.0; out_channels],
+                },
+                in_channels,
+                out_channels,
+                kernel: [kh, kw],
+                stride: c.stride,
+                padding: c.padding,
+                output_padding: c.padding_out,
+                dilation: c.dilation,
+                groups: c.groups,
+            };
+            l.push(Layer::ConvTranspose {
+                name: name.into(),
+                input,
+                conv,
+            })
+        }
+        Upsampler::PixelShuffle(m) => {
+            let x = match &m.conv {
+                Some(c) => plain_conv(l, input, &format!("{name}.conv"), c)?,
+                None => input,
+            };
+            l.push(Layer::PixelShuffle {
+                name: name.into(),
+                input: x,
+                factor: m.factor,
+            })
+        }
+        Upsampler::Carafe(_) | Upsampler::Meta(_) => {
+            let kind = if matches!(u, Upsampler::Carafe(_)) {
+                "carafe"
+            } else {
+                "meta"
+            };
+            return Err(ExportError::Unsupported {
+                layer: name.into(),
+                message: format!(
+                    "the `{kind}` upsampler cannot be exported (kestrel-runtime and the ONNX \
+                     export run: {EXPORTABLE_UPSAMPLERS}); use one of those for a deployable model"
+                ),
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::plan::segmenter_to_plan;
+    use crate::export::plan::tests::rel_err;
+    use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
+    use crate::fcn::SegmenterSpec;
+    use crate::upsample::UpsamplerKind;
+    use burn::tensor::{Device, Tensor, TensorData};
+    use kestrel_runtime::{Engine, EngineOptions, KernelPath};
+
+    fn spec(name: &str, width: f64, os: usize, up: UpsamplerKind) -> SegmenterSpec {
+        SegmenterSpec {
+            name: name.parse().unwrap(),
+            width,
+            num_classes: 4,
+            output_stride: os,
+            upsampler: up,
+        }
+    }
+
+    /// NCHW score maps to NHWC.
+    fn to_nhwc(x: &[f32], batch: usize, c: usize, res: usize) -> Vec<f32> {
+        nchw_to_nhwc(x, batch, c, res)
+    }
+
+    /// Runs the Burn eval-mode model and the runtime plan on one random batch; returns the
+    /// relative error (largest |difference| / largest |Burn score|), checked on both kernel paths.
+    fn compare(s: &SegmenterSpec, res: usize, seed: u64) -> f32 {
+        let device = Device::flex();
+        let model = randomized(s.init(&device).unwrap(), seed);
+        let batch = 2;
+        let x = input_nchw(batch, res, 3);
+        let want: Vec<f32> = model
+            .forward(Tensor::<4>::from_data(
+                TensorData::new(x.clone(), [batch, 3, res, res]),
+                &device,
+            ))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let k = s.num_classes;
+        let want = to_nhwc(&want, batch, k, res);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "{}: scores are all ~0", s.name);
+        let plan = segmenter_to_plan(&model, res).unwrap();
+        assert_eq!(plan.output_shape().len(), res * res * k);
+        let nhwc = nchw_to_nhwc(&x, batch, 3, res);
+        let mut worst = 0f32;
+        for path in [KernelPath::Auto, KernelPath::Scalar] {
+            let mut engine = Engine::new(
+                plan.clone(),
+                EngineOptions {
+                    threads: 2,
+                    kernel_path: path,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let got = engine.run(&nhwc, batch).unwrap().to_vec();
+            worst = worst.max(rel_err(&got, &want));
+        }
+        worst
+    }
+
+    /// The issue's cases: fcn8s-mobilenet-v2 (α 0.5) at output stride 32 and 8 with bilinear and
+    /// transposed upsampling, and fcn32s-resnet18 at an odd size.
+    #[test]
+    fn runtime_scores_match_burn_for_fcn_models() {
+        for (name, width, os, up, res) in [
+            ("fcn8s-mobilenet-v2", 0.5, 32, UpsamplerKind::Bilinear, 64),
+            ("fcn8s-mobilenet-v2", 0.5, 32, UpsamplerKind::Transposed, 64),
+            ("fcn8s-mobilenet-v2", 0.5, 8, UpsamplerKind::Bilinear, 48),
+            ("fcn8s-mobilenet-v2", 0.5, 8, UpsamplerKind::Transposed, 48),
+            ("fcn32s-resnet18", 1.0, 32, UpsamplerKind::Bilinear, 70),
+            ("fcn32s-resnet18", 1.0, 32, UpsamplerKind::Transposed, 70),
+        ] {
+            let s = spec(name, width, os, up);
+            let e = compare(&s, res, 31);
+            assert!(e < 1e-4, "{name} os{os} {up} at {res}: relative error {e}");
+        }
+    }
+
+    /// Every exportable upsampler, on odd sizes where crops are needed (the FCN-16s head
+    /// of a dilated ResNet, whose last map already has stride 16).
+    #[test]
+    fn every_exportable_upsampler_matches_burn() {
+        for up in [
+            UpsamplerKind::Nearest,
+            UpsamplerKind::Bilinear,
+            UpsamplerKind::Bicubic,
+            UpsamplerKind::Transposed,
+            UpsamplerKind::PixelShuffle,
+        ] {
+            let s = spec("fcn16s-mobilenet-v2", 0.35, 32, up);
+            let e = compare(&s, 45, 7);
+            assert!(e < 1e-4, "fcn16s {up} at 45: relative error {e}");
+        }
+        let s = spec("fcn8s-resnet18", 1.0, 16, UpsamplerKind::Bicubic);
+        let e = compare(&s, 37, 8);
+        assert!(e < 1e-4, "fcn8s-resnet18 os16 bicubic: relative error {e}");
+    }
+
+    #[test]
+    fn carafe_and_meta_are_refused_by_name() {
+        let device = Device::flex();
+        for (up, kind) in [
+            (UpsamplerKind::Carafe, "carafe"),
+            (UpsamplerKind::Meta, "meta"),
+        ] {
+            let model = spec("fcn32s-mobilenet-v2", 0.35, 32, up)
+                .init(&device)
+                .unwrap();
+            let e = lower_segmenter(&model, 32).unwrap_err().to_string();
+            assert!(
+                e.contains(kind) && e.contains("up_final") && e.contains(EXPORTABLE_UPSAMPLERS),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_network_is_named_and_dense() {
+        let device = Device::flex();
+        let model = spec("fcn8s-resnet18", 1.0, 8, UpsamplerKind::Bilinear)
+            .init(&device)
+            .unwrap();
+        let net = lower_segmenter(&model, 40).unwrap();
+        assert_eq!(net.arch, "fcn8s-resnet18");
+        assert_eq!(net.num_classes, 4);
+        assert!(net.is_dense());
+        assert!(lower_segmenter(&model, 0).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The engine that runs `kestrel predict`: kestrel-runtime on the exported plan (batch norm
+//! folded, NHWC; the default) or the Burn model on Flex. Both take the same NCHW preprocessed
+//! images and return softmax probabilities in the same layout, so callers do not care which ran.
+
+use crate::error::{Result, TrainError};
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use kestrel_nn::export::{segmenter_to_plan, to_plan, ExportError};
+use kestrel_nn::fcn::Fcn;
+use kestrel_nn::Classifier;
+use kestrel_runtime::{Engine, EngineOptions, Plan};
+
+/// Which engine runs inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InferenceEngine {
+    /// kestrel-runtime on the model exported as a plan, all cores.
+    #[default]
+    Runtime,
+    /// The Burn model (eval mode, batch norm folded) on the Flex backend.
+    Burn,
+}
+
+fn export_error(e: ExportError) -> TrainError {
+    match e {
+        ExportError::Unsupported { .. } | ExportError::Resolution { .. } => TrainError::BadInput(
+            format!("cannot run the model on kestrel-runtime: {e} (`--engine burn` runs it)"),
+        ),
+        other => TrainError::Runtime(format!("exporting the model to kestrel-runtime: {other}")),
+    }
+}
+
+/// NCHW to NHWC for `n` images of `c` channels and `hw` pixels.
+pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for p in 0..hw {
+                out[(b * hw + p) * c + ch] = x[(b * c + ch) * hw + p];
+            }
+        }
+    }
+    out
+}
+
+/// NHWC to NCHW for `n` images of `c` channels and `hw` pixels.
+pub fn nhwc_to_nchw(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for b in 0..n {
+        for p in 0..hw {
+            for ch in 0..c {
+                out[(b * c + ch) * hw + p] = x[(b * hw + p) * c + ch];
+            }
+        }
+    }
+    out
+}
+
+/// Softmax over each consecutive run of `k` values, in place.
+fn softmax_rows(x: &mut [f32], k: usize) {
+    for row in x.chunks_exact_mut(k) {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut s = 0.0f64;
+        for v in row.iter_mut() {
+            *v = (*v - m).exp();
+            s += *v as f64;
+        }
+        for v in row.iter_mut() {
+            *v = (*v as f64 / s) as f32;
+        }
+    }
+}
+
+/// Runs `plan` on NCHW images `x` (`n` of them) and returns the NHWC output.
+fn run_plan(plan: Plan, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    let is = plan.input_shape();
+    let nhwc = nchw_to_nhwc(x, n, is.c, is.h * is.w);
+    let mut engine = Engine::new(plan, EngineOptions::default())
+        .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
+    let out = engine
+        .run(&nhwc, n)
+        .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
+    Ok(out.to_vec())
+}
+
+fn read(t: Tensor<4>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))
+}
+
+/// Softmax class probabilities (`n × classes`) of `model` on `n` NCHW images of `r` × `r`.
+pub fn classifier_probs(
+    model: Classifier,
+    x: Vec<f32>,
+    n: usize,
+    r: usize,
+    engine: InferenceEngine,
+) -> Result<Vec<f32>> {
+    match engine {
+        InferenceEngine::Runtime => {
+            let plan = to_plan(&model, r).map_err(export_error)?;
+            let k = plan.output_shape().c;
+            let mut p = run_plan(plan, &x, n)?;
+            softmax_rows(&mut p, k);
+            Ok(p)
+        }
+        InferenceEngine::Burn => {
+            let model = model.valid().fold_bn();
+            let device = model
+                .devices()
+                .into_iter()
+                .next()
+                .unwrap_or_else(Device::flex);
+            let input = Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device);
+            let probs = softmax(model.forward(input), 1);
+            probs
+                .into_data()
+                .try_to_vec()
+                .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))
+        }
+    }
+}
+
+/// Per-pixel softmax probabilities (`n × classes × r × r`, NCHW) of an FCN on `n` NCHW images
+/// of `r` × `r`.
+pub fn segmenter_probs(
+    model: &Fcn,
+    x: Vec<f32>,
+    n: usize,
+    r: usize,
+    engine: InferenceEngine,
+) -> Result<Vec<f32>> {
+    match engine {
+        InferenceEngine::Runtime => {
+            let plan = segmenter_to_plan(model, r).map_err(export_error)?;
+            let k = plan.output_shape().c;
+            let mut p = run_plan(plan, &x, n)?;
+            softmax_rows(&mut p, k);
+            Ok(nhwc_to_nchw(&p, n, k, r * r))
+        }
+        InferenceEngine::Burn => {
+            let device = model
+                .devices()
+                .into_iter()
+                .next()
+                .unwrap_or_else(Device::flex);
+            let input = Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device);
+            read(softmax(model.forward(input), 1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_trip_and_softmax_normalises() {
+        let x: Vec<f32> = (0..2 * 3 * 5).map(|i| i as f32).collect();
+        let y = nchw_to_nhwc(&x, 2, 3, 5);
+        // image 1, pixel 2, channel 1: NCHW index (1·3 + 1)·5 + 2 = 22.
+        assert_eq!(y[(5 + 2) * 3 + 1], 22.0);
+        assert_eq!(nhwc_to_nchw(&y, 2, 3, 5), x);
+        let mut p = vec![1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0];
+        softmax_rows(&mut p, 3);
+        // softmax([1, 2, 3]) = [0.09003057, 0.24472847, 0.66524096] (scipy.special.softmax).
+        for (a, b) in p[..3].iter().zip([0.09003057, 0.24472847, 0.66524096]) {
+            assert!((a - b).abs() < 1e-6, "{p:?}");
+        }
+        assert!(p[3..].iter().all(|v| (v - 1.0 / 3.0).abs() < 1e-6));
+    }
+}
