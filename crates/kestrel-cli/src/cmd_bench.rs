@@ -1,6 +1,6 @@
 //! `kestrel bench infer`: inference latency of a model with random weights (a classifier, or an
 //! FCN segmenter), on kestrel-runtime or on Burn (Flex), as the median of timed runs after
-//! warm-up. (`bench train` is separate work.)
+//! warm-up. `bench train` is in [`crate::cmd_bench_train`].
 
 use crate::exit::{print_json, CliError};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -31,6 +31,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Inference time of a model with random weights.
     Infer(InferArgs),
+    /// Time of one training step (forward, loss, backward, SGD update) on random data.
+    Train(crate::cmd_bench_train::TrainArgs),
 }
 
 /// Which engine runs the model.
@@ -107,6 +109,7 @@ struct InferResult {
 pub fn run(a: BenchArgs) -> Result<(), CliError> {
     match a.what {
         BenchCommand::Infer(a) => infer(a),
+        BenchCommand::Train(a) => crate::cmd_bench_train::run(a),
     }
 }
 
@@ -180,13 +183,24 @@ fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
             ARCH_NAMES.join(", ")
         )));
     }
-    let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
+    classifier_spec(&a.model, a.width, a.classes.unwrap_or(1000), a.resolution)
+}
+
+/// The classifier named `model` (width `width`, `classes` outputs), checked at `resolution` as
+/// `kestrel info` checks it.
+pub(crate) fn classifier_spec(
+    model: &str,
+    width: Option<f64>,
+    classes: usize,
+    resolution: usize,
+) -> Result<ClassifierSpec, CliError> {
+    let (arch, width) = crate::model_arg::arch_and_width(model, width, "")?;
     let spec = ClassifierSpec {
         arch,
         width,
-        num_classes: a.classes.unwrap_or(1000),
+        num_classes: classes,
     };
-    spec.describe(a.resolution).map_err(|e| match e {
+    spec.describe(resolution).map_err(|e| match e {
         InfoError::BadValue {
             field,
             expected,
@@ -195,7 +209,7 @@ fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
             "bad value for `--{field}`: expected {expected}, got {got}"
         )),
         InfoError::TooSmall { .. } | InfoError::Overflow(_) => {
-            CliError::BadInput(format!("`--resolution {}`: {e}", a.resolution))
+            CliError::BadInput(format!("`--resolution {resolution}`: {e}"))
         }
         InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
     })?;
@@ -203,7 +217,7 @@ fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
 }
 
 /// Times `f` `warmup + runs` times; returns the timed runs' durations in milliseconds, sorted.
-fn time_runs(
+pub(crate) fn time_runs(
     warmup: usize,
     runs: usize,
     mut f: impl FnMut() -> Result<(), CliError>,
@@ -222,7 +236,7 @@ fn time_runs(
 }
 
 /// Median of sorted values.
-fn median(sorted: &[f64]) -> f64 {
+pub(crate) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 {
         sorted[n / 2]

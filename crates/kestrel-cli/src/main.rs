@@ -1,6 +1,7 @@
 //! `kestrel`: train, evaluate and deploy small vision models. See `kestrel --help` and the README.
 
 mod cmd_bench;
+mod cmd_bench_train;
 mod cmd_eval;
 mod cmd_export;
 mod cmd_info;
@@ -39,7 +40,8 @@ enum Command {
     Split(cmd_split::SplitArgs),
     /// A trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
     Export(cmd_export::ExportArgs),
-    /// Benchmarks: `bench infer` times inference of a model with random weights.
+    /// Benchmarks: `bench infer` times inference of a model with random weights, `bench train`
+    /// one training step on random data.
     Bench(cmd_bench::BenchArgs),
     /// (Re)write report.html and plots/ of a run folder: training curves, gradient norms,
     /// validation plots of the best checkpoint.

@@ -59,6 +59,16 @@ fn a_resumed_run_repeats_the_straight_run() {
     let o = train(&a, &["--epochs", "2", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let straight: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Every finished run has its report and plots.
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "{}",
+        &html[..200.min(html.len())]
+    );
+    for plot in ["loss.png", "val_metrics.png", "confusion.png", "roc.png"] {
+        assert!(a.join("plots").join(plot).is_file(), "{plot}");
+    }
     let o = train(&b, &["--epochs", "2", "--stop-after", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&b).len(), 1);
@@ -159,6 +169,7 @@ fn an_absurd_learning_rate_stops_on_a_named_layer() {
     // A sampled gradient norm (or, if the weights overflow first, the loss) gives the alarm,
     // naming the parameter.
     let named = err.contains("exploding gradient at ")
+        || err.contains("exploding gradient step at ")
         || err.contains("non-finite gradient at ")
         || (err.contains("non-finite training loss") && err.contains("parameter"));
     assert!(named, "{err}");

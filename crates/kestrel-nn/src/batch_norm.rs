@@ -7,6 +7,9 @@
 //! Training (autodiff device and training flag on): normalise with the batch mean and biased
 //! variance over (N, H, W) per channel; update `running = (1 − m)·running + m·batch` with the
 //! unbiased variance. Eval: normalise with the running statistics.
+//!
+//! On the Flex autodiff device the training forward and backward run kestrel's fused kernels
+//! ([`crate::ops::batch_norm_train`]) unless `KESTREL_PLAIN_OPS=1`.
 
 use burn::config::Config;
 use burn::module::{Flag, Module, Param, RunningState};
@@ -87,12 +90,27 @@ impl BatchNorm2d {
             .map(|(_, d)| d)
             .product();
         let device = input.device();
-        let out = burn::tensor::module::batch_norm_train(
-            input,
-            self.gamma.val(),
-            self.beta.val(),
-            self.epsilon,
-        );
+        // Kestrel's fused kernels on Flex ([`crate::ops::batch_norm_train`]), Burn's otherwise.
+        let out = if crate::ops::use_training_kernels(&input) {
+            let o = crate::ops::batch_norm_train::batch_norm_train(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+            );
+            burn::tensor::module::BatchNormTrainOutput {
+                output: o.output,
+                mean: o.mean,
+                variance: o.variance,
+            }
+        } else {
+            burn::tensor::module::batch_norm_train(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+            )
+        };
         let bessel = if n > 1 {
             n as f64 / (n - 1) as f64
         } else {

@@ -2,6 +2,7 @@
 //! (torchvision's `Conv2dNormActivation`).
 
 use crate::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
+use crate::ops::depthwise::{geometry, DepthwiseOptions};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -23,11 +24,14 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation.
+    /// Applies the activation (ReLU6 through [`crate::ops::relu6`] when training on Flex).
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Identity => x,
             Activation::Relu => relu(x),
+            Activation::Relu6 if crate::ops::use_training_kernels(&x) => {
+                crate::ops::relu6::relu6(x)
+            }
             Activation::Relu6 => relu6(x),
         }
     }
@@ -98,12 +102,67 @@ impl ConvBnActConfig {
 
 impl ConvBnAct {
     /// Applies the three stages to an (N, C, H, W) tensor (two once the BatchNorm is folded).
+    ///
+    /// When training on Flex, a depthwise convolution runs [`crate::ops::depthwise`]'s kernels and
+    /// ReLU6 / BatchNorm their fused ones (`KESTREL_PLAIN_OPS=1` switches back to Burn's).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv.forward(x);
+        let y = match self.depthwise_options(&x) {
+            Some(options) => {
+                crate::ops::depthwise::depthwise_conv2d(x, self.conv.weight.val(), options)
+            }
+            None => self.conv.forward(x),
+        };
         let y = match &self.bn {
             Some(bn) => bn.forward(y),
             None => y,
         };
         self.activation.apply(y)
+    }
+
+    /// The options of the custom depthwise kernel when it applies to this convolution and `x`:
+    /// training on Flex, one group per channel (no channel multiplier), no bias, square kernel,
+    /// equal strides and dilations, symmetric explicit padding, and shapes that fit.
+    fn depthwise_options(&self, x: &Tensor<4>) -> Option<DepthwiseOptions> {
+        let conv = &self.conv;
+        let w_dims = conv.weight.val().dims();
+        let [s0, s1] = conv.stride;
+        let [d0, d1] = conv.dilation;
+        let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+            return None;
+        };
+        let uniform = s0 == s1 && d0 == d1 && top == left && top == bottom && top == right;
+        let depthwise = conv.groups > 1 && w_dims[0] == conv.groups && w_dims[1] == 1;
+        if !(uniform && depthwise && conv.bias.is_none() && crate::ops::use_training_kernels(x)) {
+            return None;
+        }
+        let options = DepthwiseOptions {
+            stride: s0,
+            dilation: d0,
+            padding: top,
+        };
+        geometry(x.dims(), w_dims, options).ok().map(|_| options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depthwise_kernel_applies_only_to_depthwise_training_on_flex() {
+        let train = Device::flex().autodiff();
+        let eval = Device::flex();
+        let dw = ConvBnActConfig::new(8, 8).with_groups(8).with_stride(2);
+        let x = |d: &Device| Tensor::<4>::zeros([2, 8, 9, 9], d);
+        let o = dw.init(&train).depthwise_options(&x(&train)).unwrap();
+        assert_eq!((o.stride, o.dilation, o.padding), (2, 1, 1));
+        let dilated = ConvBnActConfig::new(8, 8).with_groups(8).with_dilation(2);
+        let o = dilated.init(&train).depthwise_options(&x(&train)).unwrap();
+        assert_eq!((o.stride, o.dilation, o.padding), (1, 2, 2));
+        assert!(dw.init(&eval).depthwise_options(&x(&eval)).is_none());
+        let dense = ConvBnActConfig::new(8, 8);
+        assert!(dense.init(&train).depthwise_options(&x(&train)).is_none());
+        let layer = dw.init(&train);
+        assert!(crate::ops::with_plain_ops(|| layer.depthwise_options(&x(&train))).is_none());
     }
 }

@@ -433,4 +433,53 @@ mod tests {
             .grad(&grads)
             .is_some());
     }
+
+    /// A training forward and backward with kestrel's kernels (depthwise, ReLU6, BatchNorm)
+    /// against the same model on Burn's own operations.
+    #[test]
+    fn training_kernels_match_burn_operations() {
+        use burn::tensor::TensorData;
+        let device = Device::flex().autodiff();
+        let model = MobileNetV2Config::new(5)
+            .with_width(0.25)
+            .with_dropout(0.0)
+            .init(&device);
+        let mut rng = kestrel_data::rng::Rng::new(3);
+        let (n, r) = (3, 40);
+        let v: Vec<f32> = (0..n * 3 * r * r)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v, [n, 3, r, r]), &device);
+        let vals = |t: Tensor<4>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+        let run = || {
+            let logits = model.forward(x.clone());
+            let grads = (logits.clone() * logits.clone()).sum().backward();
+            let block = &model.blocks[3];
+            let bn = block.depthwise.bn.as_ref().unwrap();
+            vec![
+                logits.into_data().try_to_vec::<f32>().unwrap(),
+                vals(block.depthwise.conv.weight.val().grad(&grads).unwrap()),
+                bn.gamma
+                    .val()
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec()
+                    .unwrap(),
+                vals(model.stem.conv.weight.val().grad(&grads).unwrap()),
+            ]
+        };
+        let custom = run();
+        let plain = crate::ops::with_plain_ops(run);
+        for (i, (a, b)) in custom.iter().zip(&plain).enumerate() {
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            for (p, q) in a.iter().zip(b) {
+                assert!(
+                    (p - q).abs() <= 1e-3 * scale,
+                    "output {i}: {p} vs {q} (scale {scale})"
+                );
+            }
+        }
+    }
 }

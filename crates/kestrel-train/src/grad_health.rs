@@ -121,6 +121,30 @@ pub fn worst_param<M: Module>(model: &M) -> Option<(String, f64)> {
     norms.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// Every parameter's path and L2 norm (NaN or ∞ when its values are not all finite).
+pub fn param_norms<M: Module>(model: &M) -> Vec<(String, f64)> {
+    walk(model, CollectValueNorms { out: Vec::new() }).out
+}
+
+/// The first parameter whose L2 norm changed by more than `limit` (or became non-finite) between
+/// `before` and `after` (both from [`param_norms`] of the same model, before and after an
+/// optimiser step), as an [`GradAlarmKind::ExplodingUpdate`] alarm.
+pub fn check_update(
+    before: &[(String, f64)],
+    after: &[(String, f64)],
+    limit: f64,
+) -> Option<GradAlarm> {
+    before.iter().zip(after).find_map(|((path, a), (_, b))| {
+        let jump = (b - a).abs();
+        (a.is_finite() && !(jump <= limit)).then(|| GradAlarm {
+            path: path.clone(),
+            norm: *b,
+            kind: GradAlarmKind::ExplodingUpdate,
+            threshold: limit,
+        })
+    })
+}
+
 /// The global L2 norm √(Σ‖g_i‖²) of per-parameter norms (torch's `total_norm`, norm_type 2).
 pub fn global_norm(norms: &[ParamGradNorm]) -> f64 {
     norms.iter().map(|n| n.norm * n.norm).sum::<f64>().sqrt()
@@ -153,6 +177,11 @@ pub enum GradAlarmKind {
     Exploding,
     /// The gradient holds NaN or ∞.
     NonFinite,
+    /// One optimiser step changed the parameter's L2 norm by more than
+    /// [`GradThresholds::exploding_above`]: the effective gradient step (learning rate times the
+    /// update direction) exploded, even where BatchNorm and saturating activations keep the raw
+    /// gradient small. `norm` is the norm after the step.
+    ExplodingUpdate,
 }
 
 /// An unhealthy gradient, naming its parameter.
@@ -188,6 +217,11 @@ impl fmt::Display for GradAlarm {
                     self.path, self.norm
                 )
             }
+            GradAlarmKind::ExplodingUpdate => write!(
+                f,
+                "exploding gradient step at {}: one update moved its L2 norm to {:.3e}, by more than {:.1e}",
+                self.path, self.norm, self.threshold
+            ),
         }
     }
 }
@@ -262,6 +296,48 @@ pub fn clip_grad_norm<M: Module>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_that_moves_a_norm_past_the_limit_is_exploding() {
+        let n = |v: &[(&str, f64)]| -> Vec<(String, f64)> {
+            v.iter().map(|(p, x)| (p.to_string(), *x)).collect()
+        };
+        let before = n(&[("a.weight", 3.0), ("b.weight", 0.0), ("c.bias", 1.0)]);
+        // Ordinary steps, even growing a zero-initialised tensor, stay quiet.
+        assert_eq!(
+            check_update(
+                &before,
+                &n(&[("a.weight", 3.5), ("b.weight", 2.0), ("c.bias", 0.9)]),
+                1e4
+            ),
+            None
+        );
+        let a = check_update(
+            &before,
+            &n(&[("a.weight", 3.5), ("b.weight", 2.0e4), ("c.bias", 1.0)]),
+            1e4,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.path.as_str(), a.kind),
+            ("b.weight", GradAlarmKind::ExplodingUpdate)
+        );
+        assert!(
+            a.to_string()
+                .contains("exploding gradient step at b.weight"),
+            "{a}"
+        );
+        // A step to NaN is caught too; a tensor already non-finite before is not blamed again.
+        let a = check_update(
+            &before,
+            &n(&[("a.weight", f64::NAN), ("b.weight", 0.0), ("c.bias", 1.0)]),
+            1e4,
+        )
+        .unwrap();
+        assert_eq!(a.path, "a.weight");
+        let bad = n(&[("a.weight", f64::INFINITY)]);
+        assert_eq!(check_update(&bad, &n(&[("a.weight", f64::NAN)]), 1e4), None);
+    }
     use crate::loss::fixtures::{self, floats, values};
     use burn::nn::{Linear, LinearConfig};
     use burn::tensor::{Device, TensorData};

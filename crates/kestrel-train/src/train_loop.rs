@@ -14,8 +14,8 @@ use crate::checkpoint::{self, Checkpoint, CheckpointMeta, LoopState};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::grad_health::{
-    check_grads, clip_grad_norm, grad_norms, worst_param, GradAlarm, GradAlarmKind, GradThresholds,
-    ParamGradNorm,
+    check_grads, check_update, clip_grad_norm, grad_norms, param_norms, worst_param, GradAlarm,
+    GradAlarmKind, GradThresholds, ParamGradNorm,
 };
 use crate::optim::Optim;
 use crate::resume;
@@ -380,7 +380,7 @@ pub fn run<T: TaskLoop>(
                 let fatal = alarms.iter().find(|a| match a.kind {
                     GradAlarmKind::NonFinite => true,
                     GradAlarmKind::Exploding => cfg.clip_grad_norm.is_none(),
-                    GradAlarmKind::Vanishing => false,
+                    GradAlarmKind::Vanishing | GradAlarmKind::ExplodingUpdate => false,
                 });
                 if let Some(a) = fatal {
                     return Err(stop(
@@ -414,7 +414,19 @@ pub fn run<T: TaskLoop>(
                 }
                 grads = clipped;
             }
+            let before = sampled.then(|| param_norms(&model));
             model = optim.step(step, model, grads);
+            if let Some(before) = before {
+                if let Some(a) = check_update(&before, &param_norms(&model), cfg.explode_above) {
+                    return Err(stop(
+                        format!(
+                            "{a} at epoch {epoch}, step {step}; training stopped; {}; lower --lr",
+                            last_good(out, epoch - 1)
+                        ),
+                        &grad_log,
+                    ));
+                }
+            }
             step += 1;
             loss_sum += loss_value * samples as f64;
             seen += samples;
@@ -531,6 +543,16 @@ pub fn run<T: TaskLoop>(
         train_seconds: earlier_seconds + started.elapsed().as_secs_f64(),
     };
     run_dir::write_json(&out.join(run_dir::SUMMARY), &summary)?;
+    // The run is complete without its report: a failure here is a warning, and
+    // `kestrel report --run DIR` writes it again.
+    if let Err(e) = crate::report::write_run_report(out) {
+        if opts.progress != Progress::Quiet {
+            eprintln!(
+                "warning: report.html not written ({e}); run `kestrel report --run {}`",
+                out.display()
+            );
+        }
+    }
     Ok(summary)
 }
 
