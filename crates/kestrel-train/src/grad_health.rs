@@ -136,7 +136,7 @@ pub fn check_update(
 ) -> Option<GradAlarm> {
     before.iter().zip(after).find_map(|((path, a), (_, b))| {
         let jump = (b - a).abs();
-        (a.is_finite() && !(jump <= limit)).then(|| GradAlarm {
+        (a.is_finite() && (jump.is_nan() || jump > limit)).then(|| GradAlarm {
             path: path.clone(),
             norm: *b,
             kind: GradAlarmKind::ExplodingUpdate,
