@@ -13,6 +13,7 @@ pub mod info;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
 pub mod mobilenet_v2_trace;
+pub mod multitask;
 pub mod params;
 pub mod pool;
 pub mod resnet;

@@ -1,6 +1,7 @@
 //! The fully resolved configuration of a training run, written to `config.toml`.
 
 use crate::error::{Result, TrainError};
+use crate::weighting::WeightingKind;
 use kestrel_data::DataSpec;
 use kestrel_nn::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
@@ -17,14 +18,17 @@ pub enum Task {
     Classify,
     /// Semantic segmentation (per-pixel classes) with an FCN.
     Segment,
+    /// Both at once: one backbone, a classification head and an FCN head.
+    Multitask,
 }
 
 impl Task {
-    /// The CLI name: `classify` or `segment`.
+    /// The CLI name: `classify`, `segment` or `multitask`.
     pub fn name(self) -> &'static str {
         match self {
             Task::Classify => "classify",
             Task::Segment => "segment",
+            Task::Multitask => "multitask",
         }
     }
 }
@@ -186,6 +190,14 @@ pub struct TrainConfig {
     pub test_fraction: f64,
     /// `--upsampler`: the upsampling layers of a segmentation model (ignored by classifiers).
     pub upsampler: UpsamplerKind,
+    /// `--weighting`: how a multitask run weights its task losses.
+    pub weighting: WeightingKind,
+    /// `--task-weights`: fixed weights of the (classify, segment) losses of a multitask run.
+    pub task_weights: Vec<f64>,
+    /// `--cascade`: the multitask classifier also reads the predicted class-area shares.
+    pub cascade: bool,
+    /// GradNorm's asymmetry α (`weighting = "gradnorm"`).
+    pub gradnorm_alpha: f64,
 }
 
 impl Default for TrainConfig {
@@ -211,6 +223,10 @@ impl Default for TrainConfig {
             val_fraction: 0.15,
             test_fraction: 0.15,
             upsampler: UpsamplerKind::Bilinear,
+            weighting: WeightingKind::Fixed,
+            task_weights: vec![1.0, 1.0],
+            cascade: false,
+            gradnorm_alpha: crate::weighting::GRADNORM_ALPHA,
         }
     }
 }
@@ -239,7 +255,16 @@ impl TrainConfig {
         }
     }
 
-    /// The segmentation model name of a `segment` run.
+    /// The `kestrel train --task multitask` defaults: the `segment` defaults (FCN-8s on a
+    /// MobileNetV2, α = 0.5, 64 px) with a classification head, fixed weights 1 and 1.
+    pub fn multitask_default() -> Self {
+        Self {
+            task: Task::Multitask,
+            ..Self::segment_default()
+        }
+    }
+
+    /// The segmentation model name of a `segment` or `multitask` run.
     pub fn segmenter_name(&self) -> Result<SegmenterName> {
         self.model
             .parse()
@@ -281,9 +306,24 @@ impl TrainConfig {
                 .model
                 .parse()
                 .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?,
-            Task::Segment => self.segmenter_name()?.backbone,
+            Task::Segment | Task::Multitask => self.segmenter_name()?.backbone,
         };
-        if self.task == Task::Segment {
+        if self.task == Task::Multitask {
+            if self.balance != Balance::None {
+                return bad(
+                    "balance",
+                    "none with `task = multitask`",
+                    format!("{:?}", self.balance).to_lowercase(),
+                );
+            }
+            crate::weighting::LossWeighting::new(
+                self.weighting,
+                2,
+                &self.task_weights,
+                self.gradnorm_alpha,
+            )?;
+        }
+        if matches!(self.task, Task::Segment | Task::Multitask) {
             if !matches!(self.balance, Balance::None | Balance::Weights) {
                 return bad(
                     "balance",
@@ -294,7 +334,7 @@ impl TrainConfig {
             if self.augment == Augment::Standard {
                 return bad(
                     "augment",
-                    "none or flips with `task = segment` (flips move masks alike)",
+                    "none or flips with `task = segment` or `multitask` (flips move masks alike)",
                     "standard".into(),
                 );
             }
@@ -431,6 +471,35 @@ mod tests {
         // Configurations written before segmentation existed read with the default upsampler.
         let old: TrainConfig = toml::from_str("task = \"classify\"").unwrap();
         assert_eq!(old.upsampler, UpsamplerKind::Bilinear);
+    }
+
+    #[test]
+    fn multitask_runs_take_fcn_names_and_check_their_weights() {
+        let cfg = TrainConfig::multitask_default();
+        assert_eq!(cfg.validate().unwrap().1, Arch::MobileNetV2);
+        assert_eq!((cfg.resolution, cfg.epochs), (64, 12));
+        let cfg = TrainConfig {
+            weighting: WeightingKind::GradNorm,
+            task_weights: vec![0.5, 2.0],
+            cascade: true,
+            ..cfg
+        };
+        let text = cfg.to_toml();
+        assert!(text.contains("weighting = \"gradnorm\""), "{text}");
+        assert!(text.contains("task = \"multitask\""), "{text}");
+        assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), cfg);
+        let bad = TrainConfig {
+            weighting: WeightingKind::Fixed,
+            task_weights: vec![1.0],
+            ..cfg.clone()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("task_weights"), "{e}");
+        let bad = TrainConfig {
+            balance: Balance::Weights,
+            ..cfg
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("balance"));
     }
 
     #[test]

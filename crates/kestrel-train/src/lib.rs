@@ -7,6 +7,9 @@ pub mod error;
 pub mod evaluate;
 pub mod grad_health;
 pub mod loss;
+pub mod multitask_eval;
+pub mod multitask_step;
+pub mod multitask_trainer;
 pub mod regularize;
 pub mod run_dir;
 pub mod schedule;
@@ -16,6 +19,7 @@ pub mod seg_set;
 pub mod seg_trainer;
 pub mod tensor_set;
 pub mod trainer;
+pub mod weighting;
 
 pub use config::{Augment, Balance, Task, TrainConfig};
 pub use error::{Result, TrainError};
