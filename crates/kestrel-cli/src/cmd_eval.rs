@@ -30,6 +30,28 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         SplitArg::Val => EvalSplit::Val,
         SplitArg::Test => EvalSplit::Test,
     };
+    if kestrel_train::multitask_eval::is_multitask_run(&a.run)? {
+        let r = kestrel_train::multitask_eval::multitask_eval_run(&a.run, split)?;
+        if a.json {
+            return print_json(&r);
+        }
+        let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "split {}: accuracy {:.4}, macro-F1 {:.4} | mIoU {}, pixel accuracy {}",
+            r.split,
+            r.classification.accuracy,
+            r.classification.macro_f1,
+            show(r.miou),
+            show(r.pixel_accuracy)
+        );
+        for c in &r.classification.per_class {
+            println!("{:>12} f1 {:.4}", c.class, c.f1);
+        }
+        for (name, iou) in r.seg_class_names.iter().zip(&r.iou_per_class) {
+            println!("{name:>12} IoU {}", show(*iou));
+        }
+        return Ok(());
+    }
     if kestrel_train::seg_eval::is_segmentation_run(&a.run)? {
         let report = kestrel_train::seg_eval::seg_eval_run(&a.run, split)?;
         if a.json {

@@ -16,10 +16,21 @@ pub struct TrainArgs {
     #[arg(long)]
     data: Option<String>,
     /// classify (default) or segment (FCN on per-pixel masks: `shapes` or `seg:PATH` data; its
-    /// defaults: fcn8s-mobilenet-v2, width 0.5, 64 px, 12 epochs, batch 16, bilinear upsampling).
-    /// multitask: not in this build.
+    /// defaults: fcn8s-mobilenet-v2, width 0.5, 64 px, 12 epochs, batch 16, bilinear upsampling)
+    /// or multitask (one backbone, a classification and an FCN head, on data with an image label
+    /// and a mask per image; the segment defaults).
     #[arg(long)]
     task: Option<String>,
+    /// Multitask loss weighting: fixed (--task-weights), uncertainty (Kendall et al. 2018),
+    /// gradnorm (Chen et al. 2018), dwa (Liu et al. 2019).
+    #[arg(long, value_name = "MODE")]
+    weighting: Option<String>,
+    /// Multitask fixed weights of the classify and segment losses, e.g. `1,0.5`.
+    #[arg(long, value_name = "WC,WS", value_delimiter = ',')]
+    task_weights: Option<Vec<f64>>,
+    /// Multitask: the classifier also reads the segmentation's predicted class-area shares.
+    #[arg(long)]
+    cascade: bool,
     /// Upsampling layers of a segmentation model: nearest, bilinear (default), bicubic, transposed,
     /// pixelshuffle, carafe, meta.
     #[arg(long, value_name = "NAME")]
@@ -119,9 +130,10 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         None => None,
         Some("classify") => Some(kestrel_train::Task::Classify),
         Some("segment") => Some(kestrel_train::Task::Segment),
+        Some("multitask") => Some(kestrel_train::Task::Multitask),
         Some(other) => {
             return Err(CliError::BadInput(format!(
-                "bad value for `--task`: `{other}`; expected classify or segment (multitask is not in this build)"
+                "bad value for `--task`: `{other}`; expected classify, segment or multitask"
             )))
         }
     };
@@ -142,6 +154,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             })?
         }
         (None, Some(kestrel_train::Task::Segment), _) => TrainConfig::segment_default(),
+        (None, Some(kestrel_train::Task::Multitask), _) => TrainConfig::multitask_default(),
         (None, _, _) => TrainConfig::default(),
     };
     if let Some(t) = task {
@@ -221,6 +234,15 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     if let Some(v) = a.grad_log_every {
         cfg.grad_log_every = v;
     }
+    if let Some(v) = a.weighting {
+        cfg.weighting = v.parse()?;
+    }
+    if let Some(v) = a.task_weights {
+        cfg.task_weights = v;
+    }
+    if a.cascade {
+        cfg.cascade = true;
+    }
     cfg.validate()?;
     let out = a.out.unwrap_or_else(|| {
         kestrel_train::run_dir::default_run_dir("runs".as_ref(), &cfg.model, cfg.task.name())
@@ -249,6 +271,18 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     )?;
     if a.json {
         print_json(&summary)?;
+    } else if cfg.task == kestrel_train::Task::Multitask {
+        println!(
+            "best epoch {} of {}: val accuracy {:.4}, macro-F1 {:.4}, mIoU {:.4}, pixel accuracy {:.4}; {:.0} s; run folder {}",
+            summary.best_epoch,
+            summary.epochs_run,
+            summary.val["accuracy"],
+            summary.val["macro_f1"],
+            summary.val["miou"],
+            summary.val["pixel_accuracy"],
+            summary.train_seconds,
+            out.display()
+        );
     } else if cfg.task == kestrel_train::Task::Segment {
         println!(
             "best epoch {} of {}: val mIoU {:.4}, pixel accuracy {:.4}; {:.0} s; run folder {}",

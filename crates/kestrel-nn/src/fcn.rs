@@ -274,10 +274,21 @@ impl Fcn {
     /// Per-pixel class scores (N, classes, H, W) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let [f8, f16, f32_] = match &self.backbone {
+        self.head(self.features(x), h, w)
+    }
+
+    /// The backbone's stride-8, stride-16 and last feature maps, which [`Fcn::head`] scores.
+    pub fn features(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
+        match &self.backbone {
             FcnBackbone::MobileNetV2(m) => m.feature_taps(x, self.taps),
             FcnBackbone::ResNet(r) => r.feature_taps(x),
-        };
+        }
+    }
+
+    /// The FCN head alone: per-pixel class scores (N, classes, `h`, `w`) from the (stride-8,
+    /// stride-16, last) feature maps of [`Fcn::features`] of an `h` × `w` input.
+    pub fn head(&self, taps: [Tensor<4>; 3], h: usize, w: usize) -> Tensor<4> {
+        let [f8, f16, f32_] = taps;
         let mut y = self.score32.forward(f32_);
         if let Some(s16) = &self.score16 {
             let skip = s16.forward(f16);

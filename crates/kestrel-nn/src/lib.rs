@@ -15,6 +15,7 @@ pub mod init;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
 pub mod mobilenet_v2_trace;
+pub mod multitask;
 pub mod ops;
 pub mod params;
 pub mod pool;

@@ -13,6 +13,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use kestrel_data::Normalize;
 use kestrel_nn::fcn::{Fcn, SegmenterSpec};
+use kestrel_nn::multitask::{MultiTask, MultiTaskSpec};
 use kestrel_nn::{Classifier, ClassifierSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,10 +79,17 @@ impl LoopState {
     }
 }
 
+/// The metadata key of a multi-task checkpoint's [`MultiTaskSpec`].
+// TODO(lead): make this an `Option<MultiTaskSpec>` field of `CheckpointMeta` once trainer.rs and
+// seg_trainer.rs (which build `CheckpointMeta` literals) are merged into the generic driver.
+const MULTITASK_KEY: &str = "multitask";
+
 /// A checkpoint read from disk.
 pub struct Checkpoint {
     /// Its metadata.
     pub meta: CheckpointMeta,
+    /// How to rebuild a multi-task network; absent in other checkpoints.
+    pub multitask: Option<MultiTaskSpec>,
     model: Vec<u8>,
     optimizer: Vec<u8>,
 }
@@ -108,6 +116,36 @@ pub fn save(
         TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()))
     };
     let meta_bytes = serde_json::to_vec(meta).map_err(|e| runtime("metadata", e.to_string()))?;
+    write_sections(path, &meta_bytes, model_bytes, optimizer)
+}
+
+/// As [`save`], for a multi-task model: the metadata also holds `spec`.
+pub fn save_multitask(
+    path: &Path,
+    meta: &CheckpointMeta,
+    spec: &MultiTaskSpec,
+    model_bytes: &[u8],
+    optimizer: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    let runtime = |e: serde_json::Error| {
+        TrainError::Runtime(format!("cannot save metadata to {}: {e}", path.display()))
+    };
+    let mut value = serde_json::to_value(meta).map_err(runtime)?;
+    value[MULTITASK_KEY] = serde_json::to_value(spec).map_err(runtime)?;
+    let meta_bytes = serde_json::to_vec(&value).map_err(runtime)?;
+    write_sections(path, &meta_bytes, model_bytes, optimizer)
+}
+
+/// The file layout: magic, then (length, bytes) of metadata, model and optimiser.
+fn write_sections(
+    path: &Path,
+    meta_bytes: &[u8],
+    model_bytes: &[u8],
+    optimizer: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    let runtime = |what: &str, e: String| {
+        TrainError::Runtime(format!("cannot save {what} to {}: {e}", path.display()))
+    };
     let optim_bytes = match optimizer {
         Some(o) => o
             .into_bytes()
@@ -119,7 +157,7 @@ pub fn save(
         MAGIC.len() + 24 + meta_bytes.len() + model_bytes.len() + optim_bytes.len(),
     );
     out.extend_from_slice(MAGIC);
-    for section in [&meta_bytes[..], model_bytes, &optim_bytes[..]] {
+    for section in [meta_bytes, model_bytes, &optim_bytes[..]] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
@@ -152,8 +190,18 @@ impl Checkpoint {
         let model = sections.pop().expect("three sections");
         let meta: CheckpointMeta = serde_json::from_slice(&sections[0])
             .map_err(|e| bad(&format!("bad checkpoint metadata ({e})")))?;
+        let value: serde_json::Value = serde_json::from_slice(&sections[0])
+            .map_err(|e| bad(&format!("bad checkpoint metadata ({e})")))?;
+        let multitask = match value.get(MULTITASK_KEY) {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value(v.clone())
+                    .map_err(|e| bad(&format!("bad multitask model in the metadata ({e})")))?,
+            ),
+        };
         Ok(Self {
             meta,
+            multitask,
             model,
             optimizer,
         })
@@ -175,6 +223,7 @@ impl Checkpoint {
     /// Rebuilds the classifier on `device` with the saved parameters and running statistics; a
     /// segmentation checkpoint is bad input.
     pub fn model(&self, device: &Device) -> Result<Classifier> {
+        self.refuse_multitask("a classifier")?;
         if let Some(s) = &self.meta.segmenter {
             return Err(TrainError::BadInput(format!(
                 "the checkpoint holds the segmentation model {}, not a classifier",
@@ -190,6 +239,7 @@ impl Checkpoint {
 
     /// Rebuilds the segmentation model on `device`; a classification checkpoint is bad input.
     pub fn segmenter(&self, device: &Device) -> Result<Fcn> {
+        self.refuse_multitask("a segmentation model")?;
         let spec = self.meta.segmenter.as_ref().ok_or_else(|| {
             TrainError::BadInput(
                 "the checkpoint holds a classifier, not a segmentation model".into(),
@@ -197,6 +247,28 @@ impl Checkpoint {
         })?;
         spec.init(device)
             .map_err(|e| TrainError::BadInput(format!("bad segmenter in checkpoint: {e}")))?
+            .try_load_record(self.record()?)
+            .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
+    }
+
+    /// A multi-task checkpoint asked for `what` is bad input.
+    fn refuse_multitask(&self, what: &str) -> Result<()> {
+        match &self.multitask {
+            Some(s) => Err(TrainError::BadInput(format!(
+                "the checkpoint holds the multitask model {} (classify + segment), not {what}; `kestrel eval` reads it",
+                s.backbone
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Rebuilds the multi-task model on `device`; any other checkpoint is bad input.
+    pub fn multitask_model(&self, device: &Device) -> Result<MultiTask> {
+        let spec = self.multitask.as_ref().ok_or_else(|| {
+            TrainError::BadInput("the checkpoint does not hold a multitask model".into())
+        })?;
+        spec.init(device)
+            .map_err(|e| TrainError::BadInput(format!("bad multitask model in checkpoint: {e}")))?
             .try_load_record(self.record()?)
             .map_err(|e| TrainError::BadInput(format!("checkpoint does not fit its model: {e}")))
     }
@@ -288,5 +360,47 @@ mod tests {
         assert!(ckpt.model(&device).is_ok());
         let e = ckpt.segmenter(&device).err().unwrap().to_string();
         assert!(e.contains("classifier"), "{e}");
+        assert!(ckpt.multitask_model(&device).is_err());
+    }
+
+    #[test]
+    fn a_multitask_checkpoint_reloads_its_model_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let spec = MultiTaskSpec {
+            backbone: "fcn8s-mobilenet-v2".parse().unwrap(),
+            width: 0.25,
+            num_classes: 3,
+            seg_classes: 4,
+            upsampler: kestrel_nn::upsample::UpsamplerKind::Bilinear,
+            cascade: true,
+        };
+        let model = spec.init(&device).unwrap();
+        let path = dir.path().join("m.ckpt");
+        save_multitask(
+            &path,
+            &meta(None),
+            &spec,
+            &encode_model(&model).unwrap(),
+            None,
+        )
+        .unwrap();
+        let ckpt = Checkpoint::load(&path).unwrap();
+        assert_eq!(ckpt.multitask.as_ref(), Some(&spec));
+        assert_eq!(ckpt.meta, meta(None));
+        let back = ckpt.multitask_model(&device).unwrap();
+        let x = burn::tensor::Tensor::<4>::ones([1, 3, 32, 32], &device);
+        let (a, _) = model.forward(x.clone());
+        let (b, _) = back.forward(x);
+        assert_eq!(
+            a.into_data().try_to_vec::<f32>().unwrap(),
+            b.into_data().try_to_vec::<f32>().unwrap()
+        );
+        for e in [
+            ckpt.model(&device).err().unwrap().to_string(),
+            ckpt.segmenter(&device).err().unwrap().to_string(),
+        ] {
+            assert!(e.contains("multitask"), "{e}");
+        }
     }
 }

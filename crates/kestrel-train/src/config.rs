@@ -2,6 +2,7 @@
 
 use crate::error::{Result, TrainError};
 use crate::optim::{OptimKind, OptimSettings, ScheduleKind};
+use crate::weighting::WeightingKind;
 use kestrel_data::DataSpec;
 use kestrel_nn::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
@@ -18,14 +19,17 @@ pub enum Task {
     Classify,
     /// Semantic segmentation (per-pixel classes) with an FCN.
     Segment,
+    /// Both at once: one backbone, a classification head and an FCN head.
+    Multitask,
 }
 
 impl Task {
-    /// The CLI name: `classify` or `segment`.
+    /// The CLI name: `classify`, `segment` or `multitask`.
     pub fn name(self) -> &'static str {
         match self {
             Task::Classify => "classify",
             Task::Segment => "segment",
+            Task::Multitask => "multitask",
         }
     }
 
@@ -35,6 +39,7 @@ impl Task {
         match self {
             Task::Classify => &["accuracy", "macro_f1"],
             Task::Segment => &["miou", "pixel_accuracy"],
+            Task::Multitask => &["accuracy", "macro_f1", "miou", "pixel_accuracy"],
         }
     }
 }
@@ -244,6 +249,14 @@ pub struct TrainConfig {
     pub zero_init_residual: bool,
     /// The `[optim]` table: algorithm, momentum, Adam's betas and ε, parameter groups.
     pub optim: OptimSettings,
+    /// `--weighting`: how a multitask run weights its task losses.
+    pub weighting: WeightingKind,
+    /// `--task-weights`: fixed weights of the (classify, segment) losses of a multitask run.
+    pub task_weights: Vec<f64>,
+    /// `--cascade`: the multitask classifier also reads the predicted class-area shares.
+    pub cascade: bool,
+    /// GradNorm's asymmetry α (`weighting = "gradnorm"`).
+    pub gradnorm_alpha: f64,
 }
 
 impl Default for TrainConfig {
@@ -281,6 +294,10 @@ impl Default for TrainConfig {
             decay_norm_and_bias: false,
             zero_init_residual: false,
             optim: OptimSettings::default(),
+            weighting: WeightingKind::Fixed,
+            task_weights: vec![1.0, 1.0],
+            cascade: false,
+            gradnorm_alpha: crate::weighting::GRADNORM_ALPHA,
         }
     }
 }
@@ -309,7 +326,16 @@ impl TrainConfig {
         }
     }
 
-    /// The segmentation model name of a `segment` run.
+    /// The `kestrel train --task multitask` defaults: the `segment` defaults (FCN-8s on a
+    /// MobileNetV2, α = 0.5, 64 px) with a classification head, fixed weights 1 and 1.
+    pub fn multitask_default() -> Self {
+        Self {
+            task: Task::Multitask,
+            ..Self::segment_default()
+        }
+    }
+
+    /// The segmentation model name of a `segment` or `multitask` run.
     pub fn segmenter_name(&self) -> Result<SegmenterName> {
         self.model
             .parse()
@@ -377,9 +403,24 @@ impl TrainConfig {
                 .model
                 .parse()
                 .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?,
-            Task::Segment => self.segmenter_name()?.backbone,
+            Task::Segment | Task::Multitask => self.segmenter_name()?.backbone,
         };
-        if self.task == Task::Segment {
+        if self.task == Task::Multitask {
+            if self.balance != Balance::None {
+                return bad(
+                    "balance",
+                    "none with `task = multitask`",
+                    format!("{:?}", self.balance).to_lowercase(),
+                );
+            }
+            crate::weighting::LossWeighting::new(
+                self.weighting,
+                2,
+                &self.task_weights,
+                self.gradnorm_alpha,
+            )?;
+        }
+        if matches!(self.task, Task::Segment | Task::Multitask) {
             if !matches!(self.balance, Balance::None | Balance::Weights) {
                 return bad(
                     "balance",
@@ -390,7 +431,7 @@ impl TrainConfig {
             if self.augment == Augment::Standard {
                 return bad(
                     "augment",
-                    "none or flips with `task = segment` (flips move masks alike)",
+                    "none or flips with `task = segment` or `multitask` (flips move masks alike)",
                     "standard".into(),
                 );
             }
@@ -684,6 +725,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`head`") && e.contains("wd"), "{e}");
+    }
+
+    #[test]
+    fn multitask_runs_take_fcn_names_and_check_their_weights() {
+        let cfg = TrainConfig::multitask_default();
+        assert_eq!(cfg.validate().unwrap().1, Arch::MobileNetV2);
+        assert_eq!((cfg.resolution, cfg.epochs), (64, 12));
+        let cfg = TrainConfig {
+            weighting: WeightingKind::GradNorm,
+            task_weights: vec![0.5, 2.0],
+            cascade: true,
+            ..cfg
+        };
+        let text = cfg.to_toml();
+        assert!(text.contains("weighting = \"gradnorm\""), "{text}");
+        assert!(text.contains("task = \"multitask\""), "{text}");
+        assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), cfg);
+        let bad = TrainConfig {
+            weighting: WeightingKind::Fixed,
+            task_weights: vec![1.0],
+            ..cfg.clone()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("task_weights"), "{e}");
+        let bad = TrainConfig {
+            balance: Balance::Weights,
+            ..cfg
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("balance"));
     }
 
     #[test]

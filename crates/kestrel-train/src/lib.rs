@@ -8,6 +8,9 @@ pub mod evaluate;
 pub mod grad_health;
 pub mod infer;
 pub mod loss;
+pub mod multitask_eval;
+pub mod multitask_step;
+pub mod multitask_trainer;
 pub mod optim;
 pub mod regularize;
 pub mod report;
@@ -21,6 +24,7 @@ pub mod seg_trainer;
 pub mod tensor_set;
 pub mod train_loop;
 pub mod trainer;
+pub mod weighting;
 
 pub use config::{Augment, Balance, Task, TrainConfig};
 pub use error::{Result, TrainError};

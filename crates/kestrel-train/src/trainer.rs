@@ -98,6 +98,15 @@ pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Sum
             out,
             opts,
         ),
+        // Its own loop for now: no --resume, --stop-after, gradient log or report yet.
+        Task::Multitask => {
+            if opts.resume || opts.stop_after.is_some() {
+                return Err(TrainError::BadInput(
+                    "--resume and --stop-after are not available for --task multitask yet".into(),
+                ));
+            }
+            crate::multitask_trainer::train_multitask(cfg, out, opts.progress)
+        }
     }
 }
 
