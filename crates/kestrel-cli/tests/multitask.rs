@@ -52,6 +52,11 @@ fn multitask_train_and_eval_give_both_metric_sets() {
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    // The report draws the per-task curves and the task weights.
+    assert!(run.join("report.html").is_file());
+    for plot in ["loss.png", "task_weights.png", "val_metrics.png"] {
+        assert!(run.join("plots").join(plot).is_file(), "{plot}");
+    }
     assert_eq!(metrics.lines().count(), 1);
     let line: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     for task in ["classify", "segment"] {

@@ -276,5 +276,13 @@ pub fn train_multitask(cfg: &TrainConfig, out: &Path, progress: Progress) -> Res
         train_seconds: started.elapsed().as_secs_f64(),
     };
     run_dir::write_json(&out.join(run_dir::SUMMARY), &summary)?;
+    // The report's curves (per-task losses, task weights, learning rates, val metrics); the best
+    // model's confusion and IoU plots need the multi-task evaluation, not yet in the report.
+    let report = crate::report::ReportInputs::read(out).and_then(|i| crate::report::write(out, &i));
+    if let Err(e) = report {
+        if progress != Progress::Quiet {
+            eprintln!("warning: report.html not written ({e})");
+        }
+    }
     Ok(summary)
 }

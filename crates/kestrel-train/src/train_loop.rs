@@ -391,7 +391,8 @@ pub fn run<T: TaskLoop>(
                         &grad_log,
                     ));
                 }
-                warn_vanishing(&alarms, &mut vanishing_reported, epoch, step, &say);
+                let layer_alarms = whole_layers_vanishing(&alarms, &norms);
+                warn_vanishing(&layer_alarms, &mut vanishing_reported, epoch, step, &say);
             }
             if let Some(max_norm) = cfg.clip_grad_norm {
                 let (clipped, total) = clip_grad_norm(&model, grads, max_norm)?;
@@ -556,6 +557,33 @@ pub fn run<T: TaskLoop>(
     Ok(summary)
 }
 
+/// The module path a parameter belongs to (`blocks.4.project.bn` for
+/// `blocks.4.project.bn.beta`).
+fn layer_of(path: &str) -> &str {
+    path.rsplit_once('.').map_or("", |(layer, _)| layer)
+}
+
+/// The vanishing alarms of layers whose every parameter vanishes. A single tensor with no
+/// gradient inside a layer that learns is the normal case for BatchNorm shifts that feed only
+/// convolutions and BatchNorms (they cancel it), so it is not a layer whose gradient vanishes.
+fn whole_layers_vanishing(alarms: &[GradAlarm], norms: &[ParamGradNorm]) -> Vec<GradAlarm> {
+    let vanishing: HashSet<&str> = alarms
+        .iter()
+        .filter(|a| a.kind == GradAlarmKind::Vanishing)
+        .map(|a| a.path.as_str())
+        .collect();
+    let learning: HashSet<&str> = norms
+        .iter()
+        .filter(|n| !vanishing.contains(n.path.as_str()))
+        .map(|n| layer_of(&n.path))
+        .collect();
+    alarms
+        .iter()
+        .filter(|a| a.kind == GradAlarmKind::Vanishing && !learning.contains(layer_of(&a.path)))
+        .cloned()
+        .collect()
+}
+
 /// Prints one warning line naming the parameters whose gradient vanishes for the first time in
 /// this session (at most three named): some vanish by construction (a BatchNorm shift feeding
 /// only convolutions and BatchNorms, which cancel it), and repeating them every sample would
@@ -649,8 +677,12 @@ mod tests {
             "classify"
         }
         fn init_model(&self, device: &Device) -> Result<Tiny> {
+            // Not drawn from the device RNG, which tests running in parallel share: the
+            // bit-for-bit resume test must not depend on their order.
             Ok(Tiny {
-                lin: LinearConfig::new(3, 2).init(device),
+                lin: LinearConfig::new(3, 2)
+                    .with_initializer(burn::nn::Initializer::Constant { value: 0.1 })
+                    .init(device),
             })
         }
         fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Tiny> {
@@ -915,6 +947,29 @@ mod tests {
         // Nothing left to train.
         let e = run(Fake::new(), &cfg(3), &b, &quiet(true)).unwrap_err();
         assert!(e.to_string().contains("--epochs above 3"), "{e}");
+    }
+
+    #[test]
+    fn only_layers_whose_every_parameter_vanishes_are_reported() {
+        let norm = |path: &str, norm: f64| ParamGradNorm {
+            path: path.into(),
+            norm,
+            numel: 1,
+        };
+        let norms = [
+            norm("b1.bn.gamma", 0.3),
+            norm("b1.bn.beta", 1e-9),
+            norm("b2.bn.gamma", 0.0),
+            norm("b2.bn.beta", 1e-9),
+            norm("b2.conv.weight", 0.5),
+        ];
+        let alarms = check_grads(&norms, &GradThresholds::default());
+        assert_eq!(alarms.len(), 3);
+        let kept: Vec<String> = whole_layers_vanishing(&alarms, &norms)
+            .into_iter()
+            .map(|a| a.path)
+            .collect();
+        assert_eq!(kept, ["b2.bn.gamma", "b2.bn.beta"]);
     }
 
     #[test]
