@@ -10,19 +10,10 @@ use kestrel_train::checkpoint::Checkpoint;
 use kestrel_train::run_dir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-fn kestrel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("the kestrel binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{kestrel, stderr};
 
 /// One epoch of a thin MobileNetV2 on 32 px shapes, shared by the export tests.
 fn tiny_run() -> &'static Path {

@@ -1,18 +1,10 @@
 //! End-to-end `kestrel train --task multitask` and `kestrel eval` on a tiny run.
 
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn kestrel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("the kestrel binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{kestrel, stderr};
 
 fn train(run: &str, extra: &[&str]) -> Output {
     let mut args = vec![

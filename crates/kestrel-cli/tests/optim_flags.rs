@@ -1,18 +1,8 @@
 //! `kestrel train`'s optimiser flags and `[optim]` keys: bad values exit 2 naming the flag, key or
 //! parameter group (before any data is read or any folder written).
 
-use std::process::{Command, Output};
-
-fn kestrel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("the kestrel binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{kestrel, stderr};
 
 #[test]
 fn bad_optimiser_settings_exit_2_naming_them() {

@@ -1,18 +1,9 @@
 //! End-to-end `kestrel train --task segment`, `eval` and `predict` on a tiny run.
 
 use serde_json::Value;
-use std::process::{Command, Output};
 
-fn kestrel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("the kestrel binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{kestrel, stderr};
 
 #[test]
 fn segment_train_eval_and_predict_give_the_spec_fields() {

@@ -387,6 +387,22 @@ impl TrainConfig {
         })
     }
 
+    /// [`TrainConfig::split`] for training: bad input unless it gives at least one batch to
+    /// train on and one image to validate on.
+    pub fn training_split(&self, ds: &dyn kestrel_data::Dataset) -> Result<kestrel_data::Split> {
+        let split = self.split(ds)?;
+        if split.train.len() < self.batch_size || split.val.is_empty() {
+            return Err(TrainError::BadInput(format!(
+                "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
+                self.data,
+                split.train.len(),
+                split.val.len(),
+                self.batch_size
+            )));
+        }
+        Ok(split)
+    }
+
     /// Checks every value; the message names the field and what was expected.
     pub fn validate(&self) -> Result<(DataSpec, Arch)> {
         let bad = |field: &str, want: &str, got: String| {

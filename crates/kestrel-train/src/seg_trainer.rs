@@ -83,16 +83,7 @@ impl SegmentTask {
         let ds = opened.dataset;
         let class_names = seg_class_names(&spec, ds.as_ref());
         let k = class_names.len();
-        let split = cfg.split(ds.as_ref())?;
-        if split.train.len() < cfg.batch_size || split.val.is_empty() {
-            return Err(TrainError::BadInput(format!(
-                "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
-                cfg.data,
-                split.train.len(),
-                split.val.len(),
-                cfg.batch_size
-            )));
-        }
+        let split = cfg.training_split(ds.as_ref())?;
         let train_set = SegSet::load(ds.as_ref(), &split.train, cfg.resolution, &NORMALIZE, k)?;
         let val_set = SegSet::load(ds.as_ref(), &split.val, cfg.resolution, &NORMALIZE, k)?;
         let seg_spec = SegmenterSpec {

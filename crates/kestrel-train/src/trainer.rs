@@ -158,16 +158,7 @@ impl ClassifyTask {
         }
         let ds: Arc<dyn Dataset> = Arc::from(opened.dataset);
         let class_names = ds.class_names();
-        let split = cfg.split(ds.as_ref())?;
-        if split.train.len() < cfg.batch_size || split.val.is_empty() {
-            return Err(TrainError::BadInput(format!(
-                "data `{}` gives {} training and {} validation images; expected at least one batch ({}) to train on and one image to validate on",
-                cfg.data,
-                split.train.len(),
-                split.val.len(),
-                cfg.batch_size
-            )));
-        }
+        let split = cfg.training_split(ds.as_ref())?;
 
         // The training images: decoded once (augment none / flips) or on every epoch (standard).
         let mut train_set = None;
