@@ -241,3 +241,46 @@ fn parameter_groups_and_l1_reach_the_loop() {
     assert!(stderr(&o).contains("typo"), "{}", stderr(&o));
     assert!(!other.exists());
 }
+
+/// A multi-task run with learned loss weights resumes bit for bit too: the weighting's state
+/// (uncertainty's s and its Adam moments) travels in the checkpoint.
+#[test]
+fn a_resumed_multitask_run_repeats_the_straight_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mt = |out: &Path, stop: &str| {
+        kestrel(&[
+            "train",
+            "--task",
+            "multitask",
+            "--weighting",
+            "uncertainty",
+            "--data",
+            "shapes:n=48,size=32,classes=3,seed=2",
+            "--resolution",
+            "32",
+            "--width",
+            "0.25",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "3",
+            "--stop-after",
+            stop,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
+    for (out, stop) in [(&a, "3"), (&b, "1")] {
+        let o = mt(out, stop);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = kestrel(&["train", "--resume", "--out", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!(ma.len(), 3);
+    assert_eq!(ma, mb);
+    // The learned weights moved, and the run has its gradient log and report.
+    assert_ne!(ma[0]["task_weights"], ma[2]["task_weights"]);
+    assert!(b.join("grad_norms.jsonl").is_file() && b.join("report.html").is_file());
+}

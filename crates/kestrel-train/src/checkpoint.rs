@@ -62,6 +62,9 @@ pub struct LoopState {
     pub epochs_since_best: usize,
     /// Seconds spent training so far (all sessions).
     pub train_seconds: f64,
+    /// The task's own state at the end of the epoch (a multi-task run's loss weighting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<serde_json::Value>,
 }
 
 impl LoopState {
@@ -335,6 +338,7 @@ mod tests {
                 best_val_bits: LoopState::val_bits(&val),
                 epochs_since_best: 1,
                 train_seconds: 3.5,
+                task_state: None,
             }),
             ..meta(None)
         };

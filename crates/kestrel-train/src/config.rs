@@ -39,7 +39,13 @@ impl Task {
         match self {
             Task::Classify => &["accuracy", "macro_f1"],
             Task::Segment => &["miou", "pixel_accuracy"],
-            Task::Multitask => &["accuracy", "macro_f1", "miou", "pixel_accuracy"],
+            Task::Multitask => &[
+                "accuracy_miou_mean",
+                "accuracy",
+                "macro_f1",
+                "miou",
+                "pixel_accuracy",
+            ],
         }
     }
 }

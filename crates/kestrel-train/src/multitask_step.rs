@@ -7,7 +7,7 @@ use crate::loss::CrossEntropy;
 use crate::weighting::LossWeighting;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor};
-use kestrel_nn::multitask::MultiTask;
+use kestrel_nn::multitask::{MultiTask, SharedSplit};
 
 /// Names of the tasks, in the order of every per-task vector: (classify, segment).
 pub const TASKS: [&str; 2] = ["classify", "segment"];
@@ -49,18 +49,26 @@ fn norm(t: Tensor<4>) -> Result<f64> {
         .sqrt())
 }
 
-/// One step on a batch (images `x`, image labels, masks) of `model` on an autodiff device:
-/// returns the gradients for the optimiser and what the step measured, and updates
-/// `weighting` (uncertainty's s at learning rate `lr`, GradNorm's weights). A non-finite total
-/// loss is a runtime error before any update.
-pub fn train_step(
+/// The forward half of a step: the weighted total loss to differentiate and what the backward
+/// half needs.
+pub struct Forward {
+    /// The weighted total loss (shape [1]), on the autodiff graph.
+    pub total: Tensor<1>,
+    /// What the step measured.
+    pub stats: StepStats,
+    log_vars: Option<Tensor<1>>,
+    split: Option<SharedSplit>,
+}
+
+/// The forward half of a step on a batch (images `x`, image labels, masks) of `model` on an
+/// autodiff device. A non-finite loss is a runtime error.
+pub fn forward_step(
     model: &MultiTask,
-    weighting: &mut LossWeighting,
+    weighting: &LossWeighting,
     x: Tensor<4>,
     labels: Tensor<1, Int>,
     masks: Tensor<3, Int>,
-    lr: f64,
-) -> Result<(GradientsParams, StepStats)> {
+) -> Result<Forward> {
     let device = x.device();
     let (class_logits, seg_logits, split) = if weighting.needs_task_gradients() {
         let (c, s, split) = model.forward_split(x);
@@ -92,8 +100,36 @@ pub fn train_step(
             values[0], values[1]
         )));
     }
-    let mut grads = combined.total.backward();
-    let s_grad = match &combined.log_vars {
+    Ok(Forward {
+        total: combined.total,
+        stats: StepStats {
+            losses: values,
+            total,
+            class_pred,
+        },
+        log_vars: combined.log_vars,
+        split,
+    })
+}
+
+/// The backward half: the gradients of `loss` (the forward's total, plus any penalty) for the
+/// optimiser, updating `weighting` (uncertainty's s at learning rate `lr`, GradNorm's weights)
+/// from what `forward` measured.
+pub fn backward_step(
+    model: &MultiTask,
+    weighting: &mut LossWeighting,
+    forward: Forward,
+    loss: Tensor<1>,
+    lr: f64,
+) -> Result<GradientsParams> {
+    let Forward {
+        stats,
+        log_vars,
+        split,
+        ..
+    } = forward;
+    let mut grads = loss.backward();
+    let s_grad = match &log_vars {
         Some(s) => Some(
             s.grad(&grads)
                 .ok_or_else(|| TrainError::Runtime("no gradient for the log-variances".into()))?
@@ -122,19 +158,31 @@ pub fn train_step(
         params.register(id, ga + gb);
     }
     weighting.after_step(
-        &values,
+        &stats.losses,
         s_grad.as_deref(),
         norms.as_ref().map(|n| &n[..]),
         lr,
     );
-    Ok((
-        params,
-        StepStats {
-            losses: values,
-            total,
-            class_pred,
-        },
-    ))
+    Ok(params)
+}
+
+/// One step on a batch (images `x`, image labels, masks) of `model` on an autodiff device:
+/// returns the gradients for the optimiser and what the step measured, and updates
+/// `weighting` (uncertainty's s at learning rate `lr`, GradNorm's weights). A non-finite total
+/// loss is a runtime error before any update.
+pub fn train_step(
+    model: &MultiTask,
+    weighting: &mut LossWeighting,
+    x: Tensor<4>,
+    labels: Tensor<1, Int>,
+    masks: Tensor<3, Int>,
+    lr: f64,
+) -> Result<(GradientsParams, StepStats)> {
+    let forward = forward_step(model, weighting, x, labels, masks)?;
+    let stats = forward.stats.clone();
+    let loss = forward.total.clone();
+    let grads = backward_step(model, weighting, forward, loss, lr)?;
+    Ok((grads, stats))
 }
 
 #[cfg(test)]

@@ -61,21 +61,13 @@ pub struct EpochRecord {
     /// With an L1 penalty: the share of penalised weights with |w| < 1e-3 at the epoch's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub near_zero_share: Option<f64>,
+    /// Multi-task runs: the weight of each task's loss during the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_weights: Option<BTreeMap<String, f64>>,
 }
 
 /// One line of `metrics.jsonl` of a multi-task run: an [`EpochRecord`] and each task's loss
 /// weight at the end of the epoch.
-// TODO(lead): fold into `EpochRecord` as an `Option` (skip_serializing_if none) once trainer.rs
-// and seg_trainer.rs, which build `EpochRecord` literals, are merged into the generic driver.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MultiTaskEpochRecord {
-    /// The fields every task logs.
-    #[serde(flatten)]
-    pub record: EpochRecord,
-    /// Weight of each task's loss (`classify`, `segment`).
-    pub task_weights: BTreeMap<String, f64>,
-}
-
 /// Creates the run folder and its checkpoint folder; the message names the folder on failure.
 pub fn create(run: &Path) -> Result<()> {
     std::fs::create_dir_all(run.join(CHECKPOINTS)).map_err(|e| {

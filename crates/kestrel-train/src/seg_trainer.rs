@@ -137,6 +137,7 @@ impl TaskLoop for SegmentTask {
                 num_classes: self.class_names.len(),
             },
             segmenter: Some(self.seg_spec.clone()),
+            multitask: None,
             class_names: self.class_names.clone(),
         }
     }

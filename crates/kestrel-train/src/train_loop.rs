@@ -77,6 +77,8 @@ pub struct ModelMeta {
     pub segmenter: Option<SegmenterSpec>,
     /// Class names, in index order.
     pub class_names: Vec<String>,
+    /// The multi-task model, when the task trains one.
+    pub multitask: Option<kestrel_nn::multitask::MultiTaskSpec>,
 }
 
 /// The per-task part of a training run. The driver calls, in order: [`init_model`] or
@@ -118,6 +120,39 @@ pub trait TaskLoop {
     fn validate(&self, model: &Self::Model) -> Result<BTreeMap<String, f64>>;
     /// The validation part of an epoch line, e.g. `val acc 0.9310  macro-F1 0.9288`.
     fn val_text(&self, val: &BTreeMap<String, f64>) -> String;
+
+    /// The gradients of `loss` (the step's loss, plus any penalty) for the optimiser, at the
+    /// step's learning rate `lr`. By default plain backpropagation; a multi-task weighting that
+    /// needs per-task gradients or learns its own parameters hooks in here.
+    fn gradients(
+        &mut self,
+        loss: Tensor<1>,
+        model: &Self::Model,
+        lr: f64,
+    ) -> Result<GradientsParams> {
+        let _ = lr;
+        Ok(GradientsParams::from_grads(loss.backward(), model))
+    }
+    /// The epoch's mean training loss per task, when the task has several (`None`: the driver's
+    /// mean of the step losses, under [`TaskLoop::name`]).
+    fn epoch_losses(&self) -> Option<BTreeMap<String, f64>> {
+        None
+    }
+    /// The weight of each task's loss during the epoch, when the task has several.
+    fn task_weights(&self) -> Option<BTreeMap<String, f64>> {
+        None
+    }
+    /// Called after the epoch's last step, before validation.
+    fn end_epoch(&mut self) {}
+    /// State of the task that `--resume` must restore (e.g. learned loss weights).
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores what [`TaskLoop::state`] saved.
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
 }
 
 /// Seed of the device RNG at the start of `epoch`: a function of (seed, epoch) alone, so that a
@@ -181,6 +216,7 @@ struct Start<M> {
     seconds: f64,
     records: String,
     grad_log: String,
+    task_state: Option<serde_json::Value>,
 }
 
 fn fresh<T: TaskLoop>(
@@ -204,6 +240,7 @@ fn fresh<T: TaskLoop>(
         seconds: 0.0,
         records: String::new(),
         grad_log: String::new(),
+        task_state: None,
     })
 }
 
@@ -265,6 +302,7 @@ fn resumed<T: TaskLoop>(
         seconds: state.train_seconds,
         records,
         grad_log,
+        task_state: state.task_state,
     })
 }
 
@@ -293,11 +331,15 @@ pub fn run<T: TaskLoop>(
         seconds: earlier_seconds,
         mut records,
         mut grad_log,
+        task_state,
     } = if opts.resume {
         resumed(&task, cfg, out, &device)?
     } else {
         fresh(&task, cfg, out, &device)?
     };
+    if let Some(state) = &task_state {
+        task.restore_state(state)?;
+    }
     let model_meta = task.model_meta();
     let thresholds = GradThresholds {
         exploding_above: cfg.explode_above,
@@ -371,7 +413,14 @@ pub fn run<T: TaskLoop>(
             }
             // The L1 penalty joins the loss being minimised, not the reported one.
             let loss = optim.regularize(loss, &model);
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let main_lr = lr
+                .get("default")
+                .or_else(|| lr.values().next())
+                .copied()
+                .unwrap_or(cfg.lr);
+            let mut grads = task
+                .gradients(loss, &model, main_lr)
+                .inspect_err(|_| bar.finish_and_clear())?;
             let sampled = cfg.grad_log_every > 0 && step % cfg.grad_log_every == 0;
             if sampled {
                 let norms = grad_norms(&model, &grads);
@@ -441,6 +490,7 @@ pub fn run<T: TaskLoop>(
             bar.inc(1);
         }
 
+        task.end_epoch();
         let eval_model = model.valid();
         let val = task
             .validate(&eval_model)
@@ -456,12 +506,15 @@ pub fn run<T: TaskLoop>(
         let (label, train_accuracy) = task.train_accuracy();
         let record = EpochRecord {
             epoch,
-            train_loss: [(task.name().to_string(), train_loss)].into(),
+            train_loss: task
+                .epoch_losses()
+                .unwrap_or_else(|| [(task.name().to_string(), train_loss)].into()),
             train_accuracy,
             val: val.clone(),
             lr,
             seconds: epoch_start.elapsed().as_secs_f64(),
             near_zero_share: (cfg.l1 > 0.0).then(|| optim.sparsity(&eval_model)),
+            task_weights: task.task_weights(),
         };
         records.push_str(&serde_json::to_string(&record).expect("serialisable"));
         records.push('\n');
@@ -492,19 +545,26 @@ pub fn run<T: TaskLoop>(
             loop_state: None,
         };
         let model_bytes = checkpoint::encode_model(&eval_model)?;
+        let save =
+            |path: &Path, meta: &CheckpointMeta, optim: Option<&burn::optim::ModuleOptimizer>| {
+                match &model_meta.multitask {
+                    Some(spec) => checkpoint::save_multitask(path, meta, spec, &model_bytes, optim),
+                    None => checkpoint::save(path, meta, &model_bytes, optim),
+                }
+            };
         if improved {
-            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
+            save(&run_dir::best_checkpoint(out), &meta, None)?;
         }
         meta.loop_state = Some(LoopState {
             best_epoch: *best_epoch,
             best_val_bits: LoopState::val_bits(best_val),
             epochs_since_best: since_best,
             train_seconds: earlier_seconds + started.elapsed().as_secs_f64(),
+            task_state: task.state(),
         });
-        checkpoint::save(
+        save(
             &run_dir::last_checkpoint(out),
             &meta,
-            &model_bytes,
             Some(optim.module_optimizer()),
         )?;
         epochs_run = epoch;
@@ -696,6 +756,7 @@ mod tests {
                     num_classes: 2,
                 },
                 segmenter: None,
+                multitask: None,
                 class_names: vec!["a".into(), "b".into()],
             }
         }

@@ -98,15 +98,12 @@ pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Sum
             out,
             opts,
         ),
-        // Its own loop for now: no --resume, --stop-after, gradient log or report yet.
-        Task::Multitask => {
-            if opts.resume || opts.stop_after.is_some() {
-                return Err(TrainError::BadInput(
-                    "--resume and --stop-after are not available for --task multitask yet".into(),
-                ));
-            }
-            crate::multitask_trainer::train_multitask(cfg, out, opts.progress)
-        }
+        Task::Multitask => crate::train_loop::run(
+            crate::multitask_trainer::MultiTaskTask::new(cfg, opts.progress)?,
+            cfg,
+            out,
+            opts,
+        ),
     }
 }
 
@@ -253,6 +250,7 @@ impl TaskLoop for ClassifyTask {
         ModelMeta {
             model: self.model_spec.clone(),
             segmenter: None,
+            multitask: None,
             class_names: self.class_names.clone(),
         }
     }

@@ -69,7 +69,7 @@ impl FromStr for WeightingKind {
 
 /// Adam on a few scalars, exactly as `torch.optim.Adam` with its defaults (β = (0.9, 0.999),
 /// ε = 1e-8, no weight decay).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScalarAdam {
     m: Vec<f64>,
     v: Vec<f64>,
@@ -109,7 +109,7 @@ pub fn uncertainty_total(losses: &[Tensor<1>], log_vars: Tensor<1>) -> Tensor<1>
 }
 
 /// GradNorm's weights and their optimiser.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GradNorm {
     /// The current weights (sum = task count).
     pub weights: Vec<f64>,
@@ -200,7 +200,7 @@ pub fn dwa_weights(history: &[Vec<f64>], tasks: usize, temperature: f64) -> Vec<
 }
 
 /// The state of a run's loss weighting.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LossWeighting {
     /// Fixed weights.
     Fixed(Vec<f64>),

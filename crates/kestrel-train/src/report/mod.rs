@@ -114,7 +114,14 @@ pub fn write(run: &Path, inputs: &ReportInputs) -> Result<ReportFiles> {
 /// Bad input when the run folder, its log, checkpoint or data cannot be read.
 pub fn write_run_report(run: &Path) -> Result<ReportFiles> {
     let mut inputs = ReportInputs::read(run)?;
-    inputs.val = Some(val_results(run)?);
+    // A multi-task run's confusion and IoU plots are not drawn yet: its report has the curves.
+    let multitask = inputs
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.task == "multitask");
+    if !multitask {
+        inputs.val = Some(val_results(run)?);
+    }
     write(run, &inputs)
 }
 
