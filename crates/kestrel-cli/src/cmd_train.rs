@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// pixelshuffle, carafe, meta.
     #[arg(long, value_name = "NAME")]
     upsampler: Option<String>,
+    /// Output stride of a segmentation model's backbone: 32 (default), or 16 / 8 with the later
+    /// strides turned into dilation.
+    #[arg(long, value_name = "S")]
+    output_stride: Option<usize>,
     /// A split manifest from `kestrel split` fixing train/val/test membership.
     #[arg(long)]
     split_manifest: Option<PathBuf>,
@@ -169,6 +173,9 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             .map_err(|e: kestrel_nn::upsample::UpsampleError| {
                 CliError::BadInput(format!("bad value for `--upsampler`: {e}"))
             })?;
+    }
+    if let Some(v) = a.output_stride {
+        cfg.output_stride = v;
     }
     if let Some(v) = a.split_manifest {
         // Absolute, so that `kestrel eval` finds it from any folder.

@@ -154,3 +154,58 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("lanczos"), "{}", stderr(&o));
 }
+
+/// `--output-stride 8` trains FCN-8s on a dilated backbone (every tap at stride 8), and the run
+/// predicts; a stride other than 8, 16 or 32, or a dilated classifier, is bad input.
+#[test]
+fn segmentation_trains_on_a_dilated_backbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("os8");
+    let args = |os: &str, task: &str| {
+        vec![
+            "train".to_string(),
+            "--task".into(),
+            task.into(),
+            "--data".into(),
+            "shapes:n=48,size=32,classes=3,seed=2".into(),
+            "--resolution".into(),
+            "32".into(),
+            "--width".into(),
+            "0.25".into(),
+            "--batch-size".into(),
+            "8".into(),
+            "--epochs".into(),
+            "1".into(),
+            "--output-stride".into(),
+            os.into(),
+            "--out".into(),
+            run.to_str().unwrap().into(),
+        ]
+    };
+    let run_with = |os: &str, task: &str| {
+        let a = args(os, task);
+        kestrel(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run_with("8", "segment");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("output_stride = 8"), "{config}");
+    let img = dir.path().join("x.png");
+    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 20, 20]))
+        .save(&img)
+        .unwrap();
+    let o = kestrel(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&run).unwrap();
+    for (os, task) in [("12", "segment"), ("8", "classify")] {
+        let o = run_with(os, task);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("output_stride"), "{}", stderr(&o));
+    }
+}

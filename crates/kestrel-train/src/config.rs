@@ -222,6 +222,9 @@ pub struct TrainConfig {
     pub test_fraction: f64,
     /// `--upsampler`: the upsampling layers of a segmentation model (ignored by classifiers).
     pub upsampler: UpsamplerKind,
+    /// `--output-stride`: of a segmentation model's backbone, 32 (the FCN paper's), or 16 / 8
+    /// with the later strides turned into dilation (DeepLab's dilated backbones).
+    pub output_stride: usize,
     /// `--grad-log-every N`: per-parameter gradient norms go to `grad_norms.jsonl` (and are
     /// checked for vanishing, exploding and non-finite values) on optimiser step 0 and every N
     /// steps after; 0 turns the sampling off.
@@ -288,6 +291,7 @@ impl Default for TrainConfig {
             val_fraction: 0.15,
             test_fraction: 0.15,
             upsampler: UpsamplerKind::Bilinear,
+            output_stride: 32,
             grad_log_every: GRAD_LOG_EVERY,
             explode_above: EXPLODE_ABOVE,
             clip_grad_norm: None,
@@ -441,6 +445,20 @@ impl TrainConfig {
                 &self.task_weights,
                 self.gradnorm_alpha,
             )?;
+        }
+        if !kestrel_nn::zoo::OUTPUT_STRIDES.contains(&self.output_stride) {
+            return bad(
+                "output_stride",
+                "8, 16 or 32",
+                self.output_stride.to_string(),
+            );
+        }
+        if self.output_stride != 32 && self.task != Task::Segment {
+            return bad(
+                "output_stride",
+                "32 (dilated backbones are for `task = segment`)",
+                self.output_stride.to_string(),
+            );
         }
         if matches!(self.task, Task::Segment | Task::Multitask) {
             if !matches!(self.balance, Balance::None | Balance::Weights) {

@@ -18,9 +18,6 @@ use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
 
-/// Output stride of the backbone of every segmentation run (the FCN paper's: no dilation).
-pub const OUTPUT_STRIDE: usize = 32;
-
 /// Inverse-frequency pixel weights `n / (K · n_c)` over the non-ignored pixels of `masks`
 /// (PyTorch's weighted-mean convention then applies); a class with no pixel gets weight 0.
 pub fn pixel_class_weights(masks: &[u8], classes: usize) -> Vec<f32> {
@@ -90,7 +87,7 @@ impl SegmentTask {
             name,
             width: cfg.width,
             num_classes: k,
-            output_stride: OUTPUT_STRIDE,
+            output_stride: cfg.output_stride,
             upsampler: cfg.upsampler,
         };
         let weights =
