@@ -21,6 +21,18 @@ pub(crate) mod reference;
 pub use geometry::ConvGeometry;
 
 /// Whether AVX2 and FMA can be used on this CPU (checked at run time).
+pub fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && simd_available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the AVX2 + FMA kernels can run on this CPU.
 pub fn simd_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -9,6 +9,8 @@ use crate::Activation;
 pub const MR: usize = 6;
 /// Columns of the micro-tile (two AVX registers).
 pub const NR: usize = 16;
+/// Rows of a micro-tile of the AVX-512 kernel.
+pub const MR_AVX512: usize = 12;
 
 /// A `k×n` matrix packed as `ceil(n/16)` panels of `k×16` floats, zero-padded on the right.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,8 +124,11 @@ pub unsafe fn gemm_packed_panels(
         );
     }
     let simd = simd && super::simd_available();
+    let wide = simd && super::avx512_available();
+    // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
+    let mr = if wide { MR_AVX512 } else { MR };
     // Rows per pass over the panels: keep that block of `a` in L2.
-    let mc = ((192 * 1024) / (4 * k.max(1))).clamp(MR, 40 * MR) / MR * MR;
+    let mc = ((192 * 1024) / (4 * k.max(1))).clamp(mr, 20 * mr) / mr * mr;
     let (lo, hi) = ep.act.bounds();
     let mut m0 = 0;
     while m0 < m {
@@ -134,7 +139,7 @@ pub unsafe fn gemm_packed_panels(
             let bp = b.panel(p);
             let mut r = m0;
             while r < m0 + mb {
-                let rows = MR.min(m0 + mb - r);
+                let rows = mr.min(m0 + mb - r);
                 let t = Tile {
                     k,
                     a: &a[r * lda..],
@@ -150,7 +155,23 @@ pub unsafe fn gemm_packed_panels(
                 };
                 let res = ep.residual;
                 #[cfg(target_arch = "x86_64")]
-                if simd {
+                if wide {
+                    // SAFETY: AVX-512F detected; bounds asserted above and by the caller.
+                    match rows {
+                        12 => tile_avx512::<12>(&t, c, res),
+                        11 => tile_avx512::<11>(&t, c, res),
+                        10 => tile_avx512::<10>(&t, c, res),
+                        9 => tile_avx512::<9>(&t, c, res),
+                        8 => tile_avx512::<8>(&t, c, res),
+                        7 => tile_avx512::<7>(&t, c, res),
+                        6 => tile_avx512::<6>(&t, c, res),
+                        5 => tile_avx512::<5>(&t, c, res),
+                        4 => tile_avx512::<4>(&t, c, res),
+                        3 => tile_avx512::<3>(&t, c, res),
+                        2 => tile_avx512::<2>(&t, c, res),
+                        _ => tile_avx512::<1>(&t, c, res),
+                    }
+                } else if simd {
                     // SAFETY: AVX2/FMA detected; bounds asserted above and by the caller.
                     match rows {
                         6 => tile_avx2::<6>(&t, c, res),
@@ -282,6 +303,39 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
                 *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi);
             }
         }
+    }
+}
+
+/// The AVX-512 micro-kernel: R rows × 16 columns, one zmm accumulator per row, the `a` value
+/// broadcast into the FMA; masked loads and stores for a partial panel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); R];
+    let a = t.a.as_ptr();
+    let b = t.b.as_ptr();
+    for p in 0..t.k {
+        let bv = _mm512_loadu_ps(b.add(p * NR));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(*a.add(r * t.lda + p));
+            *acc = _mm512_fmadd_ps(av, bv, *acc);
+        }
+    }
+    let mask: __mmask16 = if t.cols >= NR {
+        0xffff
+    } else {
+        ((1u32 << t.cols) - 1) as __mmask16
+    };
+    let (vlo, vhi) = (_mm512_set1_ps(t.lo), _mm512_set1_ps(t.hi));
+    let bias = _mm512_maskz_loadu_ps(mask, t.bias.as_ptr());
+    for (r, &acc) in acc.iter().enumerate() {
+        let base = (t.row + r) * t.ldc + t.c0;
+        let mut v = _mm512_add_ps(acc, bias);
+        if let Some(res) = res {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+        }
+        _mm512_mask_storeu_ps(c.add(base), mask, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
     }
 }
 
