@@ -7,8 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
 use kestrel_nn::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
-use kestrel_nn::fcn::{Fcn, SegmenterName, SegmenterSpec};
-use kestrel_nn::upsample::UpsamplerKind;
+use kestrel_nn::fcn::Fcn;
 use kestrel_nn::zoo::{ClassifierSpec, ARCH_NAMES};
 use kestrel_nn::{Classifier, InfoError};
 use kestrel_runtime::Plan;
@@ -148,31 +147,6 @@ impl BenchModel {
     }
 }
 
-/// A segmenter `a` asks for (`--model fcn...`), with its name.
-fn segmenter(a: &InferArgs, name: SegmenterName) -> Result<SegmenterSpec, CliError> {
-    let upsampler: UpsamplerKind = a
-        .upsampler
-        .parse()
-        .map_err(|e| CliError::BadInput(format!("bad value for `--upsampler`: {e}")))?;
-    let width = match a.width {
-        Some(w) if name.backbone != kestrel_nn::Arch::MobileNetV2 && w != 1.0 => {
-            return Err(CliError::BadInput(format!(
-                "bad value for `--width`: {} has no width multiplier (expected 1, got {w})",
-                name.backbone
-            )))
-        }
-        Some(w) => w,
-        None => 1.0,
-    };
-    Ok(SegmenterSpec {
-        name,
-        width,
-        num_classes: a.classes.unwrap_or(21),
-        output_stride: a.output_stride,
-        upsampler,
-    })
-}
-
 /// The model `a` asks for, checked as `kestrel info` checks it.
 fn spec(a: &InferArgs) -> Result<ClassifierSpec, CliError> {
     if a.model.parse::<kestrel_nn::Arch>().is_err() {
@@ -247,11 +221,14 @@ pub(crate) fn median(sorted: &[f64]) -> f64 {
 
 fn infer(a: InferArgs) -> Result<(), CliError> {
     if a.model.starts_with("fcn") {
-        let name: SegmenterName = a
-            .model
-            .parse()
-            .map_err(|e: kestrel_nn::fcn::UnknownSegmenter| CliError::BadInput(e.to_string()))?;
-        let spec = segmenter(&a, name)?;
+        let spec = crate::model_arg::segmenter_spec(
+            &a.model,
+            a.width,
+            a.classes,
+            a.output_stride,
+            &a.upsampler,
+        )?;
+        let name = spec.name;
         let model = spec
             .init(&Device::flex())
             .map_err(|e| CliError::BadInput(format!("`--model {}`: {e}", a.model)))?;

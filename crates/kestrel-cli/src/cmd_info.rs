@@ -3,8 +3,6 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
-use kestrel_nn::fcn::{SegmenterName, SegmenterSpec, UnknownSegmenter};
-use kestrel_nn::upsample::UpsamplerKind;
 use kestrel_nn::zoo::ClassifierSpec;
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
@@ -48,33 +46,17 @@ pub fn run(a: InfoArgs) -> Result<(), CliError> {
     }
 }
 
-/// Classes of an FCN model when `--classes` is not given: PASCAL VOC's 20 and background.
-const FCN_CLASSES: usize = 21;
-
 /// The description `a` asks for; bad input names the flag and what was expected.
 fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
     let (result, width, classes) = if a.model.starts_with("fcn") {
-        let name: SegmenterName = a
-            .model
-            .parse()
-            .map_err(|e: UnknownSegmenter| CliError::BadInput(e.to_string()))?;
-        let (_, width) = crate::model_arg::arch_and_width(&name.backbone.to_string(), a.width, "")?;
-        let upsampler: UpsamplerKind = a.upsampler.parse().map_err(|_| {
-            let names: Vec<&str> = UpsamplerKind::ALL.iter().map(|k| k.name()).collect();
-            CliError::BadInput(format!(
-                "bad value for `--upsampler`: expected one of {}, got `{}`",
-                names.join(", "),
-                a.upsampler
-            ))
-        })?;
-        let classes = a.classes.unwrap_or(FCN_CLASSES);
-        let spec = SegmenterSpec {
-            name,
-            width,
-            num_classes: classes,
-            output_stride: a.output_stride,
-            upsampler,
-        };
+        let spec = crate::model_arg::segmenter_spec(
+            &a.model,
+            a.width,
+            a.classes,
+            a.output_stride,
+            &a.upsampler,
+        )?;
+        let (width, classes) = (spec.width, spec.num_classes);
         (spec.describe(a.resolution), width, classes)
     } else {
         let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;

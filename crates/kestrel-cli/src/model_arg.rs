@@ -2,6 +2,8 @@
 //! `export`.
 
 use crate::exit::CliError;
+use kestrel_nn::fcn::{SegmenterName, SegmenterSpec, UnknownSegmenter};
+use kestrel_nn::upsample::UpsamplerKind;
 use kestrel_nn::zoo::{Arch, ARCH_NAMES};
 
 /// Parses a classifier name and checks the width multiplier against it: only the MobileNets
@@ -20,4 +22,37 @@ pub fn arch_and_width(name: &str, width: Option<f64>, flag: &str) -> Result<(Arc
         Some(w) => Ok((arch, w)),
         None => Ok((arch, 1.0)),
     }
+}
+
+/// Classes of an FCN model when `--classes` is not given: PASCAL VOC's 20 and background.
+pub const FCN_CLASSES: usize = 21;
+
+/// The segmentation model `name` (`fcn8s-mobilenet-v2`, …) with the `--width`, `--classes`,
+/// `--output-stride` and `--upsampler` arguments, as `info` and `bench` take them; bad values name
+/// the flag. The settings themselves are checked where the model is described or built.
+pub fn segmenter_spec(
+    name: &str,
+    width: Option<f64>,
+    classes: Option<usize>,
+    output_stride: usize,
+    upsampler: &str,
+) -> Result<SegmenterSpec, CliError> {
+    let name: SegmenterName = name
+        .parse()
+        .map_err(|e: UnknownSegmenter| CliError::BadInput(e.to_string()))?;
+    let (_, width) = arch_and_width(&name.backbone.to_string(), width, "")?;
+    let upsampler: UpsamplerKind = upsampler.parse().map_err(|_| {
+        let names: Vec<&str> = UpsamplerKind::ALL.iter().map(|k| k.name()).collect();
+        CliError::BadInput(format!(
+            "bad value for `--upsampler`: expected one of {}, got `{upsampler}`",
+            names.join(", ")
+        ))
+    })?;
+    Ok(SegmenterSpec {
+        name,
+        width,
+        num_classes: classes.unwrap_or(FCN_CLASSES),
+        output_stride,
+        upsampler,
+    })
 }

@@ -20,7 +20,7 @@ use crate::grad_health::{
 use crate::optim::Optim;
 use crate::resume;
 use crate::run_dir::{self, EpochRecord, Summary};
-use crate::trainer::{schedule_and_bar, NORMALIZE};
+use crate::trainer::{progress_bar, NORMALIZE};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -353,7 +353,7 @@ pub fn run<T: TaskLoop>(
             run_dir::last_checkpoint(out).display()
         )));
     }
-    let (_, bar) = schedule_and_bar(cfg, steps_per_epoch, opts.progress);
+    let bar = progress_bar(cfg, steps_per_epoch, opts.progress);
     bar.set_position(step as u64);
     let say = |line: String| {
         if opts.progress != Progress::Quiet {

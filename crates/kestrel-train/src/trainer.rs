@@ -9,7 +9,6 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::loss::CrossEntropy;
 use crate::run_dir::Summary;
-use crate::schedule::WarmupCosine;
 use crate::tensor_set::{batch_tensors, TensorSet, TensorSource};
 use crate::train_loop::{ModelMeta, RunOptions, StepLoss, TaskLoop};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -29,19 +28,14 @@ pub const NORMALIZE: Normalize = Normalize::IMAGENET;
 
 pub use crate::train_loop::Progress;
 
-/// The learning-rate schedule (warm-up, then cosine decay over every step) and the progress bar
-/// (hidden unless `progress` is [`Progress::Bar`]) of a run of `steps_per_epoch` × epochs steps.
-pub(crate) fn schedule_and_bar(
+/// The progress bar (hidden unless `progress` is [`Progress::Bar`]) of a run of
+/// `steps_per_epoch` × epochs steps; the learning rates come from [`crate::optim::Optim`].
+pub(crate) fn progress_bar(
     cfg: &TrainConfig,
     steps_per_epoch: usize,
     progress: Progress,
-) -> (WarmupCosine, ProgressBar) {
+) -> ProgressBar {
     let total_steps = steps_per_epoch * cfg.epochs;
-    let schedule = WarmupCosine {
-        peak: cfg.lr,
-        warmup: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
-        total: total_steps,
-    };
     let bar = match progress {
         Progress::Bar => {
             ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr())
@@ -52,7 +46,7 @@ pub(crate) fn schedule_and_bar(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
             .expect("valid template"),
     );
-    (schedule, bar)
+    bar
 }
 
 /// Threads of the training loader: up to 4, fewer on smaller machines.
