@@ -287,6 +287,38 @@ impl Checkpoint {
     }
 }
 
+/// Every float of `v` replaced by `{"f64": bits}`: exact through JSON text, which a plain float
+/// may not be when read back.
+pub fn exact_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            serde_json::json!({ "f64": n.as_f64().unwrap_or(f64::NAN).to_bits() })
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(exact_json).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, exact_json(v))).collect()),
+        other => other,
+    }
+}
+
+/// The inverse of [`exact_json`].
+pub fn from_exact_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) if o.len() == 1 && o.get("f64").is_some_and(Value::is_u64) => {
+            let bits = o["f64"].as_u64().unwrap_or(0);
+            serde_json::Number::from_f64(f64::from_bits(bits)).map_or(Value::Null, Value::Number)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(from_exact_json).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), from_exact_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +358,19 @@ mod tests {
         let text = serde_json::to_string(&meta(Some(seg.clone()))).unwrap();
         let back: CheckpointMeta = serde_json::from_str(&text).unwrap();
         assert_eq!(back.segmenter, Some(seg));
+    }
+
+    #[test]
+    fn exact_json_keeps_every_bit_through_text() {
+        let v = serde_json::json!({"s": [0.1 + 0.2, -1e-300, 3.0], "t": 7, "name": "x"});
+        let text = serde_json::to_string(&exact_json(v.clone())).unwrap();
+        let back = from_exact_json(&serde_json::from_str(&text).unwrap());
+        assert_eq!(back, v);
+        assert_eq!(
+            back["s"][0].as_f64().unwrap().to_bits(),
+            (0.1f64 + 0.2).to_bits()
+        );
+        assert_eq!(back["t"], 7);
     }
 
     #[test]

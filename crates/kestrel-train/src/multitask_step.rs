@@ -166,25 +166,6 @@ pub fn backward_step(
     Ok(params)
 }
 
-/// One step on a batch (images `x`, image labels, masks) of `model` on an autodiff device:
-/// returns the gradients for the optimiser and what the step measured, and updates
-/// `weighting` (uncertainty's s at learning rate `lr`, GradNorm's weights). A non-finite total
-/// loss is a runtime error before any update.
-pub fn train_step(
-    model: &MultiTask,
-    weighting: &mut LossWeighting,
-    x: Tensor<4>,
-    labels: Tensor<1, Int>,
-    masks: Tensor<3, Int>,
-    lr: f64,
-) -> Result<(GradientsParams, StepStats)> {
-    let forward = forward_step(model, weighting, x, labels, masks)?;
-    let stats = forward.stats.clone();
-    let loss = forward.total.clone();
-    let grads = backward_step(model, weighting, forward, loss, lr)?;
-    Ok((grads, stats))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +173,25 @@ mod tests {
     use burn::tensor::{Device, TensorData};
     use kestrel_nn::multitask::MultiTaskSpec;
     use kestrel_nn::upsample::UpsamplerKind;
+
+    /// One step on a batch (images `x`, image labels, masks) of `model` on an autodiff device:
+    /// returns the gradients for the optimiser and what the step measured, and updates
+    /// `weighting` (uncertainty's s at learning rate `lr`, GradNorm's weights). A non-finite total
+    /// loss is a runtime error before any update.
+    fn train_step(
+        model: &MultiTask,
+        weighting: &mut LossWeighting,
+        x: Tensor<4>,
+        labels: Tensor<1, Int>,
+        masks: Tensor<3, Int>,
+        lr: f64,
+    ) -> Result<(GradientsParams, StepStats)> {
+        let forward = forward_step(model, weighting, x, labels, masks)?;
+        let stats = forward.stats.clone();
+        let loss = forward.total.clone();
+        let grads = backward_step(model, weighting, forward, loss, lr)?;
+        Ok((grads, stats))
+    }
 
     fn batch(device: &Device) -> (Tensor<4>, Tensor<1, Int>, Tensor<3, Int>) {
         let x = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, device);

@@ -7,7 +7,7 @@
 //! The step itself lives in [`crate::multitask_step`], the scoring in
 //! [`crate::multitask_eval`]; this file draws batches and holds the weighting's state.
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Augment, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::multitask_eval::{combined_metric, evaluate_multitask, labels_of};
@@ -34,36 +34,6 @@ fn per_task(values: &[f64]) -> BTreeMap<String, f64> {
         .zip(values)
         .map(|(k, v)| (k.to_string(), *v))
         .collect()
-}
-
-/// Every float of `v` replaced by `{"f64": bits}`: exact through JSON text, which a plain float
-/// may not be when read back.
-fn to_exact(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Number(n) if n.is_f64() => {
-            serde_json::json!({ "f64": n.as_f64().unwrap_or(f64::NAN).to_bits() })
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(to_exact).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, to_exact(v))).collect()),
-        other => other,
-    }
-}
-
-/// The inverse of [`to_exact`].
-fn from_exact(v: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(o) if o.len() == 1 && o.get("f64").is_some_and(Value::is_u64) => {
-            let bits = o["f64"].as_u64().unwrap_or(0);
-            serde_json::Number::from_f64(f64::from_bits(bits)).map_or(Value::Null, Value::Number)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(from_exact).collect()),
-        Value::Object(o) => {
-            Value::Object(o.iter().map(|(k, v)| (k.clone(), from_exact(v))).collect())
-        }
-        other => other.clone(),
-    }
 }
 
 /// The multi-task part of a run: data, the loss weighting, and the epoch's statistics.
@@ -276,15 +246,18 @@ impl TaskLoop for MultiTaskTask {
     }
 
     fn state(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(&self.weighting).ok().map(to_exact)
+        serde_json::to_value(&self.weighting)
+            .ok()
+            .map(checkpoint::exact_json)
     }
 
     fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        self.weighting = serde_json::from_value(from_exact(state)).map_err(|e| {
-            TrainError::BadInput(format!(
-                "--resume: the checkpoint's loss-weighting state does not read ({e})"
-            ))
-        })?;
+        self.weighting =
+            serde_json::from_value(checkpoint::from_exact_json(state)).map_err(|e| {
+                TrainError::BadInput(format!(
+                    "--resume: the checkpoint's loss-weighting state does not read ({e})"
+                ))
+            })?;
         Ok(())
     }
 
