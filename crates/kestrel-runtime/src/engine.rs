@@ -228,10 +228,8 @@ impl Engine {
                 project,
             } = *st
             {
-                block_floats = block_floats.max(
-                    threads
-                        * block_params(&plan, &packed, expand, dw, project).scratch_per_thread(),
-                );
+                block_floats = block_floats
+                    .max(block_params(&plan, &packed, expand, dw, project).scratch_floats(threads));
             }
         }
         let arenas = (0..threads).map(|_| Arena::default()).collect();

@@ -67,14 +67,25 @@ pub fn depthwise(
             #[cfg(target_arch = "x86_64")]
             if simd {
                 // SAFETY: AVX2 and FMA were detected above.
-                unsafe { row_avx2(p, image, 0, oy, ow, row_act, out_row) };
+                unsafe {
+                    row_avx2(
+                        p,
+                        image.as_ptr(),
+                        0,
+                        oy,
+                        ow,
+                        0..c,
+                        row_act,
+                        out_row.as_mut_ptr(),
+                    )
+                };
             } else {
-                row_scalar(p, image, 0, oy, ow, row_act, out_row);
+                row_scalar(p, image, 0, oy, ow, 0..c, row_act, out_row);
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
                 let _ = simd;
-                row_scalar(p, image, 0, oy, ow, row_act, out_row);
+                row_scalar(p, image, 0, oy, ow, 0..c, row_act, out_row);
             }
             if let Some(res) = residual {
                 let res_row = &res[r * row_len..(r + 1) * row_len];
@@ -97,32 +108,115 @@ pub fn depthwise_rows(
     out: &mut [f32],
     simd: bool,
 ) {
+    depthwise_rows_channels(p, band, row_base, oy0, oy1, 0..p.hwc[2], out, simd)
+}
+
+/// [`depthwise_rows`] for the channels `chs` only: `out` still has rows of all channels, and only
+/// `chs` of each pixel are written (so threads can fill disjoint channel ranges of one output).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_rows_channels(
+    p: &Depthwise,
+    band: &[f32],
+    row_base: usize,
+    oy0: usize,
+    oy1: usize,
+    chs: std::ops::Range<usize>,
+    out: &mut [f32],
+    simd: bool,
+) {
     let [h, w, c] = p.hwc;
     let (_, ow) = p
         .geom
         .output_hw(h, w)
         .expect("depthwise geometry checked by the plan");
+    assert!(chs.end <= c, "depthwise: channel range out of bounds");
+    assert!(
+        out.len() >= (oy1 - oy0) * ow * c,
+        "depthwise: output too short"
+    );
+    if oy1 > oy0 {
+        let g = &p.geom;
+        let last = (((oy1 - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0]) as isize
+            - g.padding[0] as isize)
+            .clamp(0, h as isize - 1) as usize;
+        assert!(
+            band.len() >= (last + 1 - row_base) * w * c,
+            "depthwise: band too short"
+        );
+    }
     let simd = simd && super::simd_available();
     for (oy, out_row) in (oy0..oy1).zip(out.chunks_exact_mut(ow * c)) {
         #[cfg(target_arch = "x86_64")]
         if simd {
             // SAFETY: AVX2 and FMA were detected above.
-            unsafe { row_avx2(p, band, row_base, oy, ow, p.act, out_row) };
+            unsafe {
+                row_avx2(
+                    p,
+                    band.as_ptr(),
+                    row_base,
+                    oy,
+                    ow,
+                    chs.clone(),
+                    p.act,
+                    out_row.as_mut_ptr(),
+                )
+            };
         } else {
-            row_scalar(p, band, row_base, oy, ow, p.act, out_row);
+            row_scalar(p, band, row_base, oy, ow, chs.clone(), p.act, out_row);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        row_scalar(p, band, row_base, oy, ow, p.act, out_row);
+        row_scalar(p, band, row_base, oy, ow, chs.clone(), p.act, out_row);
     }
 }
 
-/// One output row, portable code.
+/// [`depthwise_rows_channels`] through raw pointers, for threads that fill disjoint channel
+/// ranges of one output (and read the same ranges of one input) at the same time.
+///
+/// # Safety
+/// AVX2 and FMA must be available ([`super::simd_available`]); `band` must be valid for reads of
+/// every image row from `row_base` that the windows of output rows `oy0..oy1` read (`w × c` floats
+/// a row), `out` valid for writes of `(oy1 − oy0) × ow × c` floats, `chs` within the channels,
+/// and no other thread may write channels `chs` of `band` or access channels `chs` of `out`
+/// during the call.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn depthwise_rows_channels_raw(
+    p: &Depthwise,
+    band: *const f32,
+    row_base: usize,
+    oy0: usize,
+    oy1: usize,
+    chs: std::ops::Range<usize>,
+    out: *mut f32,
+) {
+    let [h, w, c] = p.hwc;
+    let (_, ow) = p
+        .geom
+        .output_hw(h, w)
+        .expect("depthwise geometry checked by the plan");
+    for (i, oy) in (oy0..oy1).enumerate() {
+        row_avx2(
+            p,
+            band,
+            row_base,
+            oy,
+            ow,
+            chs.clone(),
+            p.act,
+            out.add(i * ow * c),
+        );
+    }
+}
+
+/// Channels `chs` of one output row, portable code.
+#[allow(clippy::too_many_arguments)]
 fn row_scalar(
     p: &Depthwise,
     image: &[f32],
     row_base: usize,
     oy: usize,
     ow: usize,
+    chs: std::ops::Range<usize>,
     act: Activation,
     out_row: &mut [f32],
 ) {
@@ -135,15 +229,15 @@ fn row_scalar(
     for ox in 0..ow {
         let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
         let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
-        let dst = &mut out_row[ox * c..(ox + 1) * c];
-        dst.copy_from_slice(p.bias);
+        let dst = &mut out_row[ox * c + chs.start..ox * c + chs.end];
+        dst.copy_from_slice(&p.bias[chs.clone()]);
         for ky in ky0..ky1 {
             let iy = (iy0 + (ky * g.dilation[0]) as isize) as usize;
             for kx in kx0..kx1 {
                 let ix = (ix0 + (kx * g.dilation[1]) as isize) as usize;
-                let src =
-                    &image[((iy - row_base) * w + ix) * c..((iy - row_base) * w + ix + 1) * c];
-                let wt = &p.weight[(ky * kw + kx) * c..(ky * kw + kx + 1) * c];
+                let at = ((iy - row_base) * w + ix) * c;
+                let src = &image[at + chs.start..at + chs.end];
+                let wt = &p.weight[(ky * kw + kx) * c + chs.start..(ky * kw + kx) * c + chs.end];
                 for ((d, s), k) in dst.iter_mut().zip(src).zip(wt) {
                     *d += s * k;
                 }
@@ -155,18 +249,46 @@ fn row_scalar(
     }
 }
 
-/// One output row with AVX2+FMA: 32 channels at a time in four accumulators, then 8, then a
-/// scalar tail.
+/// One output row with the widest SIMD path this CPU has (AVX-512 for 3×3 kernels, else AVX2).
+///
+/// # Safety
+/// AVX2 and FMA must be available; `image` must be valid for reads of every input row the window
+/// of output row `oy` reads (rows `row_base..` of the image, `w × c` floats each), `out_row` valid
+/// for writes of `ow × c` floats, and no other thread may access channels `chs` of that row.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn row_avx2(
     p: &Depthwise,
-    image: &[f32],
+    image: *const f32,
     row_base: usize,
     oy: usize,
     ow: usize,
+    chs: std::ops::Range<usize>,
     act: Activation,
-    out_row: &mut [f32],
+    out_row: *mut f32,
+) {
+    if p.geom.kernel == [3, 3] && super::avx512_available() {
+        row_avx512_k3(p, image, row_base, oy, ow, chs, act, out_row)
+    } else {
+        pixels_avx2(p, image, row_base, oy, 0..ow, chs, act, out_row)
+    }
+}
+
+/// Output pixels `oxs` of one row with AVX2+FMA, one pixel at a time over a table of its valid
+/// taps (so any kernel and any border): 32 channels at a time in four accumulators, then 8, then a
+/// scalar tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pixels_avx2(
+    p: &Depthwise,
+    image: *const f32,
+    row_base: usize,
+    oy: usize,
+    oxs: std::ops::Range<usize>,
+    chs: std::ops::Range<usize>,
+    act: Activation,
+    out_row: *mut f32,
 ) {
     use std::arch::x86_64::*;
     let [h, w, c] = p.hwc;
@@ -176,13 +298,13 @@ unsafe fn row_avx2(
     let (vlo, vhi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
     let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
     let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
-    let img = image.as_ptr();
+    let img = image;
     let wts = p.weight.as_ptr();
     let bias = p.bias.as_ptr();
     // Up to 7x7 taps fit the stack table; larger kernels use the heap.
     let mut offs_buf = [(0usize, 0usize); 49];
     let mut offs_vec = Vec::new();
-    for ox in 0..ow {
+    for ox in oxs {
         let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
         let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
         // (input offset, weight offset) of every valid tap, in channels.
@@ -202,9 +324,9 @@ unsafe fn row_avx2(
                 t += 1;
             }
         }
-        let dst = out_row.as_mut_ptr().add(ox * c);
-        let mut ch = 0;
-        while ch + 32 <= c {
+        let dst = out_row.add(ox * c);
+        let (mut ch, end) = (chs.start, chs.end);
+        while ch + 32 <= end {
             let mut a0 = _mm256_loadu_ps(bias.add(ch));
             let mut a1 = _mm256_loadu_ps(bias.add(ch + 8));
             let mut a2 = _mm256_loadu_ps(bias.add(ch + 16));
@@ -223,7 +345,7 @@ unsafe fn row_avx2(
             _mm256_storeu_ps(dst.add(ch + 24), _mm256_min_ps(_mm256_max_ps(a3, vlo), vhi));
             ch += 32;
         }
-        while ch + 8 <= c {
+        while ch + 8 <= end {
             let mut a0 = _mm256_loadu_ps(bias.add(ch));
             for &(io, wo) in offs.iter() {
                 a0 = _mm256_fmadd_ps(
@@ -235,7 +357,7 @@ unsafe fn row_avx2(
             _mm256_storeu_ps(dst.add(ch), _mm256_min_ps(_mm256_max_ps(a0, vlo), vhi));
             ch += 8;
         }
-        while ch < c {
+        while ch < end {
             let mut a = *bias.add(ch);
             for &(io, wo) in offs.iter() {
                 a = (*img.add(io + ch)).mul_add(*wts.add(wo + ch), a);
@@ -243,6 +365,184 @@ unsafe fn row_avx2(
             *dst.add(ch) = clamp(a, lo, hi);
             ch += 1;
         }
+    }
+}
+
+/// One output row of a 3×3 depthwise convolution with AVX-512 (any stride, padding and dilation).
+/// Border pixels, where a column tap falls outside the image, go through [`pixels_avx2`]; the
+/// interior runs 16 channels at a time with the block's taps held in registers and four output
+/// pixels per step, so each input load feeds one FMA and each weight load is shared.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_avx512_k3(
+    p: &Depthwise,
+    image: *const f32,
+    row_base: usize,
+    oy: usize,
+    ow: usize,
+    chs: std::ops::Range<usize>,
+    act: Activation,
+    out_row: *mut f32,
+) {
+    let [h, w, _] = p.hwc;
+    let g = &p.geom;
+    let (s, pad, d) = (g.stride[1], g.padding[1], g.dilation[1]);
+    // Interior columns: ox * s >= pad and ox * s - pad + 2d <= w - 1.
+    let lo = pad.div_ceil(s).min(ow);
+    let hi = if w - 1 + pad >= 2 * d {
+        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
+    } else {
+        0
+    }
+    .max(lo);
+    pixels_avx2(p, image, row_base, oy, 0..lo, chs.clone(), act, out_row);
+    pixels_avx2(p, image, row_base, oy, hi..ow, chs.clone(), act, out_row);
+    if hi == lo {
+        return;
+    }
+    let (ky0, ky1) = valid_taps(oy, h, 3, g.stride[0], g.padding[0], g.dilation[0]);
+    let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
+    let interior = Interior {
+        p,
+        image,
+        row_base,
+        iy0,
+        ky0,
+        cols: lo..hi,
+        chs,
+        act,
+    };
+    match ky1 - ky0 {
+        3 => interior_avx512::<3>(&interior, out_row),
+        2 => interior_avx512::<2>(&interior, out_row),
+        1 => interior_avx512::<1>(&interior, out_row),
+        _ => {}
+    }
+}
+
+/// The interior pixels of one output row of a 3×3 depthwise convolution.
+#[cfg(target_arch = "x86_64")]
+struct Interior<'a, 'b> {
+    p: &'a Depthwise<'b>,
+    image: *const f32,
+    row_base: usize,
+    /// Input row of kernel row 0 (may be negative).
+    iy0: isize,
+    /// First valid kernel row.
+    ky0: usize,
+    /// Output columns whose three column taps are all inside the image.
+    cols: std::ops::Range<usize>,
+    /// Channels to compute.
+    chs: std::ops::Range<usize>,
+    act: Activation,
+}
+
+/// [`row_avx512_k3`]'s interior with `R` valid kernel rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
+    use std::arch::x86_64::*;
+    let p = t.p;
+    let [_, w, c] = p.hwc;
+    let g = &p.geom;
+    let (s, pad, dy, d) = (g.stride[1], g.padding[1], g.dilation[0], g.dilation[1]);
+    let (lo, hi) = t.act.bounds();
+    let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let img = t.image;
+    let wts = p.weight.as_ptr();
+    let bias = p.bias.as_ptr();
+    let dst = out_row;
+    // Start of each valid kernel row's input row in `image`.
+    let mut rows = [img; R];
+    for (r, row) in rows.iter_mut().enumerate() {
+        let iy = (t.iy0 + ((t.ky0 + r) * dy) as isize) as usize;
+        *row = img.add((iy - t.row_base) * w * c);
+    }
+    let sc = s * c;
+    let dc = d * c;
+    let mut ch = t.chs.start;
+    while ch < t.chs.end {
+        let m: __mmask16 = if t.chs.end - ch >= 16 {
+            0xFFFF
+        } else {
+            (1u16 << (t.chs.end - ch)) - 1
+        };
+        let b = _mm512_maskz_loadu_ps(m, bias.add(ch));
+        let mut wv = [[_mm512_setzero_ps(); 3]; R];
+        for (r, wr) in wv.iter_mut().enumerate() {
+            for (kx, wk) in wr.iter_mut().enumerate() {
+                *wk = _mm512_maskz_loadu_ps(m, wts.add(((t.ky0 + r) * 3 + kx) * c + ch));
+            }
+        }
+        let k = Taps {
+            rows: &rows,
+            w: &wv,
+            bias: b,
+            lo: vlo,
+            hi: vhi,
+            m,
+            sc,
+            dc,
+        };
+        let mut ox = t.cols.start;
+        while ox + 4 <= t.cols.end {
+            pixels_k3::<R, 4>(&k, (ox * s - pad) * c + ch, dst.add(ox * c + ch), c);
+            ox += 4;
+        }
+        while ox < t.cols.end {
+            pixels_k3::<R, 1>(&k, (ox * s - pad) * c + ch, dst.add(ox * c + ch), c);
+            ox += 1;
+        }
+        ch += 16;
+    }
+}
+
+/// One 16-channel block's operands in [`interior_avx512`].
+#[cfg(target_arch = "x86_64")]
+struct Taps<'a, const R: usize> {
+    rows: &'a [*const f32; R],
+    w: &'a [[std::arch::x86_64::__m512; 3]; R],
+    bias: std::arch::x86_64::__m512,
+    lo: std::arch::x86_64::__m512,
+    hi: std::arch::x86_64::__m512,
+    m: std::arch::x86_64::__mmask16,
+    /// Input step between neighbouring output pixels (stride × channels).
+    sc: usize,
+    /// Input step between column taps (dilation × channels).
+    dc: usize,
+}
+
+/// `Q` neighbouring output pixels of one 16-channel block, the first reading input offset `x0` of
+/// each row; one accumulator per pixel and kernel row, so dependency chains stay three FMAs long.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pixels_k3<const R: usize, const Q: usize>(
+    k: &Taps<R>,
+    x0: usize,
+    dst: *mut f32,
+    c: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); R]; Q];
+    for r in 0..R {
+        let row = k.rows[r].add(x0);
+        for kx in 0..3 {
+            let xk = row.add(kx * k.dc);
+            for (q, a) in acc.iter_mut().enumerate() {
+                let x = _mm512_maskz_loadu_ps(k.m, xk.add(q * k.sc));
+                a[r] = _mm512_fmadd_ps(x, k.w[r][kx], a[r]);
+            }
+        }
+    }
+    for (q, a) in acc.iter().enumerate() {
+        let mut v = _mm512_add_ps(k.bias, a[0]);
+        for ar in &a[1..] {
+            v = _mm512_add_ps(v, *ar);
+        }
+        let v = _mm512_min_ps(_mm512_max_ps(v, k.lo), k.hi);
+        _mm512_mask_storeu_ps(dst.add(q * c), k.m, v);
     }
 }
 

@@ -2,9 +2,14 @@
 //! and run band by band of output rows, so the expanded activation (6× wider than the block's
 //! input) lives only in a few rows of cache-sized scratch instead of a full tensor in memory.
 //! Expanded rows shared by consecutive bands are kept, not recomputed.
+//!
+//! Small maps (the late stages of a network at batch 1) split poorly by rows: each thread would
+//! get a few rows plus the neighbours its window needs, recomputed. There the threads split the
+//! channels instead: each expands and filters its own share of the hidden channels over the whole
+//! map, then each projects its share of the output channels.
 
 use super::depthwise::{depthwise_rows, Depthwise};
-use super::packed_gemm::{gemm_packed, Epilogue, PackedB};
+use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use crate::parallel::{chunks_by, split_rows, Par};
 use crate::Activation;
 
@@ -68,8 +73,28 @@ impl InvertedResidual<'_> {
             .min(self.hwc[0])
     }
 
-    /// Scratch floats one thread needs.
-    pub fn scratch_per_thread(&self) -> usize {
+    /// Whether `threads` threads split this block by channels rather than by rows: when the
+    /// output has fewer than four rows a thread (measured on MobileNetV2 at batch 1: 7 × 7
+    /// maps gain, 14 × 14 ones do not) and the SIMD kernels are there.
+    fn channel_split(&self, threads: usize, simd: bool) -> bool {
+        threads > 1 && self.out_hw().0 < 4 * threads && simd && super::simd_available()
+    }
+
+    /// Scratch floats [`inverted_residual`] needs with `threads` threads.
+    pub fn scratch_floats(&self, threads: usize) -> usize {
+        let rows = threads * self.scratch_per_thread();
+        if self.channel_split(threads, true) {
+            let [h, w, _] = self.hwc;
+            let (oh, ow) = self.out_hw();
+            let exp = if self.expand.is_some() { h * w } else { 0 };
+            rows.max((exp + oh * ow) * self.hidden())
+        } else {
+            rows
+        }
+    }
+
+    /// Scratch floats one thread needs when the threads split the rows.
+    fn scratch_per_thread(&self) -> usize {
         let (_, ow) = self.out_hw();
         let hidden = self.hidden();
         let exp = if self.expand.is_some() {
@@ -82,8 +107,8 @@ impl InvertedResidual<'_> {
 }
 
 /// Runs the block on `n` images: `out = project(dw(expand(input))) + residual`. Each image's
-/// output rows are split across the threads; `scratch` holds `threads ×`
-/// [`InvertedResidual::scratch_per_thread`] floats.
+/// output rows (or, on small maps, its channels) are split across the threads; `scratch` holds
+/// [`InvertedResidual::scratch_floats`] floats.
 #[allow(clippy::too_many_arguments)]
 pub fn inverted_residual(
     par: Par,
@@ -101,9 +126,25 @@ pub fn inverted_residual(
     let per_thread = p.scratch_per_thread();
     let in_len = h * w * cin;
     let out_len = oh * ow * cout;
+    let by_channels = p.channel_split(par.threads(), simd);
+    assert!(scratch.len() >= p.scratch_floats(par.threads()));
     for b in 0..n {
         let img = &input[b * in_len..(b + 1) * in_len];
         let res = residual.map(|r| &r[b * out_len..(b + 1) * out_len]);
+        if by_channels {
+            #[cfg(target_arch = "x86_64")]
+            {
+                split_channels(
+                    par,
+                    p,
+                    img,
+                    res,
+                    &mut out[b * out_len..(b + 1) * out_len],
+                    scratch,
+                );
+                continue;
+            }
+        }
         let parts = split_rows(oh, par.threads(), 1);
         let chunks = chunks_by(&mut out[b * out_len..(b + 1) * out_len], &parts, ow * cout);
         let mut items = Vec::with_capacity(parts.len());
@@ -120,6 +161,113 @@ pub fn inverted_residual(
             rows_range(p, img, res, chunk, sc, oy_a, oy_b, simd)
         });
     }
+}
+
+/// A raw pointer threads share, each touching only its own elements.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: used only to hand disjoint column ranges of one buffer to the threads of one `Par::run`.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// One image through the block with the channels split across the threads (SIMD kernels only):
+/// first each thread expands and filters its share of the hidden channels (whole 16-column panels)
+/// over the whole map, into full-size tensors in `scratch`; then each projects its share of the
+/// output panels.
+#[cfg(target_arch = "x86_64")]
+fn split_channels(
+    par: Par,
+    p: &InvertedResidual,
+    img: &[f32],
+    res: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    use super::depthwise::depthwise_rows_channels_raw;
+    let [h, w, cin] = p.hwc;
+    let (oh, ow) = p.out_hw();
+    let hidden = p.hidden();
+    let cout = p.project.weight.n;
+    let exp_len = if p.expand.is_some() {
+        h * w * hidden
+    } else {
+        0
+    };
+    let (exp, rest) = scratch.split_at_mut(exp_len);
+    let dw = &mut rest[..oh * ow * hidden];
+    let (exp_p, dw_p) = (Shared(exp.as_mut_ptr()), Shared(dw.as_mut_ptr()));
+    let panel_ranges = |n: usize| {
+        let mut start = 0;
+        split_rows(n.div_ceil(NR), par.threads(), 1)
+            .into_iter()
+            .map(|k| {
+                start += k;
+                start - k..start
+            })
+            .collect::<Vec<_>>()
+    };
+    par.run(panel_ranges(hidden), |_, panels| {
+        let chs = panels.start * NR..(panels.end * NR).min(hidden);
+        // SAFETY: the SIMD kernels were checked by `channel_split`; this thread alone writes
+        // (and then reads) the hidden channels `chs` of `exp` and writes those of `dw`, both
+        // full-size tensors in `scratch`; `img` is only read.
+        unsafe {
+            let band: *const f32 = match &p.expand {
+                Some(e) => {
+                    let ep = Epilogue {
+                        bias: e.bias,
+                        residual: None,
+                        act: e.act,
+                    };
+                    gemm_packed_panels(
+                        h * w,
+                        img,
+                        cin,
+                        e.weight,
+                        panels,
+                        exp_p.ptr(),
+                        hidden,
+                        &ep,
+                        true,
+                    );
+                    exp_p.ptr()
+                }
+                None => img.as_ptr(),
+            };
+            depthwise_rows_channels_raw(&p.dw, band, 0, 0, oh, chs, dw_p.ptr());
+        }
+    });
+    let dw: &[f32] = dw;
+    let out_p = Shared(out.as_mut_ptr());
+    par.run(panel_ranges(cout), |_, panels| {
+        let ep = Epilogue {
+            bias: p.project.bias,
+            residual: res,
+            act: p.project.act,
+        };
+        // SAFETY: this thread alone writes the output panels `panels`; `out` holds `oh·ow` rows
+        // of `cout`.
+        unsafe {
+            gemm_packed_panels(
+                oh * ow,
+                dw,
+                hidden,
+                p.project.weight,
+                panels,
+                out_p.ptr(),
+                cout,
+                &ep,
+                true,
+            )
+        };
+    });
 }
 
 /// Output rows `oy_a..oy_b` of one image into `out` (which starts at row `oy_a`).
@@ -318,7 +466,7 @@ mod tests {
             .num_threads(threads)
             .build()
             .unwrap();
-        let mut scratch = vec![0.0; threads * p.scratch_per_thread()];
+        let mut scratch = vec![0.0; p.scratch_floats(threads)];
         let mut out = vec![f32::NAN; batch * oh * ow * cout];
         inverted_residual(
             Par::new(Some(&pool), threads),
@@ -341,6 +489,16 @@ mod tests {
                                             res in any::<bool>(), threads in 1usize..4, simd in any::<bool>(), seed in 0u64..1000) {
             check(h, w, cin, t, cout, s, d, batch, res, threads, simd, seed);
         }
+    }
+
+    #[test]
+    fn small_maps_split_channels() {
+        // MobileNetV2's last stage (7 × 7, 960 hidden) and odd channel counts, at 2 and 3 threads,
+        // with and without expansion, both strides.
+        check(7, 7, 160, 6, 160, 1, 1, 1, true, 2, true, 1);
+        check(7, 7, 160, 6, 320, 1, 1, 1, false, 2, true, 2);
+        check(9, 11, 21, 6, 37, 2, 1, 2, false, 3, true, 3);
+        check(5, 6, 40, 1, 24, 1, 2, 1, true, 2, true, 4);
     }
 
     #[test]
