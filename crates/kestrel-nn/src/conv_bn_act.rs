@@ -110,6 +110,9 @@ impl ConvBnAct {
             Some(options) => {
                 crate::ops::depthwise::depthwise_conv2d(x, self.conv.weight.val(), options)
             }
+            None if self.pointwise_kernel(&x) => {
+                crate::ops::pointwise::pointwise_conv2d(x, self.conv.weight.val())
+            }
             None => self.conv.forward(x),
         };
         let y = match &self.bn {
@@ -117,6 +120,23 @@ impl ConvBnAct {
             None => y,
         };
         self.activation.apply(y)
+    }
+
+    /// Whether the custom 1×1 kernel applies to this convolution and `x`: training on Flex, a 1×1
+    /// kernel with stride 1, no padding, one group and no bias.
+    fn pointwise_kernel(&self, x: &Tensor<4>) -> bool {
+        let conv = &self.conv;
+        let w_dims = conv.weight.val().dims();
+        matches!(
+            conv.padding,
+            PaddingConfig2d::Explicit(0, 0, 0, 0) | PaddingConfig2d::Valid
+        ) && conv.stride == [1, 1]
+            && conv.groups == 1
+            && conv.bias.is_none()
+            && w_dims[2] == 1
+            && w_dims[3] == 1
+            && crate::ops::use_training_kernels(x)
+            && crate::ops::pointwise::check_shapes(x.dims(), w_dims).is_ok()
     }
 
     /// The options of the custom depthwise kernel when it applies to this convolution and `x`:

@@ -7,6 +7,8 @@
 //! so `loss.backward()` uses these kernels instead of Burn's generic ones.
 //!
 //! - [`depthwise`]: depthwise 3×3 (any k) convolution, strides and dilations, no bias;
+//! - [`pointwise`]: 1×1 convolution whose gradients are matrix products with transposed operands
+//!   read in place;
 //! - [`relu6`]: clamp to [0, 6] with a backward that does not materialise a mask;
 //! - [`batch_norm_train`]: training-mode BatchNorm with one-pass forward and backward.
 //!
@@ -19,6 +21,7 @@ pub mod batch_norm_train;
 pub mod depthwise;
 pub mod depthwise_kernel;
 mod flex_io;
+pub mod pointwise;
 pub mod relu6;
 
 use burn::tensor::{DType, Device};

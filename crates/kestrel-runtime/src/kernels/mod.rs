@@ -13,7 +13,7 @@ pub mod pointwise;
 pub mod pool;
 pub mod rearrange;
 pub mod resize;
-pub(crate) mod sgemm;
+pub mod sgemm;
 
 #[cfg(test)]
 pub(crate) mod reference;

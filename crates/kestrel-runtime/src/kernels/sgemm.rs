@@ -92,9 +92,135 @@ pub(crate) unsafe fn sgemm_raw(
     );
 }
 
+/// A read-only matrix operand with any strides: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Step between rows.
+    pub rs: usize,
+    /// Step between columns.
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major matrix with `cols` columns (`rs = cols`, `cs = 1`).
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        MatRef {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns (so an operand of `cols` rows).
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        MatRef {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || self.data.len() > (rows - 1) * self.rs + (cols - 1) * self.cs
+    }
+}
+
+/// `c = a · b`, or `c += a · b` with `accumulate`, on the calling thread: `a` is `m×k` and `b`
+/// `k×n` with any strides (so transposed operands cost no copy), `c` row-major `m×n` with leading
+/// dimension `ldc`. The products behind kestrel's training kernels for 1×1 convolutions.
+///
+/// Panics (a programming error, never user input) when a slice is too short for its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.fits(m, k), "sgemm_strided: lhs too short");
+    assert!(b.fits(k, n), "sgemm_strided: rhs too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "sgemm_strided: dst too short");
+    if k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(ldc.max(1)).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the assertions keep every access of the m×k, k×n and m×n operands with these strides
+    // inside the slices; `c` is exclusively borrowed.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strided_operands_and_accumulation_match_naive_product() {
+        let (m, n, k) = (6, 5, 7);
+        // a stored transposed (k×m row-major), b row-major with padding columns.
+        let at: Vec<f32> = (0..k * m).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let ldb = 8;
+        let b: Vec<f32> = (0..k * ldb)
+            .map(|i| ((i * 3) % 7) as f32 * 0.5 - 1.5)
+            .collect();
+        let want =
+            |i: usize, j: usize| -> f32 { (0..k).map(|p| at[p * m + i] * b[p * ldb + j]).sum() };
+        let mut c = vec![f32::NAN; m * n];
+        let (a, bm) = (
+            MatRef::transposed(&at, m),
+            MatRef {
+                data: &b,
+                rs: ldb,
+                cs: 1,
+            },
+        );
+        sgemm_strided(m, n, k, a, bm, &mut c, n, false);
+        for i in 0..m {
+            for j in 0..n {
+                assert!((c[i * n + j] - want(i, j)).abs() < 1e-4);
+            }
+        }
+        sgemm_strided(m, n, k, a, bm, &mut c, n, true);
+        for i in 0..m {
+            for j in 0..n {
+                assert!((c[i * n + j] - 2.0 * want(i, j)).abs() < 1e-4);
+            }
+        }
+    }
 
     #[test]
     fn matches_naive_product_with_strides() {

@@ -1,0 +1,318 @@
+//! 1×1 convolution (stride 1, no bias, one group) as a Burn backend extension, with its own
+//! backward.
+//!
+//! On NCHW data a 1×1 convolution is one matrix product per image: `y[n] = W · x[n]` with `W`
+//! (C_out × C_in) and `x[n]` (C_in × H·W). Its gradients are products too — `dx[n] = Wᵀ · dy[n]`
+//! and `dW = Σₙ dy[n] · x[n]ᵀ` — which [`kestrel_runtime::kernels::sgemm::sgemm_strided`] runs
+//! with transposed operands read in place. Burn's generic path instead computes the weight
+//! gradient as a convolution of swapped tensors (with the copies that takes), the largest single
+//! cost of a MobileNet training step on Flex. Images are split across rayon's threads; each thread
+//! sums its images' weight gradients into its own buffer.
+
+use super::flex_io;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::tensor::Tensor;
+use kestrel_runtime::kernels::sgemm::{sgemm_strided, MatRef};
+use rayon::prelude::*;
+
+/// The backend extension: a 1×1, stride-1, bias-free convolution.
+#[backend_extension(Flex, Autodiff)]
+pub trait PointwiseConvOps: Backend {
+    /// `x` (N, C_in, H, W) convolved with `weight` (C_out, C_in, 1, 1).
+    fn kestrel_pointwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// The sizes of one pointwise convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dims {
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    /// Pixels per image, H·W.
+    hw: usize,
+}
+
+/// Checks that `w_dims` is a 1×1 filter bank for `x_dims`.
+pub fn check_shapes(x_dims: [usize; 4], w_dims: [usize; 4]) -> Result<(), String> {
+    let [_, cin, _, _] = x_dims;
+    match w_dims {
+        [_, wc, 1, 1] if wc == cin => Ok(()),
+        _ => Err(format!(
+            "pointwise convolution: weight of shape {w_dims:?} does not fit input {x_dims:?}; \
+             expected [out, {cin}, 1, 1]"
+        )),
+    }
+}
+
+/// 1×1 convolution of `x` (N, C_in, H, W) with `weight` (C_out, C_in, 1, 1), stride 1, no bias,
+/// through the custom kernels: the caller checks [`super::custom_ops_enabled`] for the device
+/// first.
+///
+/// # Panics
+/// On shapes that [`check_shapes`] rejects, or a device other than Flex.
+pub fn pointwise_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    if let Err(e) = check_shapes(x.dims(), weight.dims()) {
+        panic!("{e}");
+    }
+    Tensor::from_dispatch(Dispatch::kestrel_pointwise_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+    ))
+}
+
+fn dims(x: &FlexTensor, w: &FlexTensor) -> Dims {
+    let (xd, wd) = (flex_io::dims(x), flex_io::dims(w));
+    Dims {
+        batch: xd[0],
+        cin: xd[1],
+        cout: wd[0],
+        hw: xd[2] * xd[3],
+    }
+}
+
+/// Contiguous ranges of images, one per rayon thread.
+fn image_ranges(batch: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = rayon::current_num_threads().clamp(1, batch.max(1));
+    let per = batch.div_ceil(parts).max(1);
+    (0..batch)
+        .step_by(per)
+        .map(|s| s..(s + per).min(batch))
+        .collect()
+}
+
+/// `y[n] = W · x[n]`.
+fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; d.batch * d.cout * d.hw];
+    y.par_chunks_mut(d.cout * d.hw.max(1))
+        .zip(x.par_chunks(d.cin * d.hw.max(1)))
+        .for_each(|(yn, xn)| {
+            sgemm_strided(
+                d.cout,
+                d.hw,
+                d.cin,
+                MatRef::rows(w, d.cin),
+                MatRef::rows(xn, d.hw),
+                yn,
+                d.hw,
+                false,
+            )
+        });
+    y
+}
+
+/// `dx[n] = Wᵀ · dy[n]`.
+fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; d.batch * d.cin * d.hw];
+    dx.par_chunks_mut(d.cin * d.hw.max(1))
+        .zip(dy.par_chunks(d.cout * d.hw.max(1)))
+        .for_each(|(dxn, dyn_)| {
+            sgemm_strided(
+                d.cin,
+                d.hw,
+                d.cout,
+                MatRef::transposed(w, d.cin),
+                MatRef::rows(dyn_, d.hw),
+                dxn,
+                d.hw,
+                false,
+            )
+        });
+    dx
+}
+
+/// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.
+fn weight_grad(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (xs, ys) = (d.cin * d.hw, d.cout * d.hw);
+    let partials: Vec<Vec<f32>> = image_ranges(d.batch)
+        .into_par_iter()
+        .map(|images| {
+            let mut acc = vec![0.0; d.cout * d.cin];
+            for (i, n) in images.enumerate() {
+                sgemm_strided(
+                    d.cout,
+                    d.cin,
+                    d.hw,
+                    MatRef::rows(&dy[n * ys..(n + 1) * ys], d.hw),
+                    MatRef::transposed(&x[n * xs..(n + 1) * xs], d.hw),
+                    &mut acc,
+                    d.cin,
+                    i > 0,
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; d.cout * d.cin]);
+    for p in parts {
+        for (a, b) in dw.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    dw
+}
+
+fn forward(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    let d = dims(x, w);
+    let xd = flex_io::dims(x);
+    let y = forward_values(d, &flex_io::values(x), &flex_io::values(w));
+    flex_io::tensor(y, &[d.batch, d.cout, xd[2], xd[3]])
+}
+
+impl PointwiseConvOps for Flex {
+    fn kestrel_pointwise_conv2d(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        forward(&x, &weight)
+    }
+}
+
+/// The backward step: the input and the weight are kept for the two gradients.
+#[derive(Debug)]
+struct PointwiseBackward;
+
+impl Backward<Flex, 2> for PointwiseBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w) = ops.state;
+        let d = dims(&x, &w);
+        let dy = flex_io::values(&dy);
+        if let Some(node) = node_x {
+            let dx = input_grad(d, &dy, &flex_io::values(&w));
+            grads.register::<Flex>(node.id, flex_io::tensor(dx, &flex_io::dims(&x)));
+        }
+        if let Some(node) = node_w {
+            let dw = weight_grad(d, &flex_io::values(&x), &dy);
+            grads.register::<Flex>(node.id, flex_io::tensor(dw, &flex_io::dims(&w)));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> PointwiseConvOps for Autodiff<Flex, C> {
+    fn kestrel_pointwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (w, w_node) = weight.into_parts();
+        match PointwiseBackward
+            .prepare::<C>([x_node, w_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = forward(&x, &w);
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &w)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Device, TensorData};
+    use kestrel_data::rng::Rng;
+
+    fn random(rng: &mut Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        Tensor::from_data(TensorData::new(v, shape), device)
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            assert!((p - q).abs() <= 1e-4 * scale, "{what}[{i}]: {p} vs {q}");
+        }
+    }
+
+    /// The custom op against Burn's `conv2d`: output, input gradient and weight gradient of
+    /// `sum(y · r)` for a random `r`.
+    fn compare(n: usize, cin: usize, cout: usize, h: usize, w: usize, seed: u64) {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(seed);
+        let x = random(&mut rng, [n, cin, h, w], &device);
+        let wt = random(&mut rng, [cout, cin, 1, 1], &device);
+        let run = |custom: bool| {
+            let x = x.clone().detach().require_grad();
+            let wt = wt.clone().detach().require_grad();
+            let y = if custom {
+                pointwise_conv2d(x.clone(), wt.clone())
+            } else {
+                conv2d(
+                    x.clone(),
+                    wt.clone(),
+                    None,
+                    ConvOptions::new([1; 2], [0; 2], [1; 2], 1),
+                )
+            };
+            let mut r = Rng::new(seed + 100);
+            let weights = random(&mut r, y.dims(), &device);
+            let grads = (y.clone() * weights).sum().backward();
+            (
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(wt.grad(&grads).unwrap()),
+            )
+        };
+        let (y, dx, dw) = run(true);
+        let (y0, dx0, dw0) = run(false);
+        let what = format!("n{n} {cin}->{cout} {h}x{w}");
+        assert_close(&y, &y0, &format!("y {what}"));
+        assert_close(&dx, &dx0, &format!("dx {what}"));
+        assert_close(&dw, &dw0, &format!("dw {what}"));
+    }
+
+    #[test]
+    fn matches_burn_conv_on_odd_sizes() {
+        let mut seed = 0;
+        for n in [1, 16, 3] {
+            for (cin, cout, h, w) in [(5, 7, 7, 5), (24, 144, 13, 11), (33, 17, 1, 1)] {
+                seed += 1;
+                compare(n, cin, cout, h, w, seed);
+            }
+        }
+    }
+
+    #[test]
+    fn forward_without_autodiff_reads_strided_input() {
+        let device = Device::flex();
+        let mut rng = Rng::new(10);
+        // (N, H, C, W) swapped to (N, C, H, W): a strided view.
+        let x = random(&mut rng, [2, 6, 3, 7], &device).swap_dims(1, 2);
+        let wt = random(&mut rng, [5, 3, 1, 1], &device);
+        let y = pointwise_conv2d(x.clone(), wt.clone());
+        let y0 = conv2d(x, wt, None, ConvOptions::new([1; 2], [0; 2], [1; 2], 1));
+        assert_close(&values(y), &values(y0), "strided input");
+    }
+
+    #[test]
+    fn shapes_are_checked_with_both_named() {
+        let e = check_shapes([1, 4, 8, 8], [6, 3, 1, 1]).unwrap_err();
+        assert!(
+            e.contains("[6, 3, 1, 1]") && e.contains("[out, 4, 1, 1]"),
+            "{e}"
+        );
+        assert!(check_shapes([1, 4, 8, 8], [6, 4, 3, 3]).is_err());
+        assert!(check_shapes([1, 4, 8, 8], [6, 4, 1, 1]).is_ok());
+    }
+}
