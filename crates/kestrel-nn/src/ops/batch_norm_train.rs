@@ -11,6 +11,7 @@
 //! statistics — [`crate::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased variance.
 
 use super::flex_io;
+use super::simd::vectorized;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -98,22 +99,60 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
             for b in 0..n {
                 let plane = &x[(b * c + ch) * hw..(b * c + ch + 1) * hw];
                 // f32 partial sums over short runs, f64 across them.
-                for chunk in plane.chunks(256) {
-                    let (mut cs, mut cs2) = (0.0f32, 0.0f32);
-                    for &v in chunk {
-                        let d = v - shift as f32;
-                        cs += d;
-                        cs2 += d * d;
+                vectorized(|| {
+                    for chunk in plane.chunks(1024) {
+                        let (cs, cs2) = shifted_sums(chunk, shift as f32);
+                        s += cs as f64;
+                        s2 += cs2 as f64;
                     }
-                    s += cs as f64;
-                    s2 += cs2 as f64;
-                }
+                });
             }
             let mean_shifted = s / m;
             let var = (s2 / m - mean_shifted * mean_shifted).max(0.0);
             ((shift + mean_shifted) as f32, var as f32)
         })
         .unzip()
+}
+
+/// `(Σ (v − shift), Σ (v − shift)²)` over `a`, in sixteen f32 lanes.
+#[inline(always)]
+fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
+    let (mut s, mut s2) = ([0.0f32; 16], [0.0f32; 16]);
+    let mut chunks = a.chunks_exact(16);
+    for c in &mut chunks {
+        for j in 0..16 {
+            let d = c[j] - shift;
+            s[j] += d;
+            s2[j] += d * d;
+        }
+    }
+    let (mut ts, mut ts2) = (0.0f32, 0.0f32);
+    for &v in chunks.remainder() {
+        let d = v - shift;
+        ts += d;
+        ts2 += d * d;
+    }
+    (s.iter().sum::<f32>() + ts, s2.iter().sum::<f32>() + ts2)
+}
+
+/// `(Σ dy, Σ dy·(x − μ))` over one plane, in sixteen f32 lanes.
+#[inline(always)]
+fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+    let n = dy.len().min(x.len());
+    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
+    let (mut cd, mut cx) = (dy[..n].chunks_exact(16), x[..n].chunks_exact(16));
+    for (g, v) in (&mut cd).zip(&mut cx) {
+        for j in 0..16 {
+            a[j] += g[j];
+            b[j] += g[j] * (v[j] - mu);
+        }
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for (&g, &v) in cd.remainder().iter().zip(cx.remainder()) {
+        ta += g;
+        tb += g * (v - mu);
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
 }
 
 /// `y = γ·(x − μ)·r + β` per channel, `r = 1/√(σ² + ε)` given as `inv_std`.
@@ -133,9 +172,11 @@ pub fn normalize(
         let ch = plane % c;
         let scale = gamma[ch] * inv_std[ch];
         let shift = beta[ch] - mean[ch] * scale;
-        for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
-            *o = v * scale + shift;
-        }
+        vectorized(|| {
+            for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
+                *o = v * scale + shift;
+            }
+        })
     });
     y
 }
@@ -156,11 +197,7 @@ pub fn backward_slices(
             let (mut a, mut b) = (0.0f64, 0.0f64);
             for bi in 0..n {
                 let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (mut pa, mut pb) = (0.0f32, 0.0f32);
-                for (&g, &v) in dy[r.clone()].iter().zip(&x[r]) {
-                    pa += g;
-                    pb += g * (v - mean[ch]);
-                }
+                let (pa, pb) = vectorized(|| dy_sums(&dy[r.clone()], &x[r], mean[ch]));
                 a += pa as f64;
                 b += pb as f64;
             }
@@ -184,9 +221,12 @@ pub fn backward_slices(
             let mean_dy = (sum_dy[ch] / m) as f32;
             let coef = (r * r * sum_dy_xc[ch] / m) as f32;
             let span = plane * hw..(plane + 1) * hw;
-            for ((o, &g), &v) in out.iter_mut().zip(&dy[span.clone()]).zip(&x[span]) {
-                *o = k * (g - mean_dy - (v - mean[ch]) * coef);
-            }
+            let mu = mean[ch];
+            vectorized(|| {
+                for ((o, &g), &v) in out.iter_mut().zip(&dy[span.clone()]).zip(&x[span]) {
+                    *o = k * (g - mean_dy - (v - mu) * coef);
+                }
+            })
         });
     }
     (dx, dgamma, dbeta)

@@ -12,6 +12,7 @@
 //! weight gradient one per channel (summing over the batch), so no two tasks write to the same
 //! memory and the result does not depend on the thread count.
 
+use super::simd::{simd_kernel, sum_pairs};
 use rayon::prelude::*;
 
 /// Shapes of one depthwise convolution.
@@ -129,7 +130,6 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     debug_assert_eq!(x.len(), g.batch * g.channels * hw);
     debug_assert_eq!(w.len(), g.channels * k2);
     let cols = g.column_ranges(wo);
-    let s = g.stride;
     let mut y = vec![0.0f32; g.batch * g.channels * ho * wo];
     if y.is_empty() {
         return y;
@@ -140,25 +140,33 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
             let c = plane % g.channels;
             let inp = &x[plane * hw..(plane + 1) * hw];
             let filt = &w[c * k2..(c + 1) * k2];
-            for oy in 0..ho {
-                let out_row = &mut out[oy * wo..(oy + 1) * wo];
-                for ky in 0..g.kernel {
-                    let Some(iy) = g.input_row(oy, ky) else {
-                        continue;
-                    };
-                    let in_row = &inp[iy * g.width..(iy + 1) * g.width];
-                    for (kx, r) in cols.iter().enumerate() {
-                        let wv = filt[ky * g.kernel + kx];
-                        accumulate_row(&mut out_row[r.lo..r.hi], in_row, r, s, wv);
-                    }
-                }
-            }
+            forward_plane(g, &cols, inp, filt, out);
         });
     y
 }
 
+simd_kernel! {
+    /// One (n, c) plane of [`forward`].
+    fn forward_plane(g: &DepthwiseGeometry, cols: &[ColumnRange], inp: &[f32], filt: &[f32], out: &mut [f32]) {
+        let (ho, wo) = g.out_dims();
+        for oy in 0..ho {
+            let out_row = &mut out[oy * wo..(oy + 1) * wo];
+            for ky in 0..g.kernel {
+                let Some(iy) = g.input_row(oy, ky) else {
+                    continue;
+                };
+                let in_row = &inp[iy * g.width..(iy + 1) * g.width];
+                for (kx, r) in cols.iter().enumerate() {
+                    let wv = filt[ky * g.kernel + kx];
+                    accumulate_row(&mut out_row[r.lo..r.hi], in_row, r, g.stride, wv);
+                }
+            }
+        }
+    }
+}
+
 /// `out[i] += wv · in_row[(lo + i)·s + off]` for the valid range `r`.
-#[inline]
+#[inline(always)]
 fn accumulate_row(out: &mut [f32], in_row: &[f32], r: &ColumnRange, s: usize, wv: f32) {
     if r.hi <= r.lo {
         return;
@@ -183,7 +191,6 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     debug_assert_eq!(dy.len(), g.batch * g.channels * ho * wo);
     let cols = g.column_ranges(wo);
-    let s = g.stride;
     let mut dx = vec![0.0f32; g.batch * g.channels * hw];
     if dx.is_empty() {
         return dx;
@@ -192,6 +199,16 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
         let c = plane % g.channels;
         let dout = &dy[plane * ho * wo..(plane + 1) * ho * wo];
         let filt = &w[c * k2..(c + 1) * k2];
+        input_grad_plane(g, &cols, dout, filt, din);
+    });
+    dx
+}
+
+simd_kernel! {
+    /// One (n, c) plane of [`input_grad`].
+    fn input_grad_plane(g: &DepthwiseGeometry, cols: &[ColumnRange], dout: &[f32], filt: &[f32], din: &mut [f32]) {
+        let (ho, wo) = g.out_dims();
+        let s = g.stride;
         for oy in 0..ho {
             let dout_row = &dout[oy * wo..(oy + 1) * wo];
             for ky in 0..g.kernel {
@@ -219,17 +236,15 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
                 }
             }
         }
-    });
-    dx
+    }
 }
 
 /// `dw` (C, 1, k, k) from the input `x` (N, C, H, W) and the output gradient `dy`
 /// (N, C, Ho, Wo).
 pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (ho, wo) = g.out_dims();
-    let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
+    let (_, wo) = g.out_dims();
+    let k2 = g.kernel * g.kernel;
     let cols = g.column_ranges(wo);
-    let s = g.stride;
     let mut dw = vec![0.0f32; g.channels * k2];
     if dw.is_empty() {
         return dw;
@@ -237,6 +252,20 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw.par_chunks_mut(k2).enumerate().for_each(|(c, acc)| {
         // Accumulate in f64 per channel: the sums run over N·Ho·Wo products.
         let mut sums = vec![0.0f64; k2];
+        weight_grad_channel(g, &cols, x, dy, c, &mut sums);
+        for (a, s) in acc.iter_mut().zip(sums) {
+            *a = s as f32;
+        }
+    });
+    dw
+}
+
+simd_kernel! {
+    /// Channel `c` of [`weight_grad`], summed over the batch into `sums` (k² values).
+    fn weight_grad_channel(g: &DepthwiseGeometry, cols: &[ColumnRange], x: &[f32], dy: &[f32], c: usize, sums: &mut [f64]) {
+        let (ho, wo) = g.out_dims();
+        let hw = g.height * g.width;
+        let s = g.stride;
         for n in 0..g.batch {
             let plane = n * g.channels + c;
             let inp = &x[plane * hw..(plane + 1) * hw];
@@ -255,38 +284,31 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                         let start = ((r.lo * s) as isize + r.off) as usize;
                         let src = &dout_row[r.lo..r.hi];
                         let dot: f32 = if s == 1 {
-                            dot(src, &in_row[start..start + src.len()])
+                            sum_pairs(src, &in_row[start..start + src.len()], |a, b| a * b)
                         } else {
-                            src.iter()
-                                .enumerate()
-                                .map(|(i, &v)| v * in_row[start + i * s])
-                                .sum()
+                            strided_dot(src, &in_row[start..], s)
                         };
                         sums[ky * g.kernel + kx] += dot as f64;
                     }
                 }
             }
         }
-        for (a, s) in acc.iter_mut().zip(sums) {
-            *a = s as f32;
-        }
-    });
-    dw
+    }
 }
 
-/// Dot product with eight independent partial sums (so the compiler can vectorise it).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// `Σ a[i] · b[i·s]` with eight independent partial sums (so the compiler can vectorise it).
+#[inline(always)]
+fn strided_dot(a: &[f32], b: &[f32], s: usize) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = a.len() / 8;
     for i in 0..chunks {
         for j in 0..8 {
-            lanes[j] += a[i * 8 + j] * b[i * 8 + j];
+            lanes[j] += a[i * 8 + j] * b[(i * 8 + j) * s];
         }
     }
     let mut tail = 0.0;
     for i in chunks * 8..a.len() {
-        tail += a[i] * b[i];
+        tail += a[i] * b[i * s];
     }
     lanes.iter().sum::<f32>() + tail
 }

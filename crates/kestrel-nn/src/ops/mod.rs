@@ -23,6 +23,7 @@ pub mod depthwise_kernel;
 mod flex_io;
 pub mod pointwise;
 pub mod relu6;
+mod simd;
 
 use burn::tensor::{DType, Device};
 use std::cell::Cell;

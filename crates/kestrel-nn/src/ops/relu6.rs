@@ -7,6 +7,7 @@
 //! `0 < x < 6`, so the input need not be kept.)
 
 use super::flex_io;
+use super::simd::vectorized;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -38,10 +39,12 @@ pub fn relu6_slice(x: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(y, x)| {
-            for (o, &v) in y.iter_mut().zip(x) {
-                // `clamp` passes NaN through.
-                *o = v.clamp(0.0, 6.0);
-            }
+            vectorized(|| {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    // `clamp` passes NaN through.
+                    *o = v.clamp(0.0, 6.0);
+                }
+            })
         });
     y
 }
@@ -53,9 +56,11 @@ pub fn relu6_backward_slice(y: &[f32], dy: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (y, dy))| {
-            for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
-                *o = if v > 0.0 && v < 6.0 { g } else { 0.0 };
-            }
+            vectorized(|| {
+                for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *o = if v > 0.0 && v < 6.0 { g } else { 0.0 };
+                }
+            })
         });
     dx
 }
