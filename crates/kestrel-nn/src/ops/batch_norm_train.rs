@@ -11,7 +11,7 @@
 //! statistics — [`crate::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased variance.
 
 use super::flex_io;
-use super::simd::vectorized;
+use super::simd::simd_kernel;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -22,6 +22,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The backend extension: BatchNorm with batch statistics.
 #[backend_extension(Flex, Autodiff)]
@@ -99,13 +100,11 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
             for b in 0..n {
                 let plane = &x[(b * c + ch) * hw..(b * c + ch + 1) * hw];
                 // f32 partial sums over short runs, f64 across them.
-                vectorized(|| {
-                    for chunk in plane.chunks(1024) {
-                        let (cs, cs2) = shifted_sums(chunk, shift as f32);
-                        s += cs as f64;
-                        s2 += cs2 as f64;
-                    }
-                });
+                for chunk in plane.chunks(1024) {
+                    let (cs, cs2) = shifted_sums(chunk, shift as f32);
+                    s += cs as f64;
+                    s2 += cs2 as f64;
+                }
             }
             let mean_shifted = s / m;
             let var = (s2 / m - mean_shifted * mean_shifted).max(0.0);
@@ -114,8 +113,8 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
         .unzip()
 }
 
+simd_kernel! {
 /// `(Σ (v − shift), Σ (v − shift)²)` over `a`, in sixteen f32 lanes.
-#[inline(always)]
 fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
     let (mut s, mut s2) = ([0.0f32; 16], [0.0f32; 16]);
     let mut chunks = a.chunks_exact(16);
@@ -134,9 +133,10 @@ fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
     }
     (s.iter().sum::<f32>() + ts, s2.iter().sum::<f32>() + ts2)
 }
+}
 
+simd_kernel! {
 /// `(Σ dy, Σ dy·(x − μ))` over one plane, in sixteen f32 lanes.
-#[inline(always)]
 fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
     let n = dy.len().min(x.len());
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
@@ -154,6 +154,25 @@ fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
     }
     (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
 }
+}
+
+simd_kernel! {
+/// `out = x · scale + shift` (`out` as long as `x`).
+fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], scale: f32, shift: f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(v * scale + shift);
+    }
+}
+}
+
+simd_kernel! {
+/// `dy = k · (dy − mean_dy − (x − μ) · coef)` in place: the BatchNorm input gradient of one plane.
+fn plane_dx(dy: &mut [f32], x: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32) {
+    for (g, &v) in dy.iter_mut().zip(x) {
+        *g = k * (*g - mean_dy - (v - mu) * coef);
+    }
+}
+}
 
 /// `y = γ·(x − μ)·r + β` per channel, `r = 1/√(σ² + ε)` given as `inv_std`.
 pub fn normalize(
@@ -164,32 +183,49 @@ pub fn normalize(
     gamma: &[f32],
     beta: &[f32],
 ) -> Vec<f32> {
-    let mut y = vec![0.0f32; n * c * hw];
+    assert_eq!(x.len(), n * c * hw, "batch norm: input length");
     if hw == 0 {
-        return y;
+        return vec![0.0; x.len()];
     }
-    y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
-        let ch = plane % c;
-        let scale = gamma[ch] * inv_std[ch];
-        let shift = beta[ch] - mean[ch] * scale;
-        vectorized(|| {
-            for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
-                *o = v * scale + shift;
-            }
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+            let ch = plane % c;
+            let scale = gamma[ch] * inv_std[ch];
+            let shift = beta[ch] - mean[ch] * scale;
+            affine(out, &x[plane * hw..(plane + 1) * hw], scale, shift)
         })
-    });
-    y
+    };
+    // SAFETY: every plane of `y` is written by `affine` from the plane of `x` of the same length.
+    unsafe { flex_io::filled(x.len(), fill) }
 }
 
 /// `(dx, dγ, dβ)` of training-mode BatchNorm.
 pub fn backward_slices(
     x: &[f32],
     dy: &[f32],
-    (n, c, hw): (usize, usize, usize),
+    shape: (usize, usize, usize),
     mean: &[f32],
     inv_std: &[f32],
     gamma: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = dy.to_vec();
+    let (dgamma, dbeta) = backward_in_place(x, &mut dx, shape, mean, inv_std, gamma);
+    (dx, dgamma, dbeta)
+}
+
+/// [`backward_slices`] overwriting the output gradient `dy` with `dx`; returns `(dγ, dβ)`.
+pub fn backward_in_place(
+    x: &[f32],
+    dy: &mut [f32],
+    (n, c, hw): (usize, usize, usize),
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    assert!(
+        x.len() == n * c * hw && dy.len() == x.len(),
+        "batch norm backward: lengths"
+    );
     // Pass 1: Σ dy and Σ dy·(x − μ) per channel.
     let (sum_dy, sum_dy_xc): (Vec<f64>, Vec<f64>) = (0..c)
         .into_par_iter()
@@ -197,7 +233,7 @@ pub fn backward_slices(
             let (mut a, mut b) = (0.0f64, 0.0f64);
             for bi in 0..n {
                 let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (pa, pb) = vectorized(|| dy_sums(&dy[r.clone()], &x[r], mean[ch]));
+                let (pa, pb) = dy_sums(&dy[r.clone()], &x[r], mean[ch]);
                 a += pa as f64;
                 b += pb as f64;
             }
@@ -212,9 +248,8 @@ pub fn backward_slices(
         .collect();
     // Pass 2: dx = γ·r·(dy − dβ/m − (x − μ)·r²·Σdy(x − μ)/m).
     let m = (n * hw) as f64;
-    let mut dx = vec![0.0f32; n * c * hw];
     if hw > 0 {
-        dx.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+        dy.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
             let r = inv_std[ch] as f64;
             let k = (gamma[ch] as f64 * r) as f32;
@@ -222,14 +257,10 @@ pub fn backward_slices(
             let coef = (r * r * sum_dy_xc[ch] / m) as f32;
             let span = plane * hw..(plane + 1) * hw;
             let mu = mean[ch];
-            vectorized(|| {
-                for ((o, &g), &v) in out.iter_mut().zip(&dy[span.clone()]).zip(&x[span]) {
-                    *o = k * (g - mean_dy - (v - mu) * coef);
-                }
-            })
+            plane_dx(out, &x[span], k, mean_dy, mu, coef)
         });
     }
-    (dx, dgamma, dbeta)
+    (dgamma, dbeta)
 }
 
 /// Forward on Flex primitives: `(y, mean, biased var, inv_std)`.
@@ -289,20 +320,26 @@ impl Backward<Flex, 3> for BatchNormBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
+        let mut dy = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dims = flex_io::dims(&s.x);
-        let (dx, dgamma, dbeta) = backward_slices(
-            &flex_io::values(&s.x),
-            &flex_io::values(&dy),
-            split(&dims),
-            &s.mean,
-            &s.inv_std,
-            &flex_io::values(&s.gamma),
-        );
+        let x = flex_io::values(&s.x);
+        let gamma = flex_io::values(&s.gamma);
+        // dx overwrites dy where dy's buffer is ours alone, else a copy of it.
+        let (dx, (dgamma, dbeta)) = match flex_io::unique_values(&mut dy) {
+            Some(g) => {
+                let r = backward_in_place(&x, g, split(&dims), &s.mean, &s.inv_std, &gamma);
+                (dy, r)
+            }
+            None => {
+                let mut g = flex_io::values(&dy).into_owned();
+                let r = backward_in_place(&x, &mut g, split(&dims), &s.mean, &s.inv_std, &gamma);
+                (flex_io::tensor(g, &dims), r)
+            }
+        };
         let c = dims[1];
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex_io::tensor(dx, &dims));
+            grads.register::<Flex>(node.id, dx);
         }
         if let Some(node) = node_gamma {
             grads.register::<Flex>(node.id, flex_io::tensor(dgamma, &[c]));

@@ -28,3 +28,29 @@ pub(crate) fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
 pub(crate) fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
+
+/// A vector of `len` floats written by `fill`, without zeroing them first.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+pub(crate) unsafe fn filled(
+    len: usize,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>]),
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's `fill` initialised all `len` elements.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The elements of `t` for writing in place: `Some` when `t` is contiguous `f32` data from
+/// offset 0 that no other tensor shares (so a kernel may overwrite its input), else `None`.
+pub(crate) fn unique_values(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n: usize = t.shape().iter().product();
+    if !t.is_contiguous() || t.as_slice::<f32>().map(<[f32]>::len) != Some(n) {
+        return None;
+    }
+    let s = t.try_storage_mut::<f32>()?;
+    (s.len() == n).then_some(s)
+}

@@ -18,8 +18,9 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
-use kestrel_runtime::kernels::sgemm::{sgemm_strided, MatRef};
+use kestrel_runtime::kernels::sgemm::{sgemm_strided, sgemm_strided_uninit, MatRef};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The backend extension: a 1×1, stride-1, bias-free convolution.
 #[backend_extension(Flex, Autodiff)]
@@ -91,42 +92,40 @@ fn image_ranges(batch: usize) -> Vec<std::ops::Range<usize>> {
 
 /// `y[n] = W · x[n]`.
 fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0; d.batch * d.cout * d.hw];
-    y.par_chunks_mut(d.cout * d.hw.max(1))
-        .zip(x.par_chunks(d.cin * d.hw.max(1)))
-        .for_each(|(yn, xn)| {
-            sgemm_strided(
-                d.cout,
-                d.hw,
-                d.cin,
-                MatRef::rows(w, d.cin),
-                MatRef::rows(xn, d.hw),
-                yn,
-                d.hw,
-                false,
-            )
-        });
-    y
+    assert_eq!(
+        x.len(),
+        d.batch * d.cin * d.hw,
+        "pointwise convolution: input length"
+    );
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(d.cout * d.hw.max(1))
+            .zip(x.par_chunks(d.cin * d.hw.max(1)))
+            .for_each(|(yn, xn)| {
+                let (a, b) = (MatRef::rows(w, d.cin), MatRef::rows(xn, d.hw));
+                sgemm_strided_uninit(d.cout, d.hw, d.cin, a, b, yn, d.hw)
+            })
+    };
+    // SAFETY: one product per image writes all of that image's `cout × hw` outputs.
+    unsafe { flex_io::filled(d.batch * d.cout * d.hw, fill) }
 }
 
 /// `dx[n] = Wᵀ · dy[n]`.
 fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0; d.batch * d.cin * d.hw];
-    dx.par_chunks_mut(d.cin * d.hw.max(1))
-        .zip(dy.par_chunks(d.cout * d.hw.max(1)))
-        .for_each(|(dxn, dyn_)| {
-            sgemm_strided(
-                d.cin,
-                d.hw,
-                d.cout,
-                MatRef::transposed(w, d.cin),
-                MatRef::rows(dyn_, d.hw),
-                dxn,
-                d.hw,
-                false,
-            )
-        });
-    dx
+    assert_eq!(
+        dy.len(),
+        d.batch * d.cout * d.hw,
+        "pointwise convolution: gradient length"
+    );
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(d.cin * d.hw.max(1))
+            .zip(dy.par_chunks(d.cout * d.hw.max(1)))
+            .for_each(|(dxn, dyn_)| {
+                let (a, b) = (MatRef::transposed(w, d.cin), MatRef::rows(dyn_, d.hw));
+                sgemm_strided_uninit(d.cin, d.hw, d.cout, a, b, dxn, d.hw)
+            })
+    };
+    // SAFETY: one product per image writes all of that image's `cin × hw` values.
+    unsafe { flex_io::filled(d.batch * d.cin * d.hw, fill) }
 }
 
 /// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.

@@ -7,7 +7,7 @@
 //! `0 < x < 6`, so the input need not be kept.)
 
 use super::flex_io;
-use super::simd::vectorized;
+use super::simd::simd_kernel;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -33,19 +33,48 @@ pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(Dispatch::kestrel_relu6(x.into_dispatch()))
 }
 
+simd_kernel! {
+    /// `y = min(max(x, 0), 6)`; `clamp` passes NaN through.
+    fn clamp6(y: &mut [f32], x: &[f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v.clamp(0.0, 6.0);
+        }
+    }
+}
+
+simd_kernel! {
+    /// `x = min(max(x, 0), 6)` in place.
+    fn clamp6_in_place(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = v.clamp(0.0, 6.0);
+        }
+    }
+}
+
+simd_kernel! {
+    /// `dx = dy` where `0 < y < 6`, else 0.
+    fn grad6(dx: &mut [f32], y: &[f32], dy: &[f32]) {
+        for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
+            *o = if v > 0.0 && v < 6.0 { g } else { 0.0 };
+        }
+    }
+}
+
+simd_kernel! {
+    /// `dy = 0` where `y` is not inside (0, 6), in place.
+    fn grad6_in_place(dy: &mut [f32], y: &[f32]) {
+        for (g, &v) in dy.iter_mut().zip(y) {
+            *g = if v > 0.0 && v < 6.0 { *g } else { 0.0 };
+        }
+    }
+}
+
 /// `min(max(x, 0), 6)` of a slice. NaN stays NaN, as in PyTorch.
 pub fn relu6_slice(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            vectorized(|| {
-                for (o, &v) in y.iter_mut().zip(x) {
-                    // `clamp` passes NaN through.
-                    *o = v.clamp(0.0, 6.0);
-                }
-            })
-        });
+        .for_each(|(y, x)| clamp6(y, x));
     y
 }
 
@@ -55,23 +84,23 @@ pub fn relu6_backward_slice(y: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0f32; y.len()];
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| {
-            vectorized(|| {
-                for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
-                    *o = if v > 0.0 && v < 6.0 { g } else { 0.0 };
-                }
-            })
-        });
+        .for_each(|(dx, (y, dy))| grad6(dx, y, dy));
     dx
 }
 
-fn forward(x: &FlexTensor) -> FlexTensor {
-    flex_io::tensor(relu6_slice(&flex_io::values(x)), &flex_io::dims(x))
+/// ReLU6 of a Flex tensor: in place when `x` owns its contiguous buffer alone (the usual case:
+/// a BatchNorm output nothing else holds), into a new tensor otherwise.
+fn forward(mut x: FlexTensor) -> FlexTensor {
+    if let Some(v) = flex_io::unique_values(&mut x) {
+        v.par_chunks_mut(CHUNK).for_each(clamp6_in_place);
+        return x;
+    }
+    flex_io::tensor(relu6_slice(&flex_io::values(&x)), &flex_io::dims(&x))
 }
 
 impl Relu6Ops for Flex {
     fn kestrel_relu6(x: FlexTensor) -> FlexTensor {
-        forward(&x)
+        forward(x)
     }
 }
 
@@ -84,11 +113,24 @@ impl Backward<Flex, 1> for Relu6Backward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
+        let mut dy = grads.consume::<Flex>(&ops.node);
         if let Some(node) = node_x {
             let y = ops.state;
-            let dx = relu6_backward_slice(&flex_io::values(&y), &flex_io::values(&dy));
-            grads.register::<Flex>(node.id, flex_io::tensor(dx, &flex_io::dims(&y)));
+            let ys = flex_io::values(&y);
+            let dx = match flex_io::unique_values(&mut dy) {
+                // The gradient is ours alone: mask it in place.
+                Some(g) => {
+                    g.par_chunks_mut(CHUNK)
+                        .zip(ys.par_chunks(CHUNK))
+                        .for_each(|(g, y)| grad6_in_place(g, y));
+                    dy
+                }
+                None => flex_io::tensor(
+                    relu6_backward_slice(&ys, &flex_io::values(&dy)),
+                    &flex_io::dims(&y),
+                ),
+            };
+            grads.register::<Flex>(node.id, dx);
         }
     }
 }
@@ -102,11 +144,11 @@ impl<C: CheckpointStrategy> Relu6Ops for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = forward(&x);
+                let y = forward(x);
                 // The output shares its buffer with the state: an O(1) clone.
                 prep.finish(y.clone(), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x)),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x)),
         }
     }
 }
