@@ -11,7 +11,7 @@ use crate::parallel::{chunks_by, split_rows, Par};
 use crate::Activation;
 
 /// Output pixels per patch block.
-pub const BLOCK_ROWS: usize = 64;
+pub const BLOCK_ROWS: usize = 72;
 
 /// The operands of an im2col convolution.
 #[derive(Clone, Copy)]
