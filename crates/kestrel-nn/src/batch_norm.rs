@@ -81,7 +81,34 @@ impl BatchNorm2d {
         }
     }
 
+    /// [`BatchNorm2d::forward`] followed by a clamp to `bounds` (ReLU: `(0, ∞)`, ReLU6: `(0, 6)`),
+    /// fused into the normalisation's passes when training with kestrel's kernels. Returns
+    /// whether the clamp was applied; when not, the caller applies its activation itself.
+    pub fn forward_clamped<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        bounds: (f64, f64),
+    ) -> (Tensor<D>, bool) {
+        if input.device().is_autodiff()
+            && self.training.is_enabled()
+            && crate::ops::use_training_kernels(&input)
+        {
+            (self.forward_train_with(input, bounds), true)
+        } else {
+            (self.forward(input), false)
+        }
+    }
+
     fn forward_train<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.forward_train_with(input, (f64::NEG_INFINITY, f64::INFINITY))
+    }
+
+    /// Training forward; `bounds` other than (−∞, ∞) only on the custom-kernel path.
+    fn forward_train_with<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        bounds: (f64, f64),
+    ) -> Tensor<D> {
         let dims = input.dims();
         let n: usize = dims
             .iter()
@@ -92,11 +119,12 @@ impl BatchNorm2d {
         let device = input.device();
         // Kestrel's fused kernels on Flex ([`crate::ops::batch_norm_train`]), Burn's otherwise.
         let out = if crate::ops::use_training_kernels(&input) {
-            let o = crate::ops::batch_norm_train::batch_norm_train(
+            let o = crate::ops::batch_norm_train::batch_norm_clamp_train(
                 input,
                 self.gamma.val(),
                 self.beta.val(),
                 self.epsilon,
+                bounds,
             );
             burn::tensor::module::BatchNormTrainOutput {
                 output: o.output,

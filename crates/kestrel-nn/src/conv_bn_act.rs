@@ -103,8 +103,9 @@ impl ConvBnActConfig {
 impl ConvBnAct {
     /// Applies the three stages to an (N, C, H, W) tensor (two once the BatchNorm is folded).
     ///
-    /// When training on Flex, a depthwise convolution runs [`crate::ops::depthwise`]'s kernels and
-    /// ReLU6 / BatchNorm their fused ones (`KESTREL_PLAIN_OPS=1` switches back to Burn's).
+    /// When training on Flex, depthwise and 1×1 convolutions run [`crate::ops`]'s kernels, and the
+    /// BatchNorm and its ReLU / ReLU6 one fused kernel (`KESTREL_PLAIN_OPS=1` switches back to
+    /// Burn's operations).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = match self.depthwise_options(&x) {
             Some(options) => {
@@ -115,11 +116,19 @@ impl ConvBnAct {
             }
             None => self.conv.forward(x),
         };
-        let y = match &self.bn {
-            Some(bn) => bn.forward(y),
-            None => y,
+        let bounds = match self.activation {
+            Activation::Identity => None,
+            Activation::Relu => Some((0.0, f64::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
         };
-        self.activation.apply(y)
+        match (&self.bn, bounds) {
+            (Some(bn), Some(b)) => match bn.forward_clamped(y, b) {
+                (y, true) => y,
+                (y, false) => self.activation.apply(y),
+            },
+            (Some(bn), None) => bn.forward(y),
+            (None, _) => self.activation.apply(y),
+        }
     }
 
     /// Whether the custom 1×1 kernel applies to this convolution and `x`: training on Flex, a 1×1

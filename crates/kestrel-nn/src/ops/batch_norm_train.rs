@@ -34,6 +34,8 @@ pub trait BatchNormTrainOps: Backend {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        clamp_lo: f64,
+        clamp_hi: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -59,6 +61,19 @@ pub fn batch_norm_train<const D: usize>(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> BatchNormTrainOutput<D> {
+    batch_norm_clamp_train(x, gamma, beta, epsilon, (f64::NEG_INFINITY, f64::INFINITY))
+}
+
+/// [`batch_norm_train`] followed by a clamp of the output to `[lo, hi]` — ReLU is `(0, ∞)`,
+/// ReLU6 `(0, 6)` — in the same passes, forward and backward (the gradient passes where
+/// `lo < y < hi`, as PyTorch's ReLU and hardtanh backward do).
+pub fn batch_norm_clamp_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    (lo, hi): (f64, f64),
+) -> BatchNormTrainOutput<D> {
     let dims = x.dims();
     assert!(
         D >= 2 && gamma.dims()[0] == dims[1] && beta.dims()[0] == dims[1],
@@ -72,6 +87,8 @@ pub fn batch_norm_train<const D: usize>(
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
+        lo,
+        hi,
     );
     BatchNormTrainOutput {
         output: Tensor::from_dispatch(y),
@@ -157,10 +174,46 @@ fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
 }
 
 simd_kernel! {
-/// `out = x · scale + shift` (`out` as long as `x`).
-fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], scale: f32, shift: f32) {
+/// `out = clamp(x · scale + shift, lo, hi)` (`out` as long as `x`; NaN passes through).
+fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], scale: f32, shift: f32, lo: f32, hi: f32) {
     for (o, &v) in out.iter_mut().zip(x) {
-        o.write(v * scale + shift);
+        o.write((v * scale + shift).clamp(lo, hi));
+    }
+}
+}
+
+simd_kernel! {
+/// `(Σ g, Σ g·(x − μ))` over one plane with `g = dy` where `lo < y < hi`, else 0.
+fn masked_dy_sums(dy: &[f32], x: &[f32], y: &[f32], mu: f32, lo: f32, hi: f32) -> (f32, f32) {
+    let n = dy.len().min(x.len()).min(y.len());
+    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
+    let mut i = 0;
+    while i + 16 <= n {
+        let (g, v, o) = (&dy[i..i + 16], &x[i..i + 16], &y[i..i + 16]);
+        for j in 0..16 {
+            let gm = if o[j] > lo && o[j] < hi { g[j] } else { 0.0 };
+            a[j] += gm;
+            b[j] += gm * (v[j] - mu);
+        }
+        i += 16;
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for j in i..n {
+        let gm = if y[j] > lo && y[j] < hi { dy[j] } else { 0.0 };
+        ta += gm;
+        tb += gm * (x[j] - mu);
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+}
+
+simd_kernel! {
+/// [`plane_dx`] with the output gradient first masked to `lo < y < hi`.
+#[allow(clippy::too_many_arguments)]
+fn masked_plane_dx(dy: &mut [f32], x: &[f32], y: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32, lo: f32, hi: f32) {
+    for ((g, &v), &o) in dy.iter_mut().zip(x).zip(y) {
+        let gm = if o > lo && o < hi { *g } else { 0.0 };
+        *g = k * (gm - mean_dy - (v - mu) * coef);
     }
 }
 }
@@ -174,7 +227,8 @@ fn plane_dx(dy: &mut [f32], x: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32)
 }
 }
 
-/// `y = γ·(x − μ)·r + β` per channel, `r = 1/√(σ² + ε)` given as `inv_std`.
+/// `y = clamp(γ·(x − μ)·r + β, lo, hi)` per channel, `r = 1/√(σ² + ε)` given as `inv_std`.
+#[allow(clippy::too_many_arguments)]
 pub fn normalize(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
@@ -182,6 +236,7 @@ pub fn normalize(
     inv_std: &[f32],
     gamma: &[f32],
     beta: &[f32],
+    (lo, hi): (f32, f32),
 ) -> Vec<f32> {
     assert_eq!(x.len(), n * c * hw, "batch norm: input length");
     if hw == 0 {
@@ -192,7 +247,7 @@ pub fn normalize(
             let ch = plane % c;
             let scale = gamma[ch] * inv_std[ch];
             let shift = beta[ch] - mean[ch] * scale;
-            affine(out, &x[plane * hw..(plane + 1) * hw], scale, shift)
+            affine(out, &x[plane * hw..(plane + 1) * hw], scale, shift, lo, hi)
         })
     };
     // SAFETY: every plane of `y` is written by `affine` from the plane of `x` of the same length.
@@ -209,11 +264,23 @@ pub fn backward_slices(
     gamma: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut dx = dy.to_vec();
-    let (dgamma, dbeta) = backward_in_place(x, &mut dx, shape, mean, inv_std, gamma);
+    let (dgamma, dbeta) = backward_in_place(x, &mut dx, shape, mean, inv_std, gamma, None);
     (dx, dgamma, dbeta)
 }
 
-/// [`backward_slices`] overwriting the output gradient `dy` with `dx`; returns `(dγ, dβ)`.
+/// The clamped output and its bounds, whose mask the backward applies to the output gradient.
+#[derive(Clone, Copy)]
+pub struct ClampMask<'a> {
+    /// The forward output `y`.
+    pub y: &'a [f32],
+    /// Lower bound.
+    pub lo: f32,
+    /// Upper bound.
+    pub hi: f32,
+}
+
+/// [`backward_slices`] overwriting the output gradient `dy` with `dx`; returns `(dγ, dβ)`. With a
+/// clamp `mask`, `dy` is first zeroed where the clamped output is not inside its bounds.
 pub fn backward_in_place(
     x: &[f32],
     dy: &mut [f32],
@@ -221,7 +288,11 @@ pub fn backward_in_place(
     mean: &[f32],
     inv_std: &[f32],
     gamma: &[f32],
+    mask: Option<ClampMask>,
 ) -> (Vec<f32>, Vec<f32>) {
+    if let Some(m) = mask {
+        assert_eq!(m.y.len(), x.len(), "batch norm backward: output length");
+    }
     assert!(
         x.len() == n * c * hw && dy.len() == x.len(),
         "batch norm backward: lengths"
@@ -233,7 +304,12 @@ pub fn backward_in_place(
             let (mut a, mut b) = (0.0f64, 0.0f64);
             for bi in 0..n {
                 let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (pa, pb) = dy_sums(&dy[r.clone()], &x[r], mean[ch]);
+                let (pa, pb) = match mask {
+                    Some(m) => {
+                        masked_dy_sums(&dy[r.clone()], &x[r.clone()], &m.y[r], mean[ch], m.lo, m.hi)
+                    }
+                    None => dy_sums(&dy[r.clone()], &x[r], mean[ch]),
+                };
                 a += pa as f64;
                 b += pb as f64;
             }
@@ -257,7 +333,20 @@ pub fn backward_in_place(
             let coef = (r * r * sum_dy_xc[ch] / m) as f32;
             let span = plane * hw..(plane + 1) * hw;
             let mu = mean[ch];
-            plane_dx(out, &x[span], k, mean_dy, mu, coef)
+            match mask {
+                Some(m) => masked_plane_dx(
+                    out,
+                    &x[span.clone()],
+                    &m.y[span],
+                    k,
+                    mean_dy,
+                    mu,
+                    coef,
+                    m.lo,
+                    m.hi,
+                ),
+                None => plane_dx(out, &x[span], k, mean_dy, mu, coef),
+            }
         });
     }
     (dgamma, dbeta)
@@ -269,6 +358,7 @@ fn forward(
     gamma: &FlexTensor,
     beta: &FlexTensor,
     epsilon: f64,
+    clamp: (f32, f32),
 ) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
     let dims = flex_io::dims(x);
     let shape = split(&dims);
@@ -285,6 +375,7 @@ fn forward(
         &inv_std,
         &flex_io::values(gamma),
         &flex_io::values(beta),
+        clamp,
     );
     (flex_io::tensor(y, &dims), mean, var, inv_std)
 }
@@ -295,8 +386,11 @@ impl BatchNormTrainOps for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         epsilon: f64,
+        clamp_lo: f64,
+        clamp_hi: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (y, mean, var, _) = forward(&x, &gamma, &beta, epsilon);
+        let clamp = (clamp_lo as f32, clamp_hi as f32);
+        let (y, mean, var, _) = forward(&x, &gamma, &beta, epsilon, clamp);
         let c = mean.len();
         (y, flex_io::tensor(mean, &[c]), flex_io::tensor(var, &[c]))
     }
@@ -309,6 +403,8 @@ struct BatchNormState {
     gamma: FlexTensor,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
+    /// The output and the clamp bounds, when the output is clamped.
+    clamped: Option<(FlexTensor, f32, f32)>,
 }
 
 /// The backward step.
@@ -325,15 +421,25 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let dims = flex_io::dims(&s.x);
         let x = flex_io::values(&s.x);
         let gamma = flex_io::values(&s.gamma);
+        let y = s
+            .clamped
+            .as_ref()
+            .map(|(y, lo, hi)| (flex_io::values(y), *lo, *hi));
+        let mask = y.as_ref().map(|(y, lo, hi)| ClampMask {
+            y,
+            lo: *lo,
+            hi: *hi,
+        });
+        let shape = split(&dims);
         // dx overwrites dy where dy's buffer is ours alone, else a copy of it.
         let (dx, (dgamma, dbeta)) = match flex_io::unique_values(&mut dy) {
             Some(g) => {
-                let r = backward_in_place(&x, g, split(&dims), &s.mean, &s.inv_std, &gamma);
+                let r = backward_in_place(&x, g, shape, &s.mean, &s.inv_std, &gamma, mask);
                 (dy, r)
             }
             None => {
                 let mut g = flex_io::values(&dy).into_owned();
-                let r = backward_in_place(&x, &mut g, split(&dims), &s.mean, &s.inv_std, &gamma);
+                let r = backward_in_place(&x, &mut g, shape, &s.mean, &s.inv_std, &gamma, mask);
                 (flex_io::tensor(g, &dims), r)
             }
         };
@@ -356,11 +462,17 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        clamp_lo: f64,
+        clamp_hi: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (x, x_node) = x.into_parts();
         let (gamma, gamma_node) = gamma.into_parts();
         let (beta, beta_node) = beta.into_parts();
-        let (y, mean, var, inv_std) = forward(&x, &gamma, &beta, epsilon);
+        let clamp = (clamp_lo as f32, clamp_hi as f32);
+        let (y, mean, var, inv_std) = forward(&x, &gamma, &beta, epsilon, clamp);
+        let clamped = (clamp_lo > f64::NEG_INFINITY || clamp_hi < f64::INFINITY)
+            // The output shares its buffer with the state: an O(1) clone.
+            .then(|| (y.clone(), clamp.0, clamp.1));
         let c = mean.len();
         // Detached statistics: new leaves of the graph.
         let stats = |v: &[f32]| {
@@ -379,6 +491,7 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
                     gamma,
                     mean,
                     inv_std,
+                    clamped,
                 },
                 y,
             ),
@@ -407,6 +520,69 @@ mod tests {
         let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
         for (i, (p, q)) in a.iter().zip(b).enumerate() {
             assert!((p - q).abs() <= tol * scale, "{what}[{i}]: {p} vs {q}");
+        }
+    }
+
+    /// The fused clamp (ReLU6 and ReLU) against Burn's `batch_norm_train` followed by Burn's own
+    /// activation: output and the three gradients, with β spread so that both bounds are crossed.
+    #[test]
+    fn fused_clamp_matches_burn_batch_norm_then_activation() {
+        let device = Device::flex().autodiff();
+        for (seed, shape, relu6) in [
+            (4u64, [2usize, 3, 5, 7], true),
+            (5, [16, 4, 9, 11], true),
+            (6, [3, 5, 6, 4], false),
+        ] {
+            let mut rng = Rng::new(seed);
+            let n: usize = shape.iter().product();
+            let c = shape[1];
+            let x: Vec<f32> = (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
+            let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(1.0, 4.0) as f32).collect();
+            let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-1.0, 5.0) as f32).collect();
+            let r: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let weights = tensor(r, shape, &device);
+            let bounds = if relu6 {
+                (0.0, 6.0)
+            } else {
+                (0.0, f64::INFINITY)
+            };
+            let run = |custom: bool| {
+                let xt = tensor(x.clone(), shape, &device).require_grad();
+                let g = tensor(gamma.clone(), [c], &device).require_grad();
+                let b = tensor(beta.clone(), [c], &device).require_grad();
+                let y = if custom {
+                    batch_norm_clamp_train(xt.clone(), g.clone(), b.clone(), 1e-5, bounds).output
+                } else {
+                    let o = burn::tensor::module::batch_norm_train(
+                        xt.clone(),
+                        g.clone(),
+                        b.clone(),
+                        1e-5,
+                    );
+                    if relu6 {
+                        burn::tensor::activation::relu6(o.output)
+                    } else {
+                        burn::tensor::activation::relu(o.output)
+                    }
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                [
+                    vals(y),
+                    vals(xt.grad(&grads).unwrap()),
+                    vals(g.grad(&grads).unwrap()),
+                    vals(b.grad(&grads).unwrap()),
+                ]
+            };
+            let got = run(true);
+            let want = run(false);
+            let clamped = got[0].iter().filter(|&&v| v == 0.0 || v == 6.0).count();
+            assert!(
+                clamped > 0 && clamped < n,
+                "both sides of the bounds: {clamped} of {n}"
+            );
+            for (i, name) in ["y", "dx", "dgamma", "dbeta"].iter().enumerate() {
+                assert_close(&got[i], &want[i], 1e-4, &format!("{name} {shape:?}"));
+            }
         }
     }
 
