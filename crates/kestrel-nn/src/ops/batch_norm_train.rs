@@ -133,17 +133,20 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
 simd_kernel! {
 /// `(Σ (v − shift), Σ (v − shift)²)` over `a`, in sixteen f32 lanes.
 fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
+    let n = a.len();
     let (mut s, mut s2) = ([0.0f32; 16], [0.0f32; 16]);
-    let mut chunks = a.chunks_exact(16);
-    for c in &mut chunks {
+    let mut i = 0;
+    while i + 16 <= n {
+        let c = &a[i..i + 16];
         for j in 0..16 {
             let d = c[j] - shift;
             s[j] += d;
             s2[j] += d * d;
         }
+        i += 16;
     }
     let (mut ts, mut ts2) = (0.0f32, 0.0f32);
-    for &v in chunks.remainder() {
+    for &v in &a[i..] {
         let d = v - shift;
         ts += d;
         ts2 += d * d;
@@ -183,15 +186,16 @@ fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], scale: f32, shift: f32, lo: f
 }
 
 simd_kernel! {
-/// `(Σ g, Σ g·(x − μ))` over one plane with `g = dy` where `lo < y < hi`, else 0.
-fn masked_dy_sums(dy: &[f32], x: &[f32], y: &[f32], mu: f32, lo: f32, hi: f32) -> (f32, f32) {
-    let n = dy.len().min(x.len()).min(y.len());
+/// `(Σ g, Σ g·(x − μ))` over one plane with `g = dy` where the output `y = x·scale + shift`
+/// (recomputed, exactly as the forward did) lies strictly inside `(m.lo, m.hi)`, else 0.
+fn masked_dy_sums(dy: &[f32], x: &[f32], mu: f32, m: PlaneMask) -> (f32, f32) {
+    let n = dy.len().min(x.len());
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let mut i = 0;
     while i + 16 <= n {
-        let (g, v, o) = (&dy[i..i + 16], &x[i..i + 16], &y[i..i + 16]);
+        let (g, v) = (&dy[i..i + 16], &x[i..i + 16]);
         for j in 0..16 {
-            let gm = if o[j] > lo && o[j] < hi { g[j] } else { 0.0 };
+            let gm = if m.passes(v[j]) { g[j] } else { 0.0 };
             a[j] += gm;
             b[j] += gm * (v[j] - mu);
         }
@@ -199,7 +203,7 @@ fn masked_dy_sums(dy: &[f32], x: &[f32], y: &[f32], mu: f32, lo: f32, hi: f32) -
     }
     let (mut ta, mut tb) = (0.0f32, 0.0f32);
     for j in i..n {
-        let gm = if y[j] > lo && y[j] < hi { dy[j] } else { 0.0 };
+        let gm = if m.passes(x[j]) { dy[j] } else { 0.0 };
         ta += gm;
         tb += gm * (x[j] - mu);
     }
@@ -208,11 +212,10 @@ fn masked_dy_sums(dy: &[f32], x: &[f32], y: &[f32], mu: f32, lo: f32, hi: f32) -
 }
 
 simd_kernel! {
-/// [`plane_dx`] with the output gradient first masked to `lo < y < hi`.
-#[allow(clippy::too_many_arguments)]
-fn masked_plane_dx(dy: &mut [f32], x: &[f32], y: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32, lo: f32, hi: f32) {
-    for ((g, &v), &o) in dy.iter_mut().zip(x).zip(y) {
-        let gm = if o > lo && o < hi { *g } else { 0.0 };
+/// [`plane_dx`] with the output gradient first masked as in [`masked_dy_sums`].
+fn masked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32, m: PlaneMask) {
+    for (g, &v) in dy.iter_mut().zip(x) {
+        let gm = if m.passes(v) { *g } else { 0.0 };
         *g = k * (gm - mean_dy - (v - mu) * coef);
     }
 }
@@ -245,8 +248,7 @@ pub fn normalize(
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
-            let scale = gamma[ch] * inv_std[ch];
-            let shift = beta[ch] - mean[ch] * scale;
+            let (scale, shift) = scale_shift(gamma[ch], inv_std[ch], beta[ch], mean[ch]);
             affine(out, &x[plane * hw..(plane + 1) * hw], scale, shift, lo, hi)
         })
     };
@@ -268,15 +270,41 @@ pub fn backward_slices(
     (dx, dgamma, dbeta)
 }
 
-/// The clamped output and its bounds, whose mask the backward applies to the output gradient.
+/// The clamp of a fused forward, for the backward's mask: the gradient passes where the
+/// unclamped output `γ·(x − μ)·r + β` lies strictly between the bounds (recomputed from `x`
+/// exactly as the forward computed it, so the output need not be kept).
 #[derive(Clone, Copy)]
 pub struct ClampMask<'a> {
-    /// The forward output `y`.
-    pub y: &'a [f32],
+    /// β per channel.
+    pub beta: &'a [f32],
     /// Lower bound.
     pub lo: f32,
     /// Upper bound.
     pub hi: f32,
+}
+
+/// One plane's [`ClampMask`]: the forward's affine map and the bounds.
+#[derive(Clone, Copy)]
+struct PlaneMask {
+    scale: f32,
+    shift: f32,
+    lo: f32,
+    hi: f32,
+}
+
+impl PlaneMask {
+    #[inline(always)]
+    fn passes(self, x: f32) -> bool {
+        let y = x * self.scale + self.shift;
+        y > self.lo && y < self.hi
+    }
+}
+
+/// The forward's per-channel affine map `(scale, shift)` = `(γ·r, β − μ·γ·r)`.
+#[inline(always)]
+fn scale_shift(gamma: f32, inv_std: f32, beta: f32, mean: f32) -> (f32, f32) {
+    let scale = gamma * inv_std;
+    (scale, beta - mean * scale)
 }
 
 /// [`backward_slices`] overwriting the output gradient `dy` with `dx`; returns `(dγ, dβ)`. With a
@@ -291,8 +319,19 @@ pub fn backward_in_place(
     mask: Option<ClampMask>,
 ) -> (Vec<f32>, Vec<f32>) {
     if let Some(m) = mask {
-        assert_eq!(m.y.len(), x.len(), "batch norm backward: output length");
+        assert_eq!(m.beta.len(), c, "batch norm backward: β length");
     }
+    let plane_mask = |ch: usize| {
+        mask.map(|m| {
+            let (scale, shift) = scale_shift(gamma[ch], inv_std[ch], m.beta[ch], mean[ch]);
+            PlaneMask {
+                scale,
+                shift,
+                lo: m.lo,
+                hi: m.hi,
+            }
+        })
+    };
     assert!(
         x.len() == n * c * hw && dy.len() == x.len(),
         "batch norm backward: lengths"
@@ -304,10 +343,8 @@ pub fn backward_in_place(
             let (mut a, mut b) = (0.0f64, 0.0f64);
             for bi in 0..n {
                 let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (pa, pb) = match mask {
-                    Some(m) => {
-                        masked_dy_sums(&dy[r.clone()], &x[r.clone()], &m.y[r], mean[ch], m.lo, m.hi)
-                    }
+                let (pa, pb) = match plane_mask(ch) {
+                    Some(m) => masked_dy_sums(&dy[r.clone()], &x[r], mean[ch], m),
                     None => dy_sums(&dy[r.clone()], &x[r], mean[ch]),
                 };
                 a += pa as f64;
@@ -333,18 +370,8 @@ pub fn backward_in_place(
             let coef = (r * r * sum_dy_xc[ch] / m) as f32;
             let span = plane * hw..(plane + 1) * hw;
             let mu = mean[ch];
-            match mask {
-                Some(m) => masked_plane_dx(
-                    out,
-                    &x[span.clone()],
-                    &m.y[span],
-                    k,
-                    mean_dy,
-                    mu,
-                    coef,
-                    m.lo,
-                    m.hi,
-                ),
+            match plane_mask(ch) {
+                Some(m) => masked_plane_dx(out, &x[span], k, mean_dy, mu, coef, m),
                 None => plane_dx(out, &x[span], k, mean_dy, mu, coef),
             }
         });
@@ -403,8 +430,8 @@ struct BatchNormState {
     gamma: FlexTensor,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
-    /// The output and the clamp bounds, when the output is clamped.
-    clamped: Option<(FlexTensor, f32, f32)>,
+    /// β and the clamp bounds, when the output is clamped.
+    clamped: Option<(Vec<f32>, f32, f32)>,
 }
 
 /// The backward step.
@@ -421,12 +448,8 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let dims = flex_io::dims(&s.x);
         let x = flex_io::values(&s.x);
         let gamma = flex_io::values(&s.gamma);
-        let y = s
-            .clamped
-            .as_ref()
-            .map(|(y, lo, hi)| (flex_io::values(y), *lo, *hi));
-        let mask = y.as_ref().map(|(y, lo, hi)| ClampMask {
-            y,
+        let mask = s.clamped.as_ref().map(|(beta, lo, hi)| ClampMask {
+            beta,
             lo: *lo,
             hi: *hi,
         });
@@ -471,8 +494,7 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
         let clamp = (clamp_lo as f32, clamp_hi as f32);
         let (y, mean, var, inv_std) = forward(&x, &gamma, &beta, epsilon, clamp);
         let clamped = (clamp_lo > f64::NEG_INFINITY || clamp_hi < f64::INFINITY)
-            // The output shares its buffer with the state: an O(1) clone.
-            .then(|| (y.clone(), clamp.0, clamp.1));
+            .then(|| (flex_io::values(&beta).into_owned(), clamp.0, clamp.1));
         let c = mean.len();
         // Detached statistics: new leaves of the graph.
         let stats = |v: &[f32]| {
