@@ -13,8 +13,10 @@
 //! task per (n, c) plane, the weight gradient one per channel (summing over the batch), so no two
 //! tasks write to the same memory and the result does not depend on the thread count.
 
+use super::flex_io;
 use super::simd::simd_kernel;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Shapes of one depthwise convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +139,7 @@ fn corr_block<const L: usize>(
     filt: &[f32],
     oy: usize,
     ox0: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let (k, s, d) = (c.kernel, c.stride, c.dilation);
     let mut acc = [0.0f32; L];
@@ -166,7 +168,9 @@ fn corr_block<const L: usize>(
             }
         }
     }
-    out[..L].copy_from_slice(&acc);
+    for (o, &a) in out[..L].iter_mut().zip(&acc) {
+        o.write(a);
+    }
 }
 
 /// One tap's share of [`correlate_grad`]: `Σ_{oy,ox} dy[oy][ox] · plane[oy·s + ky·d][ox·s + kx·d]`
@@ -235,7 +239,7 @@ struct Correlation {
 simd_kernel! {
     /// `out[oy][ox] = Σ_{ky,kx} filt[ky][kx] · plane[oy·s + ky·d][ox·s + kx·d]` over a padded
     /// plane (every tap inside), sixteen outputs at a time with the taps summed in registers.
-    fn correlate(c: Correlation, plane: &[f32], filt: &[f32], out: &mut [f32]) {
+    fn correlate(c: Correlation, plane: &[f32], filt: &[f32], out: &mut [MaybeUninit<f32>]) {
         for oy in 0..c.ho {
             let out_row = &mut out[oy * c.wo..(oy + 1) * c.wo];
             let mut ox0 = 0;
@@ -287,9 +291,9 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     debug_assert_eq!(x.len(), g.batch * g.channels * hw);
     debug_assert_eq!(w.len(), g.channels * k2);
-    let mut y = vec![0.0f32; g.batch * g.channels * ho * wo];
-    if y.is_empty() {
-        return y;
+    let len = g.batch * g.channels * ho * wo;
+    if len == 0 {
+        return Vec::new();
     }
     let (ph, pw) = (g.height + 2 * g.padding, g.width + 2 * g.padding);
     let c = Correlation {
@@ -300,15 +304,18 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         ho,
         wo,
     };
-    y.par_chunks_mut(ho * wo)
-        .enumerate()
-        .for_each_init(Vec::new, |pad, (plane, out)| {
-            let ch = plane % g.channels;
-            let inp = &x[plane * hw..(plane + 1) * hw];
-            embed(inp, g.height, g.width, 1, g.padding as isize, ph, pw, pad);
-            correlate(c, pad, &w[ch * k2..(ch + 1) * k2], out);
-        });
-    y
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(ho * wo)
+            .enumerate()
+            .for_each_init(Vec::new, |pad, (plane, out)| {
+                let ch = plane % g.channels;
+                let inp = &x[plane * hw..(plane + 1) * hw];
+                embed(inp, g.height, g.width, 1, g.padding as isize, ph, pw, pad);
+                correlate(c, pad, &w[ch * k2..(ch + 1) * k2], out);
+            });
+    };
+    // SAFETY: `correlate` writes all `ho × wo` outputs of every plane.
+    unsafe { flex_io::filled(len, fill) }
 }
 
 /// `dx` (N, C, H, W) from the output gradient `dy` (N, C, Ho, Wo) and `w` (C, 1, k, k): the
@@ -318,9 +325,9 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (ho, wo) = g.out_dims();
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     debug_assert_eq!(dy.len(), g.batch * g.channels * ho * wo);
-    let mut dx = vec![0.0f32; g.batch * g.channels * hw];
-    if dx.is_empty() {
-        return dx;
+    let len = g.batch * g.channels * hw;
+    if len == 0 {
+        return Vec::new();
     }
     let span = (g.kernel - 1) * g.dilation;
     let q = span as isize - g.padding as isize;
@@ -334,15 +341,18 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
         wo: g.width,
     };
     let flipped: Vec<f32> = w.chunks(k2).flat_map(|f| f.iter().rev().copied()).collect();
-    dx.par_chunks_mut(hw)
-        .enumerate()
-        .for_each_init(Vec::new, |pad, (plane, din)| {
-            let ch = plane % g.channels;
-            let dout = &dy[plane * ho * wo..(plane + 1) * ho * wo];
-            embed(dout, ho, wo, g.stride, q, ph, pw, pad);
-            correlate(c, pad, &flipped[ch * k2..(ch + 1) * k2], din);
-        });
-    dx
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(hw)
+            .enumerate()
+            .for_each_init(Vec::new, |pad, (plane, din)| {
+                let ch = plane % g.channels;
+                let dout = &dy[plane * ho * wo..(plane + 1) * ho * wo];
+                embed(dout, ho, wo, g.stride, q, ph, pw, pad);
+                correlate(c, pad, &flipped[ch * k2..(ch + 1) * k2], din);
+            });
+    };
+    // SAFETY: `correlate` writes all `h × w` values of every plane.
+    unsafe { flex_io::filled(len, fill) }
 }
 
 /// `dw` (C, 1, k, k) from the input `x` (N, C, H, W) and the output gradient `dy`
