@@ -1,5 +1,6 @@
 //! `kestrel`: train, evaluate and deploy small vision models. See `kestrel --help` and the README.
 
+mod allocator;
 mod cmd_bench;
 mod cmd_bench_train;
 mod cmd_eval;
@@ -49,6 +50,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::keep_freed_buffers();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train::run(*a),
