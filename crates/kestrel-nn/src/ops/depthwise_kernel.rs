@@ -82,51 +82,74 @@ fn out_size(n: usize, k: usize, s: usize, d: usize, p: usize) -> Option<usize> {
     (padded >= span).then(|| (padded - span) / s + 1)
 }
 
-/// A zero background of `ph × pw` with `src` (`h × w`) placed on it: `src[i][j]` lands at
-/// `(off + i·s, off + j·s)` (entries falling outside are dropped). With `s = 1` this is zero
-/// padding (`off > 0`) or cropping (`off < 0`); with `s > 1` it also spreads the values apart, as
-/// the input gradient of a strided convolution needs.
-#[allow(clippy::too_many_arguments)]
-fn embed(
-    src: &[f32],
-    h: usize,
-    w: usize,
-    s: usize,
-    off: isize,
-    ph: usize,
-    pw: usize,
-    dst: &mut Vec<f32>,
-) {
-    // Plain padding: write every element once (zero borders, copied rows).
-    if s == 1 && off >= 0 && off as usize + h <= ph && off as usize + w <= pw {
-        let o = off as usize;
-        dst.resize(ph * pw, 0.0);
-        for (a, out) in dst.chunks_exact_mut(pw).enumerate() {
-            if a < o || a >= o + h {
-                out.fill(0.0);
+/// A zero background with planes placed on it, reused from plane to plane of one geometry: the
+/// background is cleared once, and every plane then overwrites the same positions, so the zeros
+/// around them stay (no clearing per plane).
+#[derive(Default)]
+struct Canvas {
+    buf: Vec<f32>,
+    /// `(h, w, s, off, ph, pw)` of the planes placed so far.
+    key: Option<(usize, usize, usize, isize, usize, usize)>,
+}
+
+impl Canvas {
+    /// The `ph × pw` background with `src` (`h × w`) placed on it: `src[i][j]` lands at
+    /// `(off + i·s, off + j·s)` (entries falling outside are dropped). With `s = 1` this is zero
+    /// padding (`off > 0`) or cropping (`off < 0`); with `s > 1` it also spreads the values apart,
+    /// as the input gradient of a strided convolution needs.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        src: &[f32],
+        h: usize,
+        w: usize,
+        s: usize,
+        off: isize,
+        ph: usize,
+        pw: usize,
+    ) -> &[f32] {
+        let key = (h, w, s, off, ph, pw);
+        if self.key != Some(key) {
+            self.buf.clear();
+            self.buf.resize(ph * pw, 0.0);
+            self.key = Some(key);
+        }
+        let at = |i: usize, n: usize| -> Option<usize> {
+            let a = off + (i * s) as isize;
+            (a >= 0 && (a as usize) < n).then_some(a as usize)
+        };
+        let whole_rows = s == 1 && off >= 0 && off as usize + w <= pw;
+        for i in 0..h {
+            let Some(a) = at(i, ph) else { continue };
+            let row = &src[i * w..(i + 1) * w];
+            let out = &mut self.buf[a * pw..(a + 1) * pw];
+            if whole_rows {
+                copy_row(&mut out[off as usize..off as usize + w], row);
             } else {
-                out[..o].fill(0.0);
-                out[o..o + w].copy_from_slice(&src[(a - o) * w..(a - o + 1) * w]);
-                out[o + w..].fill(0.0);
+                for (j, &v) in row.iter().enumerate() {
+                    if let Some(b) = at(j, pw) {
+                        out[b] = v;
+                    }
+                }
             }
         }
-        return;
+        &self.buf
     }
-    dst.clear();
-    dst.resize(ph * pw, 0.0);
-    let place = |i: usize, n: usize| -> Option<usize> {
-        let a = off + (i * s) as isize;
-        (a >= 0 && (a as usize) < n).then_some(a as usize)
-    };
-    for i in 0..h {
-        let Some(a) = place(i, ph) else { continue };
-        let row = &src[i * w..(i + 1) * w];
-        let out = &mut dst[a * pw..(a + 1) * pw];
-        for (j, &v) in row.iter().enumerate() {
-            if let Some(b) = place(j, pw) {
-                out[b] = v;
-            }
-        }
+}
+
+/// `dst.copy_from_slice(src)` in 16-float moves the compiler keeps inline (rows here are short,
+/// and a `memcpy` call per row costs as much as the copy).
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let b: &[f32; 16] = b.try_into().expect("16 floats");
+        let a: &mut [f32; 16] = a.try_into().expect("16 floats");
+        *a = *b;
+    }
+    for (a, &b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = b;
     }
 }
 
@@ -305,14 +328,15 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         wo,
     };
     let fill = |y: &mut [MaybeUninit<f32>]| {
-        y.par_chunks_mut(ho * wo)
-            .enumerate()
-            .for_each_init(Vec::new, |pad, (plane, out)| {
+        y.par_chunks_mut(ho * wo).enumerate().for_each_init(
+            Canvas::default,
+            |pad, (plane, out)| {
                 let ch = plane % g.channels;
                 let inp = &x[plane * hw..(plane + 1) * hw];
-                embed(inp, g.height, g.width, 1, g.padding as isize, ph, pw, pad);
+                let pad = pad.place(inp, g.height, g.width, 1, g.padding as isize, ph, pw);
                 correlate(c, pad, &w[ch * k2..(ch + 1) * k2], out);
-            });
+            },
+        );
     };
     // SAFETY: `correlate` writes all `ho × wo` outputs of every plane.
     unsafe { flex_io::filled(len, fill) }
@@ -344,10 +368,10 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let fill = |dx: &mut [MaybeUninit<f32>]| {
         dx.par_chunks_mut(hw)
             .enumerate()
-            .for_each_init(Vec::new, |pad, (plane, din)| {
+            .for_each_init(Canvas::default, |pad, (plane, din)| {
                 let ch = plane % g.channels;
                 let dout = &dy[plane * ho * wo..(plane + 1) * ho * wo];
-                embed(dout, ho, wo, g.stride, q, ph, pw, pad);
+                let pad = pad.place(dout, ho, wo, g.stride, q, ph, pw);
                 correlate(c, pad, &flipped[ch * k2..(ch + 1) * k2], din);
             });
     };
@@ -376,11 +400,11 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     };
     dw.par_chunks_mut(k2)
         .enumerate()
-        .for_each_init(Vec::new, |pad, (ch, acc)| {
+        .for_each_init(Canvas::default, |pad, (ch, acc)| {
             let mut sums = vec![0.0f64; k2];
             for n in 0..g.batch {
                 let plane = n * g.channels + ch;
-                embed(
+                let padded = pad.place(
                     &x[plane * hw..(plane + 1) * hw],
                     g.height,
                     g.width,
@@ -388,11 +412,10 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     g.padding as isize,
                     ph,
                     pw,
-                    pad,
                 );
                 correlate_grad(
                     c,
-                    pad,
+                    padded,
                     &dy[plane * ho * wo..(plane + 1) * ho * wo],
                     &mut sums,
                 );
