@@ -4,7 +4,9 @@
 //! Expanded rows shared by consecutive bands are kept, not recomputed.
 //!
 //! Small maps (the late stages of a network at batch 1) split poorly by rows: each thread would
-//! get a few rows plus the neighbours its window needs, recomputed. There the threads split the
+//! get a few rows plus the neighbours its window needs, recomputed. On maps of under sixteen rows
+//! a thread the threads first expand their shares of the input rows into one shared tensor, then
+//! filter and project their shares of the output rows; under four rows a thread they split the
 //! channels instead: each expands and filters its own share of the hidden channels over the whole
 //! map, then each projects its share of the output channels.
 
@@ -80,17 +82,32 @@ impl InvertedResidual<'_> {
         threads > 1 && self.out_hw().0 < 4 * threads && simd && super::simd_available()
     }
 
+    /// Whether `threads` threads expand the whole map first (each its share of the input rows,
+    /// into one shared tensor) and then filter and project their shares of the output rows:
+    /// on maps of fewer than sixteen rows a thread, where the banded schedule would have each
+    /// thread recompute the expanded rows its window shares with its neighbour's (one row in
+    /// seven on a 14 × 14 map at two threads).
+    fn shared_expansion(&self, threads: usize) -> bool {
+        threads > 1 && self.expand.is_some() && self.out_hw().0 < 16 * threads
+    }
+
     /// Scratch floats [`inverted_residual`] needs with `threads` threads.
     pub fn scratch_floats(&self, threads: usize) -> usize {
+        let [h, w, _] = self.hwc;
+        let (oh, ow) = self.out_hw();
         let rows = threads * self.scratch_per_thread();
-        if self.channel_split(threads, true) {
-            let [h, w, _] = self.hwc;
-            let (oh, ow) = self.out_hw();
+        let split = if self.channel_split(threads, true) {
             let exp = if self.expand.is_some() { h * w } else { 0 };
-            rows.max((exp + oh * ow) * self.hidden())
+            (exp + oh * ow) * self.hidden()
         } else {
-            rows
-        }
+            0
+        };
+        let shared = if self.shared_expansion(threads) {
+            (h * w + threads * oh.div_ceil(threads) * ow) * self.hidden()
+        } else {
+            0
+        };
+        rows.max(split).max(shared)
     }
 
     /// Scratch floats one thread needs when the threads split the rows.
@@ -128,6 +145,7 @@ pub fn inverted_residual(
     let out_len = oh * ow * cout;
     let by_channels = p.channel_split(par.threads(), simd);
     assert!(scratch.len() >= p.scratch_floats(par.threads()));
+    let shared = !by_channels && p.shared_expansion(par.threads());
     for b in 0..n {
         let img = &input[b * in_len..(b + 1) * in_len];
         let res = residual.map(|r| &r[b * out_len..(b + 1) * out_len]);
@@ -145,6 +163,11 @@ pub fn inverted_residual(
                 continue;
             }
         }
+        if shared {
+            let o = &mut out[b * out_len..(b + 1) * out_len];
+            shared_expansion(par, p, img, res, o, scratch, simd);
+            continue;
+        }
         let parts = split_rows(oh, par.threads(), 1);
         let chunks = chunks_by(&mut out[b * out_len..(b + 1) * out_len], &parts, ow * cout);
         let mut items = Vec::with_capacity(parts.len());
@@ -161,6 +184,69 @@ pub fn inverted_residual(
             rows_range(p, img, res, chunk, sc, oy_a, oy_b, simd)
         });
     }
+}
+
+/// One image through the block in two phases: the threads expand their shares of the input rows
+/// into one full expanded tensor in `scratch`; then each filters and projects its share of the
+/// output rows, reading the neighbouring rows its window needs from the shared tensor.
+fn shared_expansion(
+    par: Par,
+    p: &InvertedResidual,
+    img: &[f32],
+    res: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    simd: bool,
+) {
+    let [h, w, cin] = p.hwc;
+    let (oh, ow) = p.out_hw();
+    let hidden = p.hidden();
+    let cout = p.project.weight.n;
+    let e = p.expand.expect("a shared expansion needs an expansion");
+    let (exp, rest) = scratch.split_at_mut(h * w * hidden);
+    let in_parts = split_rows(h, par.threads(), 1);
+    let mut items = Vec::with_capacity(in_parts.len());
+    let mut r0 = 0;
+    for (chunk, &rows) in chunks_by(exp, &in_parts, w * hidden)
+        .into_iter()
+        .zip(&in_parts)
+    {
+        items.push((chunk, r0, rows));
+        r0 += rows;
+    }
+    par.run(items, |_, (chunk, r0, rows)| {
+        let ep = Epilogue {
+            bias: e.bias,
+            residual: None,
+            act: e.act,
+        };
+        let a = &img[r0 * w * cin..(r0 + rows) * w * cin];
+        gemm_packed(rows * w, a, cin, e.weight, chunk, hidden, &ep, simd);
+    });
+    let exp: &[f32] = exp;
+    let parts = split_rows(oh, par.threads(), 1);
+    let per = parts.iter().copied().max().unwrap_or(0) * ow * hidden;
+    let mut items = Vec::with_capacity(parts.len());
+    let mut oy = 0;
+    for ((chunk, sc), &rows) in chunks_by(out, &parts, ow * cout)
+        .into_iter()
+        .zip(rest.chunks_mut(per.max(1)))
+        .zip(&parts)
+    {
+        items.push((chunk, sc, oy, oy + rows));
+        oy += rows;
+    }
+    par.run(items, |_, (chunk, sc, oy_a, oy_b)| {
+        let m = (oy_b - oy_a) * ow;
+        let dw = &mut sc[..m * hidden];
+        depthwise_rows(&p.dw, exp, 0, oy_a, oy_b, dw, simd);
+        let ep = Epilogue {
+            bias: p.project.bias,
+            residual: res.map(|r| &r[oy_a * ow * cout..oy_b * ow * cout]),
+            act: p.project.act,
+        };
+        gemm_packed(m, dw, hidden, p.project.weight, chunk, cout, &ep, simd);
+    });
 }
 
 /// A raw pointer threads share, each touching only its own elements.
