@@ -60,36 +60,35 @@ pub fn depthwise(
         p.act
     };
     par.run(items, |_, (chunk, r0)| {
-        for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
-            let r = r0 + i;
-            let (b, oy) = (r / oh, r % oh);
-            let image = &input[b * h * w * c..(b + 1) * h * w * c];
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: AVX2 and FMA were detected above.
-                unsafe {
-                    row_avx2(
-                        p,
-                        image.as_ptr(),
-                        0,
-                        oy,
-                        ow,
-                        0..c,
-                        row_act,
-                        out_row.as_mut_ptr(),
-                    )
-                };
-            } else {
+        let nrows = chunk.len() / row_len.max(1);
+        let mut done = false;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // Runs of rows within one image, so that rows can be computed in pairs.
+            let mut i = 0;
+            while i < nrows {
+                let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
+                let run = (oh - oy).min(nrows - i);
+                let image = &input[b * h * w * c..(b + 1) * h * w * c];
+                let dst = chunk[i * row_len..(i + run) * row_len].as_mut_ptr();
+                // SAFETY: AVX2 and FMA were detected above; `image` is a whole image and `dst`
+                // holds the `run` output rows, exclusively borrowed.
+                unsafe { rows_avx2(p, image.as_ptr(), 0, oy..oy + run, ow, 0..c, row_act, dst) };
+                i += run;
+            }
+            done = true;
+        }
+        if !done {
+            for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
+                let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
+                let image = &input[b * h * w * c..(b + 1) * h * w * c];
                 row_scalar(p, image, 0, oy, ow, 0..c, row_act, out_row);
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = simd;
-                row_scalar(p, image, 0, oy, ow, 0..c, row_act, out_row);
-            }
-            if let Some(res) = residual {
-                let res_row = &res[r * row_len..(r + 1) * row_len];
-                residual_act(out_row, Some(res_row), p.act);
+        }
+        if let Some(res) = residual {
+            for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
+                let r = r0 + i;
+                residual_act(out_row, Some(&res[r * row_len..(r + 1) * row_len]), p.act);
             }
         }
     });
@@ -145,26 +144,27 @@ pub fn depthwise_rows_channels(
         );
     }
     let simd = simd && super::simd_available();
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: AVX2 and FMA were detected above; `band` and `out` hold every row the output
+        // rows `oy0..oy1` need (asserted above), and `out` is exclusively borrowed.
+        unsafe {
+            rows_avx2(
+                p,
+                band.as_ptr(),
+                row_base,
+                oy0..oy1,
+                ow,
+                chs,
+                p.act,
+                out.as_mut_ptr(),
+            )
+        };
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for (oy, out_row) in (oy0..oy1).zip(out.chunks_exact_mut(ow * c)) {
-        #[cfg(target_arch = "x86_64")]
-        if simd {
-            // SAFETY: AVX2 and FMA were detected above.
-            unsafe {
-                row_avx2(
-                    p,
-                    band.as_ptr(),
-                    row_base,
-                    oy,
-                    ow,
-                    chs.clone(),
-                    p.act,
-                    out_row.as_mut_ptr(),
-                )
-            };
-        } else {
-            row_scalar(p, band, row_base, oy, ow, chs.clone(), p.act, out_row);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
         row_scalar(p, band, row_base, oy, ow, chs.clone(), p.act, out_row);
     }
 }
@@ -189,22 +189,183 @@ pub unsafe fn depthwise_rows_channels_raw(
     chs: std::ops::Range<usize>,
     out: *mut f32,
 ) {
-    let [h, w, c] = p.hwc;
+    let [h, w, _] = p.hwc;
     let (_, ow) = p
         .geom
         .output_hw(h, w)
         .expect("depthwise geometry checked by the plan");
-    for (i, oy) in (oy0..oy1).enumerate() {
-        row_avx2(
-            p,
-            band,
-            row_base,
-            oy,
-            ow,
-            chs.clone(),
-            p.act,
-            out.add(i * ow * c),
-        );
+    rows_avx2(p, band, row_base, oy0..oy1, ow, chs, p.act, out);
+}
+
+/// Output rows `oys` (written from `out` on), two at a time where [`row_pair_avx512_k3`] applies,
+/// else one at a time.
+///
+/// # Safety
+/// As [`row_avx2`], for every row of `oys`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx2(
+    p: &Depthwise,
+    band: *const f32,
+    row_base: usize,
+    oys: std::ops::Range<usize>,
+    ow: usize,
+    chs: std::ops::Range<usize>,
+    act: Activation,
+    out: *mut f32,
+) {
+    let [h, _, c] = p.hwc;
+    let g = &p.geom;
+    let pairs =
+        g.kernel == [3, 3] && g.stride[0] == 1 && g.dilation[0] == 1 && super::avx512_available();
+    let full = |oy: usize| valid_taps(oy, h, 3, 1, g.padding[0], 1) == (0, 3);
+    let mut oy = oys.start;
+    while oy < oys.end {
+        let dst = out.add((oy - oys.start) * ow * c);
+        if pairs && oy + 1 < oys.end && full(oy) && full(oy + 1) {
+            row_pair_avx512_k3(p, band, row_base, oy, ow, chs.clone(), act, dst);
+            oy += 2;
+        } else {
+            row_avx2(p, band, row_base, oy, ow, chs.clone(), act, dst);
+            oy += 1;
+        }
+    }
+}
+
+/// Output rows `oy` and `oy + 1` (at `out` and `out + ow·c`) of a 3×3, vertical-stride-1,
+/// vertical-dilation-1 depthwise convolution whose six row taps are all inside the image: the
+/// interior reads each of the four input rows once for both output rows (a third fewer loads
+/// than two single rows); border pixels go through [`pixels_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_pair_avx512_k3(
+    p: &Depthwise,
+    image: *const f32,
+    row_base: usize,
+    oy: usize,
+    ow: usize,
+    chs: std::ops::Range<usize>,
+    act: Activation,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let [_, w, c] = p.hwc;
+    let g = &p.geom;
+    let (s, pad, d) = (g.stride[1], g.padding[1], g.dilation[1]);
+    let out1 = out.add(ow * c);
+    let lo = pad.div_ceil(s).min(ow);
+    let hi = if w - 1 + pad >= 2 * d {
+        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
+    } else {
+        0
+    }
+    .max(lo);
+    for (row, dst) in [(oy, out), (oy + 1, out1)] {
+        pixels_avx2(p, image, row_base, row, 0..lo, chs.clone(), act, dst);
+        pixels_avx2(p, image, row_base, row, hi..ow, chs.clone(), act, dst);
+    }
+    if hi == lo {
+        return;
+    }
+    // Input row (within `image`) of kernel row 0 for output row `oy`; inside the image, as the
+    // caller checked.
+    let first = oy - g.padding[0] - row_base;
+    let mut rows = [image; 4];
+    for (r, row) in rows.iter_mut().enumerate() {
+        *row = image.add((first + r) * w * c);
+    }
+    let (lo_v, hi_v) = act.bounds();
+    let (vlo, vhi) = (_mm512_set1_ps(lo_v), _mm512_set1_ps(hi_v));
+    let wts = p.weight.as_ptr();
+    let bias = p.bias.as_ptr();
+    let (sc, dc) = (s * c, d * c);
+    let mut ch = chs.start;
+    while ch < chs.end {
+        let m: __mmask16 = if chs.end - ch >= 16 {
+            0xFFFF
+        } else {
+            (1u16 << (chs.end - ch)) - 1
+        };
+        let mut wv = [[_mm512_setzero_ps(); 3]; 3];
+        for (r, wr) in wv.iter_mut().enumerate() {
+            for (kx, wk) in wr.iter_mut().enumerate() {
+                *wk = _mm512_maskz_loadu_ps(m, wts.add((r * 3 + kx) * c + ch));
+            }
+        }
+        let k = Pair {
+            rows: &rows,
+            w: &wv,
+            bias: _mm512_maskz_loadu_ps(m, bias.add(ch)),
+            lo: vlo,
+            hi: vhi,
+            m,
+            sc,
+            dc,
+        };
+        let mut ox = lo;
+        while ox + 4 <= hi {
+            let x0 = (ox * s - pad) * c + ch;
+            pixel_pairs_k3::<4>(&k, x0, out.add(ox * c + ch), out1.add(ox * c + ch), c);
+            ox += 4;
+        }
+        while ox < hi {
+            let x0 = (ox * s - pad) * c + ch;
+            pixel_pairs_k3::<1>(&k, x0, out.add(ox * c + ch), out1.add(ox * c + ch), c);
+            ox += 1;
+        }
+        ch += 16;
+    }
+}
+
+/// One 16-channel block's operands in [`row_pair_avx512_k3`]: four input rows, 3×3 taps.
+#[cfg(target_arch = "x86_64")]
+struct Pair<'a> {
+    rows: &'a [*const f32; 4],
+    w: &'a [[std::arch::x86_64::__m512; 3]; 3],
+    bias: std::arch::x86_64::__m512,
+    lo: std::arch::x86_64::__m512,
+    hi: std::arch::x86_64::__m512,
+    m: std::arch::x86_64::__mmask16,
+    sc: usize,
+    dc: usize,
+}
+
+/// `Q` neighbouring pixels of both output rows for one 16-channel block: each input load feeds
+/// the upper row (kernel rows 0–2 from input rows 0–2) and the lower one (from input rows 1–3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pixel_pairs_k3<const Q: usize>(
+    k: &Pair,
+    x0: usize,
+    dst0: *mut f32,
+    dst1: *mut f32,
+    c: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut up = [_mm512_setzero_ps(); Q];
+    let mut down = [_mm512_setzero_ps(); Q];
+    for r in 0..4 {
+        let row = k.rows[r].add(x0);
+        for kx in 0..3 {
+            let xk = row.add(kx * k.dc);
+            for q in 0..Q {
+                let x = _mm512_maskz_loadu_ps(k.m, xk.add(q * k.sc));
+                if r < 3 {
+                    up[q] = _mm512_fmadd_ps(x, k.w[r][kx], up[q]);
+                }
+                if r > 0 {
+                    down[q] = _mm512_fmadd_ps(x, k.w[r - 1][kx], down[q]);
+                }
+            }
+        }
+    }
+    for q in 0..Q {
+        let a = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(k.bias, up[q]), k.lo), k.hi);
+        let b = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(k.bias, down[q]), k.lo), k.hi);
+        _mm512_mask_storeu_ps(dst0.add(q * c), k.m, a);
+        _mm512_mask_storeu_ps(dst1.add(q * c), k.m, b);
     }
 }
 
