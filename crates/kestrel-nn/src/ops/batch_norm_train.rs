@@ -581,7 +581,7 @@ mod tests {
     fn fused_clamp_matches_burn_batch_norm_then_activation() {
         let device = Device::flex().autodiff();
         for (seed, shape, relu6) in [
-            (4u64, [2usize, 3, 5, 7], true),
+            (4u64, [1usize, 3, 5, 7], true),
             (5, [16, 4, 9, 11], true),
             (6, [3, 5, 6, 4], false),
         ] {
