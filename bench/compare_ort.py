@@ -18,7 +18,9 @@ sequential execution, all graph optimisations) on an input of the same shape aft
 warm-up, and prints one row: both medians (ms), images/s and the ratio ONNX Runtime / kestrel
 (above 1: kestrel is faster).
 
-`--only` keeps the cases whose model name is given; `--resolution` and `--batches` override the
+`--rounds N` alternates the two engines N times per case (a drift in a shared machine's speed then
+touches both alike) and prints the medians of the rounds and every round's ratio. `--only` keeps
+the cases whose model name is given; `--resolution` and `--batches` override the
 table's sizes (for a quick smoke run). Without `--kestrel` the binary is run with
 `cargo run --release -p kestrel-cli` (set CARGO_TARGET_DIR as you build). Timings are meaningful
 only on an otherwise idle machine.
@@ -57,13 +59,16 @@ def median(sorted_ms):
     return sorted_ms[n // 2] if n % 2 else (sorted_ms[n // 2 - 1] + sorted_ms[n // 2]) / 2
 
 
-def time_ort(path, batch, r, threads, warmup, runs):
+def ort_session(path, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def time_ort(sess, batch, r, warmup, runs):
     x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
     for _ in range(warmup):
         sess.run(["logits"], {"input": x})
@@ -85,9 +90,16 @@ def run_case(args, model, width, r, batch, d):
     ]
     if width is not None:
         cmd += ["--width", str(width)]
-    k = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
-    ort_ms = time_ort(onnx_path, batch, r, args.threads, args.warmup, args.runs)
-    return k["median_ms"], ort_ms
+    # Alternate the two engines `rounds` times, so that a drift in the machine's speed (a shared
+    # host) touches both alike; each round's ratio is recorded.
+    k_ms, o_ms, sess = [], [], None
+    for _ in range(args.rounds):
+        k = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
+        k_ms.append(k["median_ms"])
+        sess = sess or ort_session(onnx_path, args.threads)
+        o_ms.append(time_ort(sess, batch, r, args.warmup, args.runs))
+    ratios = sorted(o / k for k, o in zip(k_ms, o_ms))
+    return median(sorted(k_ms)), median(sorted(o_ms)), ratios
 
 
 def main():
@@ -99,6 +111,9 @@ def main():
     ap.add_argument("--only", nargs="+", help="model names to keep")
     ap.add_argument("--resolution", type=int, help="override every case's resolution")
     ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate kestrel and ONNX Runtime this many times per case; medians "
+                         "of the rounds are printed, and every round's ratio")
     args = ap.parse_args()
     if args.runs < 10:
         ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
@@ -125,10 +140,11 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         for model, width, r, batch in cases:
             r = args.resolution or r
-            k_ms, o_ms = run_case(args, model, width, r, batch, d)
+            k_ms, o_ms, ratios = run_case(args, model, width, r, batch, d)
+            rounds = ("   rounds: " + " ".join(f"{x:.2f}" for x in ratios)) if len(ratios) > 1 else ""
             print(f"{model:<20} {r:>5} {batch:>5} {k_ms:>11.3f} {o_ms:>9.3f} "
                   f"{batch / (k_ms / 1e3):>14.1f} {batch / (o_ms / 1e3):>10.1f} "
-                  f"{o_ms / k_ms:>12.2f}", flush=True)
+                  f"{o_ms / k_ms:>12.2f}{rounds}", flush=True)
 
 
 if __name__ == "__main__":
