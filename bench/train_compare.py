@@ -16,7 +16,9 @@ and then times the same optimiser step in PyTorch on the same threads: the torch
 B x 3 x R x R values uniform in [-1, 1) with random labels, cross-entropy, `backward()` and
 `torch.optim.SGD(lr=0.01, momentum=0.9)`'s step — first in NCHW, then in channels-last memory
 format. It prints the three medians (and minima) and the ratios kestrel / PyTorch (above 1:
-kestrel is slower). `--plain-ops` sets KESTREL_PLAIN_OPS=1 for kestrel (Burn's own operations
+kestrel is slower). `--rounds N` alternates the engines N times (a drift in a shared machine's
+speed then touches all alike) and prints the medians of the rounds and every round's ratio.
+`--plain-ops` sets KESTREL_PLAIN_OPS=1 for kestrel (Burn's own operations
 instead of kestrel's training kernels).
 
 Without `--kestrel`, the binary is built and run with `cargo run --release --bin kestrel`
@@ -113,23 +115,45 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--kestrel", help="path of the kestrel binary (default: cargo run --release)")
     p.add_argument("--plain-ops", action="store_true", help="KESTREL_PLAIN_OPS=1 for kestrel")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="alternate kestrel and PyTorch this many times; medians of the rounds are "
+                        "printed, and every round's ratio")
     args = p.parse_args()
     if args.runs < 10:
         sys.exit("--runs: kestrel bench train needs at least 10")
     torch.set_num_threads(args.threads)
 
-    k = run_kestrel(args)
-    rows = [("kestrel (Flex)", k)]
-    for name, cl in (("PyTorch NCHW", False), ("PyTorch channels-last", True)):
-        r = time_torch(args, cl)
-        if r is not None:
-            rows.append((name, r))
+    # Alternate the engines `rounds` times, so that a drift in the machine's speed (a shared host)
+    # touches all of them alike; each round's ratios are kept.
+    names = ["kestrel (Flex)", "PyTorch NCHW", "PyTorch channels-last"]
+    per_round = []
+    for _ in range(max(1, args.rounds)):
+        got = {names[0]: run_kestrel(args)}
+        for name, cl in ((names[1], False), (names[2], True)):
+            r = time_torch(args, cl)
+            if r is not None:
+                got[name] = r
+        per_round.append(got)
+    rows = []
+    for name in names:
+        rs = [g[name] for g in per_round if name in g]
+        if rs:
+            rows.append((name, {
+                "median_ms": statistics.median(r["median_ms"] for r in rs),
+                "min_ms": min(r["min_ms"] for r in rs),
+            }))
+    k = rows[0][1]
     print(f"{args.model} training step, batch {args.batch}, {args.resolution}x{args.resolution}, "
-          f"{args.classes} classes, {args.threads} threads, {args.runs} timed steps")
+          f"{args.classes} classes, {args.threads} threads, {args.runs} timed steps"
+          + (f", {args.rounds} rounds" if args.rounds > 1 else ""))
     for name, r in rows:
         print(f"  {name:<22} median {r['median_ms']:9.2f} ms   min {r['min_ms']:9.2f} ms")
     for name, r in rows[1:]:
-        print(f"  kestrel / {name}: {k['median_ms'] / r['median_ms']:.2f}x (median)")
+        line = f"  kestrel / {name}: {k['median_ms'] / r['median_ms']:.2f}x (median)"
+        if args.rounds > 1:
+            ratios = sorted(g[names[0]]["median_ms"] / g[name]["median_ms"] for g in per_round)
+            line += "   rounds: " + " ".join(f"{x:.2f}" for x in ratios)
+        print(line)
 
 
 if __name__ == "__main__":
