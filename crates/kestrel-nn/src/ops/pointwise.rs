@@ -18,7 +18,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
-use kestrel_runtime::kernels::sgemm::{sgemm_strided, sgemm_strided_uninit, MatRef};
+use kestrel_runtime::kernels::packed_gemm::matmul_uninit;
+use kestrel_runtime::kernels::sgemm::{sgemm_strided, MatRef};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -100,10 +101,7 @@ fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(d.cout * d.hw.max(1))
             .zip(x.par_chunks(d.cin * d.hw.max(1)))
-            .for_each(|(yn, xn)| {
-                let (a, b) = (MatRef::rows(w, d.cin), MatRef::rows(xn, d.hw));
-                sgemm_strided_uninit(d.cout, d.hw, d.cin, a, b, yn, d.hw)
-            })
+            .for_each(|(yn, xn)| matmul_uninit(d.cout, d.cin, d.hw, w, d.cin, xn, yn, true))
     };
     // SAFETY: one product per image writes all of that image's `cout × hw` outputs.
     unsafe { flex_io::filled(d.batch * d.cout * d.hw, fill) }
@@ -116,12 +114,15 @@ fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
         d.batch * d.cout * d.hw,
         "pointwise convolution: gradient length"
     );
+    // Wᵀ (C_in × C_out), row-major: the left operand of every image's product.
+    let wt: Vec<f32> = (0..d.cin)
+        .flat_map(|i| (0..d.cout).map(move |o| w[o * d.cin + i]))
+        .collect();
     let fill = |dx: &mut [MaybeUninit<f32>]| {
         dx.par_chunks_mut(d.cin * d.hw.max(1))
             .zip(dy.par_chunks(d.cout * d.hw.max(1)))
             .for_each(|(dxn, dyn_)| {
-                let (a, b) = (MatRef::transposed(w, d.cin), MatRef::rows(dyn_, d.hw));
-                sgemm_strided_uninit(d.cin, d.hw, d.cout, a, b, dxn, d.hw)
+                matmul_uninit(d.cin, d.cout, d.hw, &wt, d.cout, dyn_, dxn, true)
             })
     };
     // SAFETY: one product per image writes all of that image's `cin × hw` values.

@@ -88,6 +88,55 @@ pub fn gemm_packed(
     }
 }
 
+/// `c = a · b` for a row-major `a` (`m×k`, leading dimension `lda`) and a row-major `b` (`k×n`),
+/// into an uninitialised row-major `c` (`m×n`), every element of which is written: `b` is packed
+/// first, for products whose right operand changes from call to call (training's activations).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_uninit(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    c: &mut [std::mem::MaybeUninit<f32>],
+    simd: bool,
+) {
+    assert!(c.len() >= m * n, "matmul: dst too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for v in &mut c[..m * n] {
+            v.write(0.0);
+        }
+        return;
+    }
+    assert!(b.len() >= k * n, "matmul: rhs too short");
+    let packed = PackedB::pack(b, k, n, n);
+    let zeros = vec![0.0; n];
+    let ep = Epilogue {
+        bias: &zeros,
+        residual: None,
+        act: Activation::None,
+    };
+    // SAFETY: `c` holds m×n elements, exclusively borrowed; the kernel writes every element of
+    // every panel (bias, no residual) and reads none.
+    unsafe {
+        gemm_packed_panels(
+            m,
+            a,
+            lda,
+            &packed,
+            0..n.div_ceil(NR),
+            c.as_mut_ptr() as *mut f32,
+            n,
+            &ep,
+            simd,
+        )
+    }
+}
+
 /// [`gemm_packed`] restricted to the column panels `panels` (columns `16·start ..
 /// min(16·end, n)`), writing through a raw pointer so threads can fill disjoint panels of one
 /// output.
@@ -342,6 +391,34 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matmul_uninit_writes_the_whole_product() {
+        for (m, k, n, simd) in [
+            (7, 5, 33, true),
+            (13, 16, 16, false),
+            (1, 27, 5, true),
+            (4, 0, 3, true),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5) % 13) as f32 * 0.25 - 1.5)
+                .collect();
+            let mut c = vec![std::mem::MaybeUninit::new(f32::NAN); m * n];
+            matmul_uninit(m, k, n, &a, k, &b, &mut c, simd);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    // SAFETY: initialised above (NaN) and overwritten by the product.
+                    let got = unsafe { c[i * n + j].assume_init() };
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{m}x{k}x{n} [{i}][{j}]"
+                    );
+                }
+            }
+        }
+    }
     use crate::kernels::reference::lcg_vec;
     use proptest::prelude::*;
 

@@ -184,59 +184,6 @@ pub fn sgemm_strided(
     }
 }
 
-/// [`sgemm_strided`] (overwriting) into an uninitialised buffer: every element of the `m×n`
-/// block of `c` is written, none is read, so afterwards that block is initialised.
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm_strided_uninit(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef,
-    b: MatRef,
-    c: &mut [std::mem::MaybeUninit<f32>],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.fits(m, k), "sgemm_strided: lhs too short");
-    assert!(b.fits(k, n), "sgemm_strided: rhs too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "sgemm_strided: dst too short");
-    if k == 0 {
-        for row in c.chunks_mut(ldc.max(1)).take(m) {
-            for v in &mut row[..n] {
-                v.write(0.0);
-            }
-        }
-        return;
-    }
-    // SAFETY: as in `sgemm_strided`; with `read_dst = false` the product only writes `c`, so its
-    // uninitialised contents are never read.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr() as *mut f32,
-            1,
-            ldc as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
