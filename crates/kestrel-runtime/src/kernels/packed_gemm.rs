@@ -27,13 +27,21 @@ impl PackedB {
     /// Packs a row-major `k×n` matrix with leading dimension `ldb`.
     pub fn pack(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
         let panels = n.div_ceil(NR);
-        let mut data = vec![0.0; panels * k * NR];
+        let mut data = Vec::with_capacity(panels * k * NR);
         for p in 0..panels {
             let c0 = p * NR;
             let w = NR.min(n - c0);
             for row in 0..k {
-                let dst = &mut data[(p * k + row) * NR..(p * k + row) * NR + w];
-                dst.copy_from_slice(&b[row * ldb + c0..row * ldb + c0 + w]);
+                let src = &b[row * ldb + c0..row * ldb + c0 + w];
+                if w == NR {
+                    // A whole panel row: a fixed-size move the compiler keeps inline (packing
+                    // runs per image in training, where a `memcpy` call per row shows).
+                    let r: &[f32; NR] = src.try_into().expect("a panel row");
+                    data.extend_from_slice(r);
+                } else {
+                    data.extend_from_slice(src);
+                    data.extend(std::iter::repeat_n(0.0, NR - w));
+                }
             }
         }
         PackedB { k, n, data }
