@@ -48,6 +48,21 @@ impl<'a> Par<'a> {
     }
 }
 
+/// A raw output pointer handed to the threads of one [`Par::run`], each of which writes only its
+/// own disjoint elements (column blocks, channel ranges) of the buffer behind it.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the threads sharing a `SendPtr` touch disjoint elements (the callers' contract).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Splits `rows` rows into at most `parts` contiguous ranges of nearly equal size, each a multiple
 /// of `align` rows except possibly the last. Returns the row count of each range.
 pub fn split_rows(rows: usize, parts: usize, align: usize) -> Vec<usize> {

@@ -53,37 +53,24 @@ pub fn depthwise(
         s += k;
     }
     let items: Vec<_> = chunks.into_iter().zip(starts).collect();
-    // With a residual the activation must come after the add, so the row kernel skips it.
     let row_act = if residual.is_some() {
         Activation::None
     } else {
         p.act
     };
+    // With a residual the activation comes after the add, so the rows are computed without it.
+    let rows_p = Depthwise { act: row_act, ..*p };
     par.run(items, |_, (chunk, r0)| {
+        // Runs of rows within one image, so that rows can be computed in pairs.
         let nrows = chunk.len() / row_len.max(1);
-        let mut done = false;
-        #[cfg(target_arch = "x86_64")]
-        if simd {
-            // Runs of rows within one image, so that rows can be computed in pairs.
-            let mut i = 0;
-            while i < nrows {
-                let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
-                let run = (oh - oy).min(nrows - i);
-                let image = &input[b * h * w * c..(b + 1) * h * w * c];
-                let dst = chunk[i * row_len..(i + run) * row_len].as_mut_ptr();
-                // SAFETY: AVX2 and FMA were detected above; `image` is a whole image and `dst`
-                // holds the `run` output rows, exclusively borrowed.
-                unsafe { rows_avx2(p, image.as_ptr(), 0, oy..oy + run, ow, 0..c, row_act, dst) };
-                i += run;
-            }
-            done = true;
-        }
-        if !done {
-            for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
-                let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
-                let image = &input[b * h * w * c..(b + 1) * h * w * c];
-                row_scalar(p, image, 0, oy, ow, 0..c, row_act, out_row);
-            }
+        let mut i = 0;
+        while i < nrows {
+            let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
+            let run = (oh - oy).min(nrows - i);
+            let image = &input[b * h * w * c..(b + 1) * h * w * c];
+            let dst = &mut chunk[i * row_len..(i + run) * row_len];
+            depthwise_rows(&rows_p, image, 0, oy, oy + run, dst, simd);
+            i += run;
         }
         if let Some(res) = residual {
             for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
@@ -254,13 +241,7 @@ unsafe fn row_pair_avx512_k3(
     let g = &p.geom;
     let (s, pad, d) = (g.stride[1], g.padding[1], g.dilation[1]);
     let out1 = out.add(ow * c);
-    let lo = pad.div_ceil(s).min(ow);
-    let hi = if w - 1 + pad >= 2 * d {
-        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
-    } else {
-        0
-    }
-    .max(lo);
+    let std::ops::Range { start: lo, end: hi } = interior_columns(p, ow);
     for (row, dst) in [(oy, out), (oy + 1, out1)] {
         pixels_avx2(p, image, row_base, row, 0..lo, chs.clone(), act, dst);
         pixels_avx2(p, image, row_base, row, hi..ow, chs.clone(), act, dst);
@@ -282,17 +263,8 @@ unsafe fn row_pair_avx512_k3(
     let (sc, dc) = (s * c, d * c);
     let mut ch = chs.start;
     while ch < chs.end {
-        let m: __mmask16 = if chs.end - ch >= 16 {
-            0xFFFF
-        } else {
-            (1u16 << (chs.end - ch)) - 1
-        };
-        let mut wv = [[_mm512_setzero_ps(); 3]; 3];
-        for (r, wr) in wv.iter_mut().enumerate() {
-            for (kx, wk) in wr.iter_mut().enumerate() {
-                *wk = _mm512_maskz_loadu_ps(m, wts.add((r * 3 + kx) * c + ch));
-            }
-        }
+        let m = lane_mask(chs.end - ch);
+        let wv = load_taps::<3>(wts, 0, c, ch, m);
         let k = Pair {
             rows: &rows,
             w: &wv,
@@ -529,6 +501,20 @@ unsafe fn pixels_avx2(
     }
 }
 
+/// The output columns of a 3×3 depthwise convolution whose three column taps all lie inside the
+/// image: `ox·s ≥ pad` and `ox·s − pad + 2d ≤ w − 1` (empty when no column qualifies).
+fn interior_columns(p: &Depthwise, ow: usize) -> std::ops::Range<usize> {
+    let g = &p.geom;
+    let (w, s, pad, d) = (p.hwc[1], g.stride[1], g.padding[1], g.dilation[1]);
+    let lo = pad.div_ceil(s).min(ow);
+    let hi = if w - 1 + pad >= 2 * d {
+        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
+
 /// One output row of a 3×3 depthwise convolution with AVX-512 (any stride, padding and dilation).
 /// Border pixels, where a column tap falls outside the image, go through [`pixels_avx2`]; the
 /// interior runs 16 channels at a time with the block's taps held in registers and four output
@@ -546,17 +532,9 @@ unsafe fn row_avx512_k3(
     act: Activation,
     out_row: *mut f32,
 ) {
-    let [h, w, _] = p.hwc;
+    let h = p.hwc[0];
     let g = &p.geom;
-    let (s, pad, d) = (g.stride[1], g.padding[1], g.dilation[1]);
-    // Interior columns: ox * s >= pad and ox * s - pad + 2d <= w - 1.
-    let lo = pad.div_ceil(s).min(ow);
-    let hi = if w - 1 + pad >= 2 * d {
-        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
-    } else {
-        0
-    }
-    .max(lo);
+    let std::ops::Range { start: lo, end: hi } = interior_columns(p, ow);
     pixels_avx2(p, image, row_base, oy, 0..lo, chs.clone(), act, out_row);
     pixels_avx2(p, image, row_base, oy, hi..ow, chs.clone(), act, out_row);
     if hi == lo {
@@ -624,18 +602,9 @@ unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
     let dc = d * c;
     let mut ch = t.chs.start;
     while ch < t.chs.end {
-        let m: __mmask16 = if t.chs.end - ch >= 16 {
-            0xFFFF
-        } else {
-            (1u16 << (t.chs.end - ch)) - 1
-        };
+        let m = lane_mask(t.chs.end - ch);
         let b = _mm512_maskz_loadu_ps(m, bias.add(ch));
-        let mut wv = [[_mm512_setzero_ps(); 3]; R];
-        for (r, wr) in wv.iter_mut().enumerate() {
-            for (kx, wk) in wr.iter_mut().enumerate() {
-                *wk = _mm512_maskz_loadu_ps(m, wts.add(((t.ky0 + r) * 3 + kx) * c + ch));
-            }
-        }
+        let wv = load_taps::<R>(wts, t.ky0, c, ch, m);
         let k = Taps {
             rows: &rows,
             w: &wv,
@@ -657,6 +626,39 @@ unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
         }
         ch += 16;
     }
+}
+
+/// The lanes of a 16-channel block with `left` channels still to do (all sixteen, or the tail).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lane_mask(left: usize) -> std::arch::x86_64::__mmask16 {
+    if left >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
+/// The 3×3 filter's kernel rows `ky0..ky0 + R` for channels `ch..` (lanes `m`), one register per
+/// tap; weights are `[ky][kx][c]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn load_taps<const R: usize>(
+    wts: *const f32,
+    ky0: usize,
+    c: usize,
+    ch: usize,
+    m: std::arch::x86_64::__mmask16,
+) -> [[std::arch::x86_64::__m512; 3]; R] {
+    use std::arch::x86_64::*;
+    let mut wv = [[_mm512_setzero_ps(); 3]; R];
+    for (r, wr) in wv.iter_mut().enumerate() {
+        for (kx, wk) in wr.iter_mut().enumerate() {
+            *wk = _mm512_maskz_loadu_ps(m, wts.add(((ky0 + r) * 3 + kx) * c + ch));
+        }
+    }
+    wv
 }
 
 /// One 16-channel block's operands in [`interior_avx512`].

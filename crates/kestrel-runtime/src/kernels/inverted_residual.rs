@@ -12,7 +12,7 @@
 
 use super::depthwise::{depthwise_rows, Depthwise};
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
-use crate::parallel::{chunks_by, split_rows, Par};
+use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
 use crate::Activation;
 
 /// Floats of expanded rows a band aims to hold (about 384 KiB: inside a 512 KiB L2).
@@ -249,20 +249,6 @@ fn shared_expansion(
     });
 }
 
-/// A raw pointer threads share, each touching only its own elements.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: used only to hand disjoint column ranges of one buffer to the threads of one `Par::run`.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// One image through the block with the channels split across the threads (SIMD kernels only):
 /// first each thread expands and filters its share of the hidden channels (whole 16-column panels)
 /// over the whole map, into full-size tensors in `scratch`; then each projects its share of the
@@ -288,7 +274,7 @@ fn split_channels(
     };
     let (exp, rest) = scratch.split_at_mut(exp_len);
     let dw = &mut rest[..oh * ow * hidden];
-    let (exp_p, dw_p) = (Shared(exp.as_mut_ptr()), Shared(dw.as_mut_ptr()));
+    let (exp_p, dw_p) = (SendPtr(exp.as_mut_ptr()), SendPtr(dw.as_mut_ptr()));
     let panel_ranges = |n: usize| {
         let mut start = 0;
         split_rows(n.div_ceil(NR), par.threads(), 1)
@@ -318,20 +304,20 @@ fn split_channels(
                         cin,
                         e.weight,
                         panels,
-                        exp_p.ptr(),
+                        exp_p.get(),
                         hidden,
                         &ep,
                         true,
                     );
-                    exp_p.ptr()
+                    exp_p.get()
                 }
                 None => img.as_ptr(),
             };
-            depthwise_rows_channels_raw(&p.dw, band, 0, 0, oh, chs, dw_p.ptr());
+            depthwise_rows_channels_raw(&p.dw, band, 0, 0, oh, chs, dw_p.get());
         }
     });
     let dw: &[f32] = dw;
-    let out_p = Shared(out.as_mut_ptr());
+    let out_p = SendPtr(out.as_mut_ptr());
     par.run(panel_ranges(cout), |_, panels| {
         let ep = Epilogue {
             bias: p.project.bias,
@@ -347,7 +333,7 @@ fn split_channels(
                 hidden,
                 p.project.weight,
                 panels,
-                out_p.ptr(),
+                out_p.get(),
                 cout,
                 &ep,
                 true,

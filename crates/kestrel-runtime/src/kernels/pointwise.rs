@@ -6,7 +6,7 @@
 use super::epilogue::bias_act;
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use super::sgemm::{sgemm, sgemm_raw};
-use crate::parallel::{chunks_by, split_rows, Par};
+use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
 use crate::Activation;
 
 /// Output bytes per GEMM call that keep the epilogue's second pass in L2.
@@ -27,20 +27,6 @@ pub struct Pointwise<'a> {
     pub bias: &'a [f32],
     /// Activation after bias and residual.
     pub act: Activation,
-}
-
-/// Raw pointer that may cross threads; used only for disjoint column blocks.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: each thread writes a disjoint set of columns (see `pointwise`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// `out[rows×cout] = act(input[rows×cin] · weight + bias + residual)`.
