@@ -134,7 +134,7 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
 /// vectorise this loop by itself), otherwise sixteen scalar lanes.
 fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::avx2() {
+    if kestrel_runtime::kernels::simd_available() {
         // SAFETY: AVX2 and FMA were detected on this CPU.
         return unsafe { shifted_sums_avx2(a, shift) };
     }
@@ -185,24 +185,74 @@ unsafe fn shifted_sums_avx2(a: &[f32], shift: f32) -> (f32, f32) {
     (ts, ts2)
 }
 
-simd_kernel! {
-/// `(Σ dy, Σ dy·(x − μ))` over one plane, in sixteen f32 lanes.
-fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+/// `(Σ g, Σ g·(x − μ))` over one plane in sixteen f32 lanes, with `g = dy`, or with a clamp
+/// `mask` `g = dy` where the forward output lay strictly inside the bounds, else 0.
+#[inline(always)]
+fn plane_sums(dy: &[f32], x: &[f32], mu: f32, mask: Option<PlaneMask>) -> (f32, f32) {
+    let passes = |v: f32| mask.is_none_or(|m| m.passes(v));
     let n = dy.len().min(x.len());
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
-    let (mut cd, mut cx) = (dy[..n].chunks_exact(16), x[..n].chunks_exact(16));
-    for (g, v) in (&mut cd).zip(&mut cx) {
+    let mut i = 0;
+    while i + 16 <= n {
+        let (g, v) = (&dy[i..i + 16], &x[i..i + 16]);
         for j in 0..16 {
-            a[j] += g[j];
-            b[j] += g[j] * (v[j] - mu);
+            let gm = if passes(v[j]) { g[j] } else { 0.0 };
+            a[j] += gm;
+            b[j] += gm * (v[j] - mu);
         }
+        i += 16;
     }
     let (mut ta, mut tb) = (0.0f32, 0.0f32);
-    for (&g, &v) in cd.remainder().iter().zip(cx.remainder()) {
-        ta += g;
-        tb += g * (v - mu);
+    for j in i..n {
+        let gm = if passes(x[j]) { dy[j] } else { 0.0 };
+        ta += gm;
+        tb += gm * (x[j] - mu);
     }
     (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+
+/// `dy = k · (g − mean_dy − (x − μ) · coef)` in place, `g` as in [`plane_sums`]: the BatchNorm
+/// input gradient of one plane.
+#[inline(always)]
+fn plane_dx(
+    dy: &mut [f32],
+    x: &[f32],
+    k: f32,
+    (mean_dy, mu, coef): (f32, f32, f32),
+    mask: Option<PlaneMask>,
+) {
+    let passes = |v: f32| mask.is_none_or(|m| m.passes(v));
+    for (g, &v) in dy.iter_mut().zip(x) {
+        let gm = if passes(v) { *g } else { 0.0 };
+        *g = k * (gm - mean_dy - (v - mu) * coef);
+    }
+}
+
+simd_kernel! {
+/// [`plane_sums`] without a mask.
+fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+    plane_sums(dy, x, mu, None)
+}
+}
+
+simd_kernel! {
+/// [`plane_sums`] with a mask.
+fn masked_dy_sums(dy: &[f32], x: &[f32], mu: f32, m: PlaneMask) -> (f32, f32) {
+    plane_sums(dy, x, mu, Some(m))
+}
+}
+
+simd_kernel! {
+/// [`plane_dx`] without a mask.
+fn unmasked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32)) {
+    plane_dx(dy, x, k, terms, None)
+}
+}
+
+simd_kernel! {
+/// [`plane_dx`] with a mask.
+fn masked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32), m: PlaneMask) {
+    plane_dx(dy, x, k, terms, Some(m))
 }
 }
 
@@ -211,51 +261,6 @@ simd_kernel! {
 fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], scale: f32, shift: f32, lo: f32, hi: f32) {
     for (o, &v) in out.iter_mut().zip(x) {
         o.write((v * scale + shift).clamp(lo, hi));
-    }
-}
-}
-
-simd_kernel! {
-/// `(Σ g, Σ g·(x − μ))` over one plane with `g = dy` where the output `y = x·scale + shift`
-/// (recomputed, exactly as the forward did) lies strictly inside `(m.lo, m.hi)`, else 0.
-fn masked_dy_sums(dy: &[f32], x: &[f32], mu: f32, m: PlaneMask) -> (f32, f32) {
-    let n = dy.len().min(x.len());
-    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
-    let mut i = 0;
-    while i + 16 <= n {
-        let (g, v) = (&dy[i..i + 16], &x[i..i + 16]);
-        for j in 0..16 {
-            let gm = if m.passes(v[j]) { g[j] } else { 0.0 };
-            a[j] += gm;
-            b[j] += gm * (v[j] - mu);
-        }
-        i += 16;
-    }
-    let (mut ta, mut tb) = (0.0f32, 0.0f32);
-    for j in i..n {
-        let gm = if m.passes(x[j]) { dy[j] } else { 0.0 };
-        ta += gm;
-        tb += gm * (x[j] - mu);
-    }
-    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
-}
-}
-
-simd_kernel! {
-/// [`plane_dx`] with the output gradient first masked as in [`masked_dy_sums`].
-fn masked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32, m: PlaneMask) {
-    for (g, &v) in dy.iter_mut().zip(x) {
-        let gm = if m.passes(v) { *g } else { 0.0 };
-        *g = k * (gm - mean_dy - (v - mu) * coef);
-    }
-}
-}
-
-simd_kernel! {
-/// `dy = k · (dy − mean_dy − (x − μ) · coef)` in place: the BatchNorm input gradient of one plane.
-fn plane_dx(dy: &mut [f32], x: &[f32], k: f32, mean_dy: f32, mu: f32, coef: f32) {
-    for (g, &v) in dy.iter_mut().zip(x) {
-        *g = k * (*g - mean_dy - (v - mu) * coef);
     }
 }
 }
@@ -284,20 +289,6 @@ pub fn normalize(
     };
     // SAFETY: every plane of `y` is written by `affine` from the plane of `x` of the same length.
     unsafe { flex_io::filled(x.len(), fill) }
-}
-
-/// `(dx, dγ, dβ)` of training-mode BatchNorm.
-pub fn backward_slices(
-    x: &[f32],
-    dy: &[f32],
-    shape: (usize, usize, usize),
-    mean: &[f32],
-    inv_std: &[f32],
-    gamma: &[f32],
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut dx = dy.to_vec();
-    let (dgamma, dbeta) = backward_in_place(x, &mut dx, shape, mean, inv_std, gamma, None);
-    (dx, dgamma, dbeta)
 }
 
 /// The clamp of a fused forward, for the backward's mask: the gradient passes where the
@@ -337,8 +328,9 @@ fn scale_shift(gamma: f32, inv_std: f32, beta: f32, mean: f32) -> (f32, f32) {
     (scale, beta - mean * scale)
 }
 
-/// [`backward_slices`] overwriting the output gradient `dy` with `dx`; returns `(dγ, dβ)`. With a
-/// clamp `mask`, `dy` is first zeroed where the clamped output is not inside its bounds.
+/// Training-mode BatchNorm backward, overwriting the output gradient `dy` with `dx`; returns
+/// `(dγ, dβ)`. With a clamp `mask`, `dy` is first zeroed where the clamped output is not inside
+/// its bounds.
 pub fn backward_in_place(
     x: &[f32],
     dy: &mut [f32],
@@ -400,9 +392,10 @@ pub fn backward_in_place(
             let coef = (r * r * sum_dy_xc[ch] / m) as f32;
             let span = plane * hw..(plane + 1) * hw;
             let mu = mean[ch];
+            let terms = (mean_dy, mu, coef);
             match plane_mask(ch) {
-                Some(m) => masked_plane_dx(out, &x[span], k, mean_dy, mu, coef, m),
-                None => plane_dx(out, &x[span], k, mean_dy, mu, coef),
+                Some(m) => masked_plane_dx(out, &x[span], k, terms, m),
+                None => unmasked_plane_dx(out, &x[span], k, terms),
             }
         });
     }
@@ -473,7 +466,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
-        let mut dy = grads.consume::<Flex>(&ops.node);
+        let dy = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dims = flex_io::dims(&s.x);
         let x = flex_io::values(&s.x);
@@ -484,18 +477,10 @@ impl Backward<Flex, 3> for BatchNormBackward {
             hi: *hi,
         });
         let shape = split(&dims);
-        // dx overwrites dy where dy's buffer is ours alone, else a copy of it.
-        let (dx, (dgamma, dbeta)) = match flex_io::unique_values(&mut dy) {
-            Some(g) => {
-                let r = backward_in_place(&x, g, shape, &s.mean, &s.inv_std, &gamma, mask);
-                (dy, r)
-            }
-            None => {
-                let mut g = flex_io::values(&dy).into_owned();
-                let r = backward_in_place(&x, &mut g, shape, &s.mean, &s.inv_std, &gamma, mask);
-                (flex_io::tensor(g, &dims), r)
-            }
-        };
+        // dx overwrites dy (a copy of it if its buffer is shared).
+        let (dx, (dgamma, dbeta)) = flex_io::modify(dy, |g| {
+            backward_in_place(&x, g, shape, &s.mean, &s.inv_std, &gamma, mask)
+        });
         let c = dims[1];
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, dx);
@@ -556,23 +541,12 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::{assert_close, values};
     use burn::tensor::{Device, TensorData};
     use kestrel_data::rng::Rng;
 
     fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
         Tensor::from_data(TensorData::new(v, shape), device)
-    }
-
-    fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
-    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}");
-        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-        for (i, (p, q)) in a.iter().zip(b).enumerate() {
-            assert!((p - q).abs() <= tol * scale, "{what}[{i}]: {p} vs {q}");
-        }
     }
 
     /// The fused clamp (ReLU6 and ReLU) against Burn's `batch_norm_train` followed by Burn's own
@@ -619,10 +593,10 @@ mod tests {
                 };
                 let grads = (y.clone() * weights.clone()).sum().backward();
                 [
-                    vals(y),
-                    vals(xt.grad(&grads).unwrap()),
-                    vals(g.grad(&grads).unwrap()),
-                    vals(b.grad(&grads).unwrap()),
+                    values(y),
+                    values(xt.grad(&grads).unwrap()),
+                    values(g.grad(&grads).unwrap()),
+                    values(b.grad(&grads).unwrap()),
                 ]
             };
             let got = run(true);
@@ -675,12 +649,12 @@ mod tests {
                 };
                 let grads = (y.clone() * weights.clone()).sum().backward();
                 [
-                    vals(y),
-                    vals(mean),
-                    vals(var),
-                    vals(xt.grad(&grads).unwrap()),
-                    vals(g.grad(&grads).unwrap()),
-                    vals(b.grad(&grads).unwrap()),
+                    values(y),
+                    values(mean),
+                    values(var),
+                    values(xt.grad(&grads).unwrap()),
+                    values(g.grad(&grads).unwrap()),
+                    values(b.grad(&grads).unwrap()),
                 ]
             };
             let got = run(true);

@@ -153,8 +153,39 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// `acc[j] += coef(j) · row[base + j·s]` for the `L` lanes; unit and double strides are
+/// fixed-shape loops the compiler vectorises.
+#[inline(always)]
+fn mul_acc<const L: usize>(
+    acc: &mut [f32; L],
+    row: &[f32],
+    base: usize,
+    s: usize,
+    coef: impl Fn(usize) -> f32,
+) {
+    match s {
+        1 => {
+            let src = &row[base..base + L];
+            for j in 0..L {
+                acc[j] += coef(j) * src[j];
+            }
+        }
+        2 => {
+            let src = &row[base..base + 2 * L - 1];
+            for j in 0..L {
+                acc[j] += coef(j) * src[2 * j];
+            }
+        }
+        _ => {
+            for j in 0..L {
+                acc[j] += coef(j) * row[base + j * s];
+            }
+        }
+    }
+}
+
 /// `L` outputs of [`correlate`] from column `ox0` of row `oy`, the taps summed in an `L`-wide
-/// register accumulator; unit and double strides are fixed-shape loops the compiler vectorises.
+/// register accumulator.
 #[inline(always)]
 fn corr_block<const L: usize>(
     c: &Correlation,
@@ -169,26 +200,8 @@ fn corr_block<const L: usize>(
     for ky in 0..k {
         let row = &plane[(oy * s + ky * d) * c.pw..(oy * s + ky * d + 1) * c.pw];
         for kx in 0..k {
-            let (wv, base) = (filt[ky * k + kx], ox0 * s + kx * d);
-            match s {
-                1 => {
-                    let src = &row[base..base + L];
-                    for j in 0..L {
-                        acc[j] += wv * src[j];
-                    }
-                }
-                2 => {
-                    let src = &row[base..base + 2 * L - 1];
-                    for j in 0..L {
-                        acc[j] += wv * src[2 * j];
-                    }
-                }
-                _ => {
-                    for j in 0..L {
-                        acc[j] += wv * row[base + j * s];
-                    }
-                }
-            }
+            let wv = filt[ky * k + kx];
+            mul_acc(&mut acc, row, ox0 * s + kx * d, s, |_| wv);
         }
     }
     for (o, &a) in out[..L].iter_mut().zip(&acc) {
@@ -211,26 +224,7 @@ fn grad_block<const L: usize>(
     for oy in 0..c.ho {
         let g = &dy[oy * c.wo + ox0..oy * c.wo + ox0 + L];
         let row = &plane[(oy * s + ky * d) * c.pw..(oy * s + ky * d + 1) * c.pw];
-        let base = ox0 * s + kx * d;
-        match s {
-            1 => {
-                let src = &row[base..base + L];
-                for j in 0..L {
-                    acc[j] += g[j] * src[j];
-                }
-            }
-            2 => {
-                let src = &row[base..base + 2 * L - 1];
-                for j in 0..L {
-                    acc[j] += g[j] * src[2 * j];
-                }
-            }
-            _ => {
-                for j in 0..L {
-                    acc[j] += g[j] * row[base + j * s];
-                }
-            }
-        }
+        mul_acc(&mut acc, row, ox0 * s + kx * d, s, |j| g[j]);
     }
     acc.iter().sum()
 }
@@ -257,6 +251,23 @@ struct Correlation {
     /// Output rows and columns.
     ho: usize,
     wo: usize,
+}
+
+impl Correlation {
+    /// The correlation of `g`'s zero-padded input planes (`H + 2p` rows of `W + 2p`) with the
+    /// filter, as the forward and the weight gradient make it; also returns the padded height.
+    fn over_padded_input(g: &DepthwiseGeometry) -> (Self, usize) {
+        let (ho, wo) = g.out_dims();
+        let c = Correlation {
+            pw: g.width + 2 * g.padding,
+            kernel: g.kernel,
+            stride: g.stride,
+            dilation: g.dilation,
+            ho,
+            wo,
+        };
+        (c, g.height + 2 * g.padding)
+    }
 }
 
 simd_kernel! {
@@ -318,22 +329,14 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     if len == 0 {
         return Vec::new();
     }
-    let (ph, pw) = (g.height + 2 * g.padding, g.width + 2 * g.padding);
-    let c = Correlation {
-        pw,
-        kernel: g.kernel,
-        stride: g.stride,
-        dilation: g.dilation,
-        ho,
-        wo,
-    };
+    let (c, ph) = Correlation::over_padded_input(g);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(ho * wo).enumerate().for_each_init(
             Canvas::default,
             |pad, (plane, out)| {
                 let ch = plane % g.channels;
                 let inp = &x[plane * hw..(plane + 1) * hw];
-                let pad = pad.place(inp, g.height, g.width, 1, g.padding as isize, ph, pw);
+                let pad = pad.place(inp, g.height, g.width, 1, g.padding as isize, ph, c.pw);
                 correlate(c, pad, &w[ch * k2..(ch + 1) * k2], out);
             },
         );
@@ -389,15 +392,7 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     if dw.is_empty() {
         return dw;
     }
-    let (ph, pw) = (g.height + 2 * g.padding, g.width + 2 * g.padding);
-    let c = Correlation {
-        pw,
-        kernel: g.kernel,
-        stride: g.stride,
-        dilation: g.dilation,
-        ho,
-        wo,
-    };
+    let (c, ph) = Correlation::over_padded_input(g);
     dw.par_chunks_mut(k2)
         .enumerate()
         .for_each_init(Canvas::default, |pad, (ch, acc)| {
@@ -411,7 +406,7 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     1,
                     g.padding as isize,
                     ph,
-                    pw,
+                    c.pw,
                 );
                 correlate_grad(
                     c,

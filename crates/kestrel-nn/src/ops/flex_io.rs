@@ -44,9 +44,22 @@ pub(crate) unsafe fn filled(
     v
 }
 
+/// Runs `f` on the elements of `t` for writing in place and returns the tensor they make: `t`'s
+/// own buffer when `t` is contiguous from offset 0 and no other tensor shares it (the usual case
+/// for an op's fresh output or a consumed gradient), else a contiguous copy.
+pub(crate) fn modify<R>(mut t: FlexTensor, f: impl FnOnce(&mut [f32]) -> R) -> (FlexTensor, R) {
+    if let Some(v) = unique_values(&mut t) {
+        let r = f(v);
+        return (t, r);
+    }
+    let mut v = values(&t).into_owned();
+    let r = f(&mut v);
+    (tensor(v, &dims(&t)), r)
+}
+
 /// The elements of `t` for writing in place: `Some` when `t` is contiguous `f32` data from
 /// offset 0 that no other tensor shares (so a kernel may overwrite its input), else `None`.
-pub(crate) fn unique_values(t: &mut FlexTensor) -> Option<&mut [f32]> {
+fn unique_values(t: &mut FlexTensor) -> Option<&mut [f32]> {
     let n: usize = t.shape().iter().product();
     if !t.is_contiguous() || t.as_slice::<f32>().map(<[f32]>::len) != Some(n) {
         return None;

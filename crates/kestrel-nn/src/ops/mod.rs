@@ -24,6 +24,8 @@ mod flex_io;
 pub mod pointwise;
 pub mod relu6;
 mod simd;
+#[cfg(test)]
+mod test_util;
 
 use burn::tensor::{DType, Device};
 use std::cell::Cell;

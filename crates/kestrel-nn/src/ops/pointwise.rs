@@ -222,27 +222,15 @@ impl<C: CheckpointStrategy> PointwiseConvOps for Autodiff<Flex, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::{random, values};
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
-    use burn::tensor::{Device, TensorData};
+    use burn::tensor::Device;
     use kestrel_data::rng::Rng;
 
-    fn random(rng: &mut Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-        Tensor::from_data(TensorData::new(v, shape), device)
-    }
-
-    fn values(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec().unwrap()
-    }
-
+    /// Element-wise comparison at the kernels' tolerance, 1e-4 of the largest reference value.
     fn assert_close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}");
-        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-        for (i, (p, q)) in a.iter().zip(b).enumerate() {
-            assert!((p - q).abs() <= 1e-4 * scale, "{what}[{i}]: {p} vs {q}");
-        }
+        super::super::test_util::assert_close(a, b, 1e-4, what)
     }
 
     /// The custom op against Burn's `conv2d`: output, input gradient and weight gradient of

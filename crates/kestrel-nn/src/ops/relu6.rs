@@ -34,28 +34,10 @@ pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 simd_kernel! {
-    /// `y = min(max(x, 0), 6)`; `clamp` passes NaN through.
-    fn clamp6(y: &mut [f32], x: &[f32]) {
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = v.clamp(0.0, 6.0);
-        }
-    }
-}
-
-simd_kernel! {
-    /// `x = min(max(x, 0), 6)` in place.
+    /// `x = min(max(x, 0), 6)` in place; `clamp` passes NaN through.
     fn clamp6_in_place(x: &mut [f32]) {
         for v in x.iter_mut() {
             *v = v.clamp(0.0, 6.0);
-        }
-    }
-}
-
-simd_kernel! {
-    /// `dx = dy` where `0 < y < 6`, else 0.
-    fn grad6(dx: &mut [f32], y: &[f32], dy: &[f32]) {
-        for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
-            *o = if v > 0.0 && v < 6.0 { g } else { 0.0 };
         }
     }
 }
@@ -71,31 +53,33 @@ simd_kernel! {
 
 /// `min(max(x, 0), 6)` of a slice. NaN stays NaN, as in PyTorch.
 pub fn relu6_slice(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| clamp6(y, x));
+    let mut y = x.to_vec();
+    relu6_in_place(&mut y);
     y
 }
 
 /// The input gradient from the output `y` and the output gradient `dy`: `dy` where
 /// `0 < y < 6`, else 0.
 pub fn relu6_backward_slice(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0f32; y.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| grad6(dx, y, dy));
+    let mut dx = dy.to_vec();
+    mask_in_place(&mut dx, y);
     dx
 }
 
-/// ReLU6 of a Flex tensor: in place when `x` owns its contiguous buffer alone (the usual case:
-/// a BatchNorm output nothing else holds), into a new tensor otherwise.
-fn forward(mut x: FlexTensor) -> FlexTensor {
-    if let Some(v) = flex_io::unique_values(&mut x) {
-        v.par_chunks_mut(CHUNK).for_each(clamp6_in_place);
-        return x;
-    }
-    flex_io::tensor(relu6_slice(&flex_io::values(&x)), &flex_io::dims(&x))
+fn relu6_in_place(x: &mut [f32]) {
+    x.par_chunks_mut(CHUNK).for_each(clamp6_in_place);
+}
+
+fn mask_in_place(dy: &mut [f32], y: &[f32]) {
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(g, y)| grad6_in_place(g, y));
+}
+
+/// ReLU6 of a Flex tensor, in place when `x` owns its buffer alone (the usual case: a BatchNorm
+/// output nothing else holds).
+fn forward(x: FlexTensor) -> FlexTensor {
+    flex_io::modify(x, relu6_in_place).0
 }
 
 impl Relu6Ops for Flex {
@@ -113,23 +97,11 @@ impl Backward<Flex, 1> for Relu6Backward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x] = ops.parents;
-        let mut dy = grads.consume::<Flex>(&ops.node);
+        let dy = grads.consume::<Flex>(&ops.node);
         if let Some(node) = node_x {
             let y = ops.state;
-            let ys = flex_io::values(&y);
-            let dx = match flex_io::unique_values(&mut dy) {
-                // The gradient is ours alone: mask it in place.
-                Some(g) => {
-                    g.par_chunks_mut(CHUNK)
-                        .zip(ys.par_chunks(CHUNK))
-                        .for_each(|(g, y)| grad6_in_place(g, y));
-                    dy
-                }
-                None => flex_io::tensor(
-                    relu6_backward_slice(&ys, &flex_io::values(&dy)),
-                    &flex_io::dims(&y),
-                ),
-            };
+            // The gradient is masked in place (copied first only if shared).
+            let (dx, ()) = flex_io::modify(dy, |g| mask_in_place(g, &flex_io::values(&y)));
             grads.register::<Flex>(node.id, dx);
         }
     }

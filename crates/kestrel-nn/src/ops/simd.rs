@@ -7,24 +7,6 @@
 //! arithmetic is unchanged (Rust never contracts `a * b + c` into an FMA by itself), so both
 //! versions give the same bits.
 
-use std::sync::OnceLock;
-
-/// Whether AVX2 and FMA are available (cached).
-pub(crate) fn avx2() -> bool {
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
-
 /// Defines a kernel function whose body is compiled twice — for the baseline target and with
 /// AVX2 + FMA enabled — and which runs the second where the CPU has them. The body is an
 /// `#[inline(always)]` function called from both, so it is always compiled inside the AVX2
@@ -45,7 +27,7 @@ macro_rules! simd_kernel {
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {
                     imp($($a),*)
                 }
-                if $crate::ops::simd::avx2() {
+                if kestrel_runtime::kernels::simd_available() {
                     // SAFETY: AVX2 and FMA were detected on this CPU.
                     return unsafe { avx2($($a),*) };
                 }
