@@ -90,6 +90,26 @@ pub fn chunks_by<'b, T>(mut buf: &'b mut [T], sizes: &[usize], row_len: usize) -
     out
 }
 
+/// Splits the first `rows` rows of `row_len` elements of `buf` into one contiguous range per
+/// thread (see [`split_rows`]): each piece with the index of its first row.
+pub(crate) fn row_pieces(
+    buf: &mut [f32],
+    rows: usize,
+    row_len: usize,
+    threads: usize,
+) -> Vec<(&mut [f32], usize)> {
+    let parts = split_rows(rows, threads, 1);
+    let mut first = 0;
+    chunks_by(&mut buf[..rows * row_len], &parts, row_len)
+        .into_iter()
+        .zip(&parts)
+        .map(|(chunk, &p)| {
+            first += p;
+            (chunk, first - p)
+        })
+        .collect()
+}
+
 /// Calls `f(row, chunk)` for each of the `rows` consecutive rows of `row_len` elements of `out`,
 /// the rows split into one contiguous range per thread.
 pub(crate) fn for_rows(
@@ -99,21 +119,14 @@ pub(crate) fn for_rows(
     row_len: usize,
     f: impl Fn(usize, &mut [f32]) + Sync,
 ) {
-    let parts = split_rows(rows, par.threads(), 1);
-    let mut items = Vec::with_capacity(parts.len());
-    let mut first = 0;
-    for (chunk, &p) in chunks_by(&mut out[..rows * row_len], &parts, row_len)
-        .into_iter()
-        .zip(&parts)
-    {
-        items.push((chunk, first));
-        first += p;
-    }
-    par.run(items, |_, (chunk, first)| {
-        for (i, row) in chunk.chunks_exact_mut(row_len.max(1)).enumerate() {
-            f(first + i, row);
-        }
-    });
+    par.run(
+        row_pieces(out, rows, row_len, par.threads()),
+        |_, (chunk, first)| {
+            for (i, row) in chunk.chunks_exact_mut(row_len.max(1)).enumerate() {
+                f(first + i, row);
+            }
+        },
+    );
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use super::epilogue::{clamp, residual_act};
 use super::geometry::{valid_taps, ConvGeometry};
-use crate::parallel::{chunks_by, split_rows, Par};
+use crate::parallel::{row_pieces, Par};
 use crate::Activation;
 
 /// The operands of a depthwise convolution.
@@ -44,15 +44,7 @@ pub fn depthwise(
     let simd = simd && super::simd_available();
     let row_len = ow * c;
     let rows = n * oh;
-    let parts = split_rows(rows, par.threads(), 1);
-    let chunks = chunks_by(&mut out[..rows * row_len], &parts, row_len);
-    let mut starts = Vec::with_capacity(parts.len());
-    let mut s = 0;
-    for &k in &parts {
-        starts.push(s);
-        s += k;
-    }
-    let items: Vec<_> = chunks.into_iter().zip(starts).collect();
+    let items = row_pieces(out, rows, row_len, par.threads());
     let row_act = if residual.is_some() {
         Activation::None
     } else {

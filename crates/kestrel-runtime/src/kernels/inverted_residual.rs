@@ -12,7 +12,7 @@
 
 use super::depthwise::{depthwise_rows, Depthwise};
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
-use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
+use crate::parallel::{row_pieces, split_rows, Par, SendPtr};
 use crate::Activation;
 
 /// Floats of expanded rows a band aims to hold (about 384 KiB: inside a 512 KiB L2).
@@ -168,19 +168,12 @@ pub fn inverted_residual(
             shared_expansion(par, p, img, res, o, scratch, simd);
             continue;
         }
-        let parts = split_rows(oh, par.threads(), 1);
-        let chunks = chunks_by(&mut out[b * out_len..(b + 1) * out_len], &parts, ow * cout);
-        let mut items = Vec::with_capacity(parts.len());
-        let mut oy = 0;
-        for ((chunk, sc), &rows) in chunks
+        let o = &mut out[b * out_len..(b + 1) * out_len];
+        let items = row_pieces(o, oh, ow * cout, par.threads())
             .into_iter()
-            .zip(scratch.chunks_mut(per_thread.max(1)))
-            .zip(&parts)
-        {
-            items.push((chunk, sc, oy, oy + rows));
-            oy += rows;
-        }
-        par.run(items, |_, (chunk, sc, oy_a, oy_b)| {
+            .zip(scratch.chunks_mut(per_thread.max(1)));
+        par.run(items.collect(), |_, ((chunk, oy_a), sc)| {
+            let oy_b = oy_a + chunk.len() / (ow * cout).max(1);
             rows_range(p, img, res, chunk, sc, oy_a, oy_b, simd)
         });
     }
@@ -204,39 +197,26 @@ fn shared_expansion(
     let cout = p.project.weight.n;
     let e = p.expand.expect("a shared expansion needs an expansion");
     let (exp, rest) = scratch.split_at_mut(h * w * hidden);
-    let in_parts = split_rows(h, par.threads(), 1);
-    let mut items = Vec::with_capacity(in_parts.len());
-    let mut r0 = 0;
-    for (chunk, &rows) in chunks_by(exp, &in_parts, w * hidden)
-        .into_iter()
-        .zip(&in_parts)
-    {
-        items.push((chunk, r0, rows));
-        r0 += rows;
-    }
-    par.run(items, |_, (chunk, r0, rows)| {
-        let ep = Epilogue {
-            bias: e.bias,
-            residual: None,
-            act: e.act,
-        };
-        let a = &img[r0 * w * cin..(r0 + rows) * w * cin];
-        gemm_packed(rows * w, a, cin, e.weight, chunk, hidden, &ep, simd);
-    });
+    par.run(
+        row_pieces(exp, h, w * hidden, par.threads()),
+        |_, (chunk, r0)| {
+            let rows = chunk.len() / (w * hidden).max(1);
+            let ep = Epilogue {
+                bias: e.bias,
+                residual: None,
+                act: e.act,
+            };
+            let a = &img[r0 * w * cin..(r0 + rows) * w * cin];
+            gemm_packed(rows * w, a, cin, e.weight, chunk, hidden, &ep, simd);
+        },
+    );
     let exp: &[f32] = exp;
-    let parts = split_rows(oh, par.threads(), 1);
-    let per = parts.iter().copied().max().unwrap_or(0) * ow * hidden;
-    let mut items = Vec::with_capacity(parts.len());
-    let mut oy = 0;
-    for ((chunk, sc), &rows) in chunks_by(out, &parts, ow * cout)
+    let per = oh.div_ceil(par.threads()) * ow * hidden;
+    let items = row_pieces(out, oh, ow * cout, par.threads())
         .into_iter()
-        .zip(rest.chunks_mut(per.max(1)))
-        .zip(&parts)
-    {
-        items.push((chunk, sc, oy, oy + rows));
-        oy += rows;
-    }
-    par.run(items, |_, (chunk, sc, oy_a, oy_b)| {
+        .zip(rest.chunks_mut(per.max(1)));
+    par.run(items.collect(), |_, ((chunk, oy_a), sc)| {
+        let oy_b = oy_a + chunk.len() / (ow * cout).max(1);
         let m = (oy_b - oy_a) * ow;
         let dw = &mut sc[..m * hidden];
         depthwise_rows(&p.dw, exp, 0, oy_a, oy_b, dw, simd);
