@@ -89,10 +89,7 @@ impl BatchNorm2d {
         input: Tensor<D>,
         bounds: (f64, f64),
     ) -> (Tensor<D>, bool) {
-        if input.device().is_autodiff()
-            && self.training.is_enabled()
-            && crate::ops::use_training_kernels(&input)
-        {
+        if self.training.is_enabled() && crate::ops::use_training_kernels(&input) {
             (self.forward_train_with(input, bounds), true)
         } else {
             (self.forward(input), false)

@@ -24,6 +24,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The activation as a clamp `[lo, hi]` (ReLU `(0, ∞)`, ReLU6 `(0, 6)`), `None` for identity.
+    pub fn clamp_bounds(self) -> Option<(f64, f64)> {
+        match self {
+            Activation::Identity => None,
+            Activation::Relu => Some((0.0, f64::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+        }
+    }
+
     /// Applies the activation (ReLU6 through [`crate::ops::relu6`] when training on Flex).
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
@@ -116,12 +125,7 @@ impl ConvBnAct {
             }
             None => self.conv.forward(x),
         };
-        let bounds = match self.activation {
-            Activation::Identity => None,
-            Activation::Relu => Some((0.0, f64::INFINITY)),
-            Activation::Relu6 => Some((0.0, 6.0)),
-        };
-        match (&self.bn, bounds) {
+        match (&self.bn, self.activation.clamp_bounds()) {
             (Some(bn), Some(b)) => match bn.forward_clamped(y, b) {
                 (y, true) => y,
                 (y, false) => self.activation.apply(y),
@@ -142,8 +146,6 @@ impl ConvBnAct {
         ) && conv.stride == [1, 1]
             && conv.groups == 1
             && conv.bias.is_none()
-            && w_dims[2] == 1
-            && w_dims[3] == 1
             && crate::ops::use_training_kernels(x)
             && crate::ops::pointwise::check_shapes(x.dims(), w_dims).is_ok()
     }
@@ -176,6 +178,23 @@ impl ConvBnAct {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointwise_kernel_applies_only_to_plain_1x1_training_on_flex() {
+        let train = Device::flex().autodiff();
+        let x = |d: &Device| Tensor::<4>::zeros([2, 8, 9, 9], d);
+        let pw = ConvBnActConfig::new(8, 16).with_kernel(1);
+        assert!(pw.init(&train).pointwise_kernel(&x(&train)));
+        assert!(!pw
+            .init(&Device::flex())
+            .pointwise_kernel(&x(&Device::flex())));
+        let strided = ConvBnActConfig::new(8, 16).with_kernel(1).with_stride(2);
+        assert!(!strided.init(&train).pointwise_kernel(&x(&train)));
+        let dense = ConvBnActConfig::new(8, 16);
+        assert!(!dense.init(&train).pointwise_kernel(&x(&train)));
+        let grouped = ConvBnActConfig::new(8, 16).with_kernel(1).with_groups(2);
+        assert!(!grouped.init(&train).pointwise_kernel(&x(&train)));
+    }
 
     #[test]
     fn depthwise_kernel_applies_only_to_depthwise_training_on_flex() {
