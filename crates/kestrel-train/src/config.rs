@@ -397,6 +397,36 @@ impl TrainConfig {
         })
     }
 
+    /// Opens the data `spec` names, leaving out unreadable items when `skip_bad` is set and then
+    /// (with `report`) listing the first few on stderr with their count.
+    pub fn open_data(
+        &self,
+        spec: &DataSpec,
+        report: bool,
+    ) -> Result<Box<dyn kestrel_data::Dataset>> {
+        let opened = kestrel_data::open_with(
+            spec,
+            kestrel_data::OpenOptions {
+                skip_bad: self.skip_bad,
+            },
+        )?;
+        if self.skip_bad && report {
+            const SHOWN: usize = 5;
+            for s in opened.skipped.iter().take(SHOWN) {
+                eprintln!("skipped {}: {}", s.key, s.reason);
+            }
+            if opened.skipped.len() > SHOWN {
+                eprintln!("... and {} more", opened.skipped.len() - SHOWN);
+            }
+            eprintln!(
+                "--skip-bad: skipped {} unreadable item(s) of {}",
+                opened.skipped.len(),
+                opened.skipped.len() + opened.dataset.len()
+            );
+        }
+        Ok(opened.dataset)
+    }
+
     /// [`TrainConfig::split`] for training: bad input unless it gives at least one batch to
     /// train on and one image to validate on.
     pub fn training_split(&self, ds: &dyn kestrel_data::Dataset) -> Result<kestrel_data::Split> {

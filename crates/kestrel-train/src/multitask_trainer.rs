@@ -19,7 +19,6 @@ use crate::weighting::LossWeighting;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kestrel_data::rng::Rng;
-use kestrel_data::OpenOptions;
 use kestrel_nn::multitask::{MultiTask, MultiTaskSpec};
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
@@ -63,19 +62,7 @@ impl MultiTaskTask {
     pub fn new(cfg: &TrainConfig, progress: Progress) -> Result<Self> {
         let (spec, _) = cfg.validate()?;
         let name = cfg.segmenter_name()?;
-        let opened = kestrel_data::open_with(
-            &spec,
-            OpenOptions {
-                skip_bad: cfg.skip_bad,
-            },
-        )?;
-        if cfg.skip_bad && progress != Progress::Quiet && !opened.skipped.is_empty() {
-            eprintln!(
-                "--skip-bad: skipped {} unreadable item(s)",
-                opened.skipped.len()
-            );
-        }
-        let ds = opened.dataset;
+        let ds = cfg.open_data(&spec, progress != Progress::Quiet)?;
         let class_names = ds.class_names();
         if class_names.len() < 2 {
             return Err(TrainError::BadInput(format!(

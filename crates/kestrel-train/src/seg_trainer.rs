@@ -13,7 +13,6 @@ use crate::train_loop::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::trainer::NORMALIZE;
 use burn::tensor::Device;
 use kestrel_data::rng::Rng;
-use kestrel_data::OpenOptions;
 use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ClassifierSpec;
 use std::collections::BTreeMap;
@@ -65,19 +64,7 @@ impl SegmentTask {
     pub fn new(cfg: &TrainConfig, progress: Progress) -> Result<Self> {
         let (spec, _) = cfg.validate()?;
         let name = cfg.segmenter_name()?;
-        let opened = kestrel_data::open_with(
-            &spec,
-            OpenOptions {
-                skip_bad: cfg.skip_bad,
-            },
-        )?;
-        if cfg.skip_bad && progress != Progress::Quiet && !opened.skipped.is_empty() {
-            eprintln!(
-                "--skip-bad: skipped {} unreadable item(s)",
-                opened.skipped.len()
-            );
-        }
-        let ds = opened.dataset;
+        let ds = cfg.open_data(&spec, progress != Progress::Quiet)?;
         let class_names = seg_class_names(&spec, ds.as_ref());
         let k = class_names.len();
         let split = cfg.training_split(ds.as_ref())?;

@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kestrel_data::loader::{chunk_plan, BatchSource, Loader, LoaderOptions, PlannedSample};
 use kestrel_data::rng::Rng;
-use kestrel_data::{standard_augment, Dataset, DecodeSource, Normalize, OpenOptions};
+use kestrel_data::{standard_augment, Dataset, DecodeSource, Normalize};
 use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::{Classifier, ClassifierSpec};
 use std::collections::BTreeMap;
@@ -127,27 +127,7 @@ impl ClassifyTask {
     /// Opens the data of `cfg` and prepares the splits; bad data or settings are bad input.
     pub fn new(cfg: &TrainConfig, progress: Progress) -> Result<Self> {
         let (spec, arch) = cfg.validate()?;
-        let opened = kestrel_data::open_with(
-            &spec,
-            OpenOptions {
-                skip_bad: cfg.skip_bad,
-            },
-        )?;
-        if cfg.skip_bad && progress != Progress::Quiet {
-            const SHOWN: usize = 5;
-            for s in opened.skipped.iter().take(SHOWN) {
-                eprintln!("skipped {}: {}", s.key, s.reason);
-            }
-            if opened.skipped.len() > SHOWN {
-                eprintln!("... and {} more", opened.skipped.len() - SHOWN);
-            }
-            eprintln!(
-                "--skip-bad: skipped {} unreadable item(s) of {}",
-                opened.skipped.len(),
-                opened.skipped.len() + opened.dataset.len()
-            );
-        }
-        let ds: Arc<dyn Dataset> = Arc::from(opened.dataset);
+        let ds: Arc<dyn Dataset> = Arc::from(cfg.open_data(&spec, progress != Progress::Quiet)?);
         let class_names = ds.class_names();
         let split = cfg.training_split(ds.as_ref())?;
 
