@@ -12,7 +12,9 @@ use crate::error::{Result, RuntimeError};
 use crate::kernels::conv_transpose::{conv_transpose, ConvTranspose};
 use crate::kernels::depthwise::{depthwise, Depthwise};
 use crate::kernels::im2col::{im2col_conv, pack_groups, scratch_len, Im2colConv};
-use crate::kernels::inverted_residual::{inverted_residual, InvertedResidual, Pointwise1x1};
+use crate::kernels::inverted_residual::{
+    inverted_residual, Expansion, InvertedResidual, Pointwise1x1,
+};
 use crate::kernels::packed_gemm::PackedB;
 use crate::kernels::pointwise::{pointwise, Pointwise};
 use crate::kernels::resize::{axis_taps, resize, AxisTaps};
@@ -384,9 +386,19 @@ fn block_params<'a>(
     let d = conv(dw);
     let hs = vals[d.input];
     let input = vals[conv(expand.unwrap_or(dw)).input];
+    let expansion = |i: usize| {
+        let c = conv(i);
+        match (&c.kind, &packed[i]) {
+            (ConvKind::Im2col, Packed::Groups(g)) => Expansion::Dense {
+                conv: im2col_params(plan, c, input),
+                weight: &g[0],
+            },
+            _ => Expansion::Pointwise(pw(i)),
+        }
+    };
     InvertedResidual {
         hwc: [input.h, input.w, input.c],
-        expand: expand.map(pw),
+        expand: expand.map(expansion),
         dw: Depthwise {
             hwc: [hs.h, hs.w, hs.c],
             geom: d.geom,

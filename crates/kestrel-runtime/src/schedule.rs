@@ -54,7 +54,7 @@ impl Step {
     }
 }
 
-/// Finds expand (optional) → depthwise → project chains whose intermediate values have no other
+/// Finds expand (optional: 1×1, or a dense stem) → depthwise → project chains whose intermediate values have no other
 /// reader, and returns the execution steps.
 pub(crate) fn find_blocks(plan: &Plan) -> Vec<Step> {
     let ops = &plan.graph.ops;
@@ -85,8 +85,13 @@ pub(crate) fn find_blocks(plan: &Plan) -> Vec<Step> {
                 return None;
             }
             if let Some(e) = e {
-                let ec =
-                    conv(e).filter(|c| c.kind == ConvKind::Pointwise && c.residual.is_none())?;
+                // A 1×1 expansion, or a one-group dense convolution (a stem) computed band by
+                // band through im2col rows.
+                let ec = conv(e).filter(|c| {
+                    c.residual.is_none()
+                        && (c.kind == ConvKind::Pointwise
+                            || (c.kind == ConvKind::Im2col && c.groups == 1))
+                })?;
                 if ec.output != dwc.input || !private(ec.output) {
                     return None;
                 }

@@ -305,7 +305,8 @@ fn profile_counts_every_op() {
         ),
         (17, 1, 34, 1)
     );
-    // Fused: each of the 17 blocks becomes one step; the stem, last 1x1, pool and classifier stay.
+    // Fused: each of the 17 blocks becomes one step, the stem computed inside the first; the last
+    // 1x1, pool and classifier stay.
     let mut f = Engine::new(
         plan,
         EngineOptions {
@@ -327,9 +328,10 @@ fn profile_counts_every_op() {
         (
             count("inverted_residual"),
             count("depthwise"),
+            count("conv_im2col"),
             count("conv1x1")
         ),
-        (17, 0, 1)
+        (17, 0, 0, 1)
     );
     assert!(f.buffer_count() <= 3, "{}", f.buffer_count());
 }

@@ -57,6 +57,94 @@ fn copy_segment(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Fills `row` (`patch_len` floats) with group `grp`'s patch of output pixel `(oy, ox)` of one
+/// image `img`; taps in the padding are zero.
+#[inline]
+fn patch_row(p: &Im2colConv, img: &[f32], oy: usize, ox: usize, grp: usize, row: &mut [f32]) {
+    let [h, w, cin] = p.hwc;
+    let g = &p.geom;
+    let [kh, kw] = g.kernel;
+    let cin_g = cin / p.groups;
+    let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
+    let span = ((kw - 1) * g.dilation[1]) as isize;
+    // One image row segment holds all kx taps contiguously when the channels are not split in
+    // groups, the kernel is not dilated and no tap is in the padding.
+    let contiguous = p.groups == 1 && g.dilation[1] == 1 && ix0 >= 0 && ix0 + span < w as isize;
+    for ky in 0..kh {
+        let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+        let seg = &mut row[ky * kw * cin_g..(ky + 1) * kw * cin_g];
+        if iy < 0 || iy >= h as isize {
+            seg.fill(0.0);
+            continue;
+        }
+        let line = iy as usize * w;
+        if contiguous {
+            let src = (line + ix0 as usize) * cin;
+            copy_segment(seg, &img[src..src + kw * cin]);
+            continue;
+        }
+        for kx in 0..kw {
+            let ix = ix0 + (kx * g.dilation[1]) as isize;
+            let cell = &mut seg[kx * cin_g..(kx + 1) * cin_g];
+            if ix < 0 || ix >= w as isize {
+                cell.fill(0.0);
+            } else {
+                let src = (line + ix as usize) * cin + grp * cin_g;
+                cell.copy_from_slice(&img[src..src + cin_g]);
+            }
+        }
+    }
+}
+
+/// Output rows `oy0..oy1` of one image `img` of a one-group convolution into `out` (which starts
+/// at row `oy0`), with the fused epilogue of `weight` packed by [`pack_groups`]; `patches` holds
+/// [`BLOCK_ROWS`]` · patch_len` floats. The fused inverted-residual block computes a network's
+/// stem this way, band by band, so the stem's output never leaves the cache.
+#[allow(clippy::too_many_arguments)]
+pub fn im2col_rows(
+    p: &Im2colConv,
+    weight: &PackedB,
+    img: &[f32],
+    oy0: usize,
+    oy1: usize,
+    out: &mut [f32],
+    patches: &mut [f32],
+    simd: bool,
+) {
+    assert_eq!(p.groups, 1, "im2col_rows computes one-group convolutions");
+    let (_, ow) = p
+        .geom
+        .output_hw(p.hwc[0], p.hwc[1])
+        .expect("conv geometry checked by the plan");
+    let (k, cout) = (p.patch_len(), p.cout);
+    let first = oy0 * ow;
+    let total = (oy1 - oy0) * ow;
+    let ep = Epilogue {
+        bias: p.bias,
+        residual: None,
+        act: p.act,
+    };
+    let mut b0 = 0;
+    while b0 < total {
+        let nb = BLOCK_ROWS.min(total - b0);
+        for i in 0..nb {
+            let r = first + b0 + i;
+            patch_row(p, img, r / ow, r % ow, 0, &mut patches[i * k..(i + 1) * k]);
+        }
+        gemm_packed(
+            nb,
+            &patches[..nb * k],
+            k,
+            weight,
+            &mut out[b0 * cout..(b0 + nb) * cout],
+            cout,
+            &ep,
+            simd,
+        );
+        b0 += nb;
+    }
+}
+
 /// Scratch floats needed by [`im2col_conv`] with `threads` threads.
 pub fn scratch_len(patch_len: usize, threads: usize) -> usize {
     threads.max(1) * BLOCK_ROWS * patch_len
@@ -97,7 +185,7 @@ pub fn im2col_conv(
         .output_hw(h, w)
         .expect("conv geometry checked by the plan");
     let (cout, groups) = (p.cout, p.groups);
-    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let cout_g = cout / groups;
     let k = p.patch_len();
     assert!(input.len() >= n * h * w * cin && out.len() >= n * oh * ow * cout);
     assert!(p.weight.len() == groups * k * cout_g && p.bias.len() == cout);
@@ -116,8 +204,6 @@ pub fn im2col_conv(
         s += c;
     }
     let items: Vec<_> = chunks.into_iter().zip(scratches).zip(starts).collect();
-    let [kh, kw] = p.geom.kernel;
-    let g = p.geom;
     par.run(items, |_, ((chunk, patches), r0)| {
         let nrows = chunk.len() / cout;
         let mut b0 = 0;
@@ -129,39 +215,15 @@ pub fn im2col_conv(
                 for i in 0..nb {
                     let r = r0 + b0 + i;
                     let (b, rem) = (r / (oh * ow), r % (oh * ow));
-                    let (oy, ox) = (rem / ow, rem % ow);
-                    let row = &mut patches[i * k..(i + 1) * k];
-                    let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
-                    let span = ((kw - 1) * g.dilation[1]) as isize;
-                    // One image row segment holds all kx taps contiguously when the channels are
-                    // not split in groups, the kernel is not dilated and no tap is in the padding.
-                    let contiguous =
-                        groups == 1 && g.dilation[1] == 1 && ix0 >= 0 && ix0 + span < w as isize;
-                    for ky in 0..kh {
-                        let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
-                            - g.padding[0] as isize;
-                        let seg = &mut row[ky * kw * cin_g..(ky + 1) * kw * cin_g];
-                        if iy < 0 || iy >= h as isize {
-                            seg.fill(0.0);
-                            continue;
-                        }
-                        let line = (b * h + iy as usize) * w;
-                        if contiguous {
-                            let src = (line + ix0 as usize) * cin;
-                            copy_segment(seg, &input[src..src + kw * cin]);
-                            continue;
-                        }
-                        for kx in 0..kw {
-                            let ix = ix0 + (kx * g.dilation[1]) as isize;
-                            let cell = &mut seg[kx * cin_g..(kx + 1) * cin_g];
-                            if ix < 0 || ix >= w as isize {
-                                cell.fill(0.0);
-                            } else {
-                                let src = (line + ix as usize) * cin + grp * cin_g;
-                                cell.copy_from_slice(&input[src..src + cin_g]);
-                            }
-                        }
-                    }
+                    let img = &input[b * h * w * cin..(b + 1) * h * w * cin];
+                    patch_row(
+                        p,
+                        img,
+                        rem / ow,
+                        rem % ow,
+                        grp,
+                        &mut patches[i * k..(i + 1) * k],
+                    );
                 }
                 let res = residual
                     .map(|res| &res[(r0 + b0) * cout + grp * cout_g..(r0 + b0 + nb) * cout]);

@@ -11,6 +11,7 @@
 //! map, then each projects its share of the output channels.
 
 use super::depthwise::{depthwise_rows, Depthwise};
+use super::im2col::{im2col_rows, Im2colConv, BLOCK_ROWS};
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use crate::parallel::{row_pieces, split_rows, Par, SendPtr};
 use crate::Activation;
@@ -29,13 +30,29 @@ pub struct Pointwise1x1<'a> {
     pub act: Activation,
 }
 
+/// How a fused block makes its expanded tensor from its input.
+#[derive(Clone, Copy)]
+pub enum Expansion<'a> {
+    /// A 1×1 convolution: MobileNetV2's expansion layer.
+    Pointwise(Pointwise1x1<'a>),
+    /// A one-group convolution through im2col rows, with its weights packed by
+    /// [`super::im2col::pack_groups`]: a network's stem, fused into the first block so that its
+    /// output (the largest activation of a MobileNet) is only ever held a band at a time.
+    Dense {
+        /// The convolution (`groups == 1`).
+        conv: Im2colConv<'a>,
+        /// Its packed weights.
+        weight: &'a PackedB,
+    },
+}
+
 /// The operands of a fused block.
 #[derive(Clone, Copy)]
 pub struct InvertedResidual<'a> {
     /// Block input `(h, w, cin)`.
     pub hwc: [usize; 3],
-    /// Expansion (absent when the expansion factor is 1).
-    pub expand: Option<Pointwise1x1<'a>>,
+    /// Expansion (absent when the expansion factor is 1 and no stem is fused).
+    pub expand: Option<Expansion<'a>>,
     /// Depthwise convolution over the expanded `(h, w, hidden)` tensor.
     pub dw: Depthwise<'a>,
     /// Projection to the output channels.
@@ -47,17 +64,30 @@ impl InvertedResidual<'_> {
         self.dw.hwc[2]
     }
 
+    /// The 1×1 expansion, if the block has one.
+    fn pointwise_expansion(&self) -> Option<&Pointwise1x1<'_>> {
+        match &self.expand {
+            Some(Expansion::Pointwise(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether a dense (stem) convolution makes the expanded tensor.
+    fn dense_expansion(&self) -> bool {
+        matches!(self.expand, Some(Expansion::Dense { .. }))
+    }
+
     fn out_hw(&self) -> (usize, usize) {
         self.dw
             .geom
-            .output_hw(self.hwc[0], self.hwc[1])
+            .output_hw(self.dw.hwc[0], self.dw.hwc[1])
             .expect("checked by the plan")
     }
 
     /// Output rows per band.
     fn band_rows(&self) -> usize {
         let g = &self.dw.geom;
-        let row = self.hwc[1] * self.hidden();
+        let row = self.dw.hwc[1] * self.hidden();
         let budget = (BAND_FLOATS / row.max(1)).max(1);
         let span = (g.kernel[0] - 1) * g.dilation[0] + 1;
         let r = if budget > span {
@@ -72,14 +102,18 @@ impl InvertedResidual<'_> {
     fn expanded_rows(&self) -> usize {
         let g = &self.dw.geom;
         ((self.band_rows() - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] + 1)
-            .min(self.hwc[0])
+            .min(self.dw.hwc[0])
     }
 
     /// Whether `threads` threads split this block by channels rather than by rows: when the
     /// output has fewer than four rows a thread (measured on MobileNetV2 at batch 1: 7 × 7
     /// maps gain, 14 × 14 ones do not) and the SIMD kernels are there.
     fn channel_split(&self, threads: usize, simd: bool) -> bool {
-        threads > 1 && self.out_hw().0 < 4 * threads && simd && super::simd_available()
+        threads > 1
+            && !self.dense_expansion()
+            && self.out_hw().0 < 4 * threads
+            && simd
+            && super::simd_available()
     }
 
     /// Whether `threads` threads expand the whole map first (each its share of the input rows,
@@ -88,12 +122,12 @@ impl InvertedResidual<'_> {
     /// thread recompute the expanded rows its window shares with its neighbour's (one row in
     /// seven on a 14 × 14 map at two threads).
     fn shared_expansion(&self, threads: usize) -> bool {
-        threads > 1 && self.expand.is_some() && self.out_hw().0 < 16 * threads
+        threads > 1 && self.pointwise_expansion().is_some() && self.out_hw().0 < 16 * threads
     }
 
     /// Scratch floats [`inverted_residual`] needs with `threads` threads.
     pub fn scratch_floats(&self, threads: usize) -> usize {
-        let [h, w, _] = self.hwc;
+        let [h, w, _] = self.dw.hwc;
         let (oh, ow) = self.out_hw();
         let rows = threads * self.scratch_per_thread();
         let split = if self.channel_split(threads, true) {
@@ -114,10 +148,15 @@ impl InvertedResidual<'_> {
     fn scratch_per_thread(&self) -> usize {
         let (_, ow) = self.out_hw();
         let hidden = self.hidden();
-        let exp = if self.expand.is_some() {
-            self.expanded_rows() * self.hwc[1] * hidden
-        } else {
-            0
+        let exp = match &self.expand {
+            Some(e) => {
+                let patches = match e {
+                    Expansion::Dense { conv, .. } => BLOCK_ROWS * conv.patch_len(),
+                    Expansion::Pointwise(_) => 0,
+                };
+                self.expanded_rows() * self.dw.hwc[1] * hidden + patches
+            }
+            None => 0,
         };
         exp + self.band_rows() * ow * hidden
     }
@@ -195,7 +234,9 @@ fn shared_expansion(
     let (oh, ow) = p.out_hw();
     let hidden = p.hidden();
     let cout = p.project.weight.n;
-    let e = p.expand.expect("a shared expansion needs an expansion");
+    let e = p
+        .pointwise_expansion()
+        .expect("a shared expansion needs a 1x1 expansion");
     let (exp, rest) = scratch.split_at_mut(h * w * hidden);
     par.run(
         row_pieces(exp, h, w * hidden, par.threads()),
@@ -271,7 +312,7 @@ fn split_channels(
         // (and then reads) the hidden channels `chs` of `exp` and writes those of `dw`, both
         // full-size tensors in `scratch`; `img` is only read.
         unsafe {
-            let band: *const f32 = match &p.expand {
+            let band: *const f32 = match p.pointwise_expansion() {
                 Some(e) => {
                     let ep = Epilogue {
                         bias: e.bias,
@@ -334,7 +375,9 @@ fn rows_range(
     oy_b: usize,
     simd: bool,
 ) {
-    let [h, w, cin] = p.hwc;
+    let cin = p.hwc[2];
+    // The expanded tensor's size (the input's, but for a fused stem).
+    let [h, w, _] = p.dw.hwc;
     let (_, ow) = p.out_hw();
     let hidden = p.hidden();
     let cout = p.project.weight.n;
@@ -351,7 +394,8 @@ fn rows_range(
     } else {
         0
     };
-    let (exp, dwbuf) = scratch.split_at_mut(exp_len);
+    let (exp, rest) = scratch.split_at_mut(exp_len);
+    let (dwbuf, patches) = rest.split_at_mut(p.band_rows() * ow * hidden);
     let row = w * hidden;
     // Expanded rows held in `exp`: [base, base + cnt).
     let (mut base, mut cnt) = (0usize, 0usize);
@@ -373,22 +417,21 @@ fn rows_range(
                 base = lo;
                 let first = base + cnt;
                 if hi > first {
-                    let m = (hi - first) * w;
-                    let ep = Epilogue {
-                        bias: e.bias,
-                        residual: None,
-                        act: e.act,
-                    };
-                    gemm_packed(
-                        m,
-                        &img[first * w * cin..hi * w * cin],
-                        cin,
-                        e.weight,
-                        &mut exp[cnt * row..],
-                        hidden,
-                        &ep,
-                        simd,
-                    );
+                    let dst = &mut exp[cnt * row..(hi - base) * row];
+                    match e {
+                        Expansion::Pointwise(e) => {
+                            let ep = Epilogue {
+                                bias: e.bias,
+                                residual: None,
+                                act: e.act,
+                            };
+                            let a = &img[first * w * cin..hi * w * cin];
+                            gemm_packed((hi - first) * w, a, cin, e.weight, dst, hidden, &ep, simd);
+                        }
+                        Expansion::Dense { conv, weight } => {
+                            im2col_rows(conv, weight, img, first, hi, dst, patches, simd);
+                        }
+                    }
                     cnt = hi - base;
                 }
                 (&exp[..], base)
@@ -422,11 +465,21 @@ fn rows_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::im2col::pack_groups;
     use crate::kernels::reference::{
-        close, conv_ref, lcg_vec, pack_depthwise, pack_pointwise, RefConv,
+        close, conv_ref, lcg_vec, pack_depthwise, pack_im2col, pack_pointwise, RefConv,
     };
     use crate::kernels::ConvGeometry;
     use proptest::prelude::*;
+
+    /// The block's expansion in a test: none, 1×1 with factor `t`, or a dense stem convolution
+    /// (`k`×`k`, stride `s`, padding `k/2`) to `hidden` channels.
+    #[derive(Clone, Copy, Debug)]
+    enum Exp {
+        None,
+        Pointwise(usize),
+        Stem { k: usize, s: usize, hidden: usize },
+    }
 
     /// The block computed layer by layer with the f64 reference convolution.
     #[allow(clippy::too_many_arguments)]
@@ -444,13 +497,41 @@ mod tests {
         simd: bool,
         seed: u64,
     ) {
-        let hidden = cin * t;
+        let exp = if t == 1 { Exp::None } else { Exp::Pointwise(t) };
+        check_exp(
+            h, w, cin, exp, cout, stride, dil, batch, with_res, threads, simd, seed,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_exp(
+        h: usize,
+        w: usize,
+        cin: usize,
+        exp: Exp,
+        cout: usize,
+        stride: usize,
+        dil: usize,
+        batch: usize,
+        with_res: bool,
+        threads: usize,
+        simd: bool,
+        seed: u64,
+    ) {
+        let (hidden, eg, ek) = match exp {
+            Exp::None => (cin, ConvGeometry::square(1, 1, 0, 1), 1),
+            Exp::Pointwise(t) => (cin * t, ConvGeometry::square(1, 1, 0, 1), 1),
+            Exp::Stem { k, s, hidden } => (hidden, ConvGeometry::square(k, s, k / 2, 1), k),
+        };
+        let Some((eh, ew)) = eg.output_hw(h, w) else {
+            return;
+        };
         let geom = ConvGeometry::square(3, stride, dil, dil);
-        let Some((oh, ow)) = geom.output_hw(h, w) else {
+        let Some((oh, ow)) = geom.output_hw(eh, ew) else {
             return;
         };
         let x = lcg_vec(batch * h * w * cin, seed);
-        let we = lcg_vec(hidden * cin, seed + 1);
+        let we = lcg_vec(hidden * cin * ek * ek, seed + 1);
         let be = lcg_vec(hidden, seed + 2);
         let wd = lcg_vec(hidden * 9, seed + 3);
         let bd = lcg_vec(hidden, seed + 4);
@@ -460,21 +541,20 @@ mod tests {
         let res = with_res.then_some(&res[..]);
         // reference, layer by layer (f64 then rounded between layers like the engine's f32 storage)
         let to32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-        let e = if t == 1 {
-            x.clone()
-        } else {
-            to32(conv_ref(
-                &RefConv::new([h, w, cin], hidden, ConvGeometry::square(1, 1, 0, 1), 1),
+        let e = match exp {
+            Exp::None => x.clone(),
+            _ => to32(conv_ref(
+                &RefConv::new([h, w, cin], hidden, eg, 1),
                 batch,
                 &x,
                 &we,
                 &be,
                 None,
                 Activation::Relu6,
-            ))
+            )),
         };
         let dw = to32(conv_ref(
-            &RefConv::new([h, w, hidden], hidden, geom, hidden),
+            &RefConv::new([eh, ew, hidden], hidden, geom, hidden),
             batch,
             &e,
             &wd,
@@ -492,17 +572,35 @@ mod tests {
             Activation::None,
         );
         let pe = PackedB::pack(&pack_pointwise(&we, hidden, cin), cin, hidden, hidden);
+        let stem_w = pack_im2col(&we, hidden, cin, ek, ek, 1);
+        let stem = Im2colConv {
+            hwc: [h, w, cin],
+            cout: hidden,
+            groups: 1,
+            geom: eg,
+            weight: &stem_w,
+            bias: &be,
+            act: Activation::Relu6,
+        };
+        let stem_packed = pack_groups(&stem);
         let pp = PackedB::pack(&pack_pointwise(&wp, cout, hidden), hidden, cout, cout);
         let wdp = pack_depthwise(&wd, hidden, 3, 3);
         let p = InvertedResidual {
             hwc: [h, w, cin],
-            expand: (t != 1).then_some(Pointwise1x1 {
-                weight: &pe,
-                bias: &be,
-                act: Activation::Relu6,
-            }),
+            expand: match exp {
+                Exp::None => None,
+                Exp::Pointwise(_) => Some(Expansion::Pointwise(Pointwise1x1 {
+                    weight: &pe,
+                    bias: &be,
+                    act: Activation::Relu6,
+                })),
+                Exp::Stem { .. } => Some(Expansion::Dense {
+                    conv: stem,
+                    weight: &stem_packed[0],
+                }),
+            },
             dw: Depthwise {
-                hwc: [h, w, hidden],
+                hwc: [eh, ew, hidden],
                 geom,
                 weight: &wdp,
                 bias: &bd,
@@ -540,6 +638,31 @@ mod tests {
                                             cout in 1usize..20, s in 1usize..3, d in 1usize..3, batch in prop::sample::select(vec![1usize, 3]),
                                             res in any::<bool>(), threads in 1usize..4, simd in any::<bool>(), seed in 0u64..1000) {
             check(h, w, cin, t, cout, s, d, batch, res, threads, simd, seed);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn fused_stem_matches_layer_by_layer_reference(h in 1usize..30, w in 1usize..30, cin in 1usize..5, k in prop::sample::select(vec![1usize, 3, 5]),
+                                                      s in 1usize..3, hidden in 1usize..40, cout in 1usize..20, ds in 1usize..3, d in 1usize..3,
+                                                      batch in prop::sample::select(vec![1usize, 2]), res in any::<bool>(), threads in 1usize..4,
+                                                      simd in any::<bool>(), seed in 0u64..1000) {
+            check_exp(h, w, cin, Exp::Stem { k, s, hidden }, cout, ds, d, batch, res, threads, simd, seed);
+        }
+    }
+
+    #[test]
+    fn fused_mobilenet_stem() {
+        // MobileNetV2's stem (3×3 stride 2, 3 → 32) and first block (depthwise 32, project to 16)
+        // on a 96 × 300 image: bands of rows carry stem rows over, at one and two threads.
+        for threads in [1, 2] {
+            let exp = Exp::Stem {
+                k: 3,
+                s: 2,
+                hidden: 32,
+            };
+            check_exp(96, 300, 3, exp, 16, 1, 1, 1, false, threads, true, 7);
         }
     }
 
