@@ -8,6 +8,7 @@
 //! by image so activations stay in cache); a smaller batch is run op by op with each op split
 //! across all threads.
 
+use crate::aligned::AlignedBuf;
 use crate::error::{Result, RuntimeError};
 use crate::kernels::conv_transpose::{conv_transpose, ConvTranspose};
 use crate::kernels::depthwise::{depthwise, Depthwise};
@@ -117,9 +118,9 @@ struct Compiled {
 /// One worker's activation buffers and scratch, grown to the largest batch it has run.
 #[derive(Default)]
 struct Arena {
-    buffers: Vec<Vec<f32>>,
-    scratch: Vec<f32>,
-    block_scratch: Vec<f32>,
+    buffers: Vec<AlignedBuf>,
+    scratch: AlignedBuf,
+    block_scratch: AlignedBuf,
     capacity: usize,
     profile: Vec<OpProfile>,
 }
@@ -422,17 +423,17 @@ fn execute<'a>(
     if n > arena.capacity {
         for (i, &per) in c.per_image.iter().enumerate() {
             if arena.buffers.len() <= i {
-                arena.buffers.push(Vec::new());
+                arena.buffers.push(AlignedBuf::default());
             }
-            arena.buffers[i].resize(per * n, 0.0);
+            arena.buffers[i].resize(per * n);
         }
         arena.capacity = n;
     }
     if arena.scratch.len() < c.scratch_floats {
-        arena.scratch.resize(c.scratch_floats, 0.0);
+        arena.scratch.resize(c.scratch_floats);
     }
     if arena.block_scratch.len() < c.block_floats {
-        arena.block_scratch.resize(c.block_floats, 0.0);
+        arena.block_scratch.resize(c.block_floats);
     }
     let plan = &c.plan;
     let vals = &plan.graph.values;

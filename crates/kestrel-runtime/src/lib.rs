@@ -32,6 +32,7 @@
 //! [`KernelPath::Scalar`] or by the CPU lacking AVX2/FMA.
 
 pub mod activation;
+mod aligned;
 pub mod builder;
 pub mod engine;
 pub mod error;

@@ -268,6 +268,35 @@ unsafe fn row_pair_avx512_k3(
             dc,
         };
         let mut ox = lo;
+        if s == 1 && d == 1 {
+            let step = |ox: usize| {
+                (
+                    (ox - pad) * c + ch,
+                    out.add(ox * c + ch),
+                    out1.add(ox * c + ch),
+                )
+            };
+            while ox + 6 <= hi {
+                let (x0, d0, d1) = step(ox);
+                pixel_pairs_slide::<6>(&k, x0, d0, d1, c);
+                ox += 6;
+            }
+            if ox + 4 <= hi {
+                let (x0, d0, d1) = step(ox);
+                pixel_pairs_slide::<4>(&k, x0, d0, d1, c);
+                ox += 4;
+            }
+            if ox + 2 <= hi {
+                let (x0, d0, d1) = step(ox);
+                pixel_pairs_slide::<2>(&k, x0, d0, d1, c);
+                ox += 2;
+            }
+            if ox < hi {
+                let (x0, d0, d1) = step(ox);
+                pixel_pairs_slide::<1>(&k, x0, d0, d1, c);
+                ox += 1;
+            }
+        }
         while ox + 4 <= hi {
             let x0 = (ox * s - pad) * c + ch;
             pixel_pairs_k3::<4>(&k, x0, out.add(ox * c + ch), out1.add(ox * c + ch), c);
@@ -328,6 +357,48 @@ unsafe fn pixel_pairs_k3<const Q: usize>(
     for q in 0..Q {
         let a = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(k.bias, up[q]), k.lo), k.hi);
         let b = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(k.bias, down[q]), k.lo), k.hi);
+        _mm512_mask_storeu_ps(dst0.add(q * c), k.m, a);
+        _mm512_mask_storeu_ps(dst1.add(q * c), k.m, b);
+    }
+}
+
+/// `Q` neighbouring pixels of both output rows for one 16-channel block of a convolution with
+/// horizontal stride and dilation 1: the `Q + 2` input columns of each of the four input rows are
+/// loaded once and each feeds every output pixel whose window covers it (up to three, in both
+/// rows), so an input load feeds up to six FMAs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pixel_pairs_slide<const Q: usize>(
+    k: &Pair,
+    x0: usize,
+    dst0: *mut f32,
+    dst1: *mut f32,
+    c: usize,
+) {
+    use std::arch::x86_64::*;
+    let w = *k.w;
+    let mut up = [k.bias; Q];
+    let mut down = [k.bias; Q];
+    for r in 0..4 {
+        let row = k.rows[r].add(x0);
+        for j in 0..Q + 2 {
+            let x = _mm512_maskz_loadu_ps(k.m, row.add(j * c));
+            for q in 0..Q {
+                if j >= q && j - q < 3 {
+                    if r < 3 {
+                        up[q] = _mm512_fmadd_ps(x, w[r][j - q], up[q]);
+                    }
+                    if r > 0 {
+                        down[q] = _mm512_fmadd_ps(x, w[r - 1][j - q], down[q]);
+                    }
+                }
+            }
+        }
+    }
+    for q in 0..Q {
+        let a = _mm512_min_ps(_mm512_max_ps(up[q], k.lo), k.hi);
+        let b = _mm512_min_ps(_mm512_max_ps(down[q], k.lo), k.hi);
         _mm512_mask_storeu_ps(dst0.add(q * c), k.m, a);
         _mm512_mask_storeu_ps(dst1.add(q * c), k.m, b);
     }
@@ -770,6 +841,21 @@ mod tests {
                                    threads in 1usize..4, simd in any::<bool>(), seed in 0u64..1000) {
             let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
             check([h, w, c], batch, ConvGeometry::square(k, s, p, d), act, res, threads, simd, seed);
+        }
+    }
+
+    #[test]
+    fn every_row_width_of_the_sliding_kernels() {
+        // Widths 1..=20 give interiors of every remainder after the 6-, 4-, 2- and 1-pixel steps;
+        // 16, 20 and 35 channels give whole and masked 16-lane blocks; padding 0 and 1, stride
+        // 1 and 2.
+        for w in 1..=20 {
+            for c in [16, 20, 35] {
+                for (s, pad) in [(1, 1), (1, 0), (2, 1)] {
+                    let g = ConvGeometry::square(3, s, pad, 1);
+                    check([6, w, c], 1, g, Activation::Relu6, false, 1, true, w as u64);
+                }
+            }
         }
     }
 

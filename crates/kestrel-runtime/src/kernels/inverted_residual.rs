@@ -137,7 +137,7 @@ impl InvertedResidual<'_> {
             0
         };
         let shared = if self.shared_expansion(threads) {
-            (h * w + threads * oh.div_ceil(threads) * ow) * self.hidden()
+            h * w * self.hidden() + threads * self.shared_rows_per_thread(threads)
         } else {
             0
         };
@@ -158,7 +158,14 @@ impl InvertedResidual<'_> {
             }
             None => 0,
         };
-        exp + self.band_rows() * ow * hidden
+        // Whole cache lines, so every thread's scratch starts on one.
+        (exp + self.band_rows() * ow * hidden).next_multiple_of(16)
+    }
+
+    /// Scratch floats one thread filters into in the shared-expansion schedule (whole lines).
+    fn shared_rows_per_thread(&self, threads: usize) -> usize {
+        let (oh, ow) = self.out_hw();
+        (oh.div_ceil(threads) * ow * self.hidden()).next_multiple_of(16)
     }
 }
 
@@ -252,7 +259,7 @@ fn shared_expansion(
         },
     );
     let exp: &[f32] = exp;
-    let per = oh.div_ceil(par.threads()) * ow * hidden;
+    let per = p.shared_rows_per_thread(par.threads());
     let items = row_pieces(out, oh, ow * cout, par.threads())
         .into_iter()
         .zip(rest.chunks_mut(per.max(1)));
