@@ -679,6 +679,11 @@ unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
             dc,
         };
         let mut ox = t.cols.start;
+        if d == 1 && s == 1 {
+            ox = slide_row::<R, 1>(&k, ox..t.cols.end, pad, ch, dst, c);
+        } else if d == 1 && s == 2 {
+            ox = slide_row::<R, 2>(&k, ox..t.cols.end, pad, ch, dst, c);
+        }
         while ox + 4 <= t.cols.end {
             pixels_k3::<R, 4>(&k, (ox * s - pad) * c + ch, dst.add(ox * c + ch), c);
             ox += 4;
@@ -737,6 +742,73 @@ struct Taps<'a, const R: usize> {
     sc: usize,
     /// Input step between column taps (dilation × channels).
     dc: usize,
+}
+
+/// Output pixels `cols` of one 16-channel block with [`pixels_slide`] (horizontal stride `S`,
+/// dilation 1), 8 (stride 1 only: at stride 2 the wider step measured slower), 4, 2 and 1 pixels
+/// a step; returns the end of the range.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn slide_row<const R: usize, const S: usize>(
+    k: &Taps<R>,
+    cols: std::ops::Range<usize>,
+    pad: usize,
+    ch: usize,
+    dst: *mut f32,
+    c: usize,
+) -> usize {
+    let mut ox = cols.start;
+    while S == 1 && ox + 8 <= cols.end {
+        pixels_slide::<R, S, 8>(k, (ox * S - pad) * c + ch, dst.add(ox * c + ch), c);
+        ox += 8;
+    }
+    while ox + 4 <= cols.end {
+        pixels_slide::<R, S, 4>(k, (ox * S - pad) * c + ch, dst.add(ox * c + ch), c);
+        ox += 4;
+    }
+    if ox + 2 <= cols.end {
+        pixels_slide::<R, S, 2>(k, (ox * S - pad) * c + ch, dst.add(ox * c + ch), c);
+        ox += 2;
+    }
+    if ox < cols.end {
+        pixels_slide::<R, S, 1>(k, (ox * S - pad) * c + ch, dst.add(ox * c + ch), c);
+        ox += 1;
+    }
+    ox
+}
+
+/// `Q` neighbouring output pixels of one 16-channel block of a convolution with horizontal
+/// stride `S` and dilation 1, the first reading input offset `x0` of each row: the
+/// `(Q − 1)·S + 3` input columns of each kernel row are loaded once, each feeding every pixel
+/// whose window covers it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pixels_slide<const R: usize, const S: usize, const Q: usize>(
+    k: &Taps<R>,
+    x0: usize,
+    dst: *mut f32,
+    c: usize,
+) {
+    use std::arch::x86_64::*;
+    let w = *k.w;
+    let mut acc = [k.bias; Q];
+    for (r, wr) in w.iter().enumerate() {
+        let row = k.rows[r].add(x0);
+        for j in 0..(Q - 1) * S + 3 {
+            let x = _mm512_maskz_loadu_ps(k.m, row.add(j * c));
+            for (q, a) in acc.iter_mut().enumerate() {
+                if j >= q * S && j - q * S < 3 {
+                    *a = _mm512_fmadd_ps(x, wr[j - q * S], *a);
+                }
+            }
+        }
+    }
+    for (q, a) in acc.iter().enumerate() {
+        let v = _mm512_min_ps(_mm512_max_ps(*a, k.lo), k.hi);
+        _mm512_mask_storeu_ps(dst.add(q * c), k.m, v);
+    }
 }
 
 /// `Q` neighbouring output pixels of one 16-channel block, the first reading input offset `x0` of
