@@ -20,11 +20,13 @@ pub(crate) mod reference;
 
 pub use geometry::ConvGeometry;
 
-/// Whether AVX2 and FMA can be used on this CPU (checked at run time).
+/// Whether AVX-512 (F and VL) and AVX2+FMA can be used on this CPU (checked at run time).
 pub fn avx512_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f") && simd_available()
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && simd_available()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

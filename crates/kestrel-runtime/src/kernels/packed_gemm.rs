@@ -184,19 +184,24 @@ pub unsafe fn gemm_packed_panels(
     let wide = simd && super::avx512_available();
     // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
     let mr = if wide { MR_AVX512 } else { MR };
-    // Rows per pass over the panels: keep that block of `a` in L2.
+    // Rows per pass over the panels: keep that block of `a` in L2; blocks of nearly equal height,
+    // so that no block is a sliver.
     let mc = ((192 * 1024) / (4 * k.max(1))).clamp(mr, 20 * mr) / mr * mr;
+    let blocks = m.div_ceil(mc);
     let (lo, hi) = ep.act.bounds();
     let mut m0 = 0;
-    while m0 < m {
-        let mb = mc.min(m - m0);
+    for blk in 0..blocks {
+        let mb = m / blocks + usize::from(blk < m % blocks);
         for p in panels.clone() {
             let c0 = p * NR;
             let cols = NR.min(n - c0);
             let bp = b.panel(p);
+            // Tiles of nearly equal height (49 rows: 10+10+10+10+9, not 12+12+12+12+1): a
+            // one-row tile is a single FMA chain, latency-bound at a quarter of the FMA rate.
+            let tiles = mb.div_ceil(mr);
             let mut r = m0;
-            while r < m0 + mb {
-                let rows = mr.min(m0 + mb - r);
+            for i in 0..tiles {
+                let rows = mb / tiles + usize::from(i < mb % tiles);
                 let t = Tile {
                     k,
                     a: &a[r * lda..],
@@ -212,7 +217,23 @@ pub unsafe fn gemm_packed_panels(
                 };
                 let res = ep.residual;
                 #[cfg(target_arch = "x86_64")]
-                if wide {
+                if wide && cols <= NR / 2 {
+                    // SAFETY: as below; the tile touches only the panel's first 8 columns.
+                    match rows {
+                        12 => tile_avx512_half::<12>(&t, c, res),
+                        11 => tile_avx512_half::<11>(&t, c, res),
+                        10 => tile_avx512_half::<10>(&t, c, res),
+                        9 => tile_avx512_half::<9>(&t, c, res),
+                        8 => tile_avx512_half::<8>(&t, c, res),
+                        7 => tile_avx512_half::<7>(&t, c, res),
+                        6 => tile_avx512_half::<6>(&t, c, res),
+                        5 => tile_avx512_half::<5>(&t, c, res),
+                        4 => tile_avx512_half::<4>(&t, c, res),
+                        3 => tile_avx512_half::<3>(&t, c, res),
+                        2 => tile_avx512_half::<2>(&t, c, res),
+                        _ => tile_avx512_half::<1>(&t, c, res),
+                    }
+                } else if wide {
                     // SAFETY: AVX-512F detected; bounds asserted above and by the caller.
                     match rows {
                         12 => tile_avx512::<12>(&t, c, res),
@@ -244,6 +265,7 @@ pub unsafe fn gemm_packed_panels(
                 #[cfg(not(target_arch = "x86_64"))]
                 scalar_dispatch(&t, rows, c, res);
                 r += rows;
+                debug_assert!(rows <= mr && r <= m0 + mb);
             }
         }
         m0 += mb;
@@ -396,6 +418,36 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     }
 }
 
+/// A panel with at most 8 valid columns (the last panel of 24 output channels) on an AVX-512
+/// CPU: R rows × 8 columns in ymm registers. Zen 4 issues two 256-bit FMAs a cycle but one
+/// 512-bit one, so half-width FMAs do this panel's work in half the time of masked full ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); R];
+    let a = t.a.as_ptr();
+    let b = t.b.as_ptr();
+    for p in 0..t.k {
+        let bv = _mm256_loadu_ps(b.add(p * NR));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_ps(*a.add(r * t.lda + p));
+            *acc = _mm256_fmadd_ps(av, bv, *acc);
+        }
+    }
+    let mask: __mmask8 = ((1u32 << t.cols) - 1) as __mmask8;
+    let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
+    let bias = _mm256_maskz_loadu_ps(mask, t.bias.as_ptr());
+    for (r, &acc) in acc.iter().enumerate() {
+        let base = (t.row + r) * t.ldc + t.c0;
+        let mut v = _mm256_add_ps(acc, bias);
+        if let Some(res) = res {
+            v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+        }
+        _mm256_mask_storeu_ps(c.add(base), mask, _mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +481,41 @@ mod tests {
     }
     use crate::kernels::reference::lcg_vec;
     use proptest::prelude::*;
+
+    #[test]
+    fn long_reductions_split_rows_into_even_blocks_and_tiles() {
+        // k = 960 keeps 48 rows of `a` a block: 49 and 97 rows become blocks of 25+24 and
+        // 33+32+32 rows, tiles of ≤ 12 rows; 24 and 40 columns end in a half panel.
+        for (m, k, n) in [(49, 960, 24), (97, 960, 40), (13, 2000, 16)] {
+            for simd in [false, true] {
+                let a = lcg_vec(m * k, 1);
+                let b = lcg_vec(k * n, 2);
+                let bias = lcg_vec(n, 3);
+                let res = lcg_vec(m * n, 4);
+                let pb = PackedB::pack(&b, k, n, n);
+                let mut c = vec![f32::NAN; m * n];
+                let ep = Epilogue {
+                    bias: &bias,
+                    residual: Some(&res),
+                    act: Activation::None,
+                };
+                gemm_packed(m, &a, k, &pb, &mut c, n, &ep, simd);
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 = (0..k)
+                            .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                            .sum();
+                        let want = (dot + bias[j] as f64 + res[i * n + j] as f64);
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4,
+                            "{m}x{k}x{n} ({i},{j}) {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
