@@ -505,7 +505,7 @@ mod tests {
                         let dot: f64 = (0..k)
                             .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
                             .sum();
-                        let want = (dot + bias[j] as f64 + res[i * n + j] as f64);
+                        let want = dot + bias[j] as f64 + res[i * n + j] as f64;
                         let got = c[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-4,
