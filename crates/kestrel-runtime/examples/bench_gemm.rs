@@ -1,4 +1,5 @@
-//! Single-thread packed-GEMM throughput (GFLOP/s) on MobileNetV2's 1×1 shapes (m × k → n, with
+//! Single-thread packed-GEMM throughput (GFLOP/s) on MobileNetV2's 1×1 shapes and ResNet-18's
+//! im2col blocks (m × k → n, with
 //! the bias + ReLU6 epilogue), operands starting on cache lines as in the engine:
 //!
 //!     cargo run --release -p kestrel-runtime --example bench_gemm
@@ -24,6 +25,11 @@ fn main() {
         (49, 160, 960),
         (49, 960, 160),
         (49, 320, 1280),
+        // ResNet-18's 3×3 convolutions as im2col blocks of 72 output pixels
+        (72, 576, 64),
+        (72, 1152, 128),
+        (72, 2304, 256),
+        (49, 4608, 512),
     ];
     println!("    m     k     n   GFLOP/s");
     for (m, k, n) in shapes {

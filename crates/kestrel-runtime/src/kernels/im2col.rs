@@ -5,9 +5,9 @@
 
 use super::epilogue::bias_act;
 use super::geometry::ConvGeometry;
-use super::packed_gemm::{gemm_packed, Epilogue, PackedB};
+use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use super::sgemm::sgemm;
-use crate::parallel::{chunks_by, split_rows, Par};
+use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
 use crate::Activation;
 
 /// Output pixels per patch block.
@@ -145,6 +145,85 @@ pub fn im2col_rows(
     }
 }
 
+/// Fills the first `nb` rows of `patches` with group `grp`'s patches of the output pixels
+/// `r0..r0 + nb` of a batch (pixels numbered image by image, row by row).
+fn fill_patches(p: &Im2colConv, input: &[f32], r0: usize, nb: usize, grp: usize, patches: &mut [f32]) {
+    let [h, w, cin] = p.hwc;
+    let (oh, ow) = p
+        .geom
+        .output_hw(h, w)
+        .expect("conv geometry checked by the plan");
+    let k = p.patch_len();
+    for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
+        let r = r0 + i;
+        let (b, rem) = (r / (oh * ow), r % (oh * ow));
+        let img = &input[b * h * w * cin..(b + 1) * h * w * cin];
+        patch_row(p, img, rem / ow, rem % ow, grp, row);
+    }
+}
+
+/// A one-group convolution with few output pixels (the deep layers of a ResNet at batch 1)
+/// split by output channels instead of pixels: every thread builds the patches of all pixels and
+/// multiplies them by its share of the weight panels. Split by pixels, each thread would stream
+/// all the weights (2.4–9.4 MB a layer, from memory) for a couple of dozen rows.
+#[allow(clippy::too_many_arguments)]
+fn split_panels(
+    par: Par,
+    p: &Im2colConv,
+    n: usize,
+    input: &[f32],
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    weight: &PackedB,
+    simd: bool,
+) {
+    let (oh, ow) = p
+        .geom
+        .output_hw(p.hwc[0], p.hwc[1])
+        .expect("conv geometry checked by the plan");
+    let (rows, k, cout) = (n * oh * ow, p.patch_len(), p.cout);
+    let mut start = 0;
+    let ranges: Vec<_> = split_rows(cout.div_ceil(NR), par.threads(), 1)
+        .into_iter()
+        .map(|c| {
+            start += c;
+            start - c..start
+        })
+        .collect();
+    let out = &mut out[..rows * cout];
+    let out_p = SendPtr(out.as_mut_ptr());
+    let items = ranges.into_iter().zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
+    par.run(items.collect(), |_, (panels, patches)| {
+        let mut b0 = 0;
+        while b0 < rows {
+            let nb = BLOCK_ROWS.min(rows - b0);
+            fill_patches(p, input, b0, nb, 0, patches);
+            let ep = Epilogue {
+                bias: p.bias,
+                residual: residual.map(|r| &r[b0 * cout..]),
+                act: p.act,
+            };
+            // SAFETY: this thread alone writes the columns of `panels`; `out` holds `rows` rows
+            // of `cout` floats, and rows `b0..b0 + nb` are in it.
+            unsafe {
+                gemm_packed_panels(
+                    nb,
+                    &patches[..nb * k],
+                    k,
+                    weight,
+                    panels.clone(),
+                    out_p.get().add(b0 * cout),
+                    cout,
+                    &ep,
+                    simd,
+                )
+            };
+            b0 += nb;
+        }
+    });
+}
+
 /// Scratch floats needed by [`im2col_conv`] with `threads` threads.
 pub fn scratch_len(patch_len: usize, threads: usize) -> usize {
     threads.max(1) * BLOCK_ROWS * patch_len
@@ -190,11 +269,17 @@ pub fn im2col_conv(
     assert!(input.len() >= n * h * w * cin && out.len() >= n * oh * ow * cout);
     assert!(p.weight.len() == groups * k * cout_g && p.bias.len() == cout);
     let rows = n * oh * ow;
-    let parts = split_rows(rows, par.threads(), BLOCK_ROWS);
     assert!(
-        scratch.len() >= parts.len() * BLOCK_ROWS * k,
+        scratch.len() >= par.threads().min(rows.max(1)) * BLOCK_ROWS * k,
         "im2col scratch too small"
     );
+    if let Some((bs, simd)) = packed {
+        if groups == 1 && par.threads() > 1 && rows <= 2 * BLOCK_ROWS * par.threads() {
+            split_panels(par, p, n, input, residual, out, scratch, &bs[0], simd);
+            return;
+        }
+    }
+    let parts = split_rows(rows, par.threads(), 1);
     let chunks = chunks_by(&mut out[..rows * cout], &parts, cout);
     let scratches = scratch.chunks_mut(BLOCK_ROWS * k.max(1));
     let mut starts = Vec::with_capacity(parts.len());
@@ -211,20 +296,7 @@ pub fn im2col_conv(
             let nb = BLOCK_ROWS.min(nrows - b0);
             let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
             for grp in 0..groups {
-                // Build the patch matrix of this block for this group.
-                for i in 0..nb {
-                    let r = r0 + b0 + i;
-                    let (b, rem) = (r / (oh * ow), r % (oh * ow));
-                    let img = &input[b * h * w * cin..(b + 1) * h * w * cin];
-                    patch_row(
-                        p,
-                        img,
-                        rem / ow,
-                        rem % ow,
-                        grp,
-                        &mut patches[i * k..(i + 1) * k],
-                    );
-                }
+                fill_patches(p, input, r0 + b0, nb, grp, patches);
                 let res = residual
                     .map(|res| &res[(r0 + b0) * cout + grp * cout_g..(r0 + b0 + nb) * cout]);
                 match packed {
