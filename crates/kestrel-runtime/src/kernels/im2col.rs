@@ -5,7 +5,9 @@
 
 use super::epilogue::bias_act;
 use super::geometry::ConvGeometry;
-use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
+use super::packed_gemm::{
+    gemm_packed, gemm_packed_panels, gemm_packed_segments, Epilogue, PackedB, Segment, NR,
+};
 use super::sgemm::sgemm;
 use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
 use crate::Activation;
@@ -116,38 +118,115 @@ pub fn im2col_rows(
         .geom
         .output_hw(p.hwc[0], p.hwc[1])
         .expect("conv geometry checked by the plan");
-    let (k, cout) = (p.patch_len(), p.cout);
-    let first = oy0 * ow;
-    let total = (oy1 - oy0) * ow;
-    let ep = Epilogue {
+    let row = ow * p.cout;
+    for (oy, dst) in (oy0..oy1).zip(out.chunks_exact_mut(row.max(1))) {
+        conv_row(p, weight, img, oy, dst, None, patches, simd);
+    }
+}
+
+/// Whether [`conv_row`] suits this convolution: one group, no horizontal dilation (a kernel row's
+/// taps are then one contiguous run of the input row), and weights small enough to stay in L2
+/// while they are streamed once per output row (the stems, and ResNet's first stage).
+fn row_by_row(p: &Im2colConv) -> bool {
+    p.groups == 1 && p.geom.dilation[1] == 1 && p.patch_len() * p.cout <= 128 * 1024
+}
+
+/// The output columns whose kernel window lies inside the image horizontally.
+fn interior_columns(p: &Im2colConv, ow: usize) -> std::ops::Range<usize> {
+    let g = &p.geom;
+    let (w, s, pad) = (p.hwc[1], g.stride[1], g.padding[1]);
+    let span = (g.kernel[1] - 1) * g.dilation[1];
+    let lo = pad.div_ceil(s).min(ow);
+    let hi = if w + pad > span {
+        ((w - 1 + pad - span) / s + 1).min(ow)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
+
+/// Output row `oy` of one image `img` of a one-group, horizontally undilated convolution into
+/// `out` (`ow × cout` floats), as an implicit GEMM: the interior pixels read each kernel row's
+/// run of `kw · cin` input floats in place (consecutive pixels `stride · cin` apart), kernel rows
+/// in the padding left out; only the few border pixels, whose windows cross the left or right
+/// edge, go through patches.
+#[allow(clippy::too_many_arguments)]
+fn conv_row(
+    p: &Im2colConv,
+    weight: &PackedB,
+    img: &[f32],
+    oy: usize,
+    out: &mut [f32],
+    residual: Option<&[f32]>,
+    patches: &mut [f32],
+    simd: bool,
+) {
+    let [h, w, cin] = p.hwc;
+    let g = &p.geom;
+    let (_, ow) = g
+        .output_hw(h, w)
+        .expect("conv geometry checked by the plan");
+    let (k, cout, kw) = (p.patch_len(), p.cout, g.kernel[1]);
+    assert!(img.len() >= h * w * cin && out.len() >= ow * cout);
+    let ep = |ox: usize| Epilogue {
         bias: p.bias,
-        residual: None,
+        residual: residual.map(|r| &r[ox * cout..]),
         act: p.act,
     };
-    let mut b0 = 0;
-    while b0 < total {
-        let nb = BLOCK_ROWS.min(total - b0);
-        for i in 0..nb {
-            let r = first + b0 + i;
-            patch_row(p, img, r / ow, r % ow, 0, &mut patches[i * k..(i + 1) * k]);
+    let inner = interior_columns(p, ow);
+    for edge in [0..inner.start, inner.end..ow] {
+        let mut ox = edge.start;
+        while ox < edge.end {
+            let nb = BLOCK_ROWS.min(edge.end - ox);
+            for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
+                patch_row(p, img, oy, ox + i, 0, row);
+            }
+            let dst = &mut out[ox * cout..(ox + nb) * cout];
+            gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep(ox), simd);
+            ox += nb;
         }
-        gemm_packed(
-            nb,
-            &patches[..nb * k],
-            k,
-            weight,
-            &mut out[b0 * cout..(b0 + nb) * cout],
-            cout,
-            &ep,
-            simd,
-        );
-        b0 += nb;
     }
+    if inner.is_empty() {
+        return;
+    }
+    let x0 = inner.start * g.stride[1] - g.padding[1];
+    let segs: Vec<Segment> = (0..g.kernel[0])
+        .filter_map(|ky| {
+            let iy = (oy * g.stride[0] + ky * g.dilation[0]).checked_sub(g.padding[0])?;
+            (iy < h).then(|| Segment {
+                a: img[(iy * w + x0) * cin..].as_ptr(),
+                k: kw * cin,
+                b_row: ky * kw * cin,
+            })
+        })
+        .collect();
+    // SAFETY: interior pixel `inner.start + r` reads input columns `x0 + r·stride ..` up to its
+    // window's last column, inside row `iy` of `img` (asserted long enough); `out` holds the
+    // row's `ow · cout` floats and is exclusively borrowed.
+    unsafe {
+        gemm_packed_segments(
+            inner.len(),
+            &segs,
+            g.stride[1] * cin,
+            weight,
+            out[inner.start * cout..].as_mut_ptr(),
+            cout,
+            &ep(inner.start),
+            simd,
+        )
+    };
 }
 
 /// Fills the first `nb` rows of `patches` with group `grp`'s patches of the output pixels
 /// `r0..r0 + nb` of a batch (pixels numbered image by image, row by row).
-fn fill_patches(p: &Im2colConv, input: &[f32], r0: usize, nb: usize, grp: usize, patches: &mut [f32]) {
+fn fill_patches(
+    p: &Im2colConv,
+    input: &[f32],
+    r0: usize,
+    nb: usize,
+    grp: usize,
+    patches: &mut [f32],
+) {
     let [h, w, cin] = p.hwc;
     let (oh, ow) = p
         .geom
@@ -193,7 +272,9 @@ fn split_panels(
         .collect();
     let out = &mut out[..rows * cout];
     let out_p = SendPtr(out.as_mut_ptr());
-    let items = ranges.into_iter().zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
+    let items = ranges
+        .into_iter()
+        .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
     par.run(items.collect(), |_, (panels, patches)| {
         let mut b0 = 0;
         while b0 < rows {
@@ -276,6 +357,25 @@ pub fn im2col_conv(
     if let Some((bs, simd)) = packed {
         if groups == 1 && par.threads() > 1 && rows <= 2 * BLOCK_ROWS * par.threads() {
             split_panels(par, p, n, input, residual, out, scratch, &bs[0], simd);
+            return;
+        }
+        if row_by_row(p) {
+            // Whole output rows to each thread, each row an implicit GEMM.
+            let row = ow * cout;
+            let items =
+                crate::parallel::row_pieces(&mut out[..rows * cout], n * oh, row, par.threads());
+            let items: Vec<_> = items
+                .into_iter()
+                .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)))
+                .collect();
+            par.run(items, |_, ((chunk, r0), patches)| {
+                for (i, dst) in chunk.chunks_exact_mut(row.max(1)).enumerate() {
+                    let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
+                    let img = &input[b * h * w * cin..(b + 1) * h * w * cin];
+                    let res = residual.map(|r| &r[(r0 + i) * row..(r0 + i + 1) * row]);
+                    conv_row(p, &bs[0], img, oy, dst, res, patches, simd);
+                }
+            });
             return;
         }
     }
@@ -409,6 +509,32 @@ mod tests {
                 packed,
             );
             close(&out, &want, 1e-4);
+        }
+    }
+
+    #[test]
+    fn stems_row_by_row_at_several_threads() {
+        // Maps large enough that the threads split output rows (not weight panels), each row an
+        // implicit GEMM with border pixels through patches: MobileNet's 3×3 stride-2 stem and
+        // ResNet's 7×7 stride-2 one (three border columns a side), odd sizes, with a residual.
+        let relu = Activation::Relu;
+        for threads in [1, 2, 3] {
+            let g3 = ConvGeometry::square(3, 2, 1, 1);
+            check(
+                [40, 37, 3],
+                32,
+                1,
+                1,
+                g3,
+                Activation::Relu6,
+                false,
+                threads,
+                1,
+            );
+            let g7 = ConvGeometry::square(7, 2, 3, 1);
+            check([45, 50, 3], 64, 1, 2, g7, relu, true, threads, 2);
+            let g1 = ConvGeometry::square(3, 1, 1, 1);
+            check([33, 30, 20], 24, 1, 1, g1, relu, true, threads, 3);
         }
     }
 

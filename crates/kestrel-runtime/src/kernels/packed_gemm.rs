@@ -180,6 +180,80 @@ pub unsafe fn gemm_packed_panels(
             "gemm_packed: residual too short"
         );
     }
+    let seg = [Segment {
+        a: a.as_ptr(),
+        k,
+        b_row: 0,
+    }];
+    run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd);
+}
+
+/// One part of the reduction of [`gemm_packed_segments`]: `k` columns of the left operand, read
+/// at `a + row·lda + p`, meeting rows `b_row..b_row + k` of the packed right operand.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment {
+    /// Row 0's first element.
+    pub a: *const f32,
+    /// Columns in this part.
+    pub k: usize,
+    /// First row of the right operand it meets.
+    pub b_row: usize,
+}
+
+/// `c[m×n] = act(Σ_s a_s · b[s.b_row..s.b_row + s.k] + bias + residual)`: [`gemm_packed`] with a
+/// left operand in parts that need not be contiguous — an implicit im2col, each part one kernel
+/// row's run of input pixels read in place (rows `lda` apart), with the kernel rows that fall in
+/// the padding left out.
+///
+/// # Safety
+/// Every `segs[i].a + r·lda + p` for `r < m`, `p < segs[i].k` must be readable; each segment's
+/// rows of `b` must exist; `c` must be valid for writes of rows `0..m` with leading dimension
+/// `ldc` over all `b.n` columns, not accessed by another thread during the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_segments(
+    m: usize,
+    segs: &[Segment],
+    lda: usize,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    ep: &Epilogue,
+    simd: bool,
+) {
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    assert!(
+        segs.iter().all(|s| s.b_row + s.k <= b.k),
+        "gemm_packed_segments: segment beyond the weights"
+    );
+    assert!(ep.bias.len() >= b.n, "gemm_packed_segments: bias too short");
+    if let Some(r) = ep.residual {
+        assert!(
+            r.len() >= (m - 1) * ldc + b.n,
+            "gemm_packed_segments: residual too short"
+        );
+    }
+    run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd);
+}
+
+/// The blocked tile loop shared by [`gemm_packed_panels`] and [`gemm_packed_segments`].
+///
+/// # Safety
+/// As [`gemm_packed_segments`], over the columns of `panels`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_tiles(
+    m: usize,
+    segs: &[Segment],
+    lda: usize,
+    b: &PackedB,
+    panels: std::ops::Range<usize>,
+    c: *mut f32,
+    ldc: usize,
+    ep: &Epilogue,
+    simd: bool,
+) {
+    let (k, n) = (b.k, b.n);
     let simd = simd && super::simd_available();
     let wide = simd && super::avx512_available();
     // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
@@ -203,8 +277,8 @@ pub unsafe fn gemm_packed_panels(
             for i in 0..tiles {
                 let rows = mb / tiles + usize::from(i < mb % tiles);
                 let t = Tile {
-                    k,
-                    a: &a[r * lda..],
+                    segs,
+                    a_row: r,
                     lda,
                     b: bp,
                     c0,
@@ -290,9 +364,10 @@ unsafe fn scalar_dispatch(t: &Tile, rows: usize, c: *mut f32, res: Option<&[f32]
 
 /// One micro-tile's operands.
 struct Tile<'a> {
-    k: usize,
-    /// Rows of `a` starting at this tile's first row.
-    a: &'a [f32],
+    /// The left operand's parts (one for a plain GEMM).
+    segs: &'a [Segment],
+    /// This tile's first row of the left operand.
+    a_row: usize,
     lda: usize,
     /// The packed panel.
     b: &'a [f32],
@@ -314,11 +389,14 @@ unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     // Row by row: one 16-wide accumulator stays in registers (SSE2 has only 16 of them).
     let mut acc = [[0.0f32; NR]; R];
     for (r, accr) in acc.iter_mut().enumerate() {
-        let arow = &t.a[r * t.lda..r * t.lda + t.k];
         let mut v = [0.0f32; NR];
-        for (&av, bv) in arow.iter().zip(t.b.chunks_exact(NR)) {
-            for (x, &y) in v.iter_mut().zip(bv) {
-                *x += av * y;
+        for s in t.segs {
+            let arow = std::slice::from_raw_parts(s.a.add((t.a_row + r) * t.lda), s.k);
+            let bs = &t.b[s.b_row * NR..(s.b_row + s.k) * NR];
+            for (&av, bv) in arow.iter().zip(bs.chunks_exact(NR)) {
+                for (x, &y) in v.iter_mut().zip(bv) {
+                    *x += av * y;
+                }
             }
         }
         *accr = v;
@@ -341,15 +419,17 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
     use std::arch::x86_64::*;
     let mut acc0 = [_mm256_setzero_ps(); R];
     let mut acc1 = [_mm256_setzero_ps(); R];
-    let a = t.a.as_ptr();
-    let b = t.b.as_ptr();
-    for p in 0..t.k {
-        let b0 = _mm256_loadu_ps(b.add(p * NR));
-        let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
-        for r in 0..R {
-            let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
-            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    for s in t.segs {
+        let a = s.a.add(t.a_row * t.lda);
+        let b = t.b.as_ptr().add(s.b_row * NR);
+        for p in 0..s.k {
+            let b0 = _mm256_loadu_ps(b.add(p * NR));
+            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            for r in 0..R {
+                let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
         }
     }
     let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
@@ -392,13 +472,15 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
 unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); R];
-    let a = t.a.as_ptr();
-    let b = t.b.as_ptr();
-    for p in 0..t.k {
-        let bv = _mm512_loadu_ps(b.add(p * NR));
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*a.add(r * t.lda + p));
-            *acc = _mm512_fmadd_ps(av, bv, *acc);
+    for s in t.segs {
+        let a = s.a.add(t.a_row * t.lda);
+        let b = t.b.as_ptr().add(s.b_row * NR);
+        for p in 0..s.k {
+            let bv = _mm512_loadu_ps(b.add(p * NR));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * t.lda + p));
+                *acc = _mm512_fmadd_ps(av, bv, *acc);
+            }
         }
     }
     let mask: __mmask16 = if t.cols >= NR {
@@ -426,13 +508,15 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
 unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); R];
-    let a = t.a.as_ptr();
-    let b = t.b.as_ptr();
-    for p in 0..t.k {
-        let bv = _mm256_loadu_ps(b.add(p * NR));
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let av = _mm256_set1_ps(*a.add(r * t.lda + p));
-            *acc = _mm256_fmadd_ps(av, bv, *acc);
+    for s in t.segs {
+        let a = s.a.add(t.a_row * t.lda);
+        let b = t.b.as_ptr().add(s.b_row * NR);
+        for p in 0..s.k {
+            let bv = _mm256_loadu_ps(b.add(p * NR));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*a.add(r * t.lda + p));
+                *acc = _mm256_fmadd_ps(av, bv, *acc);
+            }
         }
     }
     let mask: __mmask8 = ((1u32 << t.cols) - 1) as __mmask8;
