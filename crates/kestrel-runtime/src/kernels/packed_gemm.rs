@@ -258,9 +258,11 @@ unsafe fn run_tiles(
     let wide = simd && super::avx512_available();
     // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
     let mr = if wide { MR_AVX512 } else { MR };
-    // Rows per pass over the panels: keep that block of `a` in L2; blocks of nearly equal height,
-    // so that no block is a sliver.
-    let mc = ((192 * 1024) / (4 * k.max(1))).clamp(mr, 20 * mr) / mr * mr;
+    // Rows per pass over the panels: a block of `a` of up to 384 KiB stays in L2 while the weight
+    // panels stream past it, once per block (a 49 × 1024 block in one pass: MobileNetV1's last
+    // 1×1 reads its 4 MB of weights once, not twice); blocks of nearly equal height, so that no
+    // block is a sliver.
+    let mc = ((384 * 1024) / (4 * k.max(1))).clamp(mr, 20 * mr) / mr * mr;
     let blocks = m.div_ceil(mc);
     let (lo, hi) = ep.act.bounds();
     let mut m0 = 0;
