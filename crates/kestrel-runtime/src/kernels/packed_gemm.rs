@@ -570,9 +570,10 @@ mod tests {
 
     #[test]
     fn long_reductions_split_rows_into_even_blocks_and_tiles() {
-        // k = 960 keeps 48 rows of `a` a block: 49 and 97 rows become blocks of 25+24 and
-        // 33+32+32 rows, tiles of ≤ 12 rows; 24 and 40 columns end in a half panel.
-        for (m, k, n) in [(49, 960, 24), (97, 960, 40), (13, 2000, 16)] {
+        // k = 2000 keeps 48 rows of `a` a block and k = 960 96 rows: 97 rows become blocks of
+        // 33+32+32 rows, 197 of 66+66+65, 49 one block, all in tiles of ≤ 12 rows; 24 and 40
+        // columns end in a half panel.
+        for (m, k, n) in [(97, 2000, 24), (197, 960, 40), (49, 960, 16)] {
             for simd in [false, true] {
                 let a = lcg_vec(m * k, 1);
                 let b = lcg_vec(k * n, 2);
