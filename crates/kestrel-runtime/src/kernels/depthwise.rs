@@ -214,7 +214,7 @@ unsafe fn rows_avx2(
 /// Output rows `oy` and `oy + 1` (at `out` and `out + ow·c`) of a 3×3, vertical-stride-1,
 /// vertical-dilation-1 depthwise convolution whose six row taps are all inside the image: the
 /// interior reads each of the four input rows once for both output rows (a third fewer loads
-/// than two single rows); border pixels go through [`pixels_avx2`].
+/// than two single rows); border pixels go through [`pixels_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -487,39 +487,25 @@ unsafe fn pixels_avx2(
     out_row: *mut f32,
 ) {
     use std::arch::x86_64::*;
-    let [h, w, c] = p.hwc;
-    let g = &p.geom;
-    let [kh, kw] = g.kernel;
+    let c = p.hwc[2];
+    let [kh, kw] = p.geom.kernel;
     let (lo, hi) = act.bounds();
     let (vlo, vhi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
-    let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
-    let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
     let img = image;
     let wts = p.weight.as_ptr();
     let bias = p.bias.as_ptr();
     // Up to 7x7 taps fit the stack table; larger kernels use the heap.
     let mut offs_buf = [(0usize, 0usize); 49];
     let mut offs_vec = Vec::new();
+    let offs_all: &mut [(usize, usize)] = if kh * kw <= offs_buf.len() {
+        &mut offs_buf
+    } else {
+        offs_vec.resize(kh * kw, (0, 0));
+        &mut offs_vec
+    };
     for ox in oxs {
-        let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
-        let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
-        // (input offset, weight offset) of every valid tap, in channels.
-        let ntaps = (ky1 - ky0) * (kx1 - kx0);
-        let offs: &mut [(usize, usize)] = if ntaps <= offs_buf.len() {
-            &mut offs_buf[..ntaps]
-        } else {
-            offs_vec.resize(ntaps, (0, 0));
-            &mut offs_vec[..]
-        };
-        let mut t = 0;
-        for ky in ky0..ky1 {
-            let iy = (iy0 + (ky * g.dilation[0]) as isize) as usize;
-            for kx in kx0..kx1 {
-                let ix = (ix0 + (kx * g.dilation[1]) as isize) as usize;
-                offs[t] = (((iy - row_base) * w + ix) * c, (ky * kw + kx) * c);
-                t += 1;
-            }
-        }
+        let n = tap_offsets(p, row_base, oy, ox, offs_all);
+        let offs = &offs_all[..n];
         let dst = out_row.add(ox * c);
         let (mut ch, end) = (chs.start, chs.end);
         while ch + 32 <= end {
@@ -564,6 +550,33 @@ unsafe fn pixels_avx2(
     }
 }
 
+/// Fills `offs` with the (input offset, weight offset) pair, in floats, of every tap of output
+/// pixel `(oy, ox)` that lies inside the image (input offsets counted from row `row_base`), and
+/// returns how many there are; `offs` must hold `kh · kw` pairs.
+fn tap_offsets(
+    p: &Depthwise,
+    row_base: usize,
+    oy: usize,
+    ox: usize,
+    offs: &mut [(usize, usize)],
+) -> usize {
+    let [h, w, c] = p.hwc;
+    let g = &p.geom;
+    let [kh, kw] = g.kernel;
+    let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
+    let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
+    let mut t = 0;
+    for ky in ky0..ky1 {
+        let iy = oy * g.stride[0] + ky * g.dilation[0] - g.padding[0];
+        for kx in kx0..kx1 {
+            let ix = ox * g.stride[1] + kx * g.dilation[1] - g.padding[1];
+            offs[t] = (((iy - row_base) * w + ix) * c, (ky * kw + kx) * c);
+            t += 1;
+        }
+    }
+    t
+}
+
 /// [`pixels_avx2`] in AVX-512 registers, for the border pixels of the AVX-512 3×3 kernels:
 /// 64 channels a step in four accumulators, then 16 at a time with the tail masked.
 #[cfg(target_arch = "x86_64")]
@@ -580,30 +593,16 @@ unsafe fn pixels_avx512(
     out_row: *mut f32,
 ) {
     use std::arch::x86_64::*;
-    let [h, w, c] = p.hwc;
-    let g = &p.geom;
-    let [kh, kw] = g.kernel;
+    let c = p.hwc[2];
     let (lo, hi) = act.bounds();
     let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-    let (ky0, ky1) = valid_taps(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0]);
-    let iy0 = (oy * g.stride[0]) as isize - g.padding[0] as isize;
     let (wts, bias) = (p.weight.as_ptr(), p.bias.as_ptr());
     let clamp = |v: __m512| _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
-    // (input offset, weight offset) of every valid tap, in floats; 3×3 kernels only.
-    let mut offs = [(0usize, 0usize); 9];
+    // 3×3 kernels only.
+    let mut table = [(0usize, 0usize); 9];
     for ox in oxs {
-        let (kx0, kx1) = valid_taps(ox, w, kw, g.stride[1], g.padding[1], g.dilation[1]);
-        let ix0 = (ox * g.stride[1]) as isize - g.padding[1] as isize;
-        let mut t = 0;
-        for ky in ky0..ky1 {
-            let iy = (iy0 + (ky * g.dilation[0]) as isize) as usize;
-            for kx in kx0..kx1 {
-                let ix = (ix0 + (kx * g.dilation[1]) as isize) as usize;
-                offs[t] = (((iy - row_base) * w + ix) * c, (ky * kw + kx) * c);
-                t += 1;
-            }
-        }
-        let offs = &offs[..t];
+        let n = tap_offsets(p, row_base, oy, ox, &mut table);
+        let offs = &table[..n];
         let dst = out_row.add(ox * c);
         let mut ch = chs.start;
         while ch + 64 <= chs.end {
@@ -650,7 +649,7 @@ fn interior_columns(p: &Depthwise, ow: usize) -> std::ops::Range<usize> {
 }
 
 /// One output row of a 3×3 depthwise convolution with AVX-512 (any stride, padding and dilation).
-/// Border pixels, where a column tap falls outside the image, go through [`pixels_avx2`]; the
+/// Border pixels, where a column tap falls outside the image, go through [`pixels_avx512`]; the
 /// interior runs 16 channels at a time with the block's taps held in registers and four output
 /// pixels per step, so each input load feeds one FMA and each weight load is shared.
 #[cfg(target_arch = "x86_64")]

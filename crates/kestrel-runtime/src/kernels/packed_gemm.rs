@@ -63,6 +63,17 @@ pub struct Epilogue<'a> {
     pub act: Activation,
 }
 
+/// Calls the tile kernel `$tile` specialised for `$rows` rows (one of the listed heights, else
+/// 1): constant trip counts let the compiler keep the tile in registers.
+macro_rules! tile_for_rows {
+    ($tile:ident, $rows:expr, $t:expr, $c:expr, $res:expr, [$($n:literal),*]) => {
+        match $rows {
+            $($n => $tile::<$n>($t, $c, $res),)*
+            _ => $tile::<1>($t, $c, $res),
+        }
+    };
+}
+
 /// `c[m×n] = act(a[m×k] · b + bias + residual)`; `a` row-major with leading dimension `lda`, `c`
 /// with `ldc`. `simd` selects the AVX2 kernel where the CPU has it. Single-threaded.
 #[allow(clippy::too_many_arguments)]
@@ -295,46 +306,27 @@ unsafe fn run_tiles(
                 #[cfg(target_arch = "x86_64")]
                 if wide && cols <= NR / 2 {
                     // SAFETY: as below; the tile touches only the panel's first 8 columns.
-                    match rows {
-                        12 => tile_avx512_half::<12>(&t, c, res),
-                        11 => tile_avx512_half::<11>(&t, c, res),
-                        10 => tile_avx512_half::<10>(&t, c, res),
-                        9 => tile_avx512_half::<9>(&t, c, res),
-                        8 => tile_avx512_half::<8>(&t, c, res),
-                        7 => tile_avx512_half::<7>(&t, c, res),
-                        6 => tile_avx512_half::<6>(&t, c, res),
-                        5 => tile_avx512_half::<5>(&t, c, res),
-                        4 => tile_avx512_half::<4>(&t, c, res),
-                        3 => tile_avx512_half::<3>(&t, c, res),
-                        2 => tile_avx512_half::<2>(&t, c, res),
-                        _ => tile_avx512_half::<1>(&t, c, res),
-                    }
+                    tile_for_rows!(
+                        tile_avx512_half,
+                        rows,
+                        &t,
+                        c,
+                        res,
+                        [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                    )
                 } else if wide {
                     // SAFETY: AVX-512F detected; bounds asserted above and by the caller.
-                    match rows {
-                        12 => tile_avx512::<12>(&t, c, res),
-                        11 => tile_avx512::<11>(&t, c, res),
-                        10 => tile_avx512::<10>(&t, c, res),
-                        9 => tile_avx512::<9>(&t, c, res),
-                        8 => tile_avx512::<8>(&t, c, res),
-                        7 => tile_avx512::<7>(&t, c, res),
-                        6 => tile_avx512::<6>(&t, c, res),
-                        5 => tile_avx512::<5>(&t, c, res),
-                        4 => tile_avx512::<4>(&t, c, res),
-                        3 => tile_avx512::<3>(&t, c, res),
-                        2 => tile_avx512::<2>(&t, c, res),
-                        _ => tile_avx512::<1>(&t, c, res),
-                    }
+                    tile_for_rows!(
+                        tile_avx512,
+                        rows,
+                        &t,
+                        c,
+                        res,
+                        [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                    )
                 } else if simd {
                     // SAFETY: AVX2/FMA detected; bounds asserted above and by the caller.
-                    match rows {
-                        6 => tile_avx2::<6>(&t, c, res),
-                        5 => tile_avx2::<5>(&t, c, res),
-                        4 => tile_avx2::<4>(&t, c, res),
-                        3 => tile_avx2::<3>(&t, c, res),
-                        2 => tile_avx2::<2>(&t, c, res),
-                        _ => tile_avx2::<1>(&t, c, res),
-                    }
+                    tile_for_rows!(tile_avx2, rows, &t, c, res, [6, 5, 4, 3, 2])
                 } else {
                     scalar_dispatch(&t, rows, c, res);
                 }
@@ -354,14 +346,7 @@ unsafe fn run_tiles(
 /// # Safety
 /// `c` valid for the tile's rows and columns.
 unsafe fn scalar_dispatch(t: &Tile, rows: usize, c: *mut f32, res: Option<&[f32]>) {
-    match rows {
-        6 => tile_scalar::<6>(t, c, res),
-        5 => tile_scalar::<5>(t, c, res),
-        4 => tile_scalar::<4>(t, c, res),
-        3 => tile_scalar::<3>(t, c, res),
-        2 => tile_scalar::<2>(t, c, res),
-        _ => tile_scalar::<1>(t, c, res),
-    }
+    tile_for_rows!(tile_scalar, rows, t, c, res, [6, 5, 4, 3, 2])
 }
 
 /// One micro-tile's operands.
