@@ -650,8 +650,9 @@ fn interior_columns(p: &Depthwise, ow: usize) -> std::ops::Range<usize> {
 
 /// One output row of a 3×3 depthwise convolution with AVX-512 (any stride, padding and dilation).
 /// Border pixels, where a column tap falls outside the image, go through [`pixels_avx512`]; the
-/// interior runs 16 channels at a time with the block's taps held in registers and four output
-/// pixels per step, so each input load feeds one FMA and each weight load is shared.
+/// interior runs 16 channels at a time with the block's taps held in registers, sliding along the
+/// row at horizontal dilation 1 and stride 1 or 2 ([`pixels_slide`]: each input column loaded once
+/// per kernel row), else four output pixels per step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
