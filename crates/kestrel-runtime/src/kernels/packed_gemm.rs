@@ -289,11 +289,19 @@ unsafe fn run_tiles(
             let mut r = m0;
             for i in 0..tiles {
                 let rows = mb / tiles + usize::from(i < mb % tiles);
+                // The first tile of a panel pulls the next panel towards L2 as it goes, so the
+                // weights of a large layer (read from memory at batch 1) stream ahead of use.
+                let next = if i == 0 && p + 1 < panels.end {
+                    b.panel(p + 1).as_ptr()
+                } else {
+                    std::ptr::null()
+                };
                 let t = Tile {
                     segs,
                     a_row: r,
                     lda,
                     b: bp,
+                    next,
                     c0,
                     cols,
                     row: r,
@@ -358,6 +366,8 @@ struct Tile<'a> {
     lda: usize,
     /// The packed panel.
     b: &'a [f32],
+    /// A panel to prefetch into L2 alongside (null: none).
+    next: *const f32,
     /// First output column.
     c0: usize,
     /// Valid columns (≤ 16).
@@ -462,7 +472,11 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     for s in t.segs {
         let a = s.a.add(t.a_row * t.lda);
         let b = t.b.as_ptr().add(s.b_row * NR);
+        let next = t.next.wrapping_add(s.b_row * NR);
         for p in 0..s.k {
+            if !t.next.is_null() {
+                _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * NR) as *const i8);
+            }
             let bv = _mm512_loadu_ps(b.add(p * NR));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.add(r * t.lda + p));
