@@ -196,7 +196,7 @@ pub unsafe fn gemm_packed_panels(
         k,
         b_row: 0,
     }];
-    run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd);
+    run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd, true);
 }
 
 /// One part of the reduction of [`gemm_packed_segments`]: `k` columns of the left operand, read
@@ -245,10 +245,11 @@ pub unsafe fn gemm_packed_segments(
             "gemm_packed_segments: residual too short"
         );
     }
-    run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd);
+    run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd, true);
 }
 
-/// The blocked tile loop shared by [`gemm_packed_panels`] and [`gemm_packed_segments`].
+/// The blocked tile loop shared by [`gemm_packed_panels`] and [`gemm_packed_segments`];
+/// `allow_avx512 = false` keeps to the AVX2 tiles (for testing them on an AVX-512 CPU).
 ///
 /// # Safety
 /// As [`gemm_packed_segments`], over the columns of `panels`.
@@ -263,10 +264,11 @@ unsafe fn run_tiles(
     ldc: usize,
     ep: &Epilogue,
     simd: bool,
+    allow_avx512: bool,
 ) {
     let (k, n) = (b.k, b.n);
     let simd = simd && super::simd_available();
-    let wide = simd && super::avx512_available();
+    let wide = simd && allow_avx512 && super::avx512_available();
     // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
     let mr = if wide { MR_AVX512 } else { MR };
     // Rows per pass over the panels: a block of `a` of up to 384 KiB stays in L2 while the weight
@@ -566,6 +568,64 @@ mod tests {
     }
     use crate::kernels::reference::lcg_vec;
     use proptest::prelude::*;
+
+    #[test]
+    fn every_tile_kernel_reads_segments() {
+        // The same product through the scalar, AVX2 and (where the CPU has it) AVX-512 tiles,
+        // with the left operand in three segments read 7 floats apart (an implicit im2col) and
+        // meeting rows 0, 9 and 18 of the weights; 33 columns end in a 1-column panel.
+        let (m, n, lda) = (29, 33, 7);
+        let x = lcg_vec(m * lda + 40, 1);
+        let b = lcg_vec(27 * n, 2);
+        let bias = lcg_vec(n, 3);
+        let pb = PackedB::pack(&b, 27, n, n);
+        let segs: Vec<Segment> = (0..3)
+            .map(|s| Segment {
+                a: x[s * 13..].as_ptr(),
+                k: 9,
+                b_row: 9 * s,
+            })
+            .collect();
+        let ep = Epilogue {
+            bias: &bias,
+            residual: None,
+            act: Activation::None,
+        };
+        for (simd, allow_avx512) in [(false, false), (true, false), (true, true)] {
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: segment s reads x[13s + 7r + p] for r < 29, p < 9: below 13·2 + 7·28 + 9.
+            unsafe {
+                run_tiles(
+                    m,
+                    &segs,
+                    lda,
+                    &pb,
+                    0..3,
+                    c.as_mut_ptr(),
+                    n,
+                    &ep,
+                    simd,
+                    allow_avx512,
+                )
+            };
+            for r in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..3)
+                        .flat_map(|s| (0..9).map(move |p| (s, p)))
+                        .map(|(s, p)| {
+                            x[s * 13 + r * lda + p] as f64 * b[(9 * s + p) * n + j] as f64
+                        })
+                        .sum::<f64>()
+                        + bias[j] as f64;
+                    let got = c[r * n + j] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-4,
+                        "simd {simd} avx512 {allow_avx512} ({r},{j})"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn long_reductions_split_rows_into_even_blocks_and_tiles() {
