@@ -14,6 +14,7 @@ fn aligned(buf: &mut [f32], len: usize) -> &mut [f32] {
 
 fn main() {
     let shapes = [
+        (12544, 16, 96),
         (3136, 24, 144),
         (3136, 144, 24),
         (784, 32, 192),
