@@ -100,8 +100,10 @@ fn patch_row(p: &Im2colConv, img: &[f32], oy: usize, ox: usize, grp: usize, row:
 
 /// Output rows `oy0..oy1` of one image `img` of a one-group convolution into `out` (which starts
 /// at row `oy0`), with the fused epilogue of `weight` packed by [`pack_groups`]; `patches` holds
-/// [`BLOCK_ROWS`]` · patch_len` floats. The fused inverted-residual block computes a network's
-/// stem this way, band by band, so the stem's output never leaves the cache.
+/// [`BLOCK_ROWS`]` · patch_len` floats. Each row is an implicit GEMM ([`conv_row`]) unless the
+/// kernel is dilated horizontally (then patches, [`BLOCK_ROWS`] pixels at a time). The fused
+/// inverted-residual block computes a network's stem this way, band by band, so the stem's
+/// output never leaves the cache.
 #[allow(clippy::too_many_arguments)]
 pub fn im2col_rows(
     p: &Im2colConv,
@@ -118,9 +120,26 @@ pub fn im2col_rows(
         .geom
         .output_hw(p.hwc[0], p.hwc[1])
         .expect("conv geometry checked by the plan");
-    let row = ow * p.cout;
-    for (oy, dst) in (oy0..oy1).zip(out.chunks_exact_mut(row.max(1))) {
-        conv_row(p, weight, img, oy, dst, None, patches, simd);
+    let (k, cout) = (p.patch_len(), p.cout);
+    if p.geom.dilation[1] == 1 {
+        for (oy, dst) in (oy0..oy1).zip(out.chunks_exact_mut((ow * cout).max(1))) {
+            conv_row(p, weight, img, oy, dst, None, patches, simd);
+        }
+        return;
+    }
+    let ep = Epilogue {
+        bias: p.bias,
+        residual: None,
+        act: p.act,
+    };
+    let (first, total) = (oy0 * ow, (oy1 - oy0) * ow);
+    let mut b0 = 0;
+    while b0 < total {
+        let nb = BLOCK_ROWS.min(total - b0);
+        fill_patches(p, img, first + b0, nb, 0, patches);
+        let dst = &mut out[b0 * cout..(b0 + nb) * cout];
+        gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep, simd);
+        b0 += nb;
     }
 }
 

@@ -480,12 +480,17 @@ mod tests {
     use proptest::prelude::*;
 
     /// The block's expansion in a test: none, 1×1 with factor `t`, or a dense stem convolution
-    /// (`k`×`k`, stride `s`, padding `k/2`) to `hidden` channels.
+    /// (`k`×`k`, stride `s`, dilation `d`, padding `d·k/2`) to `hidden` channels.
     #[derive(Clone, Copy, Debug)]
     enum Exp {
         None,
         Pointwise(usize),
-        Stem { k: usize, s: usize, hidden: usize },
+        Stem {
+            k: usize,
+            s: usize,
+            d: usize,
+            hidden: usize,
+        },
     }
 
     /// The block computed layer by layer with the f64 reference convolution.
@@ -528,7 +533,9 @@ mod tests {
         let (hidden, eg, ek) = match exp {
             Exp::None => (cin, ConvGeometry::square(1, 1, 0, 1), 1),
             Exp::Pointwise(t) => (cin * t, ConvGeometry::square(1, 1, 0, 1), 1),
-            Exp::Stem { k, s, hidden } => (hidden, ConvGeometry::square(k, s, k / 2, 1), k),
+            Exp::Stem { k, s, d, hidden } => {
+                (hidden, ConvGeometry::square(k, s, d * (k / 2), d), k)
+            }
         };
         let Some((eh, ew)) = eg.output_hw(h, w) else {
             return;
@@ -652,10 +659,10 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn fused_stem_matches_layer_by_layer_reference(h in 1usize..30, w in 1usize..30, cin in 1usize..5, k in prop::sample::select(vec![1usize, 3, 5]),
-                                                      s in 1usize..3, hidden in 1usize..40, cout in 1usize..20, ds in 1usize..3, d in 1usize..3,
+                                                      s in 1usize..3, sd in 1usize..3, hidden in 1usize..40, cout in 1usize..20, ds in 1usize..3, d in 1usize..3,
                                                       batch in prop::sample::select(vec![1usize, 2]), res in any::<bool>(), threads in 1usize..4,
                                                       simd in any::<bool>(), seed in 0u64..1000) {
-            check_exp(h, w, cin, Exp::Stem { k, s, hidden }, cout, ds, d, batch, res, threads, simd, seed);
+            check_exp(h, w, cin, Exp::Stem { k, s, d: sd, hidden }, cout, ds, d, batch, res, threads, simd, seed);
         }
     }
 
@@ -667,6 +674,7 @@ mod tests {
             let exp = Exp::Stem {
                 k: 3,
                 s: 2,
+                d: 1,
                 hidden: 32,
             };
             check_exp(96, 300, 3, exp, 16, 1, 1, 1, false, threads, true, 7);
