@@ -90,6 +90,38 @@ pub fn chunks_by<'b, T>(mut buf: &'b mut [T], sizes: &[usize], row_len: usize) -
     out
 }
 
+/// Splits `n` items into at most `parts` contiguous ranges as [`split_rows`] does (each a multiple
+/// of `align` items but possibly the last).
+pub(crate) fn split_ranges(n: usize, parts: usize, align: usize) -> Vec<std::ops::Range<usize>> {
+    let mut start = 0;
+    split_rows(n, parts, align)
+        .into_iter()
+        .map(|k| {
+            start += k;
+            start - k..start
+        })
+        .collect()
+}
+
+/// Cuts `buf` into consecutive pieces of `sizes[i]` rows of `row_len` elements: each piece with
+/// the index of its first row.
+pub(crate) fn pieces<'b>(
+    buf: &'b mut [f32],
+    sizes: &[usize],
+    row_len: usize,
+) -> Vec<(&'b mut [f32], usize)> {
+    let rows: usize = sizes.iter().sum();
+    let mut first = 0;
+    chunks_by(&mut buf[..rows * row_len], sizes, row_len)
+        .into_iter()
+        .zip(sizes)
+        .map(|(chunk, &p)| {
+            first += p;
+            (chunk, first - p)
+        })
+        .collect()
+}
+
 /// Splits the first `rows` rows of `row_len` elements of `buf` into one contiguous range per
 /// thread (see [`split_rows`]): each piece with the index of its first row.
 pub(crate) fn row_pieces(
@@ -98,16 +130,7 @@ pub(crate) fn row_pieces(
     row_len: usize,
     threads: usize,
 ) -> Vec<(&mut [f32], usize)> {
-    let parts = split_rows(rows, threads, 1);
-    let mut first = 0;
-    chunks_by(&mut buf[..rows * row_len], &parts, row_len)
-        .into_iter()
-        .zip(&parts)
-        .map(|(chunk, &p)| {
-            first += p;
-            (chunk, first - p)
-        })
-        .collect()
+    pieces(buf, &split_rows(rows, threads, 1), row_len)
 }
 
 /// Calls `f(row, chunk)` for each of the `rows` consecutive rows of `row_len` elements of `out`,

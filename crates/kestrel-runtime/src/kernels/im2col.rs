@@ -9,7 +9,7 @@ use super::packed_gemm::{
     gemm_packed, gemm_packed_panels, gemm_packed_segments, Epilogue, PackedB, Segment, NR,
 };
 use super::sgemm::sgemm;
-use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
+use crate::parallel::{row_pieces, split_ranges, Par, SendPtr};
 use crate::Activation;
 
 /// Output pixels per patch block.
@@ -281,14 +281,7 @@ fn split_panels(
         .output_hw(p.hwc[0], p.hwc[1])
         .expect("conv geometry checked by the plan");
     let (rows, k, cout) = (n * oh * ow, p.patch_len(), p.cout);
-    let mut start = 0;
-    let ranges: Vec<_> = split_rows(cout.div_ceil(NR), par.threads(), 1)
-        .into_iter()
-        .map(|c| {
-            start += c;
-            start - c..start
-        })
-        .collect();
+    let ranges = split_ranges(cout.div_ceil(NR), par.threads(), 1);
     let out = &mut out[..rows * cout];
     let out_p = SendPtr(out.as_mut_ptr());
     let items = ranges
@@ -381,9 +374,7 @@ pub fn im2col_conv(
         if row_by_row(p) {
             // Whole output rows to each thread, each row an implicit GEMM.
             let row = ow * cout;
-            let items =
-                crate::parallel::row_pieces(&mut out[..rows * cout], n * oh, row, par.threads());
-            let items: Vec<_> = items
+            let items: Vec<_> = row_pieces(out, n * oh, row, par.threads())
                 .into_iter()
                 .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)))
                 .collect();
@@ -398,17 +389,11 @@ pub fn im2col_conv(
             return;
         }
     }
-    let parts = split_rows(rows, par.threads(), 1);
-    let chunks = chunks_by(&mut out[..rows * cout], &parts, cout);
-    let scratches = scratch.chunks_mut(BLOCK_ROWS * k.max(1));
-    let mut starts = Vec::with_capacity(parts.len());
-    let mut s = 0;
-    for &c in &parts {
-        starts.push(s);
-        s += c;
-    }
-    let items: Vec<_> = chunks.into_iter().zip(scratches).zip(starts).collect();
-    par.run(items, |_, ((chunk, patches), r0)| {
+    let items: Vec<_> = row_pieces(out, rows, cout, par.threads())
+        .into_iter()
+        .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)))
+        .collect();
+    par.run(items, |_, ((chunk, r0), patches)| {
         let nrows = chunk.len() / cout;
         let mut b0 = 0;
         while b0 < nrows {

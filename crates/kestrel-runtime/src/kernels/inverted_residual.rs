@@ -13,7 +13,7 @@
 use super::depthwise::{depthwise_rows, Depthwise};
 use super::im2col::{im2col_rows, Im2colConv, BLOCK_ROWS};
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
-use crate::parallel::{row_pieces, split_rows, Par, SendPtr};
+use crate::parallel::{row_pieces, split_ranges, Par, SendPtr};
 use crate::Activation;
 
 /// Floats of expanded rows a band aims to hold (about 384 KiB: inside a 512 KiB L2).
@@ -303,16 +303,7 @@ fn split_channels(
     let (exp, rest) = scratch.split_at_mut(exp_len);
     let dw = &mut rest[..oh * ow * hidden];
     let (exp_p, dw_p) = (SendPtr(exp.as_mut_ptr()), SendPtr(dw.as_mut_ptr()));
-    let panel_ranges = |n: usize| {
-        let mut start = 0;
-        split_rows(n.div_ceil(NR), par.threads(), 1)
-            .into_iter()
-            .map(|k| {
-                start += k;
-                start - k..start
-            })
-            .collect::<Vec<_>>()
-    };
+    let panel_ranges = |n: usize| split_ranges(n.div_ceil(NR), par.threads(), 1);
     par.run(panel_ranges(hidden), |_, panels| {
         let chs = panels.start * NR..(panels.end * NR).min(hidden);
         // SAFETY: the SIMD kernels were checked by `channel_split`; this thread alone writes

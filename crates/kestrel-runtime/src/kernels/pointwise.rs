@@ -6,7 +6,7 @@
 use super::epilogue::bias_act;
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use super::sgemm::{sgemm, sgemm_raw};
-use crate::parallel::{chunks_by, split_rows, Par, SendPtr};
+use crate::parallel::{pieces, split_ranges, split_rows, Par, SendPtr};
 use crate::Activation;
 
 /// Output bytes per GEMM call that keep the epilogue's second pass in L2.
@@ -51,13 +51,7 @@ pub fn pointwise(
         // Few rows (late layers at batch 1, the classifier): split the output channels.
         let dst = SendPtr(out.as_mut_ptr());
         if let Some((b, simd)) = packed {
-            let panels = split_rows(cout.div_ceil(NR), threads, 1);
-            let mut ranges = Vec::new();
-            let mut s = 0;
-            for &np in &panels {
-                ranges.push(s..s + np);
-                s += np;
-            }
+            let ranges = split_ranges(cout.div_ceil(NR), threads, 1);
             let ep = Epilogue {
                 bias: p.bias,
                 residual,
@@ -71,14 +65,8 @@ pub fn pointwise(
             });
             return;
         }
-        let cols = split_rows(cout, threads, 16);
-        let mut starts = Vec::with_capacity(cols.len());
-        let mut s = 0;
-        for &c in &cols {
-            starts.push((s, c));
-            s += c;
-        }
-        par.run(starts, |_, (c0, nc)| {
+        par.run(split_ranges(cout, threads, 16), |_, cols| {
+            let (c0, nc) = (cols.start, cols.len());
             // SAFETY: column blocks [c0, c0+nc) are disjoint between threads; shapes were checked.
             unsafe {
                 sgemm_raw(
@@ -103,15 +91,7 @@ pub fn pointwise(
         });
         return;
     }
-    let parts = split_rows(rows, threads, 8);
-    let chunks = chunks_by(out, &parts, cout);
-    let mut starts = Vec::with_capacity(parts.len());
-    let mut s = 0;
-    for &n in &parts {
-        starts.push(s);
-        s += n;
-    }
-    let items: Vec<_> = chunks.into_iter().zip(starts).collect();
+    let items = pieces(out, &split_rows(rows, threads, 8), cout);
     // The packed GEMM blocks internally and fuses the epilogue: one call per thread.
     let block = if packed.is_some() {
         usize::MAX
