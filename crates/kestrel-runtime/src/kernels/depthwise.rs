@@ -5,7 +5,7 @@
 //! Weight layout: `[kh][kw][channels]`.
 
 use super::epilogue::{clamp, residual_act};
-use super::geometry::{valid_taps, ConvGeometry};
+use super::geometry::{interior, valid_taps, ConvGeometry};
 use crate::parallel::{row_pieces, Par};
 use crate::Activation;
 
@@ -634,18 +634,17 @@ unsafe fn pixels_avx512(
     }
 }
 
-/// The output columns of a 3×3 depthwise convolution whose three column taps all lie inside the
-/// image: `ox·s ≥ pad` and `ox·s − pad + 2d ≤ w − 1` (empty when no column qualifies).
+/// The output columns whose column taps all lie inside the image (see [`interior`]).
 fn interior_columns(p: &Depthwise, ow: usize) -> std::ops::Range<usize> {
     let g = &p.geom;
-    let (w, s, pad, d) = (p.hwc[1], g.stride[1], g.padding[1], g.dilation[1]);
-    let lo = pad.div_ceil(s).min(ow);
-    let hi = if w - 1 + pad >= 2 * d {
-        ((w - 1 + pad - 2 * d) / s + 1).min(ow)
-    } else {
-        0
-    };
-    lo..hi.max(lo)
+    interior(
+        ow,
+        p.hwc[1],
+        g.kernel[1],
+        g.stride[1],
+        g.padding[1],
+        g.dilation[1],
+    )
 }
 
 /// One output row of a 3×3 depthwise convolution with AVX-512 (any stride, padding and dilation).

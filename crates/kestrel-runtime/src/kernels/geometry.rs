@@ -89,6 +89,27 @@ pub(crate) fn valid_taps(
     (lo, hi)
 }
 
+/// The outputs `o` in `0..out_len` whose whole window lies inside the input (`valid_taps` is all
+/// of `0..k`): `o·s ≥ p` and `o·s − p + (k − 1)·d ≤ n − 1`; empty when none does. Kernels run these
+/// without border checks and the rest through a general path.
+pub(crate) fn interior(
+    out_len: usize,
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+) -> std::ops::Range<usize> {
+    let span = (k - 1) * d;
+    let lo = p.div_ceil(s).min(out_len);
+    let hi = if n + p > span {
+        ((n - 1 + p - span) / s + 1).min(out_len)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +142,27 @@ mod tests {
             ConvGeometry::square(usize::MAX, 1, usize::MAX / 2, 3).output_hw(3, 3),
             None
         );
+    }
+
+    #[test]
+    fn interior_is_where_every_tap_is_valid() {
+        for n in 1..9 {
+            for k in 1..5 {
+                for s in 1..3 {
+                    for p in 0..3 {
+                        for d in 1..3 {
+                            for out_len in 0..n + 3 {
+                                let want: Vec<usize> = (0..out_len)
+                                    .filter(|&o| valid_taps(o, n, k, s, p, d) == (0, k))
+                                    .collect();
+                                let got: Vec<usize> = interior(out_len, n, k, s, p, d).collect();
+                                assert_eq!(got, want, "n{n} k{k} s{s} p{p} d{d} out{out_len}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Weight layout: `[groups][kh][kw][cin/groups][cout/groups]` (see [`crate::layout::pack_im2col`]).
 
 use super::epilogue::bias_act;
-use super::geometry::ConvGeometry;
+use super::geometry::{interior, ConvGeometry};
 use super::packed_gemm::{
     gemm_packed, gemm_packed_panels, gemm_packed_segments, Epilogue, PackedB, Segment, NR,
 };
@@ -153,15 +153,14 @@ fn row_by_row(p: &Im2colConv) -> bool {
 /// The output columns whose kernel window lies inside the image horizontally.
 fn interior_columns(p: &Im2colConv, ow: usize) -> std::ops::Range<usize> {
     let g = &p.geom;
-    let (w, s, pad) = (p.hwc[1], g.stride[1], g.padding[1]);
-    let span = (g.kernel[1] - 1) * g.dilation[1];
-    let lo = pad.div_ceil(s).min(ow);
-    let hi = if w + pad > span {
-        ((w - 1 + pad - span) / s + 1).min(ow)
-    } else {
-        0
-    };
-    lo..hi.max(lo)
+    interior(
+        ow,
+        p.hwc[1],
+        g.kernel[1],
+        g.stride[1],
+        g.padding[1],
+        g.dilation[1],
+    )
 }
 
 /// Output row `oy` of one image `img` of a one-group, horizontally undilated convolution into
