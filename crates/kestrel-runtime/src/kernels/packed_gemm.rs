@@ -300,7 +300,6 @@ unsafe fn run_tiles(
                 };
                 let t = Tile {
                     segs,
-                    a_row: r,
                     lda,
                     b: bp,
                     next,
@@ -363,8 +362,6 @@ unsafe fn scalar_dispatch(t: &Tile, rows: usize, c: *mut f32, res: Option<&[f32]
 struct Tile<'a> {
     /// The left operand's parts (one for a plain GEMM).
     segs: &'a [Segment],
-    /// This tile's first row of the left operand.
-    a_row: usize,
     lda: usize,
     /// The packed panel.
     b: &'a [f32],
@@ -374,7 +371,7 @@ struct Tile<'a> {
     c0: usize,
     /// Valid columns (≤ 16).
     cols: usize,
-    /// First output row.
+    /// First row: of the output, and of the left operand's segments.
     row: usize,
     ldc: usize,
     bias: &'a [f32],
@@ -390,7 +387,7 @@ unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     for (r, accr) in acc.iter_mut().enumerate() {
         let mut v = [0.0f32; NR];
         for s in t.segs {
-            let arow = std::slice::from_raw_parts(s.a.add((t.a_row + r) * t.lda), s.k);
+            let arow = std::slice::from_raw_parts(s.a.add((t.row + r) * t.lda), s.k);
             let bs = &t.b[s.b_row * NR..(s.b_row + s.k) * NR];
             for (&av, bv) in arow.iter().zip(bs.chunks_exact(NR)) {
                 for (x, &y) in v.iter_mut().zip(bv) {
@@ -419,7 +416,7 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
     let mut acc0 = [_mm256_setzero_ps(); R];
     let mut acc1 = [_mm256_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.a_row * t.lda);
+        let a = s.a.add(t.row * t.lda);
         let b = t.b.as_ptr().add(s.b_row * NR);
         for p in 0..s.k {
             let b0 = _mm256_loadu_ps(b.add(p * NR));
@@ -472,7 +469,7 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     use std::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.a_row * t.lda);
+        let a = s.a.add(t.row * t.lda);
         let b = t.b.as_ptr().add(s.b_row * NR);
         let next = t.next.wrapping_add(s.b_row * NR);
         for p in 0..s.k {
@@ -512,7 +509,7 @@ unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.a_row * t.lda);
+        let a = s.a.add(t.row * t.lda);
         let b = t.b.as_ptr().add(s.b_row * NR);
         for p in 0..s.k {
             let bv = _mm256_loadu_ps(b.add(p * NR));

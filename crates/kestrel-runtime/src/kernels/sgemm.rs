@@ -60,12 +60,35 @@ pub(crate) unsafe fn sgemm_raw(
     c: *mut f32,
     ldc: usize,
 ) {
+    strided_raw(m, n, k, (a, lda, 1), (b, ldb, 1), c, ldc, false)
+}
+
+/// The one call into the `gemm` crate: `c = a · b` (or `c += a · b` with `accumulate`) with `a`
+/// and `b` given as (pointer, row step, column step) and `c` row-major with leading dimension
+/// `ldc`; with `k = 0` the product is zero.
+///
+/// # Safety
+/// The pointers must be valid for the shapes and steps given, and no other thread may access the
+/// m×n block of `c` during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn strided_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    (b, b_rs, b_cs): (*const f32, usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        for i in 0..m {
-            std::ptr::write_bytes(c.add(i * ldc), 0, n);
+        if !accumulate {
+            for i in 0..m {
+                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+            }
         }
         return;
     }
@@ -76,14 +99,14 @@ pub(crate) unsafe fn sgemm_raw(
         c,
         1,
         ldc as isize,
-        false,
+        accumulate,
         a,
-        1,
-        lda as isize,
+        a_cs as isize,
+        a_rs as isize,
         b,
-        1,
-        ldb as isize,
-        0.0,
+        b_cs as isize,
+        b_rs as isize,
+        1.0,
         1.0,
         false,
         false,
@@ -149,37 +172,18 @@ pub fn sgemm_strided(
     assert!(a.fits(m, k), "sgemm_strided: lhs too short");
     assert!(b.fits(k, n), "sgemm_strided: rhs too short");
     assert!(c.len() >= (m - 1) * ldc + n, "sgemm_strided: dst too short");
-    if k == 0 {
-        if !accumulate {
-            for row in c.chunks_mut(ldc.max(1)).take(m) {
-                row[..n].fill(0.0);
-            }
-        }
-        return;
-    }
     // SAFETY: the assertions keep every access of the m×k, k×n and m×n operands with these strides
     // inside the slices; `c` is exclusively borrowed.
     unsafe {
-        gemm::gemm(
+        strided_raw(
             m,
             n,
             k,
+            (a.data.as_ptr(), a.rs, a.cs),
+            (b.data.as_ptr(), b.rs, b.cs),
             c.as_mut_ptr(),
-            1,
-            ldc as isize,
+            ldc,
             accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         )
     }
 }
