@@ -54,8 +54,8 @@ impl Step {
     }
 }
 
-/// Finds expand (optional: 1×1, or a dense stem) → depthwise → project chains whose intermediate values have no other
-/// reader, and returns the execution steps.
+/// Finds expand (optional: 1×1, or a dense stem) → depthwise → project chains whose intermediate
+/// values have no other reader, and returns the execution steps.
 pub(crate) fn find_blocks(plan: &Plan) -> Vec<Step> {
     let ops = &plan.graph.ops;
     let mut readers = vec![0usize; plan.graph.values.len()];

@@ -269,33 +269,7 @@ unsafe fn row_pair_avx512_k3(
         };
         let mut ox = lo;
         if s == 1 && d == 1 {
-            let step = |ox: usize| {
-                (
-                    (ox - pad) * c + ch,
-                    out.add(ox * c + ch),
-                    out1.add(ox * c + ch),
-                )
-            };
-            while ox + 6 <= hi {
-                let (x0, d0, d1) = step(ox);
-                pixel_pairs_slide::<6>(&k, x0, d0, d1, c);
-                ox += 6;
-            }
-            if ox + 4 <= hi {
-                let (x0, d0, d1) = step(ox);
-                pixel_pairs_slide::<4>(&k, x0, d0, d1, c);
-                ox += 4;
-            }
-            if ox + 2 <= hi {
-                let (x0, d0, d1) = step(ox);
-                pixel_pairs_slide::<2>(&k, x0, d0, d1, c);
-                ox += 2;
-            }
-            if ox < hi {
-                let (x0, d0, d1) = step(ox);
-                pixel_pairs_slide::<1>(&k, x0, d0, d1, c);
-                ox += 1;
-            }
+            ox = slide_pairs(&k, lo..hi, pad, ch, [out, out1], c);
         }
         while ox + 4 <= hi {
             let x0 = (ox * s - pad) * c + ch;
@@ -360,6 +334,50 @@ unsafe fn pixel_pairs_k3<const Q: usize>(
         _mm512_mask_storeu_ps(dst0.add(q * c), k.m, a);
         _mm512_mask_storeu_ps(dst1.add(q * c), k.m, b);
     }
+}
+
+/// Output pixels `cols` of both rows of one 16-channel block with [`pixel_pairs_slide`]
+/// (horizontal stride and dilation 1), 6, 4, 2 and 1 pixels a step; returns the end of the range.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn slide_pairs(
+    k: &Pair,
+    cols: std::ops::Range<usize>,
+    pad: usize,
+    ch: usize,
+    [out0, out1]: [*mut f32; 2],
+    c: usize,
+) -> usize {
+    let mut ox = cols.start;
+    let at = |ox: usize| {
+        (
+            (ox - pad) * c + ch,
+            out0.add(ox * c + ch),
+            out1.add(ox * c + ch),
+        )
+    };
+    while ox + 6 <= cols.end {
+        let (x0, d0, d1) = at(ox);
+        pixel_pairs_slide::<6>(k, x0, d0, d1, c);
+        ox += 6;
+    }
+    if ox + 4 <= cols.end {
+        let (x0, d0, d1) = at(ox);
+        pixel_pairs_slide::<4>(k, x0, d0, d1, c);
+        ox += 4;
+    }
+    if ox + 2 <= cols.end {
+        let (x0, d0, d1) = at(ox);
+        pixel_pairs_slide::<2>(k, x0, d0, d1, c);
+        ox += 2;
+    }
+    if ox < cols.end {
+        let (x0, d0, d1) = at(ox);
+        pixel_pairs_slide::<1>(k, x0, d0, d1, c);
+        ox += 1;
+    }
+    ox
 }
 
 /// `Q` neighbouring pixels of both output rows for one 16-channel block of a convolution with

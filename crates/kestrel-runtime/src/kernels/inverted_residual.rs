@@ -30,6 +30,20 @@ pub struct Pointwise1x1<'a> {
     pub act: Activation,
 }
 
+impl<'a> Pointwise1x1<'a> {
+    /// The GEMM epilogue of this convolution: its bias and activation, with `residual` added.
+    fn epilogue<'r>(&self, residual: Option<&'r [f32]>) -> Epilogue<'r>
+    where
+        'a: 'r,
+    {
+        Epilogue {
+            bias: self.bias,
+            residual,
+            act: self.act,
+        }
+    }
+}
+
 /// How a fused block makes its expanded tensor from its input.
 #[derive(Clone, Copy)]
 pub enum Expansion<'a> {
@@ -249,11 +263,7 @@ fn shared_expansion(
         row_pieces(exp, h, w * hidden, par.threads()),
         |_, (chunk, r0)| {
             let rows = chunk.len() / (w * hidden).max(1);
-            let ep = Epilogue {
-                bias: e.bias,
-                residual: None,
-                act: e.act,
-            };
+            let ep = e.epilogue(None);
             let a = &img[r0 * w * cin..(r0 + rows) * w * cin];
             gemm_packed(rows * w, a, cin, e.weight, chunk, hidden, &ep, simd);
         },
@@ -268,11 +278,9 @@ fn shared_expansion(
         let m = (oy_b - oy_a) * ow;
         let dw = &mut sc[..m * hidden];
         depthwise_rows(&p.dw, exp, 0, oy_a, oy_b, dw, simd);
-        let ep = Epilogue {
-            bias: p.project.bias,
-            residual: res.map(|r| &r[oy_a * ow * cout..oy_b * ow * cout]),
-            act: p.project.act,
-        };
+        let ep = p
+            .project
+            .epilogue(res.map(|r| &r[oy_a * ow * cout..oy_b * ow * cout]));
         gemm_packed(m, dw, hidden, p.project.weight, chunk, cout, &ep, simd);
     });
 }
@@ -312,11 +320,7 @@ fn split_channels(
         unsafe {
             let band: *const f32 = match p.pointwise_expansion() {
                 Some(e) => {
-                    let ep = Epilogue {
-                        bias: e.bias,
-                        residual: None,
-                        act: e.act,
-                    };
+                    let ep = e.epilogue(None);
                     gemm_packed_panels(
                         h * w,
                         img,
@@ -338,11 +342,7 @@ fn split_channels(
     let dw: &[f32] = dw;
     let out_p = SendPtr(out.as_mut_ptr());
     par.run(panel_ranges(cout), |_, panels| {
-        let ep = Epilogue {
-            bias: p.project.bias,
-            residual: res,
-            act: p.project.act,
-        };
+        let ep = p.project.epilogue(res);
         // SAFETY: this thread alone writes the output panels `panels`; `out` holds `oh·ow` rows
         // of `cout`.
         unsafe {
@@ -418,11 +418,7 @@ fn rows_range(
                     let dst = &mut exp[cnt * row..(hi - base) * row];
                     match e {
                         Expansion::Pointwise(e) => {
-                            let ep = Epilogue {
-                                bias: e.bias,
-                                residual: None,
-                                act: e.act,
-                            };
+                            let ep = e.epilogue(None);
                             let a = &img[first * w * cin..hi * w * cin];
                             gemm_packed((hi - first) * w, a, cin, e.weight, dst, hidden, &ep, simd);
                         }
@@ -441,11 +437,7 @@ fn rows_range(
         depthwise_rows(&p.dw, band, row_base, oy0, oy1, dw_out, simd);
         let at = (oy0 - oy_a) * ow * cout;
         let res_rows = res.map(|r| &r[oy0 * ow * cout..oy1 * ow * cout]);
-        let ep = Epilogue {
-            bias: p.project.bias,
-            residual: res_rows,
-            act: p.project.act,
-        };
+        let ep = p.project.epilogue(res_rows);
         gemm_packed(
             rows_out * ow,
             dw_out,
