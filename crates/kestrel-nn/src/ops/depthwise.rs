@@ -187,7 +187,7 @@ impl<C: CheckpointStrategy> DepthwiseConvOps for Autodiff<Flex, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::test_util::{random, values};
+    use crate::ops::test_util::{assert_grads_match, random, values};
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
     use burn::tensor::Device;
@@ -210,34 +210,15 @@ mod tests {
             dilation,
             padding: dilation,
         };
-        let run = |custom: bool| {
-            let x = x.clone().detach().require_grad();
-            let wt = wt.clone().detach().require_grad();
-            let y = if custom {
-                depthwise_conv2d(x.clone(), wt.clone(), options)
-            } else {
-                conv2d(
-                    x.clone(),
-                    wt.clone(),
-                    None,
-                    ConvOptions::new([stride; 2], [dilation; 2], [dilation; 2], c),
-                )
-            };
-            let mut r = Rng::new(seed + 100);
-            let weights = random(&mut r, y.dims(), &device);
-            let grads = (y.clone() * weights).sum().backward();
-            (
-                values(y),
-                values(x.grad(&grads).unwrap()),
-                values(wt.grad(&grads).unwrap()),
-            )
-        };
-        let (y, dx, dw) = run(true);
-        let (y0, dx0, dw0) = run(false);
-        let what = format!("n{n} c{c} {h}x{w} s{stride} d{dilation}");
-        assert_close(&y, &y0, &format!("y {what}"));
-        assert_close(&dx, &dx0, &format!("dx {what}"));
-        assert_close(&dw, &dw0, &format!("dw {what}"));
+        let conv_options = ConvOptions::new([stride; 2], [dilation; 2], [dilation; 2], c);
+        assert_grads_match(
+            &x,
+            &wt,
+            seed + 100,
+            |x, w| depthwise_conv2d(x, w, options),
+            |x, w| conv2d(x, w, None, conv_options.clone()),
+            &format!("n{n} c{c} {h}x{w} s{stride} d{dilation}"),
+        );
     }
 
     #[test]

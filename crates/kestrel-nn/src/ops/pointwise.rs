@@ -222,7 +222,7 @@ impl<C: CheckpointStrategy> PointwiseConvOps for Autodiff<Flex, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::test_util::{random, values};
+    use crate::ops::test_util::{assert_grads_match, random, values};
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
     use burn::tensor::Device;
@@ -240,34 +240,14 @@ mod tests {
         let mut rng = Rng::new(seed);
         let x = random(&mut rng, [n, cin, h, w], &device);
         let wt = random(&mut rng, [cout, cin, 1, 1], &device);
-        let run = |custom: bool| {
-            let x = x.clone().detach().require_grad();
-            let wt = wt.clone().detach().require_grad();
-            let y = if custom {
-                pointwise_conv2d(x.clone(), wt.clone())
-            } else {
-                conv2d(
-                    x.clone(),
-                    wt.clone(),
-                    None,
-                    ConvOptions::new([1; 2], [0; 2], [1; 2], 1),
-                )
-            };
-            let mut r = Rng::new(seed + 100);
-            let weights = random(&mut r, y.dims(), &device);
-            let grads = (y.clone() * weights).sum().backward();
-            (
-                values(y),
-                values(x.grad(&grads).unwrap()),
-                values(wt.grad(&grads).unwrap()),
-            )
-        };
-        let (y, dx, dw) = run(true);
-        let (y0, dx0, dw0) = run(false);
-        let what = format!("n{n} {cin}->{cout} {h}x{w}");
-        assert_close(&y, &y0, &format!("y {what}"));
-        assert_close(&dx, &dx0, &format!("dx {what}"));
-        assert_close(&dw, &dw0, &format!("dw {what}"));
+        assert_grads_match(
+            &x,
+            &wt,
+            seed + 100,
+            pointwise_conv2d,
+            |x, w| conv2d(x, w, None, ConvOptions::new([1; 2], [0; 2], [1; 2], 1)),
+            &format!("n{n} {cin}->{cout} {h}x{w}"),
+        );
     }
 
     #[test]

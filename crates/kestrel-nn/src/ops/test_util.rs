@@ -28,3 +28,32 @@ pub(crate) fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert!((p - q).abs() <= tol * scale, "{what}[{i}]: {p} vs {q}");
     }
 }
+
+/// Runs `op` and `reference` on fresh leaf copies of `x` and `w`, back-propagates `sum(y · r)` for
+/// the same random `r` through both, and asserts that the outputs and the gradients of `x` and
+/// `w` agree within 1e-4 of the largest reference value. `x` and `w` live on an autodiff device.
+pub(crate) fn assert_grads_match(
+    x: &Tensor<4>,
+    w: &Tensor<4>,
+    seed: u64,
+    op: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    reference: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    what: &str,
+) {
+    let run = |f: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
+        let x = x.clone().detach().require_grad();
+        let w = w.clone().detach().require_grad();
+        let y = f(x.clone(), w.clone());
+        let r = random(&mut Rng::new(seed), y.dims(), &y.device());
+        let grads = (y.clone() * r).sum().backward();
+        [
+            values(y),
+            values(x.grad(&grads).unwrap()),
+            values(w.grad(&grads).unwrap()),
+        ]
+    };
+    let (got, want) = (run(&op), run(&reference));
+    for (i, name) in ["y", "dx", "dw"].iter().enumerate() {
+        assert_close(&got[i], &want[i], 1e-4, &format!("{name} {what}"));
+    }
+}
