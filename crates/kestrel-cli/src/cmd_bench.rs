@@ -6,11 +6,8 @@ use crate::exit::{print_json, CliError};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
-use kestrel_nn::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
-use kestrel_nn::fcn::Fcn;
 use kestrel_nn::zoo::{ClassifierSpec, ARCH_NAMES};
-use kestrel_nn::{Classifier, InfoError};
-use kestrel_runtime::Plan;
+use kestrel_nn::{InfoError, Model};
 use kestrel_runtime::{Engine, EngineOptions};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -112,38 +109,16 @@ pub fn run(a: BenchArgs) -> Result<(), CliError> {
     }
 }
 
-/// The model being timed.
-#[allow(clippy::large_enum_variant)]
-enum BenchModel {
-    Classifier(Classifier),
-    Segmenter(Fcn),
-}
-
-impl BenchModel {
-    fn plan(&self, r: usize) -> Result<Plan, ExportError> {
-        match self {
-            BenchModel::Classifier(m) => to_plan(m, r),
-            BenchModel::Segmenter(m) => segmenter_to_plan(m, r),
-        }
-    }
-
-    fn save_onnx(&self, r: usize, path: &std::path::Path) -> Result<(), ExportError> {
-        match self {
-            BenchModel::Classifier(m) => save_onnx(m, r, &[], path),
-            BenchModel::Segmenter(m) => save_segmenter_onnx(m, r, &[], path),
-        }
-    }
-
-    /// One Burn forward pass, read back to the host.
-    fn forward(&self, x: Tensor<4>) -> Result<(), CliError> {
-        let read = |r: Result<Vec<f32>, _>| {
-            r.map(|_| ())
-                .map_err(|e| CliError::Runtime(format!("reading the output: {e:?}")))
-        };
-        match self {
-            BenchModel::Classifier(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
-            BenchModel::Segmenter(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
-        }
+/// One Burn forward pass of `model`, read back to the host.
+fn forward(model: &Model, x: Tensor<4>) -> Result<(), CliError> {
+    let read = |r: Result<Vec<f32>, _>| {
+        r.map(|_| ())
+            .map_err(|e| CliError::Runtime(format!("reading the output: {e:?}")))
+    };
+    match model {
+        Model::Classifier(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
+        Model::Segmenter(m) => read(m.forward(x).into_data().try_to_vec::<f32>()),
+        Model::Multitask(m) => read(m.forward(x).0.into_data().try_to_vec::<f32>()),
     }
 }
 
@@ -232,15 +207,19 @@ fn infer(a: InferArgs) -> Result<(), CliError> {
         let model = spec
             .init(&Device::flex())
             .map_err(|e| CliError::BadInput(format!("`--model {}`: {e}", a.model)))?;
-        return time_model(&a, name.to_string(), BenchModel::Segmenter(model));
+        return time_model(&a, name.to_string(), Model::Segmenter(Box::new(model)));
     }
     let spec = spec(&a)?;
     let model = spec.init(&Device::flex());
-    time_model(&a, spec.arch.to_string(), BenchModel::Classifier(model))
+    time_model(
+        &a,
+        spec.arch.to_string(),
+        Model::Classifier(Box::new(model)),
+    )
 }
 
 /// Times `model` as `a` asks and prints the result under `name`.
-fn time_model(a: &InferArgs, name: String, model: BenchModel) -> Result<(), CliError> {
+fn time_model(a: &InferArgs, name: String, model: Model) -> Result<(), CliError> {
     if a.batch == 0 {
         return Err(CliError::BadInput(
             "bad value for `--batch`: expected at least 1".into(),
@@ -269,14 +248,14 @@ fn time_model(a: &InferArgs, name: String, model: BenchModel) -> Result<(), CliE
         .collect();
     if let Some(path) = &a.export_onnx {
         model
-            .save_onnx(r, path)
+            .save_onnx(r, &[], path)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
     }
     let runtime_err = |e: kestrel_runtime::RuntimeError| CliError::Runtime(e.to_string());
     let ms = match a.engine {
         EngineKind::Runtime => {
             let plan = model
-                .plan(r)
+                .to_plan(r)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
             drop(model);
             let mut engine = Engine::new(
@@ -299,7 +278,7 @@ fn time_model(a: &InferArgs, name: String, model: BenchModel) -> Result<(), CliE
                 .map_err(|e| CliError::Runtime(format!("thread pool: {e}")))?;
             let x = Tensor::<4>::from_data(TensorData::new(input, [b, 3, r, r]), &device);
             let (warmup, runs) = (a.warmup, a.runs);
-            pool.install(move || time_runs(warmup, runs, || model.forward(x.clone())))?
+            pool.install(move || time_runs(warmup, runs, || forward(&model, x.clone())))?
         }
     };
     let median_ms = median(&ms);

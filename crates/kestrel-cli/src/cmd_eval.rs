@@ -2,7 +2,8 @@
 
 use crate::exit::{print_json, CliError};
 use clap::{Args, ValueEnum};
-use kestrel_train::{eval_run, EvalSplit};
+use kestrel_metrics::ClassificationSummary;
+use kestrel_train::{eval_run, EvalReport, EvalSplit};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,53 +31,49 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         SplitArg::Val => EvalSplit::Val,
         SplitArg::Test => EvalSplit::Test,
     };
-    if kestrel_train::multitask_eval::is_multitask_run(&a.run)? {
-        let r = kestrel_train::multitask_eval::multitask_eval_run(&a.run, split)?;
-        if a.json {
-            return print_json(&r);
-        }
-        let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-        println!(
-            "split {}: accuracy {:.4}, macro-F1 {:.4} | mIoU {}, pixel accuracy {}",
-            r.split,
-            r.classification.accuracy,
-            r.classification.macro_f1,
-            show(r.miou),
-            show(r.pixel_accuracy)
-        );
-        for c in &r.classification.per_class {
-            println!("{:>12} f1 {:.4}", c.class, c.f1);
-        }
-        for (name, iou) in r.seg_class_names.iter().zip(&r.iou_per_class) {
-            println!("{name:>12} IoU {}", show(*iou));
-        }
-        return Ok(());
-    }
-    if kestrel_train::seg_eval::is_segmentation_run(&a.run)? {
-        let report = kestrel_train::seg_eval::seg_eval_run(&a.run, split)?;
-        if a.json {
-            return print_json(&report);
-        }
-        let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-        println!(
-            "split {}: mIoU {}, pixel accuracy {}",
-            report.split,
-            show(report.miou),
-            show(report.pixel_accuracy)
-        );
-        for (name, iou) in report.class_names.iter().zip(&report.iou_per_class) {
-            println!("{name:>12} IoU {}", show(*iou));
-        }
-        return Ok(());
-    }
     let report = eval_run(&a.run, split)?;
     if a.json {
         return print_json(&report);
     }
-    let m = &report.metrics;
+    let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    match report {
+        EvalReport::Classify(r) => print_classification(&r.split, &r.metrics),
+        EvalReport::Segment(r) => {
+            println!(
+                "split {}: mIoU {}, pixel accuracy {}",
+                r.split,
+                show(r.miou),
+                show(r.pixel_accuracy)
+            );
+            for (name, iou) in r.class_names.iter().zip(&r.iou_per_class) {
+                println!("{name:>12} IoU {}", show(*iou));
+            }
+        }
+        EvalReport::Multitask(r) => {
+            println!(
+                "split {}: accuracy {:.4}, macro-F1 {:.4} | mIoU {}, pixel accuracy {}",
+                r.split,
+                r.classification.accuracy,
+                r.classification.macro_f1,
+                show(r.miou),
+                show(r.pixel_accuracy)
+            );
+            for c in &r.classification.per_class {
+                println!("{:>12} f1 {:.4}", c.class, c.f1);
+            }
+            for (name, iou) in r.seg_class_names.iter().zip(&r.iou_per_class) {
+                println!("{name:>12} IoU {}", show(*iou));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text of a classifier's evaluation.
+fn print_classification(split: &str, m: &ClassificationSummary) {
     println!(
-        "split {}: accuracy {:.4}, macro-F1 {:.4}",
-        report.split, m.accuracy, m.macro_f1
+        "split {split}: accuracy {:.4}, macro-F1 {:.4}",
+        m.accuracy, m.macro_f1
     );
     if let Some(auc) = m.roc_auc_ovr_macro {
         println!("one-vs-rest ROC-AUC (macro) {auc:.4}");
@@ -101,5 +98,4 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
     for w in &m.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(())
 }

@@ -6,11 +6,9 @@ use crate::pretrained::Source;
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use kestrel_data::Normalize;
-use kestrel_nn::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
-use kestrel_nn::fcn::Fcn;
-use kestrel_nn::Classifier;
-use kestrel_train::checkpoint::Checkpoint;
-use kestrel_train::run_dir;
+use kestrel_nn::export::ExportError;
+use kestrel_nn::Model;
+use kestrel_train::{run_dir, Checkpoint};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -58,29 +56,16 @@ fn export_error(e: ExportError) -> CliError {
     }
 }
 
-/// The model to export.
-enum Model {
-    Classifier(Box<Classifier>),
-    Segmenter(Box<Fcn>),
-}
-
 /// Runs `kestrel export`.
 pub fn run(a: ExportArgs) -> Result<(), CliError> {
     let device = Device::flex();
     let (model, resolution, arch, class_names, norm) = match a.source.resolve(&device)? {
         Source::Run(run) => {
             let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
-            let model = match ckpt.meta.segmenter {
-                Some(_) => Model::Segmenter(Box::new(ckpt.segmenter(&device)?)),
-                None => Model::Classifier(Box::new(ckpt.model(&device)?)),
-            };
             (
-                model,
+                ckpt.load_model(&device)?,
                 ckpt.meta.config.resolution,
-                match &ckpt.meta.segmenter {
-                    Some(s) => s.name.to_string(),
-                    None => ckpt.meta.model.arch.to_string(),
-                },
+                ckpt.meta.spec.name(),
                 ckpt.meta.class_names.clone(),
                 ckpt.meta.normalize,
             )
@@ -102,11 +87,7 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
     };
     match a.format {
         Format::Plan => {
-            let plan = match &model {
-                Model::Classifier(m) => to_plan(m, resolution),
-                Model::Segmenter(m) => segmenter_to_plan(m, resolution),
-            }
-            .map_err(export_error)?;
+            let plan = model.to_plan(resolution).map_err(export_error)?;
             plan.save(&a.out)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
         }
@@ -131,11 +112,9 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
                 ),
             ]
             .map(|(k, v)| (k.to_string(), v));
-            match &model {
-                Model::Classifier(m) => save_onnx(m, resolution, &metadata, &a.out),
-                Model::Segmenter(m) => save_segmenter_onnx(m, resolution, &metadata, &a.out),
-            }
-            .map_err(export_error)?
+            model
+                .save_onnx(resolution, &metadata, &a.out)
+                .map_err(export_error)?
         }
     }
     let bytes = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
@@ -156,10 +135,10 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
     };
     let output = match (&model, a.format) {
         (Model::Classifier(_), _) => format!("{} logits", info.classes),
-        (Model::Segmenter(_), Format::Plan) => {
+        (Model::Segmenter(_) | Model::Multitask(_), Format::Plan) => {
             format!("{resolution}x{resolution}x{} scores (NHWC)", info.classes)
         }
-        (Model::Segmenter(_), Format::Onnx) => {
+        (Model::Segmenter(_) | Model::Multitask(_), Format::Onnx) => {
             format!(
                 "batch x {} x {resolution} x {resolution} scores",
                 info.classes

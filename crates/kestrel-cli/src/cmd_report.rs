@@ -22,7 +22,7 @@ pub fn run(a: ReportArgs) -> Result<(), CliError> {
             a.run.display()
         )));
     }
-    let files = kestrel_train::report::write_run_report(&a.run)?;
+    let files = kestrel_train::write_run_report(&a.run)?;
     if a.json {
         return print_json(&files);
     }

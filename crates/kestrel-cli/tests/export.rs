@@ -6,8 +6,8 @@
 use kestrel_data::image_io::load_rgb;
 use kestrel_data::preprocess::push_chw;
 use kestrel_runtime::{Engine, EngineOptions, Plan};
-use kestrel_train::checkpoint::Checkpoint;
 use kestrel_train::run_dir;
+use kestrel_train::Checkpoint;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -83,10 +83,20 @@ fn run_plan(plan: Plan, x: &[f32], n: usize) -> Result<Vec<f32>> {
     Ok(out.to_vec())
 }
 
-fn read(t: Tensor<4>) -> Result<Vec<f32>> {
+fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec()
         .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))
+}
+
+/// `n` NCHW images of `r` × `r` as a tensor on the device `model` lives on.
+fn input_for<M: Module>(model: &M, x: Vec<f32>, n: usize, r: usize) -> Tensor<4> {
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex);
+    Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device)
 }
 
 /// Softmax class probabilities (`n × classes`) of `model` on `n` NCHW images of `r` × `r`.
@@ -107,17 +117,7 @@ pub fn classifier_probs(
         }
         InferenceEngine::Burn => {
             let model = model.valid().fold_bn();
-            let device = model
-                .devices()
-                .into_iter()
-                .next()
-                .unwrap_or_else(Device::flex);
-            let input = Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device);
-            let probs = softmax(model.forward(input), 1);
-            probs
-                .into_data()
-                .try_to_vec()
-                .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))
+            read(softmax(model.forward(input_for(&model, x, n, r)), 1))
         }
     }
 }
@@ -139,15 +139,7 @@ pub fn segmenter_probs(
             softmax_rows(&mut p, k);
             Ok(nhwc_to_nchw(&p, n, k, r * r))
         }
-        InferenceEngine::Burn => {
-            let device = model
-                .devices()
-                .into_iter()
-                .next()
-                .unwrap_or_else(Device::flex);
-            let input = Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device);
-            read(softmax(model.forward(input), 1))
-        }
+        InferenceEngine::Burn => read(softmax(model.forward(input_for(model, x, n, r)), 1)),
     }
 }
 

@@ -1,39 +1,29 @@
-//! kestrel-train: the training loop, checkpoints, evaluation and prediction.
+//! kestrel-train: training, checkpoints, evaluation and prediction.
+//!
+//! Laid out by job: [`driver`] runs the loop every task shares (start or resume, the step guard,
+//! the end of an epoch, checkpoints, the run folder, gradient health); `tasks/` holds one folder
+//! per task (classify, segment, multitask), each with its training, evaluation, prediction and
+//! data pieces; `optim/`, `loss/` and `report/` serve them all. The CLI uses the entry points
+//! exported here; the rest is internal.
 
-pub mod balance;
-pub mod checkpoint;
-pub mod config;
-pub mod error;
-pub mod evaluate;
-pub mod grad_health;
-pub mod infer;
+mod config;
+mod driver;
+mod error;
+mod infer;
 pub mod loss;
-pub mod multitask_eval;
-pub mod multitask_step;
-pub mod multitask_trainer;
-pub mod optim;
-pub mod regularize;
-pub mod report;
-pub mod resume;
-pub mod run_dir;
-pub mod schedule;
-pub mod seg_eval;
-pub mod seg_predict;
-pub mod seg_set;
-pub mod seg_trainer;
-pub mod tensor_set;
-pub mod train_loop;
-pub mod trainer;
-pub mod weighting;
+mod optim;
+mod param_walk;
+mod report;
+mod tasks;
 
 pub use config::{Augment, Balance, Task, TrainConfig};
+pub use driver::checkpoint::Checkpoint;
+pub use driver::run_dir;
+pub use driver::{Progress, RunOptions};
 pub use error::{Result, TrainError};
-pub use train_loop::{Progress, RunOptions};
-pub use trainer::{train, train_run};
-pub mod eval_run;
-pub mod predict;
-pub mod predict_imagenet;
-pub use eval_run::{eval_run, EvalReport, EvalSplit};
 pub use infer::InferenceEngine;
-pub use predict::{predict_run, predict_run_on, Prediction};
-pub use predict_imagenet::{predict_imagenet, predict_imagenet_on};
+pub use report::write_run_report;
+pub use tasks::classify::imagenet::{predict_imagenet, predict_imagenet_on};
+pub use tasks::eval::{eval_run, EvalReport, EvalSplit};
+pub use tasks::predict::{predict_run, predict_run_on, Prediction};
+pub use tasks::{train, train_run};

@@ -35,16 +35,11 @@ impl BceWithLogits {
         Self::default()
     }
 
-    /// Sets the positive-class weights.
-    pub fn with_pos_weight(mut self, pos_weight: Option<Vec<f32>>) -> Self {
-        self.pos_weight = pos_weight;
-        self
-    }
-
-    /// Sets the reduction.
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
+    super::setters! {
+        /// Sets the positive-class weights.
+        with_pos_weight => pos_weight: Option<Vec<f32>>;
+        /// Sets the reduction.
+        with_reduction => reduction: Reduction;
     }
 
     /// The loss of `logits` against float `targets` of the same shape (any rank).

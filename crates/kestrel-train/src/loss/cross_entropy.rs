@@ -57,28 +57,15 @@ impl CrossEntropy {
         Self::new().with_ignore_index(Some(SEGMENTATION_IGNORE_INDEX))
     }
 
-    /// Sets the class weights.
-    pub fn with_weights(mut self, weights: Option<Vec<f32>>) -> Self {
-        self.weights = weights;
-        self
-    }
-
-    /// Sets the label smoothing ε.
-    pub fn with_label_smoothing(mut self, epsilon: f32) -> Self {
-        self.label_smoothing = epsilon;
-        self
-    }
-
-    /// Sets the ignore index.
-    pub fn with_ignore_index(mut self, ignore_index: Option<i64>) -> Self {
-        self.ignore_index = ignore_index;
-        self
-    }
-
-    /// Sets the reduction.
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
+    super::setters! {
+        /// Sets the class weights.
+        with_weights => weights: Option<Vec<f32>>;
+        /// Sets the label smoothing ε.
+        with_label_smoothing => label_smoothing: f32;
+        /// Sets the ignore index.
+        with_ignore_index => ignore_index: Option<i64>;
+        /// Sets the reduction.
+        with_reduction => reduction: Reduction;
     }
 
     /// Checks the configuration against the number of classes.

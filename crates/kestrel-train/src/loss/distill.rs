@@ -32,10 +32,9 @@ impl Distillation {
         }
     }
 
-    /// Replaces the hard-label cross-entropy (e.g. to add label smoothing or class weights).
-    pub fn with_hard(mut self, hard: CrossEntropy) -> Self {
-        self.hard = hard;
-        self
+    super::setters! {
+        /// Replaces the hard-label cross-entropy (e.g. to add label smoothing or class weights).
+        with_hard => hard: CrossEntropy;
     }
 
     /// The loss of student logits `(N, C)` given teacher logits `(N, C)` and labels `(N)`; `[1]`.

@@ -56,22 +56,13 @@ impl SigmoidFocal {
         Self::default()
     }
 
-    /// Sets α (`None` disables the class weighting).
-    pub fn with_alpha(mut self, alpha: Option<f32>) -> Self {
-        self.alpha = alpha;
-        self
-    }
-
-    /// Sets γ.
-    pub fn with_gamma(mut self, gamma: f32) -> Self {
-        self.gamma = gamma;
-        self
-    }
-
-    /// Sets the reduction.
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
+    super::setters! {
+        /// Sets α (`None` disables the class weighting).
+        with_alpha => alpha: Option<f32>;
+        /// Sets γ.
+        with_gamma => gamma: f32;
+        /// Sets the reduction.
+        with_reduction => reduction: Reduction;
     }
 
     /// The loss of `logits` against float `targets` in [0, 1] of the same shape (any rank).
@@ -141,28 +132,15 @@ impl SoftmaxFocal {
         Self::default()
     }
 
-    /// Sets the per-class α.
-    pub fn with_alpha(mut self, alpha: Option<Vec<f32>>) -> Self {
-        self.alpha = alpha;
-        self
-    }
-
-    /// Sets γ.
-    pub fn with_gamma(mut self, gamma: f32) -> Self {
-        self.gamma = gamma;
-        self
-    }
-
-    /// Sets the ignore index.
-    pub fn with_ignore_index(mut self, ignore_index: Option<i64>) -> Self {
-        self.ignore_index = ignore_index;
-        self
-    }
-
-    /// Sets the reduction.
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
+    super::setters! {
+        /// Sets the per-class α.
+        with_alpha => alpha: Option<Vec<f32>>;
+        /// Sets γ.
+        with_gamma => gamma: f32;
+        /// Sets the ignore index.
+        with_ignore_index => ignore_index: Option<i64>;
+        /// Sets the reduction.
+        with_reduction => reduction: Reduction;
     }
 
     /// The loss of logits `(N, C)` against class indices `(N)`.

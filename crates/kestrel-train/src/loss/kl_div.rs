@@ -40,10 +40,9 @@ impl KlDiv {
         }
     }
 
-    /// Sets whether the target is given as log-probabilities.
-    pub fn with_log_target(mut self, log_target: bool) -> Self {
-        self.log_target = log_target;
-        self
+    super::setters! {
+        /// Sets whether the target is given as log-probabilities.
+        with_log_target => log_target: bool;
     }
 
     /// The divergence of the target distribution p from q, given `log_q` and `target` of the same

@@ -4,6 +4,20 @@
 //! [`crate::TrainError::BadInput`] naming what is wrong instead of panicking. See [`Reduction`]
 //! for the shape of the results.
 
+/// Builder setters `with_<field>(self, value) -> Self`, one per listed field, each with its doc.
+macro_rules! setters {
+    ($($(#[doc = $doc:literal])* $setter:ident => $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[doc = $doc])*
+            pub fn $setter(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;
+
 pub mod bce;
 pub mod cross_entropy;
 pub mod distill;

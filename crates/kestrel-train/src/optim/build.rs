@@ -11,7 +11,7 @@ use super::schedule::LrSchedule;
 use super::settings::{OptimKind, DEFAULT_GROUP};
 use crate::config::TrainConfig;
 use crate::error::Result;
-use crate::regularize::{l1_penalty, sparsity, PenaltyScope, NEAR_ZERO};
+use crate::optim::regularize::{l1_penalty, sparsity, PenaltyScope, NEAR_ZERO};
 use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
@@ -95,7 +95,6 @@ pub struct Optim {
     /// The parameters of each non-empty group, for its learning rate.
     lr_groups: Vec<(ParamGroup, f64)>,
     schedule: LrSchedule,
-    kind: OptimKind,
     l1: f64,
     scope: PenaltyScope,
 }
@@ -125,7 +124,6 @@ impl Optim {
             lr_groups,
             groups,
             schedule: LrSchedule::from_config(cfg, steps_per_epoch),
-            kind,
             l1: cfg.l1,
             scope: if all {
                 PenaltyScope::All
@@ -133,21 +131,6 @@ impl Optim {
                 PenaltyScope::WeightsOnly
             },
         })
-    }
-
-    /// The algorithm.
-    pub fn kind(&self) -> OptimKind {
-        self.kind
-    }
-
-    /// The groups, `default` first, with their paths, peak learning rates and weight decays.
-    pub fn groups(&self) -> &[ResolvedGroup] {
-        &self.groups
-    }
-
-    /// The schedule.
-    pub fn schedule(&self) -> &LrSchedule {
-        &self.schedule
     }
 
     /// The learning rate of each group at step `step` (0-based): group name → lr, the

@@ -4,7 +4,7 @@
 use super::settings::DEFAULT_GROUP;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::regularize::is_norm_or_bias;
+use crate::optim::regularize::is_norm_or_bias;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use kestrel_nn::params::is_buffer;

@@ -17,10 +17,13 @@
 
 pub mod build;
 pub mod groups;
+pub mod regularize;
 pub mod schedule;
 pub mod settings;
+#[cfg(test)]
+mod torch_parity;
 
 pub use build::Optim;
-pub use groups::{parameter_paths, resolve, ParamPath, ResolvedGroup};
+#[cfg(test)]
 pub use schedule::LrSchedule;
-pub use settings::{GroupConfig, OptimKind, OptimSettings, ScheduleKind, DEFAULT_GROUP};
+pub use settings::{OptimKind, OptimSettings, ScheduleKind};

@@ -24,6 +24,7 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+#[cfg(test)]
 /// Decodes standard, padded base64; `None` when `text` is not such base64.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let s = text.as_bytes();

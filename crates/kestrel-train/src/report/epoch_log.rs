@@ -108,7 +108,7 @@ pub fn parse_epochs(text: &str, path: &Path) -> Result<Vec<EpochPoint>> {
 /// # Errors
 /// Bad input naming the file when it cannot be read or a line is malformed.
 pub fn read_epochs(run: &Path) -> Result<Vec<EpochPoint>> {
-    let path = run.join(crate::run_dir::METRICS);
+    let path = run.join(crate::driver::run_dir::METRICS);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         TrainError::BadInput(format!(
             "{}: {e}; expected the metrics log of a run folder from `kestrel train`",
@@ -121,7 +121,7 @@ pub fn read_epochs(run: &Path) -> Result<Vec<EpochPoint>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_dir::EpochRecord;
+    use crate::driver::run_dir::EpochRecord;
 
     #[test]
     fn reads_what_the_trainer_writes() {

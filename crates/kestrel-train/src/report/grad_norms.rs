@@ -6,12 +6,10 @@
 //! without it has no heat map.
 
 use super::epoch_log::lenient_number;
+use crate::driver::run_dir::GRAD_NORMS;
 use crate::error::{Result, TrainError};
 use serde_json::Value;
 use std::path::Path;
-
-/// File name of the gradient-norm samples inside a run folder.
-pub const GRAD_NORMS: &str = "grad_norms.jsonl";
 
 /// The gradient norms of every sampled parameter at one step.
 #[derive(Clone, Debug, PartialEq)]

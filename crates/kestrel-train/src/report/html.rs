@@ -4,7 +4,7 @@
 use super::base64;
 use super::epoch_log::EpochPoint;
 use super::plots::Plot;
-use crate::run_dir::Summary;
+use crate::driver::run_dir::Summary;
 use std::fmt::Write as _;
 
 /// What the page is built from.

@@ -18,11 +18,10 @@ pub mod val_results;
 
 pub use epoch_log::EpochPoint;
 pub use grad_norms::GradSample;
-pub use plots::Plot;
 pub use val_results::{val_results, ValResults};
 
+use crate::driver::run_dir::{self, Summary};
 use crate::error::{Result, TrainError};
-use crate::run_dir::{self, Summary};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

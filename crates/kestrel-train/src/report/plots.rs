@@ -120,7 +120,7 @@ pub fn write_all(dir: &Path, inputs: &ReportInputs) -> Result<(Vec<Plot>, Vec<St
     if inputs.grad_norms.is_empty() {
         notes.push(format!(
             "No gradient-norm samples ({} absent or empty): no heat map.",
-            super::grad_norms::GRAD_NORMS
+            crate::driver::run_dir::GRAD_NORMS
         ));
     } else {
         let map = heat_map(&inputs.grad_norms, MAX_ROWS, MAX_COLUMNS);

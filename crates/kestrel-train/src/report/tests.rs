@@ -113,7 +113,11 @@ fn run_folder(grad_norms: bool) -> tempfile::TempDir {
                 layers.join(",")
             ));
         }
-        std::fs::write(run.join(grad_norms::GRAD_NORMS), lines.join("\n")).unwrap();
+        std::fs::write(
+            run.join(crate::driver::run_dir::GRAD_NORMS),
+            lines.join("\n"),
+        )
+        .unwrap();
     }
     dir
 }

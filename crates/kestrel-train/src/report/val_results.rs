@@ -3,19 +3,15 @@
 //! curves), for a segmentation model the pixel confusion matrix and per-class IoU.
 //!
 //! Computed as `kestrel eval --split val` computes its numbers (same checkpoint, data, split and
-//! preprocessing, through [`crate::evaluate::predict_probs`] and
-//! [`crate::seg_eval::pixel_confusion`]), so the plots agree with `eval`'s JSON.
+//! preprocessing, through [`crate::tasks::classify::eval::predict_probs`] and
+//! [`crate::tasks::segment::eval::pixel_confusion`]), so the plots agree with `eval`'s JSON.
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainError};
-use crate::eval_run::{split_items, EvalSplit};
-use crate::evaluate::predict_probs;
-use crate::run_dir;
-use crate::seg_eval::pixel_confusion;
-use crate::seg_set::{seg_class_names, SegSet};
-use crate::tensor_set::TensorSet;
+use crate::tasks::eval::{EvalSplit, OpenRun};
+use crate::tasks::{classify, segment};
 use burn::tensor::Device;
 use kestrel_metrics::{Predictions, Report};
+use kestrel_nn::ModelSpec;
 use std::path::Path;
 
 /// Validation results of a run's best checkpoint.
@@ -67,36 +63,12 @@ impl ValResults {
 /// Bad input when the run folder, its checkpoint or its data source cannot be read, or the data
 /// now has other classes than the run was trained on.
 pub fn val_results(run: &Path) -> Result<ValResults> {
-    let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
-    let cfg = &ckpt.meta.config;
-    let (spec, _) = cfg.validate()?;
-    let ds = kestrel_data::open(&spec)?;
-    let segment = ckpt.meta.segmenter.is_some();
-    let names = if segment {
-        seg_class_names(&spec, ds.as_ref())
-    } else {
-        ds.class_names().to_vec()
-    };
-    if names != ckpt.meta.class_names {
-        return Err(TrainError::BadInput(format!(
-            "data `{}` now has classes {names:?}, the run was trained on {:?}",
-            cfg.data, ckpt.meta.class_names
-        )));
-    }
-    let parts = cfg.split(ds.as_ref())?;
-    let indices = split_items(&parts, EvalSplit::Val, run)?;
+    let opened = OpenRun::open(run, EvalSplit::Val)?;
     let device = Device::flex();
-    if segment {
-        let k = names.len();
-        let set = SegSet::load(
-            ds.as_ref(),
-            indices,
-            cfg.resolution,
-            &ckpt.meta.normalize,
-            k,
-        )?;
-        let model = ckpt.segmenter(&device)?;
-        let acc = pixel_confusion(&model, &set, k, &device)?;
+    if let ModelSpec::Segmenter(_) = opened.ckpt.meta.spec {
+        let (names, set) = segment::eval::split_set(&opened)?;
+        let model = opened.ckpt.segmenter(&device)?;
+        let acc = segment::eval::pixel_confusion(&model, &set, names.len(), &device)?;
         let confusion = acc.confusion().counts().ok_or_else(|| {
             TrainError::Runtime("the pixel confusion matrix holds non-integer counts".into())
         })?;
@@ -106,11 +78,11 @@ pub fn val_results(run: &Path) -> Result<ValResults> {
             iou_per_class: acc.summary().iou_per_class,
         })
     } else {
-        let set = TensorSet::load(ds.as_ref(), indices, cfg.resolution, &ckpt.meta.normalize)?;
-        let model = ckpt.model(&device)?;
-        let probs = predict_probs(&model, &set, &device)?;
+        let set = classify::eval::split_set(&opened)?;
+        let model = opened.ckpt.model(&device)?;
+        let probs = classify::eval::predict_probs(&model, &set, &device)?;
         Ok(ValResults::Classification {
-            class_names: names,
+            class_names: opened.ckpt.meta.class_names.clone(),
             labels: set.labels.clone(),
             probs: probs.into_iter().map(f64::from).collect(),
         })

@@ -1,0 +1,233 @@
+//! The one training loop every task runs on. A task (classification, segmentation, …) supplies
+//! its model, its batches' forward pass and loss, and its validation metrics through
+//! [`TaskLoop`]; the driver [`run`] owns everything else: epochs, the learning-rate schedule, the
+//! optimiser step, gradient health (sampled norms in `grad_norms.jsonl`, alarms, clipping), the
+//! progress bar and epoch lines, `metrics.jsonl`, the `last` and `best` checkpoints, early
+//! stopping, `--resume` and `summary.json`.
+//!
+//! Determinism: the data order of an epoch is a function of (seed, epoch) (the task's business),
+//! and the device RNG (dropout) is re-seeded from (seed, epoch) at the start of every epoch, so a
+//! run resumed from the `last` checkpoint of epoch e repeats exactly what the uninterrupted run
+//! did in epochs e + 1, ….
+//!
+//! `run` reads as the loop itself; its parts live beside it: [`start`] (a fresh run or
+//! `--resume`), [`step_guard`] (the checks around every optimiser step), [`epoch_end`]
+//! (validation, logs, checkpoints, stopping), [`progress`] (what the user sees), and the files
+//! they write: [`checkpoint`], [`run_dir`], with [`resume`] and [`grad_health`].
+
+pub(crate) mod checkpoint;
+mod epoch_end;
+pub(crate) mod grad_health;
+mod progress;
+pub(crate) mod resume;
+pub mod run_dir;
+mod start;
+mod step_guard;
+#[cfg(test)]
+mod tests;
+
+use crate::config::TrainConfig;
+use crate::error::Result;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use checkpoint::Checkpoint;
+use epoch_end::{EpochEnd, EpochStats};
+use kestrel_data::rng::Rng;
+use kestrel_nn::ModelSpec;
+use progress::Log;
+use start::Start;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use step_guard::{main_lr, StepGuard};
+
+pub use progress::Progress;
+pub use run_dir::Summary;
+
+/// How to run: progress reporting and whether to continue an existing run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Progress reporting.
+    pub progress: Progress,
+    /// Continue the run in the output folder from its `last` checkpoint.
+    pub resume: bool,
+    /// Stop after this epoch, as if interrupted: the schedule still spans every epoch of the
+    /// configuration, and `--resume` continues where this stopped.
+    pub stop_after: Option<usize>,
+}
+
+/// One training step's loss, from [`TaskLoop::next_step`].
+pub struct StepLoss {
+    /// The loss to minimise: a one-element tensor on the autodiff graph of the model.
+    pub loss: Tensor<1>,
+    /// Samples in the batch; the epoch's mean loss weights each step by it.
+    pub samples: usize,
+}
+
+/// How a checkpoint describes the network of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelMeta {
+    /// The network.
+    pub spec: ModelSpec,
+    /// Class names, in index order.
+    pub class_names: Vec<String>,
+}
+
+/// The per-task part of a training run. The driver calls, in order: [`init_model`] or
+/// [`load_model`] once; then per epoch [`start_epoch`], [`next_step`] until it returns `None`
+/// (reading [`train_accuracy`] for the progress bar), and [`validate`] on the evaluation-mode
+/// model. A task must draw any randomness from the run's seed and the epoch only (its own
+/// [`Rng`] streams, or the device RNG, which the driver re-seeds before `start_epoch`).
+///
+/// [`init_model`]: TaskLoop::init_model
+/// [`load_model`]: TaskLoop::load_model
+/// [`start_epoch`]: TaskLoop::start_epoch
+/// [`next_step`]: TaskLoop::next_step
+/// [`train_accuracy`]: TaskLoop::train_accuracy
+/// [`validate`]: TaskLoop::validate
+pub trait TaskLoop {
+    /// The network.
+    type Model: Module;
+
+    /// The task's name: the key of `train_loss` in `metrics.jsonl` and `task` in `summary.json`.
+    fn name(&self) -> &'static str;
+    /// A freshly initialised model on `device` (an autodiff device, seeded with the run's seed).
+    fn init_model(&self, device: &Device) -> Result<Self::Model>;
+    /// The model saved in `ckpt`, on `device`.
+    fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Self::Model>;
+    /// What the checkpoints say about the model.
+    fn model_meta(&self) -> ModelMeta;
+    /// Optimiser steps per epoch (every epoch has the same number).
+    fn steps_per_epoch(&self) -> usize;
+    /// Prepares epoch `epoch` (1-based): its batch order, and resets the training statistics.
+    fn start_epoch(&mut self, epoch: usize) -> Result<()>;
+    /// The next batch's forward pass and loss on `model` (in training mode, on `device`), updating
+    /// the training statistics; `None` once the epoch's batches are spent.
+    fn next_step(&mut self, model: &Self::Model, device: &Device) -> Result<Option<StepLoss>>;
+    /// The training accuracy of the epoch so far, with its label in progress lines (`acc`,
+    /// `pixel acc`).
+    fn train_accuracy(&self) -> (&'static str, f64);
+    /// Validation metrics of `model` (in evaluation mode): every name of
+    /// [`crate::Task::val_metrics`], higher is better.
+    fn validate(&self, model: &Self::Model) -> Result<BTreeMap<String, f64>>;
+    /// The validation part of an epoch line, e.g. `val acc 0.9310  macro-F1 0.9288`.
+    fn val_text(&self, val: &BTreeMap<String, f64>) -> String;
+
+    /// The gradients of `loss` (the step's loss, plus any penalty) for the optimiser, at the
+    /// step's learning rate `lr`. By default plain backpropagation; a multi-task weighting that
+    /// needs per-task gradients or learns its own parameters hooks in here.
+    fn gradients(
+        &mut self,
+        loss: Tensor<1>,
+        model: &Self::Model,
+        lr: f64,
+    ) -> Result<GradientsParams> {
+        let _ = lr;
+        Ok(GradientsParams::from_grads(loss.backward(), model))
+    }
+    /// The epoch's mean training loss per task, when the task has several (`None`: the driver's
+    /// mean of the step losses, under [`TaskLoop::name`]).
+    fn epoch_losses(&self) -> Option<BTreeMap<String, f64>> {
+        None
+    }
+    /// The weight of each task's loss during the epoch, when the task has several.
+    fn task_weights(&self) -> Option<BTreeMap<String, f64>> {
+        None
+    }
+    /// Called after the epoch's last step, before validation.
+    fn end_epoch(&mut self) {}
+    /// State of the task that `--resume` must restore (e.g. learned loss weights).
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores what [`TaskLoop::state`] saved.
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// Seed of the device RNG at the start of `epoch`: a function of (seed, epoch) alone, so that a
+/// resumed run draws the same dropout masks as the uninterrupted one.
+pub fn epoch_device_seed(seed: u64, epoch: usize) -> u64 {
+    Rng::stream(seed, 4_000_000 + epoch as u64).next_u64()
+}
+
+/// Trains `task` as `cfg` says, writing (or, with `opts.resume`, continuing) the run folder `out`.
+/// `cfg` must have passed [`TrainConfig::validate`]. Errors: a non-finite loss, a non-finite or
+/// (without clipping) exploding gradient norm stop the run with [`crate::TrainError::Runtime`]
+/// naming the layer, the epoch and step and the last good checkpoint; `last` and `best` are only
+/// ever replaced, atomically, at the end of an epoch.
+pub fn run<T: TaskLoop>(
+    mut task: T,
+    cfg: &TrainConfig,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<Summary> {
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let mut start = if opts.resume {
+        start::resumed(&task, cfg, out, &device)?
+    } else {
+        start::fresh(&task, cfg, out, &device)?
+    };
+    if let Some(state) = &start.task_state {
+        task.restore_state(state)?;
+    }
+    let steps_per_epoch = task.steps_per_epoch();
+    let log = Log::new(cfg, steps_per_epoch, opts.progress, start.step);
+    let mut guard = StepGuard::new(cfg, out, &log, std::mem::take(&mut start.grad_log));
+    let mut end = EpochEnd::new(cfg, out, opts, &log, task.model_meta(), &mut start);
+    let Start {
+        mut model,
+        mut optim,
+        mut step,
+        done,
+        ..
+    } = start;
+    for epoch in done + 1..=cfg.epochs {
+        let started = Instant::now();
+        device.seed(epoch_device_seed(cfg.seed, epoch));
+        task.start_epoch(epoch).inspect_err(|_| log.clear())?;
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut lr = optim.lrs(step);
+        while let Some(StepLoss { loss, samples }) = task
+            .next_step(&model, &device)
+            .inspect_err(|_| log.clear())?
+        {
+            lr = optim.lrs(step);
+            let loss_value = guard.loss_value(&loss, &model, epoch, step)?;
+            // The L1 penalty joins the loss being minimised, not the reported one.
+            let loss = optim.regularize(loss, &model);
+            let grads = task
+                .gradients(loss, &model, main_lr(&lr, cfg))
+                .inspect_err(|_| log.clear())?;
+            let (grads, before) = guard.gradients(&model, grads, epoch, step)?;
+            model = optim.step(step, model, grads);
+            guard.check_update(before, &model, epoch, step)?;
+            step += 1;
+            loss_sum += loss_value * samples as f64;
+            seen += samples;
+            let (label, accuracy) = task.train_accuracy();
+            log.bar.set_message(format!(
+                "epoch {epoch}/{}  loss {:.4}  {label} {accuracy:.3}  {:.1} img/s",
+                cfg.epochs,
+                loss_sum / seen as f64,
+                seen as f64 / started.elapsed().as_secs_f64()
+            ));
+            log.bar.inc(1);
+        }
+        task.end_epoch();
+        let stats = EpochStats {
+            loss_sum,
+            seen,
+            lr,
+            started,
+        };
+        if end.finish(&task, &model, &optim, epoch, step, stats, &guard.grad_log)? {
+            break;
+        }
+    }
+    end.summary(task.name())
+}

@@ -1,0 +1,132 @@
+//! Where a run starts: a fresh model and run folder, or the state saved in the `last` checkpoint
+//! at the end of an epoch (`--resume`), checked against the configuration and the data.
+
+use super::checkpoint::Checkpoint;
+use super::{resume, run_dir, TaskLoop};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::optim::Optim;
+use burn::tensor::Device;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The loop's state at the start of an epoch.
+pub(super) struct Start<M> {
+    pub model: M,
+    pub optim: Optim,
+    /// Epochs completed.
+    pub done: usize,
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// The best epoch so far and its validation metrics.
+    pub best: Option<(usize, BTreeMap<String, f64>)>,
+    /// Epochs in a row without a new best.
+    pub since_best: usize,
+    /// Seconds spent training in earlier sessions.
+    pub seconds: f64,
+    /// `metrics.jsonl` so far.
+    pub records: String,
+    /// `grad_norms.jsonl` so far.
+    pub grad_log: String,
+    /// The task's own state to restore.
+    pub task_state: Option<serde_json::Value>,
+}
+
+/// A new run: a freshly initialised model, and the run folder with its `config.toml`.
+pub(super) fn fresh<T: TaskLoop>(
+    task: &T,
+    cfg: &TrainConfig,
+    out: &Path,
+    device: &Device,
+) -> Result<Start<T::Model>> {
+    let model = task.init_model(device)?;
+    // Built before the run folder: a parameter group that matches nothing is bad input.
+    let optim = Optim::new(cfg, &model, task.steps_per_epoch())?;
+    run_dir::create(out)?;
+    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    Ok(Start {
+        model,
+        optim,
+        done: 0,
+        step: 0,
+        best: None,
+        since_best: 0,
+        seconds: 0.0,
+        records: String::new(),
+        grad_log: String::new(),
+        task_state: None,
+    })
+}
+
+/// The run in `out` as its `last` checkpoint left it; a run that cannot continue with `cfg` (a
+/// changed setting, nothing left to train, other data) is bad input saying why.
+pub(super) fn resumed<T: TaskLoop>(
+    task: &T,
+    cfg: &TrainConfig,
+    out: &Path,
+    device: &Device,
+) -> Result<Start<T::Model>> {
+    resume::check_config(cfg, out)?;
+    let path = run_dir::last_checkpoint(out);
+    let ckpt = Checkpoint::load(&path)?;
+    let meta = &ckpt.meta;
+    let state = meta.loop_state.clone().ok_or_else(|| {
+        TrainError::BadInput(format!(
+            "{}: this checkpoint was written before `--resume` existed (no loop state); start a new run",
+            path.display()
+        ))
+    })?;
+    if meta.epoch >= cfg.epochs {
+        return Err(TrainError::BadInput(format!(
+            "--resume: the run in {} has already trained {} epoch(s); expected --epochs above {}",
+            out.display(),
+            meta.epoch,
+            meta.epoch
+        )));
+    }
+    if let Some(p) = cfg.patience {
+        if state.epochs_since_best >= p {
+            return Err(TrainError::BadInput(format!(
+                "--resume: the run in {} stopped early ({} epochs without a better val {}); expected --patience above {}",
+                out.display(),
+                state.epochs_since_best,
+                cfg.val_metric_name(),
+                state.epochs_since_best
+            )));
+        }
+    }
+    let model = task.load_model(&ckpt, device)?;
+    let optim = Optim::new(cfg, &model, task.steps_per_epoch())?.restore(|o| ckpt.optimizer(o))?;
+    let records = resume::kept_lines(&out.join(run_dir::METRICS), meta.epoch)?;
+    let kept = records.lines().count();
+    if kept != meta.epoch {
+        return Err(TrainError::BadInput(format!(
+            "--resume: {} holds {kept} line(s) of epochs up to {}; expected one per epoch",
+            out.join(run_dir::METRICS).display(),
+            meta.epoch
+        )));
+    }
+    let steps_per_epoch = task.steps_per_epoch();
+    if meta.step != meta.epoch * steps_per_epoch {
+        return Err(TrainError::BadInput(format!(
+            "--resume: {} took {} steps in {} epoch(s), but the data now gives {steps_per_epoch} per epoch; expected the run's own data",
+            path.display(),
+            meta.step,
+            meta.epoch
+        )));
+    }
+    let grad_log = resume::kept_lines(&out.join(run_dir::GRAD_NORMS), meta.epoch)?;
+    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    Ok(Start {
+        model,
+        optim,
+        done: meta.epoch,
+        step: meta.step,
+        best: Some((state.best_epoch, state.best_val())),
+        since_best: state.epochs_since_best,
+        seconds: state.train_seconds,
+        records,
+        grad_log,
+        task_state: state.task_state,
+    })
+}

@@ -1,0 +1,78 @@
+//! Evaluating a classifier on a split with kestrel-metrics, and `kestrel eval` of a
+//! classification run.
+
+use crate::error::{Result, TrainError};
+use crate::tasks::classify::data::TensorSet;
+use crate::tasks::eval::OpenRun;
+use burn::tensor::activation::softmax;
+use burn::tensor::Device;
+use kestrel_metrics::{ClassificationAccumulator, ClassificationSummary};
+use kestrel_nn::Classifier;
+use serde::Serialize;
+
+/// Images per forward pass during evaluation.
+pub const EVAL_BATCH: usize = 128;
+
+/// Class probabilities (row-major, n × classes) of every image of `set`, from a model in eval
+/// mode on a plain (non-autodiff) device.
+pub fn predict_probs(model: &Classifier, set: &TensorSet, device: &Device) -> Result<Vec<f32>> {
+    let mut probs = Vec::new();
+    let rows: Vec<usize> = (0..set.len()).collect();
+    for chunk in rows.chunks(EVAL_BATCH) {
+        let (x, _) = set.batch(chunk, device);
+        let p = softmax(model.forward(x), 1);
+        let v: Vec<f32> = p
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| TrainError::Runtime(format!("reading probabilities: {e:?}")))?;
+        probs.extend(v);
+    }
+    Ok(probs)
+}
+
+/// Accuracy, macro F1, per-class scores, confusion matrix and OvR ROC-AUC of `model` on `set`.
+pub fn evaluate(
+    model: &Classifier,
+    set: &TensorSet,
+    class_names: &[String],
+    device: &Device,
+) -> Result<ClassificationSummary> {
+    let probs = predict_probs(model, set, device)?;
+    let mut acc = ClassificationAccumulator::with_class_names(class_names.to_vec())?;
+    acc.update(&set.labels, &probs)?;
+    Ok(acc.summary()?)
+}
+/// The JSON of `kestrel eval` for a classifier.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassifyEvalReport {
+    /// `val` or `test`.
+    pub split: String,
+    /// The metrics.
+    #[serde(flatten)]
+    pub metrics: ClassificationSummary,
+}
+
+/// The images of the split of `run`, preprocessed as in training; bad input unless the data
+/// still has the run's classes.
+pub(crate) fn split_set(run: &OpenRun) -> Result<TensorSet> {
+    let meta = &run.ckpt.meta;
+    run.check_classes(&run.ds.class_names())?;
+    TensorSet::load(
+        run.ds.as_ref(),
+        run.items()?,
+        meta.config.resolution,
+        &meta.normalize,
+    )
+}
+
+/// Scores the best checkpoint of the classification run `run` on its split.
+pub(crate) fn eval_split(run: &OpenRun) -> Result<ClassifyEvalReport> {
+    let meta = &run.ckpt.meta;
+    let set = split_set(run)?;
+    let device = Device::flex();
+    let model = run.ckpt.model(&device)?;
+    Ok(ClassifyEvalReport {
+        split: run.split.name().to_string(),
+        metrics: evaluate(&model, &set, &meta.class_names, &device)?,
+    })
+}
