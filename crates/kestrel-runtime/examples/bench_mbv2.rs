@@ -8,10 +8,13 @@
 //! the process CPU time per run (a better guide than wall time on a busy machine), and with
 //! `--profile` the time per op kind.
 
-use kestrel_runtime::models::mobilenet_v2::{self, MobileNetV2Config};
-use kestrel_runtime::models::synthetic::uniform;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use kestrel_runtime::{Engine, EngineOptions, GemmBackend, KernelPath};
 use std::time::Instant;
+use support::mobilenet_v2::{self, MobileNetV2Config};
+use support::synthetic::uniform;
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (Linux; 0 elsewhere).
 /// On a busy machine, CPU time per run of a single-threaded engine approximates its latency on an

@@ -39,7 +39,6 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod layout;
-pub mod models;
 pub(crate) mod parallel;
 pub mod plan;
 pub(crate) mod schedule;

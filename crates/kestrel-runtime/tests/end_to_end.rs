@@ -1,13 +1,15 @@
 //! Whole networks through the engine, compared with PyTorch (float64) outputs computed by
 //! `tools/runtime_fixtures.py` from the same synthetic weights and inputs.
 
+mod support;
+
 use kestrel_runtime::kernels::ConvGeometry;
-use kestrel_runtime::models::mobilenet_v2::{self, MobileNetV2Config};
-use kestrel_runtime::models::synthetic::uniform;
 use kestrel_runtime::{
     Activation, ConvParams, Engine, EngineOptions, GemmBackend, KernelPath, Plan, PlanBuilder,
     Shape,
 };
+use support::mobilenet_v2::{self, MobileNetV2Config};
+use support::synthetic::uniform;
 
 struct Fixture {
     batch: usize,
