@@ -3,7 +3,7 @@
 //! following residual add into the convolution that feeds it.
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::conv_transpose::{output_hw as transposed_hw, pack_conv_transpose};
+use crate::kernels::conv_transpose::pack_conv_transpose;
 use crate::kernels::resize::ResizeMode;
 use crate::kernels::ConvGeometry;
 use crate::layout::{pack_depthwise, pack_im2col, pack_pointwise};
@@ -450,7 +450,7 @@ impl PlanBuilder {
         if p.weight.iter().chain(bias).any(|v| !v.is_finite()) {
             return err("weights or bias contain a non-finite value".into());
         }
-        let Some((oh, ow)) = transposed_hw(&p.geom, p.output_padding, is.h, is.w) else {
+        let Some((oh, ow)) = p.geom.transposed_output_hw(p.output_padding, is.h, is.w) else {
             return err(format!(
                 "window {:?} with output padding {:?} gives no output",
                 p.geom, p.output_padding

@@ -534,12 +534,8 @@ impl Plan {
                             is.c, c.out_channels, c.groups
                         ));
                     }
-                    let Some((oh, ow)) = crate::kernels::conv_transpose::output_hw(
-                        &c.geom,
-                        c.output_padding,
-                        is.h,
-                        is.w,
-                    ) else {
+                    let Some((oh, ow)) = c.geom.transposed_output_hw(c.output_padding, is.h, is.w)
+                    else {
                         return bad(format!(
                             "op {i}: transposed window {:?} (output padding {:?}) gives no output for {is}",
                             c.geom, c.output_padding

@@ -4,7 +4,7 @@
 //! Weight layout: `[groups][kh][kw][cin/groups][cout/groups]` (see [`crate::layout::pack_im2col`]).
 
 use super::epilogue::bias_act;
-use super::geometry::{interior, ConvGeometry};
+use super::geometry::ConvGeometry;
 use super::packed_gemm::{
     gemm_packed, gemm_packed_panels, gemm_packed_segments, Epilogue, PackedB, Segment, NR,
 };
@@ -38,6 +38,13 @@ impl Im2colConv<'_> {
     /// Patch columns per group, `kh·kw·cin/groups`.
     pub fn patch_len(&self) -> usize {
         self.geom.kernel[0] * self.geom.kernel[1] * (self.hwc[2] / self.groups)
+    }
+
+    /// Output `(height, width)`; the plan checked that the window fits.
+    fn out_hw(&self) -> (usize, usize) {
+        self.geom
+            .output_hw(self.hwc[0], self.hwc[1])
+            .expect("conv geometry checked by the plan")
     }
 }
 
@@ -116,10 +123,7 @@ pub fn im2col_rows(
     simd: bool,
 ) {
     assert_eq!(p.groups, 1, "im2col_rows computes one-group convolutions");
-    let (_, ow) = p
-        .geom
-        .output_hw(p.hwc[0], p.hwc[1])
-        .expect("conv geometry checked by the plan");
+    let (_, ow) = p.out_hw();
     let (k, cout) = (p.patch_len(), p.cout);
     if p.geom.dilation[1] == 1 {
         for (oy, dst) in (oy0..oy1).zip(out.chunks_exact_mut((ow * cout).max(1))) {
@@ -150,19 +154,6 @@ fn row_by_row(p: &Im2colConv) -> bool {
     p.groups == 1 && p.geom.dilation[1] == 1 && p.patch_len() * p.cout <= 128 * 1024
 }
 
-/// The output columns whose kernel window lies inside the image horizontally.
-fn interior_columns(p: &Im2colConv, ow: usize) -> std::ops::Range<usize> {
-    let g = &p.geom;
-    interior(
-        ow,
-        p.hwc[1],
-        g.kernel[1],
-        g.stride[1],
-        g.padding[1],
-        g.dilation[1],
-    )
-}
-
 /// Output row `oy` of one image `img` of a one-group, horizontally undilated convolution into
 /// `out` (`ow × cout` floats), as an implicit GEMM: the interior pixels read each kernel row's
 /// run of `kw · cin` input floats in place (consecutive pixels `stride · cin` apart), kernel rows
@@ -181,9 +172,7 @@ fn conv_row(
 ) {
     let [h, w, cin] = p.hwc;
     let g = &p.geom;
-    let (_, ow) = g
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (_, ow) = p.out_hw();
     let (k, cout, kw) = (p.patch_len(), p.cout, g.kernel[1]);
     assert!(img.len() >= h * w * cin && out.len() >= ow * cout);
     let ep = |ox: usize| Epilogue {
@@ -191,7 +180,8 @@ fn conv_row(
         residual: residual.map(|r| &r[ox * cout..]),
         act: p.act,
     };
-    let inner = interior_columns(p, ow);
+    // The output columns whose kernel window lies inside the image horizontally.
+    let inner = g.axis(1, w).interior(ow);
     for edge in [0..inner.start, inner.end..ow] {
         let mut ox = edge.start;
         while ox < edge.end {
@@ -246,10 +236,7 @@ fn fill_patches(
     patches: &mut [f32],
 ) {
     let [h, w, cin] = p.hwc;
-    let (oh, ow) = p
-        .geom
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let k = p.patch_len();
     for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
         let r = r0 + i;
@@ -275,10 +262,7 @@ fn split_panels(
     weight: &PackedB,
     simd: bool,
 ) {
-    let (oh, ow) = p
-        .geom
-        .output_hw(p.hwc[0], p.hwc[1])
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let (rows, k, cout) = (n * oh * ow, p.patch_len(), p.cout);
     let ranges = split_ranges(cout.div_ceil(NR), par.threads(), 1);
     let out = &mut out[..rows * cout];
@@ -351,10 +335,7 @@ pub fn im2col_conv(
     packed: Option<(&[PackedB], bool)>,
 ) {
     let [h, w, cin] = p.hwc;
-    let (oh, ow) = p
-        .geom
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let (cout, groups) = (p.cout, p.groups);
     let cout_g = cout / groups;
     let k = p.patch_len();
