@@ -81,8 +81,9 @@ pub fn pointwise(
                     cout,
                 );
             }
-            // SAFETY: same disjoint columns; build row slices one at a time.
             for r in 0..rows {
+                // SAFETY: columns `c0..c0 + nc` of row `r` of `out` (rows × cout): this thread's
+                // alone, and one row slice lives at a time.
                 let row =
                     unsafe { std::slice::from_raw_parts_mut(dst.get().add(r * cout + c0), nc) };
                 let res = residual.map(|res| &res[r * cout + c0..r * cout + c0 + nc]);

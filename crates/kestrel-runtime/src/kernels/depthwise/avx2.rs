@@ -1,37 +1,32 @@
 //! The AVX2+FMA depthwise path for any kernel and any border: one output pixel at a time over a
-//! table of its valid taps ([`Depthwise::tap_offsets`]).
+//! table of its valid taps ([`Band::tap_offsets`]).
 
-use super::Depthwise;
+use super::Band;
 use crate::kernels::epilogue::clamp;
-use crate::Activation;
 
 /// Output pixels `oxs` of one row with AVX2+FMA, one pixel at a time over a table of its valid
 /// taps (so any kernel and any border): 32 channels at a time in four accumulators, then 8, then a
 /// scalar tail.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; `image` must be valid for reads of every input row the window
-/// of output row `oy` reads (rows `row_base..` of the image, `w × c` floats each), `out_row` valid
-/// for writes of the pixels `oxs` (`c` floats each, pixel `ox` at `ox · c`), and no other thread
-/// may access channels `chs` of those pixels.
+/// AVX2 and FMA must be available; `b.image` must be valid for reads of every input row the
+/// window of output row `oy` reads, `out_row` valid for writes of the pixels `oxs` (`c` floats
+/// each, pixel `ox` at `ox · c`), and no other thread may access channels `b.chs` of those
+/// pixels.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn pixels_avx2(
-    p: &Depthwise,
-    image: *const f32,
-    row_base: usize,
+    b: &Band,
     oy: usize,
     oxs: std::ops::Range<usize>,
-    chs: std::ops::Range<usize>,
-    act: Activation,
     out_row: *mut f32,
 ) {
     use std::arch::x86_64::*;
+    let p = b.p;
     let c = p.hwc[2];
     let [kh, kw] = p.geom.kernel;
-    let (lo, hi) = act.bounds();
+    let (lo, hi) = p.act.bounds();
     let (vlo, vhi) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
-    let img = image;
+    let img = b.image;
     let wts = p.weight.as_ptr();
     let bias = p.bias.as_ptr();
     // Up to 7x7 taps fit the stack table; larger kernels use the heap.
@@ -44,7 +39,7 @@ pub(super) unsafe fn pixels_avx2(
         &mut offs_vec
     };
     for ox in oxs {
-        let n = p.tap_offsets(row_base, oy, ox, offs_all);
+        let n = b.tap_offsets(oy, ox, offs_all);
         let offs = &offs_all[..n];
         // SAFETY: every `(io, wo)` in `offs` is a tap inside the image, so `img + io + ch` reads
         // channel `ch < c` of a row the caller made readable, and `wts + wo + ch`, `bias + ch`
@@ -53,7 +48,7 @@ pub(super) unsafe fn pixels_avx2(
         // 1) only while they are below `chs.end ≤ c`.
         unsafe {
             let dst = out_row.add(ox * c);
-            let (mut ch, end) = (chs.start, chs.end);
+            let (mut ch, end) = (b.chs.start, b.chs.end);
             while ch + 32 <= end {
                 let mut a0 = _mm256_loadu_ps(bias.add(ch));
                 let mut a1 = _mm256_loadu_ps(bias.add(ch + 8));

@@ -4,8 +4,7 @@
 //! Also the helpers the two-row kernels of `avx512_k3_pairs` share: [`lane_mask`],
 //! [`load_taps`] and [`pixels_avx512`].
 
-use super::Depthwise;
-use crate::Activation;
+use super::Band;
 use std::arch::x86_64::{__m512, __mmask16};
 
 /// [`super::avx2::pixels_avx2`] in AVX-512 registers, for the border pixels of the AVX-512 3×3
@@ -15,27 +14,23 @@ use std::arch::x86_64::{__m512, __mmask16};
 /// AVX-512F, AVX2 and FMA must be available, the kernel 3×3; otherwise as
 /// [`super::avx2::pixels_avx2`].
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn pixels_avx512(
-    p: &Depthwise,
-    image: *const f32,
-    row_base: usize,
+    b: &Band,
     oy: usize,
     oxs: std::ops::Range<usize>,
-    chs: std::ops::Range<usize>,
-    act: Activation,
     out_row: *mut f32,
 ) {
     use std::arch::x86_64::*;
+    let (p, image, chs) = (b.p, b.image, &b.chs);
     let c = p.hwc[2];
-    let (lo, hi) = act.bounds();
+    let (lo, hi) = p.act.bounds();
     let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
     let (wts, bias) = (p.weight.as_ptr(), p.bias.as_ptr());
     let clamp = |v: __m512| _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
     // 3×3 kernels only.
     let mut table = [(0usize, 0usize); 9];
     for ox in oxs {
-        let n = p.tap_offsets(row_base, oy, ox, &mut table);
+        let n = b.tap_offsets(oy, ox, &mut table);
         let offs = &table[..n];
         // SAFETY: as in `pixels_avx2`: the table holds only taps inside the image, the weights
         // and biases hold `c` floats a tap, and every load and store covers channels below
@@ -81,41 +76,28 @@ pub(super) unsafe fn pixels_avx512(
 ///
 /// # Safety
 /// AVX-512F, AVX2 and FMA must be available and the kernel 3×3; otherwise as
-/// [`super::row_avx2`].
+/// [`Band::row`].
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn row_avx512_k3(
-    p: &Depthwise,
-    image: *const f32,
-    row_base: usize,
-    oy: usize,
-    ow: usize,
-    chs: std::ops::Range<usize>,
-    act: Activation,
-    out_row: *mut f32,
-) {
-    let [h, w, _] = p.hwc;
-    let rows = p.geom.axis(0, h);
-    let std::ops::Range { start: lo, end: hi } = p.geom.axis(1, w).interior(ow);
+pub(super) unsafe fn row_avx512_k3(b: &Band, oy: usize, out_row: *mut f32) {
+    let [h, w, _] = b.p.hwc;
+    let ow = b.ow;
+    let rows = b.p.geom.axis(0, h);
+    let std::ops::Range { start: lo, end: hi } = b.p.geom.axis(1, w).interior(ow);
     // SAFETY: the border pixels `0..lo` and `hi..ow` are pixels of this row; the caller's
     // contract is `pixels_avx512`'s for them.
     unsafe {
-        pixels_avx512(p, image, row_base, oy, 0..lo, chs.clone(), act, out_row);
-        pixels_avx512(p, image, row_base, oy, hi..ow, chs.clone(), act, out_row);
+        pixels_avx512(b, oy, 0..lo, out_row);
+        pixels_avx512(b, oy, hi..ow, out_row);
     }
     if hi == lo {
         return;
     }
     let (ky0, ky1) = rows.valid_taps(oy);
     let interior = Interior {
-        p,
-        image,
-        row_base,
+        band: b,
         iy0: rows.input_at(oy, 0),
         ky0,
         cols: lo..hi,
-        chs,
-        act,
     };
     // SAFETY: `ky1 − ky0` kernel rows are inside the image, the columns `lo..hi` have all three
     // column taps inside it, and the caller's contract covers the row's buffers.
@@ -130,37 +112,33 @@ pub(super) unsafe fn row_avx512_k3(
 }
 
 /// The interior pixels of one output row of a 3×3 depthwise convolution.
-struct Interior<'a, 'b> {
-    p: &'a Depthwise<'b>,
-    image: *const f32,
-    row_base: usize,
+struct Interior<'a, 'b, 'c> {
+    /// The input rows and channels.
+    band: &'a Band<'b, 'c>,
     /// Input row of kernel row 0 (may be negative).
     iy0: isize,
     /// First valid kernel row.
     ky0: usize,
     /// Output columns whose three column taps are all inside the image.
     cols: std::ops::Range<usize>,
-    /// Channels to compute.
-    chs: std::ops::Range<usize>,
-    act: Activation,
 }
 
 /// [`row_avx512_k3`]'s interior with `R` valid kernel rows.
 ///
 /// # Safety
 /// AVX-512F, AVX2 and FMA must be available; kernel rows `t.ky0..t.ky0 + R` of the output row
-/// must lie inside the image and be readable from `t.image`, the columns `t.cols` must have all
+/// must lie inside the image and be readable from `t.band.image`, the columns `t.cols` must have all
 /// three column taps inside the image, and `out_row` must be writable for the row's pixels.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
     use std::arch::x86_64::*;
-    let p = t.p;
+    let (p, chs) = (t.band.p, &t.band.chs);
     let [_, w, c] = p.hwc;
     let g = &p.geom;
     let (s, pad, dy, d) = (g.stride[1], g.padding[1], g.dilation[0], g.dilation[1]);
-    let (lo, hi) = t.act.bounds();
+    let (lo, hi) = p.act.bounds();
     let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-    let img = t.image;
+    let img = t.band.image;
     let wts = p.weight.as_ptr();
     let bias = p.bias.as_ptr();
     let dst = out_row;
@@ -170,29 +148,20 @@ unsafe fn interior_avx512<const R: usize>(t: &Interior, out_row: *mut f32) {
         let iy = (t.iy0 + ((t.ky0 + r) * dy) as isize) as usize;
         // SAFETY: kernel row `ky0 + r` reads input row `iy`, inside the image and at or after
         // `row_base` (the caller's contract), so its start is inside the readable band.
-        *row = unsafe { img.add((iy - t.row_base) * w * c) };
+        *row = unsafe { img.add((iy - t.band.row_base) * w * c) };
     }
     let sc = s * c;
     let dc = d * c;
-    let mut ch = t.chs.start;
-    while ch < t.chs.end {
-        let m = lane_mask(t.chs.end - ch);
+    let mut ch = chs.start;
+    while ch < chs.end {
+        let m = lane_mask(chs.end - ch);
         // SAFETY: the masked lanes are channels `ch..` below `chs.end ≤ c` of the `c` biases and
         // of the `9·c` weights; the pixel kernels read only interior taps of the rows above and
         // write pixels `t.cols` of the output row (the caller's contract).
         unsafe {
-            let b = _mm512_maskz_loadu_ps(m, bias.add(ch));
+            let bias_v = _mm512_maskz_loadu_ps(m, bias.add(ch));
             let wv = load_taps::<R>(wts, t.ky0, c, ch, m);
-            let k = Taps {
-                rows: &rows,
-                w: &wv,
-                bias: b,
-                lo: vlo,
-                hi: vhi,
-                m,
-                sc,
-                dc,
-            };
+            let k: Taps<R> = Block::new(&rows, &wv, bias_v, [vlo, vhi], m, [sc, dc]);
             let mut ox = t.cols.start;
             if d == 1 && s == 1 {
                 ox = slide_row::<R, 1>(&k, ox..t.cols.end, pad, ch, dst, c);
@@ -248,18 +217,50 @@ pub(super) unsafe fn load_taps<const R: usize>(
     wv
 }
 
-/// One 16-channel block's operands in [`interior_avx512`].
-struct Taps<'a, const R: usize> {
-    rows: &'a [*const f32; R],
-    w: &'a [[__m512; 3]; R],
-    bias: __m512,
-    lo: __m512,
-    hi: __m512,
-    m: __mmask16,
+/// One 16-channel block's operands in the 3×3 kernels: `ROWS` input rows (each pointing at the
+/// block's first input pixel of the row) and `TAPS` kernel rows of three taps in registers, with
+/// the bias, the activation's bounds and the lanes in use. A single output row reads one input
+/// row per valid kernel row ([`Taps`]); a pair of rows reads four input rows for three kernel
+/// rows.
+pub(super) struct Block<'a, const ROWS: usize, const TAPS: usize> {
+    pub(super) rows: &'a [*const f32; ROWS],
+    pub(super) w: &'a [[__m512; 3]; TAPS],
+    pub(super) bias: __m512,
+    pub(super) lo: __m512,
+    pub(super) hi: __m512,
+    pub(super) m: __mmask16,
     /// Input step between neighbouring output pixels (stride × channels).
-    sc: usize,
+    pub(super) sc: usize,
     /// Input step between column taps (dilation × channels).
-    dc: usize,
+    pub(super) dc: usize,
+}
+
+/// The [`Block`] of a single output row with `R` valid kernel rows.
+type Taps<'a, const R: usize> = Block<'a, R, R>;
+
+impl<'a, const ROWS: usize, const TAPS: usize> Block<'a, ROWS, TAPS> {
+    /// The block over `rows` with taps `w`, `bias`, clamp bounds `[lo, hi]`, lanes `m` and input
+    /// steps `[sc, dc]`.
+    #[inline(always)]
+    pub(super) fn new(
+        rows: &'a [*const f32; ROWS],
+        w: &'a [[__m512; 3]; TAPS],
+        bias: __m512,
+        [lo, hi]: [__m512; 2],
+        m: __mmask16,
+        [sc, dc]: [usize; 2],
+    ) -> Self {
+        Block {
+            rows,
+            w,
+            bias,
+            lo,
+            hi,
+            m,
+            sc,
+            dc,
+        }
+    }
 }
 
 /// Output pixels `cols` of one 16-channel block with [`pixels_slide`] (horizontal stride `S`,

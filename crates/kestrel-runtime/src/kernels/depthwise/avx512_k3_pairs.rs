@@ -2,10 +2,11 @@
 //! compute two output rows at once: the four input rows the pair's windows cover are each read
 //! once for both rows (a third fewer loads than two single rows).
 
-use super::avx512_k3::{lane_mask, load_taps, pixels_avx512};
-use super::Depthwise;
-use crate::Activation;
-use std::arch::x86_64::{__m512, __mmask16};
+use super::avx512_k3::{lane_mask, load_taps, pixels_avx512, Block};
+use super::Band;
+
+/// One 16-channel block's operands in [`row_pair_avx512_k3`]: four input rows, 3×3 taps.
+type Pair<'a> = Block<'a, 4, 3>;
 
 /// Output rows `oy` and `oy + 1` (at `out` and `out + ow·c`) of a 3×3, vertical-stride-1,
 /// vertical-dilation-1 depthwise convolution whose six row taps are all inside the image: the
@@ -14,22 +15,13 @@ use std::arch::x86_64::{__m512, __mmask16};
 ///
 /// # Safety
 /// AVX-512F, AVX2 and FMA must be available and the geometry as above, with all six row taps of
-/// the two rows inside the image; `image` must be valid for reads of the four input rows
-/// (counted from `row_base`, `w × c` floats each), `out` for writes of two rows of `ow × c`
-/// floats, and no other thread may access channels `chs` of those rows.
+/// the two rows inside the image; `b.image` must be valid for reads of the four input rows,
+/// `out` for writes of two rows of `ow × c` floats, and no other thread may access channels
+/// `b.chs` of those rows.
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn row_pair_avx512_k3(
-    p: &Depthwise,
-    image: *const f32,
-    row_base: usize,
-    oy: usize,
-    ow: usize,
-    chs: std::ops::Range<usize>,
-    act: Activation,
-    out: *mut f32,
-) {
+pub(super) unsafe fn row_pair_avx512_k3(b: &Band, oy: usize, out: *mut f32) {
     use std::arch::x86_64::*;
+    let (p, image, row_base, ow, chs) = (b.p, b.image, b.row_base, b.ow, &b.chs);
     let [_, w, c] = p.hwc;
     let g = &p.geom;
     let (s, pad, d) = (g.stride[1], g.padding[1], g.dilation[1]);
@@ -39,8 +31,8 @@ pub(super) unsafe fn row_pair_avx512_k3(
     for (row, dst) in [(oy, out), (oy + 1, out1)] {
         // SAFETY: the border pixels of both rows; the caller's contract is `pixels_avx512`'s.
         unsafe {
-            pixels_avx512(p, image, row_base, row, 0..lo, chs.clone(), act, dst);
-            pixels_avx512(p, image, row_base, row, hi..ow, chs.clone(), act, dst);
+            pixels_avx512(b, row, 0..lo, dst);
+            pixels_avx512(b, row, hi..ow, dst);
         }
     }
     if hi == lo {
@@ -54,7 +46,7 @@ pub(super) unsafe fn row_pair_avx512_k3(
         // SAFETY: input rows `first..first + 4` are the pair's windows, inside the readable band.
         *row = unsafe { image.add((first + r) * w * c) };
     }
-    let (lo_v, hi_v) = act.bounds();
+    let (lo_v, hi_v) = p.act.bounds();
     let (vlo, vhi) = (_mm512_set1_ps(lo_v), _mm512_set1_ps(hi_v));
     let wts = p.weight.as_ptr();
     let bias = p.bias.as_ptr();
@@ -67,16 +59,8 @@ pub(super) unsafe fn row_pair_avx512_k3(
         // `lo..hi` of both output rows (the caller's contract).
         unsafe {
             let wv = load_taps::<3>(wts, 0, c, ch, m);
-            let k = Pair {
-                rows: &rows,
-                w: &wv,
-                bias: _mm512_maskz_loadu_ps(m, bias.add(ch)),
-                lo: vlo,
-                hi: vhi,
-                m,
-                sc,
-                dc,
-            };
+            let bias_v = _mm512_maskz_loadu_ps(m, bias.add(ch));
+            let k: Pair = Block::new(&rows, &wv, bias_v, [vlo, vhi], m, [sc, dc]);
             let mut ox = lo;
             if s == 1 && d == 1 {
                 ox = slide_pairs(&k, lo..hi, pad, ch, [out, out1], c);
@@ -94,18 +78,6 @@ pub(super) unsafe fn row_pair_avx512_k3(
         }
         ch += 16;
     }
-}
-
-/// One 16-channel block's operands in [`row_pair_avx512_k3`]: four input rows, 3×3 taps.
-struct Pair<'a> {
-    rows: &'a [*const f32; 4],
-    w: &'a [[__m512; 3]; 3],
-    bias: __m512,
-    lo: __m512,
-    hi: __m512,
-    m: __mmask16,
-    sc: usize,
-    dc: usize,
 }
 
 /// `Q` neighbouring pixels of both output rows for one 16-channel block: each input load feeds

@@ -47,33 +47,6 @@ impl Depthwise<'_> {
             .output_hw(self.hwc[0], self.hwc[1])
             .expect("depthwise geometry checked by the plan")
     }
-
-    /// Fills `offs` with the (input offset, weight offset) pair, in floats, of every tap of output
-    /// pixel `(oy, ox)` that lies inside the image (input offsets counted from row `row_base`),
-    /// and returns how many there are; `offs` must hold `kh · kw` pairs. The tap table of the
-    /// border and general SIMD paths.
-    fn tap_offsets(
-        &self,
-        row_base: usize,
-        oy: usize,
-        ox: usize,
-        offs: &mut [(usize, usize)],
-    ) -> usize {
-        let [h, w, c] = self.hwc;
-        let (rows, cols) = (self.geom.axis(0, h), self.geom.axis(1, w));
-        let kw = cols.k;
-        let ((ky0, ky1), (kx0, kx1)) = (rows.valid_taps(oy), cols.valid_taps(ox));
-        let mut t = 0;
-        for ky in ky0..ky1 {
-            let iy = oy * rows.s + ky * rows.d - rows.p;
-            for kx in kx0..kx1 {
-                let ix = ox * cols.s + kx * cols.d - cols.p;
-                offs[t] = (((iy - row_base) * w + ix) * c, (ky * kw + kx) * c);
-                t += 1;
-            }
-        }
-        t
-    }
 }
 
 /// Computes a batch of `n` images; `simd` selects the AVX2 path (ignored where unavailable).
@@ -173,24 +146,13 @@ pub fn depthwise_rows_channels(
     if simd {
         // SAFETY: AVX2 and FMA were detected above; `band` and `out` hold every row the output
         // rows `oy0..oy1` need (asserted above), and `out` is exclusively borrowed.
-        unsafe {
-            rows_avx2(
-                p,
-                band.as_ptr(),
-                row_base,
-                oy0..oy1,
-                ow,
-                chs,
-                p.act,
-                out.as_mut_ptr(),
-            )
-        };
+        unsafe { Band::new(p, band.as_ptr(), row_base, chs).rows(oy0..oy1, out.as_mut_ptr()) };
         return;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
     for (oy, out_row) in (oy0..oy1).zip(out.chunks_exact_mut(ow * c)) {
-        scalar::row_scalar(p, band, row_base, oy, ow, chs.clone(), p.act, out_row);
+        scalar::row_scalar(p, band, row_base, oy, chs.clone(), out_row);
     }
 }
 
@@ -214,87 +176,112 @@ pub unsafe fn depthwise_rows_channels_raw(
     chs: std::ops::Range<usize>,
     out: *mut f32,
 ) {
-    let (_, ow) = p.out_hw();
-    // SAFETY: this function's own contract is `rows_avx2`'s, row by row.
-    unsafe { rows_avx2(p, band, row_base, oy0..oy1, ow, chs, p.act, out) };
+    // SAFETY: this function's own contract is `Band::rows`'s.
+    unsafe { Band::new(p, band, row_base, chs).rows(oy0..oy1, out) };
 }
 
-/// Output rows `oys` (written from `out` on), two at a time where
-/// [`avx512_k3_pairs::row_pair_avx512_k3`] applies, else one at a time.
-///
-/// # Safety
-/// As [`row_avx2`], for every row of `oys`.
+/// What the SIMD row kernels share within one call: the convolution, the input rows they read
+/// and the channels they compute.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx2(
-    p: &Depthwise,
-    band: *const f32,
+struct Band<'a, 'b> {
+    /// The convolution (its activation is applied).
+    p: &'a Depthwise<'b>,
+    /// The image's rows from `row_base` on, `w × c` floats each.
+    image: *const f32,
+    /// The image row `image` starts at.
     row_base: usize,
-    oys: std::ops::Range<usize>,
+    /// Output width.
     ow: usize,
+    /// The channels to compute (the rest of each output pixel is left alone).
     chs: std::ops::Range<usize>,
-    act: Activation,
-    out: *mut f32,
-) {
-    let [h, _, c] = p.hwc;
-    let g = &p.geom;
-    let pairs =
-        g.kernel == [3, 3] && g.stride[0] == 1 && g.dilation[0] == 1 && super::avx512_available();
-    // Consulted only when `pairs` holds: a 3-tap, stride-1, undilated axis over the rows.
-    let rows = g.axis(0, h);
-    let full = |oy: usize| rows.valid_taps(oy) == (0, 3);
-    let mut oy = oys.start;
-    while oy < oys.end {
-        // SAFETY: row `oy` of the output starts `(oy − oys.start)·ow·c` floats into `out`, which
-        // the caller made valid for every row of `oys`.
-        let dst = unsafe { out.add((oy - oys.start) * ow * c) };
-        if pairs && oy + 1 < oys.end && full(oy) && full(oy + 1) {
-            // SAFETY: AVX-512 was detected (`pairs`); rows `oy` and `oy + 1` are in `oys` with
-            // all six row taps inside the image (`full`), which the caller's band holds.
-            unsafe {
-                avx512_k3_pairs::row_pair_avx512_k3(
-                    p,
-                    band,
-                    row_base,
-                    oy,
-                    ow,
-                    chs.clone(),
-                    act,
-                    dst,
-                )
-            };
-            oy += 2;
-        } else {
-            // SAFETY: row `oy` is in `oys`, for which the caller upholds `row_avx2`'s contract.
-            unsafe { row_avx2(p, band, row_base, oy, ow, chs.clone(), act, dst) };
-            oy += 1;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, 'b> Band<'a, 'b> {
+    fn new(
+        p: &'a Depthwise<'b>,
+        image: *const f32,
+        row_base: usize,
+        chs: std::ops::Range<usize>,
+    ) -> Self {
+        let (_, ow) = p.out_hw();
+        Band {
+            p,
+            image,
+            row_base,
+            ow,
+            chs,
         }
     }
-}
 
-/// One output row with the widest SIMD path this CPU has (AVX-512 for 3×3 kernels, else AVX2).
-///
-/// # Safety
-/// AVX2 and FMA must be available; `image` must be valid for reads of every input row the window
-/// of output row `oy` reads (rows `row_base..` of the image, `w × c` floats each), `out_row` valid
-/// for writes of `ow × c` floats, and no other thread may access channels `chs` of that row.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn row_avx2(
-    p: &Depthwise,
-    image: *const f32,
-    row_base: usize,
-    oy: usize,
-    ow: usize,
-    chs: std::ops::Range<usize>,
-    act: Activation,
-    out_row: *mut f32,
-) {
-    if p.geom.kernel == [3, 3] && super::avx512_available() {
-        // SAFETY: AVX-512 was just detected; the caller's contract covers the rest.
-        unsafe { avx512_k3::row_avx512_k3(p, image, row_base, oy, ow, chs, act, out_row) }
-    } else {
-        // SAFETY: the caller guarantees AVX2 and FMA and the row's buffers, for all `ow` pixels.
-        unsafe { avx2::pixels_avx2(p, image, row_base, oy, 0..ow, chs, act, out_row) }
+    /// Fills `offs` with the (input offset, weight offset) pair, in floats, of every tap of
+    /// output pixel `(oy, ox)` that lies inside the image (input offsets counted from
+    /// `row_base`), and returns how many there are; `offs` must hold `kh · kw` pairs. The tap
+    /// table of the border and general paths.
+    fn tap_offsets(&self, oy: usize, ox: usize, offs: &mut [(usize, usize)]) -> usize {
+        let [h, w, c] = self.p.hwc;
+        let (rows, cols) = (self.p.geom.axis(0, h), self.p.geom.axis(1, w));
+        let kw = cols.k;
+        let ((ky0, ky1), (kx0, kx1)) = (rows.valid_taps(oy), cols.valid_taps(ox));
+        let mut t = 0;
+        for ky in ky0..ky1 {
+            let iy = oy * rows.s + ky * rows.d - rows.p;
+            for kx in kx0..kx1 {
+                let ix = ox * cols.s + kx * cols.d - cols.p;
+                offs[t] = (((iy - self.row_base) * w + ix) * c, (ky * kw + kx) * c);
+                t += 1;
+            }
+        }
+        t
+    }
+
+    /// Output rows `oys` (written from `out` on), two at a time where
+    /// [`avx512_k3_pairs::row_pair_avx512_k3`] applies, else one at a time.
+    ///
+    /// # Safety
+    /// As [`Band::row`], for every row of `oys`.
+    unsafe fn rows(&self, oys: std::ops::Range<usize>, out: *mut f32) {
+        let [h, _, c] = self.p.hwc;
+        let g = &self.p.geom;
+        let pairs = g.kernel == [3, 3]
+            && g.stride[0] == 1
+            && g.dilation[0] == 1
+            && super::avx512_available();
+        // Consulted only when `pairs` holds: a 3-tap, stride-1, undilated axis over the rows.
+        let rows = g.axis(0, h);
+        let full = |oy: usize| rows.valid_taps(oy) == (0, 3);
+        let mut oy = oys.start;
+        while oy < oys.end {
+            // SAFETY: row `oy` of the output starts `(oy − oys.start)·ow·c` floats into `out`,
+            // which the caller made valid for every row of `oys`.
+            let dst = unsafe { out.add((oy - oys.start) * self.ow * c) };
+            if pairs && oy + 1 < oys.end && full(oy) && full(oy + 1) {
+                // SAFETY: AVX-512 was detected (`pairs`); rows `oy` and `oy + 1` are in `oys`
+                // with all six row taps inside the image (`full`), which the band holds.
+                unsafe { avx512_k3_pairs::row_pair_avx512_k3(self, oy, dst) };
+                oy += 2;
+            } else {
+                // SAFETY: row `oy` is in `oys`, for which the caller upholds `row`'s contract.
+                unsafe { self.row(oy, dst) };
+                oy += 1;
+            }
+        }
+    }
+
+    /// One output row with the widest SIMD path this CPU has (AVX-512 for 3×3 kernels, else
+    /// AVX2).
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `image` must be valid for reads of every input row the
+    /// window of output row `oy` reads, `out_row` valid for writes of `ow × c` floats, and no
+    /// other thread may access channels `chs` of that row.
+    unsafe fn row(&self, oy: usize, out_row: *mut f32) {
+        if self.p.geom.kernel == [3, 3] && super::avx512_available() {
+            // SAFETY: AVX-512 was just detected; the caller's contract covers the rest.
+            unsafe { avx512_k3::row_avx512_k3(self, oy, out_row) }
+        } else {
+            // SAFETY: the caller guarantees AVX2 and FMA and the row's buffers, for all pixels.
+            unsafe { avx2::pixels_avx2(self, oy, 0..self.ow, out_row) }
+        }
     }
 }

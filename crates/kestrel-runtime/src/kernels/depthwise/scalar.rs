@@ -3,24 +3,22 @@
 
 use super::Depthwise;
 use crate::kernels::epilogue::clamp;
-use crate::Activation;
 
-/// Channels `chs` of one output row, portable code.
-#[allow(clippy::too_many_arguments)]
+/// Channels `chs` of output row `oy`, portable code, reading the image's rows `row_base..` from
+/// `image`.
 pub(super) fn row_scalar(
     p: &Depthwise,
     image: &[f32],
     row_base: usize,
     oy: usize,
-    ow: usize,
     chs: std::ops::Range<usize>,
-    act: Activation,
     out_row: &mut [f32],
 ) {
     let [h, w, c] = p.hwc;
+    let (_, ow) = p.out_hw();
     let (rows, cols) = (p.geom.axis(0, h), p.geom.axis(1, w));
     let kw = cols.k;
-    let (lo, hi) = act.bounds();
+    let (lo, hi) = p.act.bounds();
     let (ky0, ky1) = rows.valid_taps(oy);
     for ox in 0..ow {
         let (kx0, kx1) = cols.valid_taps(ox);
