@@ -3,6 +3,7 @@
 //!
 //! Weight layout: `[groups][kh][kw][cin/groups][cout/groups]` (see [`crate::layout::pack_im2col`]).
 
+use super::blocks;
 use super::epilogue::bias_act;
 use super::geometry::ConvGeometry;
 use super::packed_gemm::{
@@ -137,13 +138,10 @@ pub fn im2col_rows(
         act: p.act,
     };
     let (first, total) = (oy0 * ow, (oy1 - oy0) * ow);
-    let mut b0 = 0;
-    while b0 < total {
-        let nb = BLOCK_ROWS.min(total - b0);
+    for (b0, nb) in blocks(0..total, BLOCK_ROWS) {
         fill_patches(p, img, first + b0, nb, 0, patches);
         let dst = &mut out[b0 * cout..(b0 + nb) * cout];
         gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep, simd);
-        b0 += nb;
     }
 }
 
@@ -183,15 +181,12 @@ fn conv_row(
     // The output columns whose kernel window lies inside the image horizontally.
     let inner = g.axis(1, w).interior(ow);
     for edge in [0..inner.start, inner.end..ow] {
-        let mut ox = edge.start;
-        while ox < edge.end {
-            let nb = BLOCK_ROWS.min(edge.end - ox);
+        for (ox, nb) in blocks(edge, BLOCK_ROWS) {
             for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
                 patch_row(p, img, oy, ox + i, 0, row);
             }
             let dst = &mut out[ox * cout..(ox + nb) * cout];
             gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep(ox), simd);
-            ox += nb;
         }
     }
     if inner.is_empty() {
@@ -271,9 +266,7 @@ fn split_panels(
         .into_iter()
         .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
     par.run(items.collect(), |_, (panels, patches)| {
-        let mut b0 = 0;
-        while b0 < rows {
-            let nb = BLOCK_ROWS.min(rows - b0);
+        for (b0, nb) in blocks(0..rows, BLOCK_ROWS) {
             fill_patches(p, input, b0, nb, 0, patches);
             let ep = Epilogue {
                 bias: p.bias,
@@ -295,7 +288,6 @@ fn split_panels(
                     simd,
                 )
             };
-            b0 += nb;
         }
     });
 }
@@ -375,9 +367,7 @@ pub fn im2col_conv(
         .collect();
     par.run(items, |_, ((chunk, r0), patches)| {
         let nrows = chunk.len() / cout;
-        let mut b0 = 0;
-        while b0 < nrows {
-            let nb = BLOCK_ROWS.min(nrows - b0);
+        for (b0, nb) in blocks(0..nrows, BLOCK_ROWS) {
             let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
             for grp in 0..groups {
                 fill_patches(p, input, r0 + b0, nb, grp, patches);
@@ -422,7 +412,6 @@ pub fn im2col_conv(
                 let res = residual.map(|res| &res[(r0 + b0) * cout..(r0 + b0 + nb) * cout]);
                 bias_act(dst, nb, cout, cout, p.bias, res, p.act);
             }
-            b0 += nb;
         }
     });
 }
@@ -430,7 +419,7 @@ pub fn im2col_conv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_im2col, RefConv};
+    use crate::kernels::reference::{close, pack_im2col, with_threads, RefConv};
     use proptest::prelude::*;
 
     #[allow(clippy::too_many_arguments)]
@@ -445,55 +434,31 @@ mod tests {
         threads: usize,
         seed: u64,
     ) {
-        let Some((oh, ow)) = geom.output_hw(hwc[0], hwc[1]) else {
+        let rc = RefConv::new(hwc, cout, geom, groups);
+        let Some(case) = rc.case(batch, act, with_res, seed) else {
             return;
         };
-        let cin_g = hwc[2] / groups;
         let [kh, kw] = geom.kernel;
-        let x = lcg_vec(batch * hwc[0] * hwc[1] * hwc[2], seed);
-        let w_oihw = lcg_vec(cout * cin_g * kh * kw, seed + 1);
-        let bias = lcg_vec(cout, seed + 2);
-        let res = lcg_vec(batch * oh * ow * cout, seed + 3);
-        let res = if with_res { Some(&res[..]) } else { None };
-        let want = conv_ref(
-            &RefConv::new(hwc, cout, geom, groups),
-            batch,
-            &x,
-            &w_oihw,
-            &bias,
-            res,
-            act,
-        );
-        let weight = pack_im2col(&w_oihw, cout, cin_g, kh, kw, groups);
+        let weight = pack_im2col(&case.w_oihw, cout, hwc[2] / groups, kh, kw, groups);
         let p = Im2colConv {
             hwc,
             cout,
             groups,
             geom,
             weight: &weight,
-            bias: &bias,
+            bias: &case.bias,
             act,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
         let mut scratch = vec![0.0; scratch_len(p.patch_len(), threads)];
         let pb = pack_groups(&p);
-        for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
-            let mut out = vec![f32::NAN; batch * oh * ow * cout];
-            im2col_conv(
-                Par::new(Some(&pool), threads),
-                &p,
-                batch,
-                &x,
-                res,
-                &mut out,
-                &mut scratch,
-                packed,
-            );
-            close(&out, &want, 1e-4);
-        }
+        with_threads(threads, |par| {
+            for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
+                let mut out = case.nan_output();
+                let res = case.residual();
+                im2col_conv(par, &p, batch, &case.x, res, &mut out, &mut scratch, packed);
+                close(&out, &case.want, 1e-4);
+            }
+        });
     }
 
     #[test]
@@ -536,41 +501,45 @@ mod tests {
 
     #[test]
     fn mobilenet_stem_and_resnet_shapes() {
-        // MobileNetV2 stem: 3x3 s2 p1, 3 -> 32 channels, odd input size
-        check(
-            [33, 29, 3],
-            32,
-            1,
-            1,
-            ConvGeometry::square(3, 2, 1, 1),
-            Activation::Relu6,
-            false,
-            2,
-            5,
-        );
-        // ResNet 3x3 with residual and ReLU, batch 3
-        check(
-            [9, 9, 16],
-            16,
-            1,
-            3,
-            ConvGeometry::square(3, 1, 1, 1),
-            Activation::Relu,
-            true,
-            2,
-            6,
-        );
-        // ResNet stem 7x7 s2 p3
-        check(
-            [23, 23, 3],
-            8,
-            1,
-            1,
-            ConvGeometry::square(7, 2, 3, 1),
-            Activation::Relu,
-            false,
-            3,
-            7,
-        );
+        let sq = ConvGeometry::square;
+        // (input, out channels, batch, window, activation, residual, threads, seed)
+        let cases = [
+            // MobileNetV2 stem: 3x3 s2 p1, 3 -> 32 channels, odd input size
+            (
+                [33, 29, 3],
+                32,
+                1,
+                sq(3, 2, 1, 1),
+                Activation::Relu6,
+                false,
+                2,
+                5,
+            ),
+            // ResNet 3x3 with residual and ReLU, batch 3
+            (
+                [9, 9, 16],
+                16,
+                3,
+                sq(3, 1, 1, 1),
+                Activation::Relu,
+                true,
+                2,
+                6,
+            ),
+            // ResNet stem 7x7 s2 p3
+            (
+                [23, 23, 3],
+                8,
+                1,
+                sq(7, 2, 3, 1),
+                Activation::Relu,
+                false,
+                3,
+                7,
+            ),
+        ];
+        for (hwc, cout, batch, g, act, res, threads, seed) in cases {
+            check(hwc, cout, 1, batch, g, act, res, threads, seed);
+        }
     }
 }
