@@ -113,7 +113,7 @@ pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::reference::{coord, with_threads};
+    use crate::kernels::reference::{taps_inside, with_threads};
 
     /// The definition: scatter every input pixel through the kernel (NCHW, PyTorch weights).
     #[allow(clippy::too_many_arguments)]
@@ -139,16 +139,11 @@ mod tests {
                 for ic in 0..cin {
                     let gi = ic / cin_g;
                     for oc in 0..cout_g {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let (oy, ox) = (coord(g, 0, iy, ky), coord(g, 1, ix, kx));
-                                if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
-                                    continue;
-                                }
-                                let wv = wt[((ic * cout_g + oc) * kh + ky) * kw + kx];
-                                y[((oy as usize) * ow + ox as usize) * cout + gi * cout_g + oc] +=
-                                    x[(iy * w + ix) * cin + ic] * wv;
-                            }
+                        // The input pixel's window, scattered: the output pixels it reaches.
+                        for (ky, kx, oy, ox) in taps_inside(g, [iy, ix], [oh, ow]) {
+                            let wv = wt[((ic * cout_g + oc) * kh + ky) * kw + kx];
+                            y[(oy * ow + ox) * cout + gi * cout_g + oc] +=
+                                x[(iy * w + ix) * cin + ic] * wv;
                         }
                     }
                 }

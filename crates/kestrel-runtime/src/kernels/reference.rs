@@ -114,8 +114,25 @@ impl Case {
 /// Along axis `i` of window `g`: the input coordinate `o·s − p + t·d` that tap `t` of output `o`
 /// reads — or, for a transposed convolution, the output coordinate that input `o` scatters to
 /// through tap `t`. Written out here so the references do not share the kernels' geometry code.
-pub(crate) fn coord(g: &ConvGeometry, i: usize, o: usize, t: usize) -> isize {
+fn coord(g: &ConvGeometry, i: usize, o: usize, t: usize) -> isize {
     (o * g.stride[i] + t * g.dilation[i]) as isize - g.padding[i] as isize
+}
+
+/// The taps `(ky, kx)` of window `g` at `(oy, ox)` (row-major) whose coordinates ([`coord`])
+/// fall inside an `h × w` map, with those coordinates: `(ky, kx, y, x)`.
+pub(crate) fn taps_inside(
+    g: &ConvGeometry,
+    [oy, ox]: [usize; 2],
+    [h, w]: [usize; 2],
+) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+    let [kh, kw] = g.kernel;
+    (0..kh).flat_map(move |ky| {
+        (0..kw).filter_map(move |kx| {
+            let (y, x) = (coord(g, 0, oy, ky), coord(g, 1, ox, kx));
+            let inside = y >= 0 && x >= 0 && y < h as isize && x < w as isize;
+            inside.then_some((ky, kx, y as usize, x as usize))
+        })
+    })
 }
 
 fn act64(a: Activation, x: f64) -> f64 {
@@ -151,18 +168,10 @@ pub(crate) fn conv_ref(
                     let grp = o / cout_g;
                     let mut acc = bias[o] as f64;
                     for i in 0..cin_g {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let (iy, ix) = (coord(g, 0, oy, ky), coord(g, 1, ox, kx));
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                    continue;
-                                }
-                                let xi = ((b * h + iy as usize) * wd + ix as usize) * cin
-                                    + grp * cin_g
-                                    + i;
-                                let wi = ((o * cin_g + i) * kh + ky) * kw + kx;
-                                acc += x[xi] as f64 * w[wi] as f64;
-                            }
+                        for (ky, kx, iy, ix) in taps_inside(g, [oy, ox], [h, wd]) {
+                            let xi = ((b * h + iy) * wd + ix) * cin + grp * cin_g + i;
+                            let wi = ((o * cin_g + i) * kh + ky) * kw + kx;
+                            acc += x[xi] as f64 * w[wi] as f64;
                         }
                     }
                     let oi = ((b * oh + oy) * ow + ox) * c.cout + o;
@@ -187,15 +196,8 @@ pub(crate) fn max_pool_ref(hwc: [usize; 3], n: usize, g: &ConvGeometry, x: &[f32
             for ox in 0..ow {
                 for ch in 0..c {
                     let mut m = f64::NEG_INFINITY;
-                    for ky in 0..g.kernel[0] {
-                        for kx in 0..g.kernel[1] {
-                            let (iy, ix) = (coord(g, 0, oy, ky), coord(g, 1, ox, kx));
-                            if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
-                                m = m.max(
-                                    x[((b * h + iy as usize) * w + ix as usize) * c + ch] as f64,
-                                );
-                            }
-                        }
+                    for (_, _, iy, ix) in taps_inside(g, [oy, ox], [h, w]) {
+                        m = m.max(x[((b * h + iy) * w + ix) * c + ch] as f64);
                     }
                     out[((b * oh + oy) * ow + ox) * c + ch] = m;
                 }
