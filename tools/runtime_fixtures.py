@@ -1,7 +1,7 @@
 """Reference outputs for kestrel-runtime's end-to-end tests, computed by PyTorch (float64).
 
-Weights and inputs are not stored: they come from the SplitMix64 stream that
-`kestrel_runtime::models::synthetic::uniform` implements, reproduced here bit for bit, so the
+Weights and inputs are not stored: they come from the SplitMix64 stream that `uniform` in
+crates/kestrel-runtime/tests/support/synthetic.rs implements, reproduced here bit for bit, so the
 fixture is only a few hundred bytes. Batch norm is set to the identity plus a bias (weight 1,
 running mean 0, running var 1, eps 0), i.e. the folded bias the runtime expects.
 

@@ -48,6 +48,16 @@ pub enum DataError {
     },
 }
 
+impl From<kestrel_fsio::WriteError> for DataError {
+    /// A failed atomic write is an I/O error on its destination.
+    fn from(e: kestrel_fsio::WriteError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl DataError {
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         DataError::Format {

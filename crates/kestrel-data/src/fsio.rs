@@ -1,39 +1,16 @@
-//! Writing files so that no reader ever sees half of one.
+//! Writing files so that no reader ever sees half of one: [`kestrel_fsio::write_atomic`] with its
+//! error as a [`DataError`].
 
 use crate::error::DataError;
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename, then
-/// fsync of the folder. The folder must exist.
+/// Writes `bytes` to `path` atomically (see [`kestrel_fsio::write_atomic`]: a temporary file in
+/// the same folder, fsync, rename, then fsync of the folder). The folder must exist.
+///
+/// # Errors
+/// [`DataError::Io`] naming `path` when the file cannot be written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    kestrel_fsio::write_atomic(path, bytes).map_err(DataError::from)
 }
 
 #[cfg(test)]

@@ -137,6 +137,16 @@ pub enum MetricsError {
     },
 }
 
+impl From<kestrel_fsio::WriteError> for MetricsError {
+    /// A failed atomic write is an I/O error on its destination.
+    fn from(e: kestrel_fsio::WriteError) -> Self {
+        MetricsError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl MetricsError {
     /// True for [`MetricsError::Undefined`]: the input was valid but the
     /// metric has no value for it.

@@ -8,10 +8,13 @@
 //! the process CPU time per run (a better guide than wall time on a busy machine), and with
 //! `--profile` the time per op kind.
 
-use kestrel_runtime::models::mobilenet_v2::{self, MobileNetV2Config};
-use kestrel_runtime::models::synthetic::uniform;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use kestrel_runtime::{Engine, EngineOptions, GemmBackend, KernelPath};
 use std::time::Instant;
+use support::mobilenet_v2::{self, MobileNetV2Config};
+use support::synthetic::uniform;
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (Linux; 0 elsewhere).
 /// On a busy machine, CPU time per run of a single-threaded engine approximates its latency on an
@@ -87,19 +90,16 @@ fn main() {
     for &b in &batches {
         let x = uniform(1, 60000, b * 224 * 224 * 3, 1.0);
         for &t in &threads {
-            let mut e = Engine::new(
-                plan.clone(),
-                EngineOptions {
-                    threads: t,
-                    kernel_path: path,
-                    gemm,
-                    image_parallel,
-                    micro_batch,
-                    fuse_blocks,
-                    profile: false,
-                },
-            )
-            .expect("engine");
+            let options = |profile| EngineOptions {
+                threads: t,
+                kernel_path: path,
+                gemm,
+                image_parallel,
+                micro_batch,
+                fuse_blocks,
+                profile,
+            };
+            let mut e = Engine::new(plan.clone(), options(false)).expect("engine");
             for _ in 0..2 {
                 e.run(&x, b).expect("run");
             }
@@ -125,19 +125,7 @@ fn main() {
                 cpu * 1e3
             );
             if profile {
-                let mut p = Engine::new(
-                    plan.clone(),
-                    EngineOptions {
-                        threads: t,
-                        kernel_path: path,
-                        gemm,
-                        image_parallel,
-                        micro_batch,
-                        fuse_blocks,
-                        profile: true,
-                    },
-                )
-                .expect("engine");
+                let mut p = Engine::new(plan.clone(), options(true)).expect("engine");
                 p.run(&x, b).expect("run");
                 let prof_runs = runs.max(1);
                 for _ in 0..prof_runs {

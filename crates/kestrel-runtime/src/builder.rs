@@ -3,7 +3,7 @@
 //! following residual add into the convolution that feeds it.
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::conv_transpose::{output_hw as transposed_hw, pack_conv_transpose};
+use crate::kernels::conv_transpose::pack_conv_transpose;
 use crate::kernels::resize::ResizeMode;
 use crate::kernels::ConvGeometry;
 use crate::layout::{pack_depthwise, pack_im2col, pack_pointwise};
@@ -96,6 +96,45 @@ pub struct ConvTransposeParams<'a> {
     pub act: Activation,
 }
 
+/// The checks a convolution and a transposed convolution share, in order: the input's `cin` and
+/// the `cout` output channels split into `groups`; the weight has the length `weight_len` gives
+/// (with its layout, for the message; called only once the groups are valid); the bias, if any,
+/// has `cout` values; no value is infinite or NaN. Returns the bias (zeros where none is given)
+/// or what is wrong.
+fn checked_operands<'b>(
+    cin: usize,
+    groups: usize,
+    cout: usize,
+    weight: &[f32],
+    weight_len: impl FnOnce() -> (usize, String),
+    bias: Option<&'b [f32]>,
+) -> std::result::Result<std::borrow::Cow<'b, [f32]>, String> {
+    let g = groups;
+    if g == 0 || cout == 0 || !cin.is_multiple_of(g) || !cout.is_multiple_of(g) {
+        return Err(format!(
+            "{cin} input and {cout} output channels cannot be split into {g} groups"
+        ));
+    }
+    let (want, layout) = weight_len();
+    if weight.len() != want {
+        return Err(format!(
+            "weight has {} floats, expected {want} ({layout})",
+            weight.len()
+        ));
+    }
+    let bias = match bias {
+        Some(b) if b.len() != cout => {
+            return Err(format!("bias has {} floats, expected {cout}", b.len()))
+        }
+        Some(b) => std::borrow::Cow::Borrowed(b),
+        None => std::borrow::Cow::Owned(vec![0.0; cout]),
+    };
+    if weight.iter().chain(bias.iter()).any(|v| !v.is_finite()) {
+        return Err("weights or bias contain a non-finite value".into());
+    }
+    Ok(bias)
+}
+
 /// Builds a [`Plan`] op by op. Every method checks its arguments against the shapes so far and
 /// returns the new value's id.
 #[derive(Debug, Clone)]
@@ -157,43 +196,20 @@ impl PlanBuilder {
     pub fn conv(&mut self, x: ValueId, p: &ConvParams) -> Result<ValueId> {
         let is = self.shape(x)?;
         let (g, cout) = (p.groups, p.out_channels);
-        let err = |m: String| {
-            Err(RuntimeError::Builder(format!(
-                "conv on value {x} ({is}): {m}"
-            )))
-        };
-        if g == 0 || cout == 0 || !is.c.is_multiple_of(g) || !cout.is_multiple_of(g) {
-            return err(format!(
-                "{} input and {cout} output channels cannot be split into {g} groups",
-                is.c
-            ));
-        }
+        let err = |m: String| RuntimeError::Builder(format!("conv on value {x} ({is}): {m}"));
         let [kh, kw] = p.geom.kernel;
-        let cin_g = is.c / g;
-        let want = cout * cin_g * kh * kw;
-        if p.weight.len() != want {
-            return err(format!(
-                "weight has {} floats, expected {want} (OIHW {cout}x{cin_g}x{kh}x{kw})",
-                p.weight.len()
-            ));
-        }
-        let zeros;
-        let bias = match p.bias {
-            Some(b) if b.len() != cout => {
-                return err(format!("bias has {} floats, expected {cout}", b.len()))
-            }
-            Some(b) => b,
-            None => {
-                zeros = vec![0.0; cout];
-                &zeros
-            }
+        let weight_len = || {
+            let cin_g = is.c / g;
+            (
+                cout * cin_g * kh * kw,
+                format!("OIHW {cout}x{cin_g}x{kh}x{kw}"),
+            )
         };
-        if p.weight.iter().chain(bias).any(|v| !v.is_finite()) {
-            return err("weights or bias contain a non-finite value".into());
-        }
+        let bias = checked_operands(is.c, g, cout, p.weight, weight_len, p.bias).map_err(err)?;
         let Some((oh, ow)) = p.geom.output_hw(is.h, is.w) else {
-            return err(format!("window {:?} does not fit the input", p.geom));
+            return Err(err(format!("window {:?} does not fit the input", p.geom)));
         };
+        let cin_g = is.c / g;
         let (kind, packed) = if p.geom.is_pointwise() && g == 1 {
             (ConvKind::Pointwise, pack_pointwise(p.weight, cout, is.c))
         } else if g == is.c && cout == is.c {
@@ -205,7 +221,7 @@ impl PlanBuilder {
             )
         };
         let weight = self.push_weights(&packed);
-        let bias = self.push_weights(bias);
+        let bias = self.push_weights(&bias);
         let op = Op::Conv(ConvOp {
             input: x,
             output: self.values.len(),
@@ -218,14 +234,7 @@ impl PlanBuilder {
             bias,
             act: p.act,
         });
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: oh,
-                w: ow,
-                c: cout,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(oh, ow, cout)))
     }
 
     /// Adds a depthwise convolution (`groups` = channels = output channels); `p.groups` and
@@ -284,14 +293,7 @@ impl PlanBuilder {
             output: self.values.len(),
             geom,
         };
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: oh,
-                w: ow,
-                c: is.c,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(oh, ow, is.c)))
     }
 
     /// Global average pooling to `1×1×c`.
@@ -350,14 +352,7 @@ impl PlanBuilder {
             bias,
             act,
         };
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: 1,
-                w: 1,
-                c: out_features,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(1, 1, out_features)))
     }
 
     /// `min(max(x, min), max)`.
@@ -401,64 +396,31 @@ impl PlanBuilder {
             align_corners,
             scale,
         };
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: out_hw[0],
-                w: out_hw[1],
-                c: is.c,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(out_hw[0], out_hw[1], is.c)))
     }
 
     /// Adds a transposed convolution.
     pub fn conv_transpose(&mut self, x: ValueId, p: &ConvTransposeParams) -> Result<ValueId> {
         let is = self.shape(x)?;
         let (g, cout) = (p.groups, p.out_channels);
-        let err = |m: String| {
-            Err(RuntimeError::Builder(format!(
-                "conv_transpose on value {x} ({is}): {m}"
-            )))
-        };
-        if g == 0 || cout == 0 || !is.c.is_multiple_of(g) || !cout.is_multiple_of(g) {
-            return err(format!(
-                "{} input and {cout} output channels cannot be split into {g} groups",
-                is.c
-            ));
-        }
+        let err =
+            |m: String| RuntimeError::Builder(format!("conv_transpose on value {x} ({is}): {m}"));
         let [kh, kw] = p.geom.kernel;
-        let want = is.c * (cout / g) * kh * kw;
-        if p.weight.len() != want {
-            return err(format!(
-                "weight has {} floats, expected {want} (in x out/groups x kh x kw = {}x{}x{kh}x{kw})",
-                p.weight.len(),
-                is.c,
-                cout / g
-            ));
-        }
-        let zeros;
-        let bias = match p.bias {
-            Some(b) if b.len() != cout => {
-                return err(format!("bias has {} floats, expected {cout}", b.len()))
-            }
-            Some(b) => b,
-            None => {
-                zeros = vec![0.0; cout];
-                &zeros
-            }
+        let weight_len = || {
+            let (cin, cout_g) = (is.c, cout / g);
+            let layout = format!("in x out/groups x kh x kw = {cin}x{cout_g}x{kh}x{kw}");
+            (cin * cout_g * kh * kw, layout)
         };
-        if p.weight.iter().chain(bias).any(|v| !v.is_finite()) {
-            return err("weights or bias contain a non-finite value".into());
-        }
-        let Some((oh, ow)) = transposed_hw(&p.geom, p.output_padding, is.h, is.w) else {
-            return err(format!(
+        let bias = checked_operands(is.c, g, cout, p.weight, weight_len, p.bias).map_err(err)?;
+        let Some((oh, ow)) = p.geom.transposed_output_hw(p.output_padding, is.h, is.w) else {
+            return Err(err(format!(
                 "window {:?} with output padding {:?} gives no output",
                 p.geom, p.output_padding
-            ));
+            )));
         };
         let packed = pack_conv_transpose(p.weight, is.c, cout, kh, kw, g);
         let weight = self.push_weights(&packed);
-        let bias = self.push_weights(bias);
+        let bias = self.push_weights(&bias);
         let op = Op::ConvTranspose(ConvTransposeOp {
             input: x,
             output: self.values.len(),
@@ -470,14 +432,7 @@ impl PlanBuilder {
             bias,
             act: p.act,
         });
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: oh,
-                w: ow,
-                c: cout,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(oh, ow, cout)))
     }
 
     /// PyTorch's `pixel_shuffle` by `factor`.
@@ -494,14 +449,7 @@ impl PlanBuilder {
             output: self.values.len(),
             factor,
         };
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: is.h * factor,
-                w: is.w * factor,
-                c: is.c / r2,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(is.h * factor, is.w * factor, is.c / r2)))
     }
 
     /// The top-left `out_hw` corner of `x`; returns `x` itself when it already has that size.
@@ -519,14 +467,7 @@ impl PlanBuilder {
             input: x,
             output: self.values.len(),
         };
-        Ok(self.push_op(
-            op,
-            Shape {
-                h: out_hw[0],
-                w: out_hw[1],
-                c: is.c,
-            },
-        ))
+        Ok(self.push_op(op, Shape::new(out_hw[0], out_hw[1], is.c)))
     }
 
     /// Finishes the plan with `output` as its result, and validates it.

@@ -127,7 +127,7 @@ impl Plan {
 
     /// Writes the plan to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        kestrel_data::fsio::write_atomic(path, &self.to_bytes()).map_err(|e| RuntimeError::Format {
+        kestrel_fsio::write_atomic(path, &self.to_bytes()).map_err(|e| RuntimeError::Format {
             path: path.to_path_buf(),
             message: format!("write failed: {e}"),
         })

@@ -39,7 +39,6 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod layout;
-pub mod models;
 pub(crate) mod parallel;
 pub mod plan;
 pub(crate) mod schedule;
@@ -49,6 +48,9 @@ pub use builder::{ConvParams, ConvTransposeParams, PlanBuilder};
 pub use engine::{Engine, EngineOptions, GemmBackend, KernelPath, OpProfile};
 
 pub use error::RuntimeError;
+/// Window geometry: [`geometry::conv_out_len`], [`geometry::conv_transpose_out_len`] and
+/// [`geometry::ConvGeometry`], PyTorch's formulas in one place.
+pub use kernels::geometry;
 pub use kernels::resize::ResizeMode;
 pub use plan::{ConvKind, ConvTransposeOp, Op, Plan, Shape, ValueId, WeightRef};
 

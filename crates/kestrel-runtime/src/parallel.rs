@@ -54,6 +54,8 @@ impl<'a> Par<'a> {
 pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: the threads sharing a `SendPtr` touch disjoint elements (the callers' contract).
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`: sharing a `&SendPtr` only hands out the pointer, and the threads that
+// write through it touch disjoint elements.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {

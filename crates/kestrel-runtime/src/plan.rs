@@ -22,6 +22,11 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// The shape `h × w × c`.
+    pub const fn new(h: usize, w: usize, c: usize) -> Self {
+        Shape { h, w, c }
+    }
+
     /// Floats per image.
     pub fn len(&self) -> usize {
         self.h * self.w * self.c
@@ -410,11 +415,7 @@ impl Plan {
                             c.geom
                         ));
                     };
-                    expect(Shape {
-                        h: oh,
-                        w: ow,
-                        c: c.out_channels,
-                    })?;
+                    expect(Shape::new(oh, ow, c.out_channels))?;
                     let [kh, kw] = c.geom.kernel;
                     let wlen = match c.kind {
                         ConvKind::Pointwise => {
@@ -459,17 +460,9 @@ impl Plan {
                     let Some((oh, ow)) = geom.output_hw(is.h, is.w) else {
                         return bad(format!("op {i}: window {geom:?} does not fit input {is}"));
                     };
-                    expect(Shape {
-                        h: oh,
-                        w: ow,
-                        c: is.c,
-                    })?;
+                    expect(Shape::new(oh, ow, is.c))?;
                 }
-                Op::GlobalAvgPool { input, .. } => expect(Shape {
-                    h: 1,
-                    w: 1,
-                    c: g.values[*input].c,
-                })?,
+                Op::GlobalAvgPool { input, .. } => expect(Shape::new(1, 1, g.values[*input].c))?,
                 Op::Linear {
                     input,
                     out_features,
@@ -481,11 +474,7 @@ impl Plan {
                     if is.h != 1 || is.w != 1 {
                         return bad(format!("op {i}: linear input is {is}, expected 1x1xC (add a global pool first)"));
                     }
-                    expect(Shape {
-                        h: 1,
-                        w: 1,
-                        c: *out_features,
-                    })?;
+                    expect(Shape::new(1, 1, *out_features))?;
                     weight_ok(i, "weight", *weight, is.c * out_features)?;
                     weight_ok(i, "bias", *bias, *out_features)?;
                 }
@@ -534,22 +523,14 @@ impl Plan {
                             is.c, c.out_channels, c.groups
                         ));
                     }
-                    let Some((oh, ow)) = crate::kernels::conv_transpose::output_hw(
-                        &c.geom,
-                        c.output_padding,
-                        is.h,
-                        is.w,
-                    ) else {
+                    let Some((oh, ow)) = c.geom.transposed_output_hw(c.output_padding, is.h, is.w)
+                    else {
                         return bad(format!(
                             "op {i}: transposed window {:?} (output padding {:?}) gives no output for {is}",
                             c.geom, c.output_padding
                         ));
                     };
-                    expect(Shape {
-                        h: oh,
-                        w: ow,
-                        c: c.out_channels,
-                    })?;
+                    expect(Shape::new(oh, ow, c.out_channels))?;
                     let [kh, kw] = c.geom.kernel;
                     let Some(wlen) = kh
                         .checked_mul(kw)

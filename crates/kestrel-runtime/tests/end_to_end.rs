@@ -1,13 +1,15 @@
 //! Whole networks through the engine, compared with PyTorch (float64) outputs computed by
 //! `tools/runtime_fixtures.py` from the same synthetic weights and inputs.
 
+mod support;
+
 use kestrel_runtime::kernels::ConvGeometry;
-use kestrel_runtime::models::mobilenet_v2::{self, MobileNetV2Config};
-use kestrel_runtime::models::synthetic::uniform;
 use kestrel_runtime::{
-    Activation, ConvParams, Engine, EngineOptions, GemmBackend, KernelPath, Plan, PlanBuilder,
-    Shape,
+    Activation, ConvParams, Engine, EngineOptions, GemmBackend, KernelPath, OpProfile, Plan,
+    PlanBuilder, Shape,
 };
+use support::mobilenet_v2::{self, MobileNetV2Config};
+use support::synthetic::uniform;
 
 struct Fixture {
     batch: usize,
@@ -267,6 +269,14 @@ fn bad_input_is_reported() {
     assert!(e.run(&[], 0).unwrap_err().to_string().contains("batch"));
 }
 
+/// How many times the profile saw ops of kind `kind`.
+fn calls(prof: &[OpProfile], kind: &str) -> u64 {
+    prof.iter()
+        .find(|p| p.kind == kind)
+        .map(|p| p.calls)
+        .unwrap_or(0)
+}
+
 #[test]
 fn profile_counts_every_op() {
     let cfg = MobileNetV2Config {
@@ -289,12 +299,7 @@ fn profile_counts_every_op() {
     e.run(&vec![0.5; 32 * 32 * 3], 1).unwrap();
     let prof = e.profile();
     assert_eq!(prof.iter().map(|p| p.calls).sum::<u64>(), ops);
-    let count = |k: &str| {
-        prof.iter()
-            .find(|p| p.kind == k)
-            .map(|p| p.calls)
-            .unwrap_or(0)
-    };
+    let count = |k: &str| calls(&prof, k);
     // 17 depthwise, 1 stem (im2col), 16 expand + 17 project + last conv (1x1), classifier
     assert_eq!(
         (
@@ -318,12 +323,7 @@ fn profile_counts_every_op() {
     .unwrap();
     f.run(&vec![0.5; 32 * 32 * 3], 1).unwrap();
     let prof = f.profile();
-    let count = |k: &str| {
-        prof.iter()
-            .find(|p| p.kind == k)
-            .map(|p| p.calls)
-            .unwrap_or(0)
-    };
+    let count = |k: &str| calls(&prof, k);
     assert_eq!(
         (
             count("inverted_residual"),

@@ -157,6 +157,10 @@ fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
 }
 
 /// [`shifted_sums`] with AVX2: sixteen lanes in two pairs of registers.
+///
+/// # Safety
+/// AVX2 and FMA must be available on this CPU. (Every load reads a whole 16-float chunk of `a`
+/// through `chunks_exact`, so no bound can be crossed.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn shifted_sums_avx2(a: &[f32], shift: f32) -> (f32, f32) {

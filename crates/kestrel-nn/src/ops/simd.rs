@@ -22,6 +22,10 @@ macro_rules! simd_kernel {
             fn imp($($a: $t),*) $(-> $r)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                /// The body compiled with AVX2 and FMA.
+                ///
+                /// # Safety
+                /// AVX2 and FMA must be available on this CPU.
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {

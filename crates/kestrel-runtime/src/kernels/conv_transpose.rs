@@ -8,48 +8,6 @@ use super::geometry::ConvGeometry;
 use crate::parallel::{for_rows, Par};
 use crate::Activation;
 
-/// Output length of one axis: `(n − 1)·s − 2p + d·(k − 1) + output_padding + 1`, or `None` when
-/// it is not positive or overflows.
-pub fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize, op: usize) -> Option<usize> {
-    if n == 0 || k == 0 || s == 0 || d == 0 {
-        return None;
-    }
-    let grown = (n - 1)
-        .checked_mul(s)?
-        .checked_add(d.checked_mul(k - 1)?)?
-        .checked_add(op)?
-        .checked_add(1)?;
-    grown.checked_sub(p.checked_mul(2)?).filter(|&v| v > 0)
-}
-
-/// Output `(height, width)` of a transposed convolution on `(h, w)`.
-pub fn output_hw(
-    geom: &ConvGeometry,
-    output_padding: [usize; 2],
-    h: usize,
-    w: usize,
-) -> Option<(usize, usize)> {
-    let g = geom;
-    Some((
-        out_len(
-            h,
-            g.kernel[0],
-            g.stride[0],
-            g.padding[0],
-            g.dilation[0],
-            output_padding[0],
-        )?,
-        out_len(
-            w,
-            g.kernel[1],
-            g.stride[1],
-            g.padding[1],
-            g.dilation[1],
-            output_padding[1],
-        )?,
-    ))
-}
-
 /// Repacks PyTorch `ConvTranspose2d` weights `[cin][cout/groups][kh][kw]` into the kernel's
 /// `[groups][kh][kw][cin/groups][cout/groups]`.
 pub fn pack_conv_transpose(
@@ -99,25 +57,6 @@ pub struct ConvTranspose<'a> {
     pub act: Activation,
 }
 
-/// Input coordinates `(tap, i)` along one axis that reach output coordinate `o`.
-fn sources(
-    o: usize,
-    n: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-    out: &mut Vec<(usize, usize)>,
-) {
-    out.clear();
-    for t in 0..k {
-        let num = (o + p) as isize - (t * d) as isize;
-        if num >= 0 && (num as usize).is_multiple_of(s) && (num as usize / s) < n {
-            out.push((t, num as usize / s));
-        }
-    }
-}
-
 /// Runs `n` images.
 pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out: &mut [f32]) {
     let [h, w, cin] = p.hwc;
@@ -129,16 +68,9 @@ pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out:
     // Taps of every output column, computed once.
     let mut cols = Vec::with_capacity(ow);
     let mut tmp = Vec::new();
+    let (rows_axis, cols_axis) = (g.axis(0, h), g.axis(1, w));
     for ox in 0..ow {
-        sources(
-            ox,
-            w,
-            kw,
-            g.stride[1],
-            g.padding[1],
-            g.dilation[1],
-            &mut tmp,
-        );
+        cols_axis.transposed_sources(ox, &mut tmp);
         cols.push(tmp.clone());
     }
     let row_len = ow * p.cout;
@@ -150,7 +82,7 @@ pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out:
         |r, row| {
             let (b, oy) = (r / oh, r % oh);
             let mut ys = Vec::with_capacity(kh);
-            sources(oy, h, kh, g.stride[0], g.padding[0], g.dilation[0], &mut ys);
+            rows_axis.transposed_sources(oy, &mut ys);
             for (ox, xs) in cols.iter().enumerate() {
                 let dst = &mut row[ox * p.cout..(ox + 1) * p.cout];
                 dst.copy_from_slice(p.bias);
@@ -181,6 +113,7 @@ pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::reference::{taps_inside, with_threads};
 
     /// The definition: scatter every input pixel through the kernel (NCHW, PyTorch weights).
     #[allow(clippy::too_many_arguments)]
@@ -194,7 +127,7 @@ mod tests {
         g: &ConvGeometry,
         op: [usize; 2],
     ) -> (Vec<f32>, usize, usize) {
-        let (oh, ow) = output_hw(g, op, h, w).unwrap();
+        let (oh, ow) = g.transposed_output_hw(op, h, w).unwrap();
         let (cin_g, cout_g) = (cin / groups, cout / groups);
         let [kh, kw] = g.kernel;
         let mut y = vec![0.0f32; oh * ow * cout];
@@ -206,34 +139,17 @@ mod tests {
                 for ic in 0..cin {
                     let gi = ic / cin_g;
                     for oc in 0..cout_g {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let oy = (iy * g.stride[0] + ky * g.dilation[0]) as isize
-                                    - g.padding[0] as isize;
-                                let ox = (ix * g.stride[1] + kx * g.dilation[1]) as isize
-                                    - g.padding[1] as isize;
-                                if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
-                                    continue;
-                                }
-                                let wv = wt[((ic * cout_g + oc) * kh + ky) * kw + kx];
-                                y[((oy as usize) * ow + ox as usize) * cout + gi * cout_g + oc] +=
-                                    x[(iy * w + ix) * cin + ic] * wv;
-                            }
+                        // The input pixel's window, scattered: the output pixels it reaches.
+                        for (ky, kx, oy, ox) in taps_inside(g, [iy, ix], [oh, ow]) {
+                            let wv = wt[((ic * cout_g + oc) * kh + ky) * kw + kx];
+                            y[(oy * ow + ox) * cout + gi * cout_g + oc] +=
+                                x[(iy * w + ix) * cin + ic] * wv;
                         }
                     }
                 }
             }
         }
         (y, oh, ow)
-    }
-
-    #[test]
-    fn sizes_follow_pytorch() {
-        // nn.ConvTranspose2d(1, 1, 16, stride=8, padding=4)(torch.zeros(1, 1, 7, 7)).shape[-1] == 56
-        assert_eq!(out_len(7, 16, 8, 4, 1, 0), Some(56));
-        // kernel 3, stride 2, padding 1, output_padding 1: 5 -> 10
-        assert_eq!(out_len(5, 3, 2, 1, 1, 1), Some(10));
-        assert_eq!(out_len(1, 1, 1, 1, 1, 0), None);
     }
 
     #[test]
@@ -254,7 +170,7 @@ mod tests {
                 .map(|i| ((i * 3) % 7) as f32 * 0.25 - 0.5)
                 .collect();
             let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1).collect();
-            let (oh, ow) = output_hw(&g, [op, op], h, w).unwrap();
+            let (oh, ow) = g.transposed_output_hw([op, op], h, w).unwrap();
             let packed = pack_conv_transpose(&wt, cin, cout, k, k, groups);
             let p = ConvTranspose {
                 hwc: [h, w, cin],
@@ -267,11 +183,7 @@ mod tests {
                 act: Activation::None,
             };
             let mut got = vec![0.0; 2 * oh * ow * cout];
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap();
-            conv_transpose(Par::new(Some(&pool), 2), &p, 2, &x, &mut got);
+            with_threads(2, |par| conv_transpose(par, &p, 2, &x, &mut got));
             for b in 0..2 {
                 let img = &x[b * h * w * cin..(b + 1) * h * w * cin];
                 let (want, ..) = scatter(img, &wt, &bias, [h, w, cin], cout, groups, &g, [op, op]);

@@ -1,6 +1,51 @@
-//! Output sizes of windowed operations (convolution, pooling), with PyTorch's conventions.
+//! Window geometry of convolution and pooling, with PyTorch's conventions: the output length of
+//! a convolution ([`conv_out_len`]) and of a transposed convolution ([`conv_transpose_out_len`]),
+//! and per axis ([`Axis`]) which kernel taps of an output fall inside the input. The one home of
+//! these formulas in the workspace; the crate re-exports this module as `kestrel_runtime::geometry`.
 
 use serde::{Deserialize, Serialize};
+
+/// Output length of a convolution (or pooling window) along one axis of `n` inputs, kernel `k`,
+/// stride `s`, padding `p` on both sides and dilation `d` — PyTorch's `Conv2d` formula
+/// `floor((n + 2p − d·(k − 1) − 1) / s) + 1`. `None` when the window does not fit in the padded
+/// input, when `k`, `s` or `d` is zero, or on overflow (plan files are user input: absurd sizes
+/// must fail, not wrap).
+pub fn conv_out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    if k == 0 || s == 0 || d == 0 {
+        return None;
+    }
+    let span = d.checked_mul(k - 1)?.checked_add(1)?;
+    let padded = p.checked_mul(2)?.checked_add(n)?;
+    if padded < span {
+        return None;
+    }
+    Some((padded - span) / s + 1)
+}
+
+/// Output length of a transposed convolution along one axis of `n` inputs, kernel `k`, stride
+/// `s`, padding `p` (removed from both sides of the output), dilation `d` and `output_padding`
+/// (added on one side) — PyTorch's `ConvTranspose2d` formula
+/// `(n − 1)·s − 2p + d·(k − 1) + output_padding + 1`. `None` when the result is not positive,
+/// when `n`, `k`, `s` or `d` is zero, or on overflow. (PyTorch also requires
+/// `output_padding < max(s, d)`; that rule is the caller's.)
+pub fn conv_transpose_out_len(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    output_padding: usize,
+) -> Option<usize> {
+    if n == 0 || k == 0 || s == 0 || d == 0 {
+        return None;
+    }
+    let grown = (n - 1)
+        .checked_mul(s)?
+        .checked_add(d.checked_mul(k - 1)?)?
+        .checked_add(output_padding)?
+        .checked_add(1)?;
+    grown.checked_sub(p.checked_mul(2)?).filter(|&v| v > 0)
+}
 
 /// The window of a 2-D convolution or pooling over an NHWC image: kernel size, stride, symmetric
 /// zero padding and dilation, each as `[height, width]`.
@@ -27,38 +72,38 @@ impl ConvGeometry {
         }
     }
 
-    /// Output size along one axis, `floor((n + 2p - d(k-1) - 1) / s) + 1`, or `None` when the window
-    /// does not fit or a parameter is zero.
-    fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-        if k == 0 || s == 0 || d == 0 {
-            return None;
+    /// The window along axis `i` (0: height, 1: width) over an input of length `n`.
+    #[inline]
+    pub(crate) fn axis(&self, i: usize, n: usize) -> Axis {
+        Axis {
+            n,
+            k: self.kernel[i],
+            s: self.stride[i],
+            p: self.padding[i],
+            d: self.dilation[i],
         }
-        // Checked: plan files are user input, and absurd sizes must fail, not wrap.
-        let span = d.checked_mul(k - 1)?.checked_add(1)?;
-        let padded = p.checked_mul(2)?.checked_add(n)?;
-        if padded < span {
-            return None;
-        }
-        Some((padded - span) / s + 1)
     }
 
-    /// Output `(height, width)` for an input of `(h, w)`, or `None` when the window does not fit.
+    /// Output `(height, width)` for an input of `(h, w)` ([`conv_out_len`] along each axis), or
+    /// `None` when the window does not fit.
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let oh = Self::out_len(
-            h,
-            self.kernel[0],
-            self.stride[0],
-            self.padding[0],
-            self.dilation[0],
-        )?;
-        let ow = Self::out_len(
-            w,
-            self.kernel[1],
-            self.stride[1],
-            self.padding[1],
-            self.dilation[1],
-        )?;
-        Some((oh, ow))
+        let len = |a: Axis| conv_out_len(a.n, a.k, a.s, a.p, a.d);
+        Some((len(self.axis(0, h))?, len(self.axis(1, w))?))
+    }
+
+    /// Output `(height, width)` of a transposed convolution with this window and
+    /// `output_padding` on an input of `(h, w)` ([`conv_transpose_out_len`] along each axis).
+    pub fn transposed_output_hw(
+        &self,
+        output_padding: [usize; 2],
+        h: usize,
+        w: usize,
+    ) -> Option<(usize, usize)> {
+        let len = |a: Axis, op| conv_transpose_out_len(a.n, a.k, a.s, a.p, a.d, op);
+        Some((
+            len(self.axis(0, h), output_padding[0])?,
+            len(self.axis(1, w), output_padding[1])?,
+        ))
     }
 
     /// Whether this is a plain 1×1, stride-1, unpadded window.
@@ -67,47 +112,75 @@ impl ConvGeometry {
     }
 }
 
-/// Range of kernel taps `k` in `0..kernel` whose input coordinate `o*s - p + k*d` lies in `0..n`.
-#[inline]
-pub(crate) fn valid_taps(
-    o: usize,
-    n: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-) -> (usize, usize) {
-    let start = (o * s) as isize - p as isize;
-    let mut lo = 0usize;
-    while lo < k && start + ((lo * d) as isize) < 0 {
-        lo += 1;
-    }
-    let mut hi = k;
-    while hi > lo && start + ((hi - 1) * d) as isize >= n as isize {
-        hi -= 1;
-    }
-    (lo, hi)
+/// One axis of a window over an input of `n` samples: kernel `k`, stride `s`, padding `p`,
+/// dilation `d`. Output `o`'s tap `t` reads input coordinate `o·s − p + t·d` (negative or `≥ n`:
+/// in the padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Axis {
+    /// Input length.
+    pub n: usize,
+    /// Kernel size.
+    pub k: usize,
+    /// Stride.
+    pub s: usize,
+    /// Padding on both sides.
+    pub p: usize,
+    /// Dilation.
+    pub d: usize,
 }
 
-/// The outputs `o` in `0..out_len` whose whole window lies inside the input (`valid_taps` is all
-/// of `0..k`): `o·s ≥ p` and `o·s − p + (k − 1)·d ≤ n − 1`; empty when none does. Kernels run these
-/// without border checks and the rest through a general path.
-pub(crate) fn interior(
-    out_len: usize,
-    n: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-) -> std::ops::Range<usize> {
-    let span = (k - 1) * d;
-    let lo = p.div_ceil(s).min(out_len);
-    let hi = if n + p > span {
-        ((n - 1 + p - span) / s + 1).min(out_len)
-    } else {
-        0
-    };
-    lo..hi.max(lo)
+impl Axis {
+    /// The input coordinate `o·s − p + t·d` that tap `t` of output `o` reads (for a transposed
+    /// convolution: the output coordinate that input `o` scatters to through tap `t`).
+    #[inline]
+    pub fn input_at(&self, o: usize, t: usize) -> isize {
+        (o * self.s + t * self.d) as isize - self.p as isize
+    }
+
+    /// Range of kernel taps `t` in `0..k` whose input coordinate lies in `0..n`.
+    #[inline]
+    pub fn valid_taps(&self, o: usize) -> (usize, usize) {
+        let start = (o * self.s) as isize - self.p as isize;
+        let mut lo = 0usize;
+        while lo < self.k && start + ((lo * self.d) as isize) < 0 {
+            lo += 1;
+        }
+        let mut hi = self.k;
+        while hi > lo && start + ((hi - 1) * self.d) as isize >= self.n as isize {
+            hi -= 1;
+        }
+        (lo, hi)
+    }
+
+    /// The outputs `o` in `0..out_len` whose whole window lies inside the input
+    /// ([`Axis::valid_taps`] is all of `0..k`): `o·s ≥ p` and `o·s − p + (k − 1)·d ≤ n − 1`; empty
+    /// when none does. Kernels run these without border checks and the rest through a general
+    /// path.
+    pub fn interior(&self, out_len: usize) -> std::ops::Range<usize> {
+        let (n, s, p) = (self.n, self.s, self.p);
+        let span = (self.k - 1) * self.d;
+        let lo = p.div_ceil(s).min(out_len);
+        let hi = if n + p > span {
+            ((n - 1 + p - span) / s + 1).min(out_len)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
+    }
+
+    /// For a transposed convolution along this axis (`n` inputs), fills `out` with the
+    /// `(tap, input)` pairs whose scattered window reaches output coordinate `o`:
+    /// `o + p = input·s + tap·d`.
+    pub fn transposed_sources(&self, o: usize, out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        for t in 0..self.k {
+            let num = (o + self.p) as isize - (t * self.d) as isize;
+            if num >= 0 && (num as usize).is_multiple_of(self.s) && (num as usize / self.s) < self.n
+            {
+                out.push((t, num as usize / self.s));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +218,15 @@ mod tests {
     }
 
     #[test]
+    fn transposed_sizes_follow_pytorch() {
+        // nn.ConvTranspose2d(1, 1, 16, stride=8, padding=4)(torch.zeros(1, 1, 7, 7)).shape[-1] == 56
+        assert_eq!(conv_transpose_out_len(7, 16, 8, 4, 1, 0), Some(56));
+        // kernel 3, stride 2, padding 1, output_padding 1: 5 -> 10
+        assert_eq!(conv_transpose_out_len(5, 3, 2, 1, 1, 1), Some(10));
+        assert_eq!(conv_transpose_out_len(1, 1, 1, 1, 1, 0), None);
+    }
+
+    #[test]
     fn interior_is_where_every_tap_is_valid() {
         for n in 1..9 {
             for k in 1..5 {
@@ -152,10 +234,11 @@ mod tests {
                     for p in 0..3 {
                         for d in 1..3 {
                             for out_len in 0..n + 3 {
+                                let a = Axis { n, k, s, p, d };
                                 let want: Vec<usize> = (0..out_len)
-                                    .filter(|&o| valid_taps(o, n, k, s, p, d) == (0, k))
+                                    .filter(|&o| a.valid_taps(o) == (0, k))
                                     .collect();
-                                let got: Vec<usize> = interior(out_len, n, k, s, p, d).collect();
+                                let got: Vec<usize> = a.interior(out_len).collect();
                                 assert_eq!(got, want, "n{n} k{k} s{s} p{p} d{d} out{out_len}");
                             }
                         }
@@ -173,7 +256,7 @@ mod tests {
                     for p in 0..3 {
                         for d in 1..3 {
                             for o in 0..n + 2 {
-                                let (lo, hi) = valid_taps(o, n, k, s, p, d);
+                                let (lo, hi) = Axis { n, k, s, p, d }.valid_taps(o);
                                 for t in 0..k {
                                     let i = (o * s + t * d) as isize - p as isize;
                                     let inside = i >= 0 && i < n as isize;

@@ -3,8 +3,9 @@
 //!
 //! Weight layout: `[groups][kh][kw][cin/groups][cout/groups]` (see [`crate::layout::pack_im2col`]).
 
+use super::blocks;
 use super::epilogue::bias_act;
-use super::geometry::{interior, ConvGeometry};
+use super::geometry::ConvGeometry;
 use super::packed_gemm::{
     gemm_packed, gemm_packed_panels, gemm_packed_segments, Epilogue, PackedB, Segment, NR,
 };
@@ -38,6 +39,13 @@ impl Im2colConv<'_> {
     /// Patch columns per group, `kh·kw·cin/groups`.
     pub fn patch_len(&self) -> usize {
         self.geom.kernel[0] * self.geom.kernel[1] * (self.hwc[2] / self.groups)
+    }
+
+    /// Output `(height, width)`; the plan checked that the window fits.
+    fn out_hw(&self) -> (usize, usize) {
+        self.geom
+            .output_hw(self.hwc[0], self.hwc[1])
+            .expect("conv geometry checked by the plan")
     }
 }
 
@@ -116,10 +124,7 @@ pub fn im2col_rows(
     simd: bool,
 ) {
     assert_eq!(p.groups, 1, "im2col_rows computes one-group convolutions");
-    let (_, ow) = p
-        .geom
-        .output_hw(p.hwc[0], p.hwc[1])
-        .expect("conv geometry checked by the plan");
+    let (_, ow) = p.out_hw();
     let (k, cout) = (p.patch_len(), p.cout);
     if p.geom.dilation[1] == 1 {
         for (oy, dst) in (oy0..oy1).zip(out.chunks_exact_mut((ow * cout).max(1))) {
@@ -133,13 +138,10 @@ pub fn im2col_rows(
         act: p.act,
     };
     let (first, total) = (oy0 * ow, (oy1 - oy0) * ow);
-    let mut b0 = 0;
-    while b0 < total {
-        let nb = BLOCK_ROWS.min(total - b0);
+    for (b0, nb) in blocks(0..total, BLOCK_ROWS) {
         fill_patches(p, img, first + b0, nb, 0, patches);
         let dst = &mut out[b0 * cout..(b0 + nb) * cout];
         gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep, simd);
-        b0 += nb;
     }
 }
 
@@ -148,19 +150,6 @@ pub fn im2col_rows(
 /// while they are streamed once per output row (the stems, and ResNet's first stage).
 fn row_by_row(p: &Im2colConv) -> bool {
     p.groups == 1 && p.geom.dilation[1] == 1 && p.patch_len() * p.cout <= 128 * 1024
-}
-
-/// The output columns whose kernel window lies inside the image horizontally.
-fn interior_columns(p: &Im2colConv, ow: usize) -> std::ops::Range<usize> {
-    let g = &p.geom;
-    interior(
-        ow,
-        p.hwc[1],
-        g.kernel[1],
-        g.stride[1],
-        g.padding[1],
-        g.dilation[1],
-    )
 }
 
 /// Output row `oy` of one image `img` of a one-group, horizontally undilated convolution into
@@ -181,9 +170,7 @@ fn conv_row(
 ) {
     let [h, w, cin] = p.hwc;
     let g = &p.geom;
-    let (_, ow) = g
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (_, ow) = p.out_hw();
     let (k, cout, kw) = (p.patch_len(), p.cout, g.kernel[1]);
     assert!(img.len() >= h * w * cin && out.len() >= ow * cout);
     let ep = |ox: usize| Epilogue {
@@ -191,17 +178,15 @@ fn conv_row(
         residual: residual.map(|r| &r[ox * cout..]),
         act: p.act,
     };
-    let inner = interior_columns(p, ow);
+    // The output columns whose kernel window lies inside the image horizontally.
+    let inner = g.axis(1, w).interior(ow);
     for edge in [0..inner.start, inner.end..ow] {
-        let mut ox = edge.start;
-        while ox < edge.end {
-            let nb = BLOCK_ROWS.min(edge.end - ox);
+        for (ox, nb) in blocks(edge, BLOCK_ROWS) {
             for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
                 patch_row(p, img, oy, ox + i, 0, row);
             }
             let dst = &mut out[ox * cout..(ox + nb) * cout];
             gemm_packed(nb, &patches[..nb * k], k, weight, dst, cout, &ep(ox), simd);
-            ox += nb;
         }
     }
     if inner.is_empty() {
@@ -246,10 +231,7 @@ fn fill_patches(
     patches: &mut [f32],
 ) {
     let [h, w, cin] = p.hwc;
-    let (oh, ow) = p
-        .geom
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let k = p.patch_len();
     for (i, row) in patches[..nb * k].chunks_exact_mut(k.max(1)).enumerate() {
         let r = r0 + i;
@@ -275,10 +257,7 @@ fn split_panels(
     weight: &PackedB,
     simd: bool,
 ) {
-    let (oh, ow) = p
-        .geom
-        .output_hw(p.hwc[0], p.hwc[1])
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let (rows, k, cout) = (n * oh * ow, p.patch_len(), p.cout);
     let ranges = split_ranges(cout.div_ceil(NR), par.threads(), 1);
     let out = &mut out[..rows * cout];
@@ -287,9 +266,7 @@ fn split_panels(
         .into_iter()
         .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
     par.run(items.collect(), |_, (panels, patches)| {
-        let mut b0 = 0;
-        while b0 < rows {
-            let nb = BLOCK_ROWS.min(rows - b0);
+        for (b0, nb) in blocks(0..rows, BLOCK_ROWS) {
             fill_patches(p, input, b0, nb, 0, patches);
             let ep = Epilogue {
                 bias: p.bias,
@@ -311,7 +288,6 @@ fn split_panels(
                     simd,
                 )
             };
-            b0 += nb;
         }
     });
 }
@@ -351,10 +327,7 @@ pub fn im2col_conv(
     packed: Option<(&[PackedB], bool)>,
 ) {
     let [h, w, cin] = p.hwc;
-    let (oh, ow) = p
-        .geom
-        .output_hw(h, w)
-        .expect("conv geometry checked by the plan");
+    let (oh, ow) = p.out_hw();
     let (cout, groups) = (p.cout, p.groups);
     let cout_g = cout / groups;
     let k = p.patch_len();
@@ -394,9 +367,7 @@ pub fn im2col_conv(
         .collect();
     par.run(items, |_, ((chunk, r0), patches)| {
         let nrows = chunk.len() / cout;
-        let mut b0 = 0;
-        while b0 < nrows {
-            let nb = BLOCK_ROWS.min(nrows - b0);
+        for (b0, nb) in blocks(0..nrows, BLOCK_ROWS) {
             let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
             for grp in 0..groups {
                 fill_patches(p, input, r0 + b0, nb, grp, patches);
@@ -441,7 +412,6 @@ pub fn im2col_conv(
                 let res = residual.map(|res| &res[(r0 + b0) * cout..(r0 + b0 + nb) * cout]);
                 bias_act(dst, nb, cout, cout, p.bias, res, p.act);
             }
-            b0 += nb;
         }
     });
 }
@@ -449,7 +419,7 @@ pub fn im2col_conv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_im2col, RefConv};
+    use crate::kernels::reference::{close, pack_im2col, with_threads, RefConv};
     use proptest::prelude::*;
 
     #[allow(clippy::too_many_arguments)]
@@ -464,55 +434,31 @@ mod tests {
         threads: usize,
         seed: u64,
     ) {
-        let Some((oh, ow)) = geom.output_hw(hwc[0], hwc[1]) else {
+        let rc = RefConv::new(hwc, cout, geom, groups);
+        let Some(case) = rc.case(batch, act, with_res, seed) else {
             return;
         };
-        let cin_g = hwc[2] / groups;
         let [kh, kw] = geom.kernel;
-        let x = lcg_vec(batch * hwc[0] * hwc[1] * hwc[2], seed);
-        let w_oihw = lcg_vec(cout * cin_g * kh * kw, seed + 1);
-        let bias = lcg_vec(cout, seed + 2);
-        let res = lcg_vec(batch * oh * ow * cout, seed + 3);
-        let res = if with_res { Some(&res[..]) } else { None };
-        let want = conv_ref(
-            &RefConv::new(hwc, cout, geom, groups),
-            batch,
-            &x,
-            &w_oihw,
-            &bias,
-            res,
-            act,
-        );
-        let weight = pack_im2col(&w_oihw, cout, cin_g, kh, kw, groups);
+        let weight = pack_im2col(&case.w_oihw, cout, hwc[2] / groups, kh, kw, groups);
         let p = Im2colConv {
             hwc,
             cout,
             groups,
             geom,
             weight: &weight,
-            bias: &bias,
+            bias: &case.bias,
             act,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
         let mut scratch = vec![0.0; scratch_len(p.patch_len(), threads)];
         let pb = pack_groups(&p);
-        for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
-            let mut out = vec![f32::NAN; batch * oh * ow * cout];
-            im2col_conv(
-                Par::new(Some(&pool), threads),
-                &p,
-                batch,
-                &x,
-                res,
-                &mut out,
-                &mut scratch,
-                packed,
-            );
-            close(&out, &want, 1e-4);
-        }
+        with_threads(threads, |par| {
+            for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
+                let mut out = case.nan_output();
+                let res = case.residual();
+                im2col_conv(par, &p, batch, &case.x, res, &mut out, &mut scratch, packed);
+                close(&out, &case.want, 1e-4);
+            }
+        });
     }
 
     #[test]
@@ -555,41 +501,45 @@ mod tests {
 
     #[test]
     fn mobilenet_stem_and_resnet_shapes() {
-        // MobileNetV2 stem: 3x3 s2 p1, 3 -> 32 channels, odd input size
-        check(
-            [33, 29, 3],
-            32,
-            1,
-            1,
-            ConvGeometry::square(3, 2, 1, 1),
-            Activation::Relu6,
-            false,
-            2,
-            5,
-        );
-        // ResNet 3x3 with residual and ReLU, batch 3
-        check(
-            [9, 9, 16],
-            16,
-            1,
-            3,
-            ConvGeometry::square(3, 1, 1, 1),
-            Activation::Relu,
-            true,
-            2,
-            6,
-        );
-        // ResNet stem 7x7 s2 p3
-        check(
-            [23, 23, 3],
-            8,
-            1,
-            1,
-            ConvGeometry::square(7, 2, 3, 1),
-            Activation::Relu,
-            false,
-            3,
-            7,
-        );
+        let sq = ConvGeometry::square;
+        // (input, out channels, batch, window, activation, residual, threads, seed)
+        let cases = [
+            // MobileNetV2 stem: 3x3 s2 p1, 3 -> 32 channels, odd input size
+            (
+                [33, 29, 3],
+                32,
+                1,
+                sq(3, 2, 1, 1),
+                Activation::Relu6,
+                false,
+                2,
+                5,
+            ),
+            // ResNet 3x3 with residual and ReLU, batch 3
+            (
+                [9, 9, 16],
+                16,
+                3,
+                sq(3, 1, 1, 1),
+                Activation::Relu,
+                true,
+                2,
+                6,
+            ),
+            // ResNet stem 7x7 s2 p3
+            (
+                [23, 23, 3],
+                8,
+                1,
+                sq(7, 2, 3, 1),
+                Activation::Relu,
+                false,
+                3,
+                7,
+            ),
+        ];
+        for (hwc, cout, batch, g, act, res, threads, seed) in cases {
+            check(hwc, cout, 1, batch, g, act, res, threads, seed);
+        }
     }
 }

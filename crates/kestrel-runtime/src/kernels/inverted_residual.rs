@@ -207,50 +207,49 @@ pub fn inverted_residual(
     assert!(scratch.len() >= p.scratch_floats(par.threads()));
     let shared = !by_channels && p.shared_expansion(par.threads());
     for b in 0..n {
-        let img = &input[b * in_len..(b + 1) * in_len];
-        let res = residual.map(|r| &r[b * out_len..(b + 1) * out_len]);
+        let im = Image {
+            p,
+            img: &input[b * in_len..(b + 1) * in_len],
+            res: residual.map(|r| &r[b * out_len..(b + 1) * out_len]),
+            simd,
+        };
+        let o = &mut out[b * out_len..(b + 1) * out_len];
         if by_channels {
             #[cfg(target_arch = "x86_64")]
             {
-                split_channels(
-                    par,
-                    p,
-                    img,
-                    res,
-                    &mut out[b * out_len..(b + 1) * out_len],
-                    scratch,
-                );
+                split_channels(par, im, o, scratch);
                 continue;
             }
         }
         if shared {
-            let o = &mut out[b * out_len..(b + 1) * out_len];
-            shared_expansion(par, p, img, res, o, scratch, simd);
+            shared_expansion(par, im, o, scratch);
             continue;
         }
-        let o = &mut out[b * out_len..(b + 1) * out_len];
         let items = row_pieces(o, oh, ow * cout, par.threads())
             .into_iter()
             .zip(scratch.chunks_mut(per_thread.max(1)));
         par.run(items.collect(), |_, ((chunk, oy_a), sc)| {
             let oy_b = oy_a + chunk.len() / (ow * cout).max(1);
-            rows_range(p, img, res, chunk, sc, oy_a, oy_b, simd)
+            rows_range(im, chunk, sc, oy_a..oy_b)
         });
     }
+}
+
+/// One image through a block: the block, the image, the residual to add to its output and
+/// whether the SIMD kernels may run.
+#[derive(Clone, Copy)]
+struct Image<'a, 'b> {
+    p: &'a InvertedResidual<'b>,
+    img: &'a [f32],
+    res: Option<&'a [f32]>,
+    simd: bool,
 }
 
 /// One image through the block in two phases: the threads expand their shares of the input rows
 /// into one full expanded tensor in `scratch`; then each filters and projects its share of the
 /// output rows, reading the neighbouring rows its window needs from the shared tensor.
-fn shared_expansion(
-    par: Par,
-    p: &InvertedResidual,
-    img: &[f32],
-    res: Option<&[f32]>,
-    out: &mut [f32],
-    scratch: &mut [f32],
-    simd: bool,
-) {
+fn shared_expansion(par: Par, im: Image, out: &mut [f32], scratch: &mut [f32]) {
+    let Image { p, img, res, simd } = im;
     let [h, w, cin] = p.hwc;
     let (oh, ow) = p.out_hw();
     let hidden = p.hidden();
@@ -290,14 +289,8 @@ fn shared_expansion(
 /// over the whole map, into full-size tensors in `scratch`; then each projects its share of the
 /// output panels.
 #[cfg(target_arch = "x86_64")]
-fn split_channels(
-    par: Par,
-    p: &InvertedResidual,
-    img: &[f32],
-    res: Option<&[f32]>,
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
+fn split_channels(par: Par, im: Image, out: &mut [f32], scratch: &mut [f32]) {
+    let Image { p, img, res, .. } = im;
     use super::depthwise::depthwise_rows_channels_raw;
     let [h, w, cin] = p.hwc;
     let (oh, ow) = p.out_hw();
@@ -361,18 +354,13 @@ fn split_channels(
     });
 }
 
-/// Output rows `oy_a..oy_b` of one image into `out` (which starts at row `oy_a`).
-#[allow(clippy::too_many_arguments)]
-fn rows_range(
-    p: &InvertedResidual,
-    img: &[f32],
-    res: Option<&[f32]>,
-    out: &mut [f32],
-    scratch: &mut [f32],
-    oy_a: usize,
-    oy_b: usize,
-    simd: bool,
-) {
+/// Output rows `oys` of one image into `out` (which starts at row `oys.start`).
+fn rows_range(im: Image, out: &mut [f32], scratch: &mut [f32], oys: std::ops::Range<usize>) {
+    let Image { p, img, res, simd } = im;
+    let std::ops::Range {
+        start: oy_a,
+        end: oy_b,
+    } = oys;
     let cin = p.hwc[2];
     // The expanded tensor's size (the input's, but for a fused stem).
     let [h, w, _] = p.dw.hwc;
@@ -457,7 +445,8 @@ mod tests {
     use super::*;
     use crate::kernels::im2col::pack_groups;
     use crate::kernels::reference::{
-        close, conv_ref, lcg_vec, pack_depthwise, pack_im2col, pack_pointwise, RefConv,
+        close, conv_ref, lcg_vec, pack_depthwise, pack_im2col, pack_pointwise, with_threads,
+        RefConv,
     };
     use crate::kernels::ConvGeometry;
     use proptest::prelude::*;
@@ -476,30 +465,20 @@ mod tests {
         },
     }
 
+    impl Exp {
+        /// A 1×1 expansion by `t`, or none for `t = 1`.
+        fn by(t: usize) -> Exp {
+            if t == 1 {
+                Exp::None
+            } else {
+                Exp::Pointwise(t)
+            }
+        }
+    }
+
     /// The block computed layer by layer with the f64 reference convolution.
     #[allow(clippy::too_many_arguments)]
     fn check(
-        h: usize,
-        w: usize,
-        cin: usize,
-        t: usize,
-        cout: usize,
-        stride: usize,
-        dil: usize,
-        batch: usize,
-        with_res: bool,
-        threads: usize,
-        simd: bool,
-        seed: u64,
-    ) {
-        let exp = if t == 1 { Exp::None } else { Exp::Pointwise(t) };
-        check_exp(
-            h, w, cin, exp, cout, stride, dil, batch, with_res, threads, simd, seed,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn check_exp(
         h: usize,
         w: usize,
         cin: usize,
@@ -609,22 +588,11 @@ mod tests {
                 act: Activation::None,
             },
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
         let mut scratch = vec![0.0; p.scratch_floats(threads)];
         let mut out = vec![f32::NAN; batch * oh * ow * cout];
-        inverted_residual(
-            Par::new(Some(&pool), threads),
-            &p,
-            batch,
-            &x,
-            res,
-            &mut out,
-            &mut scratch,
-            simd,
-        );
+        with_threads(threads, |par| {
+            inverted_residual(par, &p, batch, &x, res, &mut out, &mut scratch, simd)
+        });
         close(&out, &want, 1e-4);
     }
 
@@ -634,7 +602,7 @@ mod tests {
         fn matches_layer_by_layer_reference(h in 1usize..14, w in 1usize..14, cin in 1usize..12, t in prop::sample::select(vec![1usize, 2, 6]),
                                             cout in 1usize..20, s in 1usize..3, d in 1usize..3, batch in prop::sample::select(vec![1usize, 3]),
                                             res in any::<bool>(), threads in 1usize..4, simd in any::<bool>(), seed in 0u64..1000) {
-            check(h, w, cin, t, cout, s, d, batch, res, threads, simd, seed);
+            check(h, w, cin, Exp::by(t), cout, s, d, batch, res, threads, simd, seed);
         }
     }
 
@@ -645,7 +613,7 @@ mod tests {
                                                       s in 1usize..3, sd in 1usize..3, hidden in 1usize..40, cout in 1usize..20, ds in 1usize..3, d in 1usize..3,
                                                       batch in prop::sample::select(vec![1usize, 2]), res in any::<bool>(), threads in 1usize..4,
                                                       simd in any::<bool>(), seed in 0u64..1000) {
-            check_exp(h, w, cin, Exp::Stem { k, s, d: sd, hidden }, cout, ds, d, batch, res, threads, simd, seed);
+            check(h, w, cin, Exp::Stem { k, s, d: sd, hidden }, cout, ds, d, batch, res, threads, simd, seed);
         }
     }
 
@@ -660,7 +628,7 @@ mod tests {
                 d: 1,
                 hidden: 32,
             };
-            check_exp(96, 300, 3, exp, 16, 1, 1, 1, false, threads, true, 7);
+            check(96, 300, 3, exp, 16, 1, 1, 1, false, threads, true, 7);
         }
     }
 
@@ -668,17 +636,17 @@ mod tests {
     fn small_maps_split_channels() {
         // MobileNetV2's last stage (7 × 7, 960 hidden) and odd channel counts, at 2 and 3 threads,
         // with and without expansion, both strides.
-        check(7, 7, 160, 6, 160, 1, 1, 1, true, 2, true, 1);
-        check(7, 7, 160, 6, 320, 1, 1, 1, false, 2, true, 2);
-        check(9, 11, 21, 6, 37, 2, 1, 2, false, 3, true, 3);
-        check(5, 6, 40, 1, 24, 1, 2, 1, true, 2, true, 4);
+        check(7, 7, 160, Exp::by(6), 160, 1, 1, 1, true, 2, true, 1);
+        check(7, 7, 160, Exp::by(6), 320, 1, 1, 1, false, 2, true, 2);
+        check(9, 11, 21, Exp::by(6), 37, 2, 1, 2, false, 3, true, 3);
+        check(5, 6, 40, Exp::by(1), 24, 1, 2, 1, true, 2, true, 4);
     }
 
     #[test]
     fn wide_rows_use_several_bands() {
         // 40 wide x 96 hidden: a band holds only a few rows, so rows are carried between bands.
-        check(37, 40, 16, 6, 24, 1, 1, 1, true, 2, true, 1);
-        check(37, 40, 16, 6, 24, 2, 1, 1, false, 1, true, 2);
-        check(30, 40, 16, 6, 24, 1, 2, 1, false, 3, false, 3);
+        check(37, 40, 16, Exp::by(6), 24, 1, 1, 1, true, 2, true, 1);
+        check(37, 40, 16, Exp::by(6), 24, 2, 1, 1, false, 1, true, 2);
+        check(30, 40, 16, Exp::by(6), 24, 1, 2, 1, false, 3, false, 3);
     }
 }

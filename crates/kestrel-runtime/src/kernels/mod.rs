@@ -20,6 +20,20 @@ pub(crate) mod reference;
 
 pub use geometry::ConvGeometry;
 
+/// The blocks of at most `block` (≥ 1) consecutive indices that cover `range`, as
+/// `(first, length)`: the blocking loop of the GEMM-based kernels (rows of patches, rows of a
+/// 1×1 convolution) that keeps each block's operands in cache.
+#[inline]
+pub(crate) fn blocks(
+    range: std::ops::Range<usize>,
+    block: usize,
+) -> impl Iterator<Item = (usize, usize)> {
+    let end = range.end;
+    range
+        .step_by(block)
+        .map(move |b0| (b0, block.min(end - b0)))
+}
+
 /// Whether AVX-512 (F and VL) and AVX2+FMA can be used on this CPU (checked at run time).
 pub fn avx512_available() -> bool {
     #[cfg(target_arch = "x86_64")]

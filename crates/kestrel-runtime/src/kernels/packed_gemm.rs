@@ -196,7 +196,9 @@ pub unsafe fn gemm_packed_panels(
         k,
         b_row: 0,
     }];
-    run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd, true);
+    // SAFETY: the one segment is `a` itself, whose `m` rows of `k` floats `lda` apart were
+    // asserted readable; the caller's contract covers `c` over the columns of `panels`.
+    unsafe { run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd, true) };
 }
 
 /// One part of the reduction of [`gemm_packed_segments`]: `k` columns of the left operand, read
@@ -245,7 +247,8 @@ pub unsafe fn gemm_packed_segments(
             "gemm_packed_segments: residual too short"
         );
     }
-    run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd, true);
+    // SAFETY: this function's contract is `run_tiles`' over all the panels.
+    unsafe { run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd, true) };
 }
 
 /// The blocked tile loop shared by [`gemm_packed_panels`] and [`gemm_packed_segments`];
@@ -315,32 +318,44 @@ unsafe fn run_tiles(
                 #[cfg(target_arch = "x86_64")]
                 if wide && cols <= NR / 2 {
                     // SAFETY: as below; the tile touches only the panel's first 8 columns.
-                    tile_for_rows!(
-                        tile_avx512_half,
-                        rows,
-                        &t,
-                        c,
-                        res,
-                        [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                    )
+                    unsafe {
+                        tile_for_rows!(
+                            tile_avx512_half,
+                            rows,
+                            &t,
+                            c,
+                            res,
+                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                        )
+                    }
                 } else if wide {
-                    // SAFETY: AVX-512F detected; bounds asserted above and by the caller.
-                    tile_for_rows!(
-                        tile_avx512,
-                        rows,
-                        &t,
-                        c,
-                        res,
-                        [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                    )
+                    // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
+                    // columns `c0..c0 + cols` lie in the block the caller made valid.
+                    unsafe {
+                        tile_for_rows!(
+                            tile_avx512,
+                            rows,
+                            &t,
+                            c,
+                            res,
+                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                        )
+                    }
                 } else if simd {
-                    // SAFETY: AVX2/FMA detected; bounds asserted above and by the caller.
-                    tile_for_rows!(tile_avx2, rows, &t, c, res, [6, 5, 4, 3, 2])
+                    // SAFETY: AVX2/FMA detected; the tile's rows (at most 6) and columns lie in
+                    // the block the caller made valid.
+                    unsafe { tile_for_rows!(tile_avx2, rows, &t, c, res, [6, 5, 4, 3, 2]) }
                 } else {
-                    scalar_dispatch(&t, rows, c, res);
+                    // SAFETY: the tile's rows (at most 6) and columns lie in the block the caller
+                    // made valid.
+                    unsafe { scalar_dispatch(&t, rows, c, res) };
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                scalar_dispatch(&t, rows, c, res);
+                // SAFETY: the tile's rows (at most 6) and columns lie in the block the caller
+                // made valid.
+                unsafe {
+                    scalar_dispatch(&t, rows, c, res)
+                };
                 r += rows;
                 debug_assert!(rows <= mr && r <= m0 + mb);
             }
@@ -355,7 +370,8 @@ unsafe fn run_tiles(
 /// # Safety
 /// `c` valid for the tile's rows and columns.
 unsafe fn scalar_dispatch(t: &Tile, rows: usize, c: *mut f32, res: Option<&[f32]>) {
-    tile_for_rows!(tile_scalar, rows, t, c, res, [6, 5, 4, 3, 2])
+    // SAFETY: the caller's contract is every tile kernel's.
+    unsafe { tile_for_rows!(tile_scalar, rows, t, c, res, [6, 5, 4, 3, 2]) }
 }
 
 /// One micro-tile's operands.
@@ -379,15 +395,20 @@ struct Tile<'a> {
     hi: f32,
 }
 
+/// The portable micro-kernel: R rows × 16 columns.
+///
 /// # Safety
-/// `c` valid for the tile's rows and columns.
+/// Each segment's rows `t.row..t.row + R` must be readable (`s.k` floats each), and `c` valid
+/// for the tile's rows and columns.
 unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     // Row by row: one 16-wide accumulator stays in registers (SSE2 has only 16 of them).
     let mut acc = [[0.0f32; NR]; R];
     for (r, accr) in acc.iter_mut().enumerate() {
         let mut v = [0.0f32; NR];
         for s in t.segs {
-            let arow = std::slice::from_raw_parts(s.a.add((t.row + r) * t.lda), s.k);
+            // SAFETY: row `t.row + r` of the segment, readable for `s.k` floats (the caller's
+            // contract).
+            let arow = unsafe { std::slice::from_raw_parts(s.a.add((t.row + r) * t.lda), s.k) };
             let bs = &t.b[s.b_row * NR..(s.b_row + s.k) * NR];
             for (&av, bv) in arow.iter().zip(bs.chunks_exact(NR)) {
                 for (x, &y) in v.iter_mut().zip(bv) {
@@ -398,17 +419,34 @@ unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
         *accr = v;
     }
     for (r, accr) in acc.iter().enumerate() {
-        let base = (t.row + r) * t.ldc + t.c0;
-        for j in 0..t.cols {
-            let mut v = accr[j] + t.bias[j];
-            if let Some(res) = res {
-                v += res[base + j];
-            }
-            *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi);
-        }
+        // SAFETY: row `r` of the tile, which the caller made writable.
+        unsafe { store_row_scalar(t, r, accr, c, res) };
     }
 }
 
+/// The epilogue of row `r` of a tile, element by element: its `t.cols` accumulated values `acc`
+/// plus bias (and residual), clamped, stored to `c`.
+///
+/// # Safety
+/// `c` valid for writes of the tile's row `r` over its columns.
+#[inline(always)]
+unsafe fn store_row_scalar(t: &Tile, r: usize, acc: &[f32; NR], c: *mut f32, res: Option<&[f32]>) {
+    let base = (t.row + r) * t.ldc + t.c0;
+    for j in 0..t.cols {
+        let mut v = acc[j] + t.bias[j];
+        if let Some(res) = res {
+            v += res[base + j];
+        }
+        // SAFETY: column `c0 + j` of the tile's row `r` (the caller's contract).
+        unsafe { *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi) };
+    }
+}
+
+/// The AVX2 micro-kernel: R rows × 16 columns in two ymm accumulators a row, the `a` value
+/// broadcast into the FMA; a partial panel's epilogue goes element by element.
+///
+/// # Safety
+/// AVX2 and FMA must be available; otherwise as [`tile_scalar`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
@@ -416,46 +454,50 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
     let mut acc0 = [_mm256_setzero_ps(); R];
     let mut acc1 = [_mm256_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.row * t.lda);
-        let b = t.b.as_ptr().add(s.b_row * NR);
-        for p in 0..s.k {
-            let b0 = _mm256_loadu_ps(b.add(p * NR));
-            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
-            for r in 0..R {
-                let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
-                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+        // SAFETY: rows `t.row..t.row + R` of the segment are readable for `s.k` floats (the
+        // caller's contract), and the panel holds rows `b_row..b_row + s.k` of 16 floats.
+        unsafe {
+            let a = s.a.add(t.row * t.lda);
+            let b = t.b.as_ptr().add(s.b_row * NR);
+            for p in 0..s.k {
+                let b0 = _mm256_loadu_ps(b.add(p * NR));
+                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                for r in 0..R {
+                    let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
+                    acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+                }
             }
         }
     }
     let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
     if t.cols == NR {
-        let bias0 = _mm256_loadu_ps(t.bias.as_ptr());
-        let bias1 = _mm256_loadu_ps(t.bias.as_ptr().add(8));
-        for r in 0..R {
-            let base = (t.row + r) * t.ldc + t.c0;
-            let mut v0 = _mm256_add_ps(acc0[r], bias0);
-            let mut v1 = _mm256_add_ps(acc1[r], bias1);
-            if let Some(res) = res {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res.as_ptr().add(base)));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.as_ptr().add(base + 8)));
+        // SAFETY: a whole panel: the bias holds 16 floats, and each row's 16 columns from `c0`
+        // are in the output (the caller's contract) and, with a residual, in it (indexed alike).
+        unsafe {
+            let bias0 = _mm256_loadu_ps(t.bias.as_ptr());
+            let bias1 = _mm256_loadu_ps(t.bias.as_ptr().add(8));
+            for r in 0..R {
+                let base = (t.row + r) * t.ldc + t.c0;
+                let mut v0 = _mm256_add_ps(acc0[r], bias0);
+                let mut v1 = _mm256_add_ps(acc1[r], bias1);
+                if let Some(res) = res {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res.as_ptr().add(base)));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.as_ptr().add(base + 8)));
+                }
+                let dst = c.add(base);
+                _mm256_storeu_ps(dst, _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi));
+                _mm256_storeu_ps(dst.add(8), _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi));
             }
-            let dst = c.add(base);
-            _mm256_storeu_ps(dst, _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi));
-            _mm256_storeu_ps(dst.add(8), _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi));
         }
     } else {
         let mut tmp = [0.0f32; NR];
         for r in 0..R {
-            _mm256_storeu_ps(tmp.as_mut_ptr(), acc0[r]);
-            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc1[r]);
-            let base = (t.row + r) * t.ldc + t.c0;
-            for j in 0..t.cols {
-                let mut v = tmp[j] + t.bias[j];
-                if let Some(res) = res {
-                    v += res[base + j];
-                }
-                *c.add(base + j) = super::epilogue::clamp(v, t.lo, t.hi);
+            // SAFETY: `tmp` holds 16 floats; row `r` of the tile is the caller's to write.
+            unsafe {
+                _mm256_storeu_ps(tmp.as_mut_ptr(), acc0[r]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc1[r]);
+                store_row_scalar(t, r, &tmp, c, res);
             }
         }
     }
@@ -463,23 +505,29 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
 
 /// The AVX-512 micro-kernel: R rows × 16 columns, one zmm accumulator per row, the `a` value
 /// broadcast into the FMA; masked loads and stores for a partial panel.
+///
+/// # Safety
+/// AVX-512F, AVX2 and FMA must be available; otherwise as [`tile_scalar`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.row * t.lda);
-        let b = t.b.as_ptr().add(s.b_row * NR);
         let next = t.next.wrapping_add(s.b_row * NR);
-        for p in 0..s.k {
-            if !t.next.is_null() {
-                _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * NR) as *const i8);
-            }
-            let bv = _mm512_loadu_ps(b.add(p * NR));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * t.lda + p));
-                *acc = _mm512_fmadd_ps(av, bv, *acc);
+        // SAFETY: as in `tile_avx2`; the prefetch only hints and never faults.
+        unsafe {
+            let a = s.a.add(t.row * t.lda);
+            let b = t.b.as_ptr().add(s.b_row * NR);
+            for p in 0..s.k {
+                if !t.next.is_null() {
+                    _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * NR) as *const i8);
+                }
+                let bv = _mm512_loadu_ps(b.add(p * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * t.lda + p));
+                    *acc = _mm512_fmadd_ps(av, bv, *acc);
+                }
             }
         }
     }
@@ -489,46 +537,60 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
         ((1u32 << t.cols) - 1) as __mmask16
     };
     let (vlo, vhi) = (_mm512_set1_ps(t.lo), _mm512_set1_ps(t.hi));
-    let bias = _mm512_maskz_loadu_ps(mask, t.bias.as_ptr());
-    for (r, &acc) in acc.iter().enumerate() {
-        let base = (t.row + r) * t.ldc + t.c0;
-        let mut v = _mm512_add_ps(acc, bias);
-        if let Some(res) = res {
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+    // SAFETY: the lanes of `mask` are the tile's `cols` columns: in the bias, in each of its rows
+    // of the output (the caller's contract) and of the residual (indexed alike).
+    unsafe {
+        let bias = _mm512_maskz_loadu_ps(mask, t.bias.as_ptr());
+        for (r, &acc) in acc.iter().enumerate() {
+            let base = (t.row + r) * t.ldc + t.c0;
+            let mut v = _mm512_add_ps(acc, bias);
+            if let Some(res) = res {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+            }
+            _mm512_mask_storeu_ps(c.add(base), mask, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
         }
-        _mm512_mask_storeu_ps(c.add(base), mask, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
     }
 }
 
 /// A panel with at most 8 valid columns (the last panel of 24 output channels) on an AVX-512
 /// CPU: R rows × 8 columns in ymm registers. Zen 4 issues two 256-bit FMAs a cycle but one
 /// 512-bit one, so half-width FMAs do this panel's work in half the time of masked full ones.
+///
+/// # Safety
+/// AVX-512F and VL, AVX2 and FMA must be available and the tile at most 8 columns wide;
+/// otherwise as [`tile_scalar`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); R];
     for s in t.segs {
-        let a = s.a.add(t.row * t.lda);
-        let b = t.b.as_ptr().add(s.b_row * NR);
-        for p in 0..s.k {
-            let bv = _mm256_loadu_ps(b.add(p * NR));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*a.add(r * t.lda + p));
-                *acc = _mm256_fmadd_ps(av, bv, *acc);
+        // SAFETY: as in `tile_avx2`, reading the panel's first 8 columns only.
+        unsafe {
+            let a = s.a.add(t.row * t.lda);
+            let b = t.b.as_ptr().add(s.b_row * NR);
+            for p in 0..s.k {
+                let bv = _mm256_loadu_ps(b.add(p * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * t.lda + p));
+                    *acc = _mm256_fmadd_ps(av, bv, *acc);
+                }
             }
         }
     }
     let mask: __mmask8 = ((1u32 << t.cols) - 1) as __mmask8;
     let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
-    let bias = _mm256_maskz_loadu_ps(mask, t.bias.as_ptr());
-    for (r, &acc) in acc.iter().enumerate() {
-        let base = (t.row + r) * t.ldc + t.c0;
-        let mut v = _mm256_add_ps(acc, bias);
-        if let Some(res) = res {
-            v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+    // SAFETY: as in `tile_avx512`: the lanes of `mask` are the tile's (at most 8) columns.
+    unsafe {
+        let bias = _mm256_maskz_loadu_ps(mask, t.bias.as_ptr());
+        for (r, &acc) in acc.iter().enumerate() {
+            let base = (t.row + r) * t.ldc + t.c0;
+            let mut v = _mm256_add_ps(acc, bias);
+            if let Some(res) = res {
+                v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(mask, res.as_ptr().add(base)));
+            }
+            _mm256_mask_storeu_ps(c.add(base), mask, _mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
         }
-        _mm256_mask_storeu_ps(c.add(base), mask, _mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
     }
 }
 

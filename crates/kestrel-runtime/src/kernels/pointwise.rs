@@ -3,6 +3,7 @@
 //!
 //! Weight layout: `[in_channels][out_channels]` row-major (the transpose of PyTorch's `[O][I]`).
 
+use super::blocks;
 use super::epilogue::bias_act;
 use super::packed_gemm::{gemm_packed, gemm_packed_panels, Epilogue, PackedB, NR};
 use super::sgemm::{sgemm, sgemm_raw};
@@ -81,8 +82,9 @@ pub fn pointwise(
                     cout,
                 );
             }
-            // SAFETY: same disjoint columns; build row slices one at a time.
             for r in 0..rows {
+                // SAFETY: columns `c0..c0 + nc` of row `r` of `out` (rows × cout): this thread's
+                // alone, and one row slice lives at a time.
                 let row =
                     unsafe { std::slice::from_raw_parts_mut(dst.get().add(r * cout + c0), nc) };
                 let res = residual.map(|res| &res[r * cout + c0..r * cout + c0 + nc]);
@@ -100,9 +102,7 @@ pub fn pointwise(
     };
     par.run(items, |_, (chunk, r0)| {
         let n = chunk.len() / cout;
-        let mut b0 = 0;
-        while b0 < n {
-            let nb = block.min(n - b0);
+        for (b0, nb) in blocks(0..n, block) {
             let rows_in = &input[(r0 + b0) * cin..(r0 + b0 + nb) * cin];
             let dst = &mut chunk[b0 * cout..(b0 + nb) * cout];
             let res = residual.map(|res| &res[(r0 + b0) * cout..(r0 + b0 + nb) * cout]);
@@ -120,7 +120,6 @@ pub fn pointwise(
                     bias_act(dst, nb, cout, cout, p.bias, res, p.act);
                 }
             }
-            b0 += nb;
         }
     });
 }
@@ -128,7 +127,7 @@ pub fn pointwise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::reference::{close, conv_ref, lcg_vec, pack_pointwise, RefConv};
+    use crate::kernels::reference::{close, pack_pointwise, with_threads, RefConv};
     use proptest::prelude::*;
 
     #[allow(clippy::too_many_arguments)]
@@ -143,53 +142,28 @@ mod tests {
         threads: usize,
         seed: u64,
     ) {
-        let x = lcg_vec(batch * rows_h * rows_w * cin, seed);
-        let w_oihw = lcg_vec(cout * cin, seed + 1);
-        let bias = lcg_vec(cout, seed + 2);
-        let res = lcg_vec(batch * rows_h * rows_w * cout, seed + 3);
-        let rc = RefConv::new(
-            [rows_h, rows_w, cin],
-            cout,
-            crate::kernels::ConvGeometry::square(1, 1, 0, 1),
-            1,
-        );
-        let want = conv_ref(
-            &rc,
-            batch,
-            &x,
-            &w_oihw,
-            &bias,
-            if with_res { Some(&res) } else { None },
-            act,
-        );
-        let weight = pack_pointwise(&w_oihw, cout, cin);
+        let square = crate::kernels::ConvGeometry::square(1, 1, 0, 1);
+        let rc = RefConv::new([rows_h, rows_w, cin], cout, square, 1);
+        let case = rc
+            .case(batch, act, with_res, seed)
+            .expect("a 1x1 window fits");
+        let weight = pack_pointwise(&case.w_oihw, cout, cin);
         let p = Pointwise {
             cin,
             cout,
             weight: &weight,
-            bias: &bias,
+            bias: &case.bias,
             act,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let par = Par::new(Some(&pool), threads);
         let rows = batch * rows_h * rows_w;
         let pb = PackedB::pack(&weight, cin, cout, cout);
-        for packed in [None, Some((&pb, false)), Some((&pb, true))] {
-            let mut out = vec![f32::NAN; rows * cout];
-            pointwise(
-                par,
-                &p,
-                rows,
-                &x,
-                if with_res { Some(&res) } else { None },
-                &mut out,
-                packed,
-            );
-            close(&out, &want, 1e-4);
-        }
+        with_threads(threads, |par| {
+            for packed in [None, Some((&pb, false)), Some((&pb, true))] {
+                let mut out = case.nan_output();
+                pointwise(par, &p, rows, &case.x, case.residual(), &mut out, packed);
+                close(&out, &case.want, 1e-4);
+            }
+        });
     }
 
     proptest! {

@@ -1,7 +1,7 @@
 //! Pooling on NHWC data: max pooling (PyTorch semantics: padding never wins) and global average
 //! pooling.
 
-use super::geometry::{valid_taps, ConvGeometry};
+use super::geometry::ConvGeometry;
 use crate::parallel::{chunks_by, split_rows, Par};
 
 /// Max pooling of `n` images of `(h, w, c)` with window `geom`.
@@ -31,15 +31,14 @@ pub fn max_pool(
         .zip(starts)
         .collect();
     let g = *geom;
+    let (rows_axis, cols_axis) = (g.axis(0, h), g.axis(1, w));
     par.run(items, |_, (chunk, r0)| {
         for (i, out_row) in chunk.chunks_exact_mut(row_len).enumerate() {
             let r = r0 + i;
             let (b, oy) = (r / oh, r % oh);
-            let (ky0, ky1) =
-                valid_taps(oy, h, g.kernel[0], g.stride[0], g.padding[0], g.dilation[0]);
+            let (ky0, ky1) = rows_axis.valid_taps(oy);
             for ox in 0..ow {
-                let (kx0, kx1) =
-                    valid_taps(ox, w, g.kernel[1], g.stride[1], g.padding[1], g.dilation[1]);
+                let (kx0, kx1) = cols_axis.valid_taps(ox);
                 let dst = &mut out_row[ox * c..(ox + 1) * c];
                 dst.fill(f32::NEG_INFINITY);
                 for ky in ky0..ky1 {

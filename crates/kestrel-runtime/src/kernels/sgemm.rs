@@ -60,7 +60,9 @@ pub(crate) unsafe fn sgemm_raw(
     c: *mut f32,
     ldc: usize,
 ) {
-    strided_raw(m, n, k, (a, lda, 1), (b, ldb, 1), c, ldc, false)
+    // SAFETY: row-major operands with unit column steps: this function's contract is
+    // `strided_raw`'s.
+    unsafe { strided_raw(m, n, k, (a, lda, 1), (b, ldb, 1), c, ldc, false) }
 }
 
 /// The one call into the `gemm` crate: `c = a · b` (or `c += a · b` with `accumulate`) with `a`
@@ -87,32 +89,38 @@ unsafe fn strided_raw(
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+                // SAFETY: row `i` of the m×n block of `c`, valid and unshared (the caller's
+                // contract).
+                unsafe { std::ptr::write_bytes(c.add(i * ldc), 0, n) };
             }
         }
         return;
     }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        ldc as isize,
-        accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
+    // SAFETY: `gemm` reads `a` and `b` and writes the m×n block of `c` through the pointers
+    // and steps given, which the caller made valid and unshared.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            ldc as isize,
+            accumulate,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    };
 }
 
 /// A read-only matrix operand with any strides: element `(i, j)` is `data[i * rs + j * cs]`.

@@ -2,19 +2,29 @@
 //! per-layer weights with batch norm folded into a bias.
 
 use super::synthetic::uniform;
-use crate::error::{Result, RuntimeError};
-use crate::kernels::ConvGeometry;
-use crate::{Activation, ConvParams, Plan, PlanBuilder, Shape};
+use kestrel_runtime::error::Result;
+use kestrel_runtime::{Activation, ConvParams, Plan, PlanBuilder, RuntimeError, Shape};
 
-/// The inverted-residual table of the paper (expansion t, channels c, repeats n, first stride s).
-pub const BLOCKS: [(usize, usize, usize, usize); 7] = [
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
+/// The inverted-residual table of the paper without its channel column (see [`CHANNELS`]):
+/// expansion t, repeats n, first stride s of each stage.
+const BLOCKS: [(usize, usize, usize); 7] = [
+    (1, 1, 1),
+    (6, 2, 2),
+    (6, 3, 2),
+    (6, 4, 2),
+    (6, 3, 1),
+    (6, 3, 2),
+    (6, 1, 1),
+];
+
+/// torchvision's channel counts for the width multipliers the tests and benchmarks use: the stem,
+/// the seven stages of [`BLOCKS`] and the last 1×1 convolution, each `c · width` rounded by
+/// `_make_divisible(·, 8)` (the last never below 1280). A table rather than the rounding rule, whose
+/// one home is kestrel-nn's `divisible` module.
+const CHANNELS: [(f32, [usize; 9]); 3] = [
+    (0.35, [16, 8, 8, 16, 24, 32, 56, 112, 1280]),
+    (0.5, [16, 8, 16, 16, 32, 48, 80, 160, 1280]),
+    (1.0, [32, 16, 24, 32, 64, 96, 160, 320, 1280]),
 ];
 
 /// Which MobileNetV2.
@@ -38,20 +48,20 @@ impl Default for MobileNetV2Config {
     }
 }
 
-/// torchvision's `_make_divisible(v, 8)`: round to the nearest multiple of 8, at least 8, never
-/// more than 10% below `v`.
-pub fn make_divisible(v: f32, divisor: usize) -> usize {
-    let d = divisor as f32;
-    let mut n = (divisor).max(((v + d / 2.0) as usize) / divisor * divisor);
-    if (n as f32) < 0.9 * v {
-        n += divisor;
+impl MobileNetV2Config {
+    /// Channels of the stem, of each stage of [`BLOCKS`] and of the last 1×1 convolution.
+    fn channels(&self) -> [usize; 9] {
+        CHANNELS
+            .iter()
+            .find(|(w, _)| *w == self.width)
+            .map(|(_, c)| *c)
+            .unwrap_or_else(|| panic!("no channel table for width {}", self.width))
     }
-    n
 }
 
 /// What a layer is: its position in torchvision's `state_dict` order and its convolution.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LayerSpec {
+struct LayerSpec {
     /// torchvision parameter prefix, e.g. `features.2.conv.0.0` or `classifier.1`.
     pub name: String,
     /// Input channels.
@@ -86,10 +96,11 @@ pub struct LayerWeights {
 
 /// Every layer in order: stem, each block's (expand,) depthwise and project convolutions, the last
 /// 1×1 convolution, and the classifier.
-pub fn layer_specs(cfg: &MobileNetV2Config) -> Vec<LayerSpec> {
+fn layer_specs(cfg: &MobileNetV2Config) -> Vec<LayerSpec> {
     let mut specs = Vec::new();
-    let mut cin = make_divisible(32.0 * cfg.width, 8);
-    let last = make_divisible(1280.0 * cfg.width.max(1.0), 8);
+    let channels = cfg.channels();
+    let mut cin = channels[0];
+    let last = channels[8];
     let conv = |name: String, i, o, k, s, g, act| LayerSpec {
         name,
         in_channels: i,
@@ -109,8 +120,7 @@ pub fn layer_specs(cfg: &MobileNetV2Config) -> Vec<LayerSpec> {
         Activation::Relu6,
     ));
     let mut f = 1;
-    for &(t, c, n, s) in &BLOCKS {
-        let cout = make_divisible(c as f32 * cfg.width, 8);
+    for (&(t, n, s), &cout) in BLOCKS.iter().zip(&channels[1..8]) {
         for i in 0..n {
             let stride = if i == 0 { s } else { 1 };
             let hidden = (cin as f32 * t as f32).round() as usize;
@@ -213,8 +223,7 @@ pub fn build(cfg: &MobileNetV2Config, weights: &[LayerWeights]) -> Result<Plan> 
     let input = b.input();
     let mut x = conv(&mut b, input, &mut layer)?;
     let mut cin = specs[0].out_channels;
-    for &(t, c, n, s) in &BLOCKS {
-        let cout = make_divisible(c as f32 * cfg.width, 8);
+    for (&(t, n, s), &cout) in BLOCKS.iter().zip(&cfg.channels()[1..8]) {
         for i in 0..n {
             let stride = if i == 0 { s } else { 1 };
             let block_in = x;
@@ -261,25 +270,9 @@ pub fn synthetic_weights(cfg: &MobileNetV2Config, seed: u64) -> Vec<LayerWeights
         .collect()
 }
 
-/// The window used by every 3×3 layer of the network, for reference.
-pub fn depthwise_geometry(stride: usize) -> ConvGeometry {
-    ConvGeometry::square(3, stride, 1, 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn make_divisible_matches_torchvision() {
-        // Values from torchvision.models._utils._make_divisible.
-        assert_eq!(make_divisible(32.0, 8), 32);
-        assert_eq!(make_divisible(32.0 * 0.35, 8), 16);
-        assert_eq!(make_divisible(16.0 * 0.35, 8), 8);
-        assert_eq!(make_divisible(24.0 * 0.75, 8), 24);
-        assert_eq!(make_divisible(96.0 * 0.5, 8), 48);
-        assert_eq!(make_divisible(1280.0 * 1.4, 8), 1792);
-    }
 
     #[test]
     fn standard_model_has_torchvision_parameter_count_and_macs() {
