@@ -170,7 +170,7 @@ pub fn save(
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
-    kestrel_data::write_atomic(path, &out).map_err(|e| TrainError::Runtime(e.to_string()))
+    kestrel_fsio::write_atomic(path, &out).map_err(|e| TrainError::Runtime(e.to_string()))
 }
 
 impl Checkpoint {

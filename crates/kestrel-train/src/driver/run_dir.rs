@@ -97,14 +97,11 @@ pub fn default_run_dir(root: &Path, model: &str, task: &str) -> PathBuf {
 
 /// Writes a file of the run atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    kestrel_data::write_atomic(path, bytes).map_err(|e| match e {
-        kestrel_data::DataError::Io { path, source }
-            if source.kind() == std::io::ErrorKind::PermissionDenied
-                || source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            TrainError::BadInput(format!("cannot write {}: {source}", path.display()))
+    kestrel_fsio::write_atomic(path, bytes).map_err(|e| match e.source.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound => {
+            TrainError::BadInput(format!("cannot write {}: {}", e.path.display(), e.source))
         }
-        other => TrainError::Runtime(other.to_string()),
+        _ => TrainError::Runtime(e.to_string()),
     })
 }
 

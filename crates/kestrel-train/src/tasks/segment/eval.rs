@@ -1,7 +1,7 @@
 //! Scoring a segmentation model: the pixel confusion matrix (mask value 255 ignored), per-class
 //! IoU, mean IoU and pixel accuracy; and `kestrel eval` for a segmentation run.
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::tasks::eval::OpenRun;
 use crate::tasks::segment::data::{seg_class_names, SegSet};
 use burn::tensor::Device;
