@@ -13,34 +13,34 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{
+    assert_exit_2_naming, assert_ok, check_timing, fresh_tiny_run, json_of, kestrel, run_json,
+    stderr, SMALL_SHAPES,
+};
 
 /// One epoch of a thin MobileNetV2 on 32 px shapes, shared by the export tests.
 fn tiny_run() -> &'static Path {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, run) = RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        let o = kestrel(&[
-            "train",
-            "--data",
-            "shapes:n=48,size=32,classes=3,seed=2",
-            "--resolution",
-            "32",
-            "--width",
-            "0.25",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--out",
-            run.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "train failed: {}", stderr(&o));
+        let (dir, run, _) = fresh_tiny_run(SMALL_SHAPES, "1");
         (dir, run)
     });
     run
+}
+
+/// `kestrel export --run RUN --format FORMAT --out OUT` with `extra` flags.
+fn export(run: &Path, format: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["export", "--run", run.to_str().unwrap(), "--format", format];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    kestrel(&args)
+}
+
+/// `kestrel bench infer --resolution 32 --batch 1` with `extra` flags.
+fn bench_infer(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
+    args.extend_from_slice(extra);
+    kestrel(&args)
 }
 
 fn softmax(z: &[f32]) -> Vec<f64> {
@@ -61,18 +61,7 @@ fn exported_plan_gives_the_probabilities_of_predict() {
     .save(&img_path)
     .unwrap();
     let plan_path = dir.path().join("model.plan");
-    let o = kestrel(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--format",
-        "plan",
-        "--out",
-        plan_path.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let info: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let info = json_of(&export(run, "plan", &plan_path, &["--json"]), "export");
     assert_eq!(info["format"], "plan");
     assert_eq!(info["model"], "mobilenet-v2");
     assert_eq!(info["resolution"], 32);
@@ -94,7 +83,7 @@ fn exported_plan_gives_the_probabilities_of_predict() {
         Engine::new(Plan::load(&plan_path).unwrap(), EngineOptions::default()).unwrap();
     let probs = softmax(engine.run(&nhwc, 1).unwrap());
 
-    let o = kestrel(&[
+    let v = run_json(&[
         "predict",
         "--run",
         run.to_str().unwrap(),
@@ -103,8 +92,6 @@ fn exported_plan_gives_the_probabilities_of_predict() {
         "--json",
         img_path.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     for t in v[0]["top"].as_array().unwrap() {
         let c = t["class"].as_u64().unwrap() as usize;
         let p = t["prob"].as_f64().unwrap();
@@ -121,16 +108,7 @@ fn exported_onnx_is_the_library_export_of_the_best_checkpoint() {
     let run = tiny_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    let o = kestrel(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&export(run, "onnx", &out, &[]), "export");
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run)).unwrap();
     let model = ckpt.model(&burn::tensor::Device::flex()).unwrap();
     let want = kestrel_nn::export::to_onnx(&model, 32).unwrap();
@@ -183,24 +161,15 @@ fn bench_infer_json_has_the_spec_fields_for_both_engines() {
             engine,
             "--json",
         ]);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = json_of(&o, engine);
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys.len(),
             8,
             "{keys:?}: expected model, engine, batch, resolution, threads, min_ms, median_ms, images_per_s"
         );
-        assert_eq!(v["model"], "mobilenet-v1");
         assert_eq!(v["engine"], engine);
-        assert_eq!(v["batch"], 2);
-        assert_eq!(v["resolution"], 32);
-        assert_eq!(v["threads"], 1);
-        let (min, median) = (
-            v["min_ms"].as_f64().unwrap(),
-            v["median_ms"].as_f64().unwrap(),
-        );
-        assert!(min > 0.0 && min <= median, "{v}");
+        let median = check_timing(&v, "mobilenet-v1", 2, 32);
         let ips = v["images_per_s"].as_f64().unwrap();
         assert!((ips - 2.0 * 1000.0 / median).abs() < 1e-6 * ips, "{v}");
     }
@@ -235,9 +204,7 @@ fn predict_engines_agree_on_a_tiny_run() {
             args.extend(["--engine", engine]);
         }
         args.extend(paths.iter().map(|s| s.as_str()));
-        let o = kestrel(&args);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
+        json_of(&kestrel(&args), engine)
     };
     let (default, runtime, burn) = (predict(""), predict("runtime"), predict("burn"));
     assert_eq!(default, runtime, "the default engine is the runtime");
@@ -285,8 +252,7 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
             out.to_str().unwrap(),
             "--json",
         ]);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = json_of(&o, engine);
         assert_eq!(v["model"], "fcn8s-mobilenet-v2");
         assert_eq!(v["resolution"], 48);
         let bytes = std::fs::read(&out).unwrap();
@@ -312,12 +278,9 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
             "--width",
         ),
     ] {
-        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
-        args.extend_from_slice(extra);
-        let o = kestrel(&args);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"));
+        let o = bench_infer(extra);
+        assert_exit_2_naming(&o, &[needle]);
+        assert!(!stderr(&o).contains("panicked"), "{extra:?}");
     }
 }
 
@@ -341,7 +304,7 @@ fn bench_can_write_the_benchmarked_model_as_onnx() {
         "--export-onnx",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o, "bench infer");
     let bytes = std::fs::read(&out).unwrap();
     // ModelProto field 1 (ir_version) = 8 comes first.
     assert_eq!(&bytes[..2], &[0x08, 0x08]);
@@ -350,11 +313,6 @@ fn bench_can_write_the_benchmarked_model_as_onnx() {
 
 #[test]
 fn bad_input_exits_2_with_a_message_naming_it() {
-    let bench = |extra: &[&str]| {
-        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
-        args.extend_from_slice(extra);
-        kestrel(&args)
-    };
     for (extra, needle) in [
         (&["--model", "vgg16"][..], "vgg16"),
         (&["--model", "resnet18", "--width", "0.5"][..], "--width"),
@@ -369,14 +327,12 @@ fn bad_input_exits_2_with_a_message_naming_it() {
             "tensorrt",
         ),
     ] {
-        let o = bench(extra);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"));
+        let o = bench_infer(extra);
+        assert_exit_2_naming(&o, &[needle]);
+        assert!(!stderr(&o).contains("panicked"), "{extra:?}");
     }
     let o = kestrel(&["bench", "infer", "--model", "mobilenet-v1", "--batch", "0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--batch"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["--batch"]);
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.onnx");
@@ -390,8 +346,7 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         out,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["/nonexistent/run"]);
     let o = kestrel(&[
         "export",
         "--arch",
@@ -403,8 +358,7 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         out,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("w.pth"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["w.pth"]);
     let o = kestrel(&["export", "--format", "plan", "--out", out]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!Path::new(out).exists());
