@@ -1,10 +1,12 @@
 """What tools/onnx_reference.py and tools/onnx_fcn_reference.py share (not run on its own).
 
+`main` is the whole of either script but for what it checks and stores of ONNX Runtime's outputs:
 `exported_cases` runs the cargo test that exports the cases, checks each ONNX file and opens an
 ONNX Runtime session on it; `write_fixture` writes the JSON fixture with the versions used;
 `fnv1a64` fingerprints the exported bytes (the Rust tests compute the same).
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -65,3 +67,18 @@ def write_fixture(path, generator, cases, **dump_options):
         json.dump(out, f, **dump_options)
         f.write("\n")
     print("wrote", path)
+
+
+def main(generator, default_out, cargo_test, outputs, **dump_options):
+    """A reference script: reads `--out` (default `default_out`), runs `cargo_test` through
+    `exported_cases` and, per case, `outputs(meta, ops, input_path, session)`, which runs and
+    checks ONNX Runtime and returns the fields to store after the case's own, its fingerprint and
+    its operators; then writes the fixture under the name `generator`."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=default_out)
+    args = ap.parse_args()
+    cases = []
+    for meta, data, ops, input_path, sess in exported_cases(cargo_test):
+        fields = outputs(meta, ops, input_path, sess)
+        cases.append(dict(meta, fnv1a64=fnv1a64(data), ops=ops, **fields))
+    write_fixture(args.out, generator, cases, **dump_options)

@@ -22,31 +22,28 @@ Steps:
 Rerun whenever the exporter's output bytes change on purpose.
 """
 
-import argparse
-
 import numpy as np
 
-from onnx_cases import exported_cases, fnv1a64, write_fixture
+import onnx_cases
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="crates/kestrel-nn/tests/fixtures/onnx_fcn_ort.json")
-    args = ap.parse_args()
-    cases = []
-    for meta, data, ops, input_path, sess in exported_cases(
-            ["cargo", "test", "--workspace", "--lib", "write_onnx_fcn_reference_inputs",
-             "--", "--ignored"]):
-        name = meta["name"]
-        r, k = meta["resolution"], meta["classes"]
-        x = np.fromfile(input_path, dtype="<f4").reshape(1, 3, r, r)
-        scores = sess.run(["logits"], {"input": x})[0]
-        assert scores.shape == (1, k, r, r), scores.shape
-        print(f"{name}: ops {ops}, max |score| {np.abs(scores).max():.4f}")
-        cases.append(dict(meta, fnv1a64=fnv1a64(data), ops=ops,
-                          scores=[float(f"{v:.6g}") for v in scores.reshape(-1)]))
-    write_fixture(args.out, "tools/onnx_fcn_reference.py", cases, separators=(",", ":"))
+def score_fields(meta, ops, input_path, sess):
+    """ONNX Runtime's per-pixel scores (1, classes, R, R), to 6 significant digits."""
+    name = meta["name"]
+    r, k = meta["resolution"], meta["classes"]
+    x = np.fromfile(input_path, dtype="<f4").reshape(1, 3, r, r)
+    scores = sess.run(["logits"], {"input": x})[0]
+    assert scores.shape == (1, k, r, r), scores.shape
+    print(f"{name}: ops {ops}, max |score| {np.abs(scores).max():.4f}")
+    return {"scores": [float(f"{v:.6g}") for v in scores.reshape(-1)]}
 
 
 if __name__ == "__main__":
-    main()
+    onnx_cases.main(
+        "tools/onnx_fcn_reference.py",
+        "crates/kestrel-nn/tests/fixtures/onnx_fcn_ort.json",
+        ["cargo", "test", "--workspace", "--lib", "write_onnx_fcn_reference_inputs", "--",
+         "--ignored"],
+        score_fields,
+        separators=(",", ":"),
+    )
