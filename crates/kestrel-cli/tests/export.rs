@@ -36,6 +36,21 @@ fn export(run: &Path, format: &str, out: &Path, extra: &[&str]) -> std::process:
     kestrel(&args)
 }
 
+/// `kestrel predict --run RUN --top-k 3 --json` with `extra` flags on `images`; it must succeed.
+fn predict_top3(run: &Path, extra: &[&str], images: &[&str]) -> Value {
+    let mut args = vec![
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--top-k",
+        "3",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(images);
+    run_json(&args)
+}
+
 /// `kestrel bench infer --resolution 32 --batch 1` with each case's flags exits 2, naming the
 /// case's needle, without a panic.
 fn assert_bench_infer_refuses(cases: &[(&[&str], &str)]) {
@@ -88,15 +103,7 @@ fn exported_plan_gives_the_probabilities_of_predict() {
         Engine::new(Plan::load(&plan_path).unwrap(), EngineOptions::default()).unwrap();
     let probs = softmax(engine.run(&nhwc, 1).unwrap());
 
-    let v = run_json(&[
-        "predict",
-        "--run",
-        run.to_str().unwrap(),
-        "--top-k",
-        "3",
-        "--json",
-        img_path.to_str().unwrap(),
-    ]);
+    let v = predict_top3(run, &[], &[img_path.to_str().unwrap()]);
     for t in v[0]["top"].as_array().unwrap() {
         let c = t["class"].as_u64().unwrap() as usize;
         let p = t["prob"].as_f64().unwrap();
@@ -196,22 +203,13 @@ fn predict_engines_agree_on_a_tiny_run() {
         .unwrap();
         paths.push(p.to_str().unwrap().to_string());
     }
-    let predict = |engine: &str| -> Value {
-        let mut args = vec![
-            "predict",
-            "--run",
-            run.to_str().unwrap(),
-            "--top-k",
-            "3",
-            "--json",
-        ];
-        if !engine.is_empty() {
-            args.extend(["--engine", engine]);
-        }
-        args.extend(paths.iter().map(|s| s.as_str()));
-        json_of(&kestrel(&args), engine)
-    };
-    let (default, runtime, burn) = (predict(""), predict("runtime"), predict("burn"));
+    let images: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let predict = |extra: &[&str]| predict_top3(run, extra, &images);
+    let (default, runtime, burn) = (
+        predict(&[]),
+        predict(&["--engine", "runtime"]),
+        predict(&["--engine", "burn"]),
+    );
     assert_eq!(default, runtime, "the default engine is the runtime");
     for (r, b) in runtime
         .as_array()
