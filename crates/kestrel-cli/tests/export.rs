@@ -51,6 +51,23 @@ fn predict_top3(run: &Path, extra: &[&str], images: &[&str]) -> Value {
     run_json(&args)
 }
 
+/// `kestrel bench infer --model MODEL --width WIDTH --resolution R --threads 1 --engine ENGINE
+/// --json` with `extra` flags; it must succeed.
+fn bench_infer_json(model: &str, width: &str, r: &str, engine: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["bench", "infer", "--model", model, "--width", width];
+    args.extend([
+        "--resolution",
+        r,
+        "--threads",
+        "1",
+        "--engine",
+        engine,
+        "--json",
+    ]);
+    args.extend_from_slice(extra);
+    json_of(&kestrel(&args), engine)
+}
+
 /// `kestrel bench infer --resolution 32 --batch 1` with each case's flags exits 2, naming the
 /// case's needle, without a panic.
 fn assert_bench_infer_refuses(cases: &[(&[&str], &str)]) {
@@ -154,26 +171,8 @@ fn exported_onnx_is_the_library_export_of_the_best_checkpoint() {
 #[test]
 fn bench_infer_json_has_the_spec_fields_for_both_engines() {
     for engine in ["runtime", "burn"] {
-        let o = kestrel(&[
-            "bench",
-            "infer",
-            "--model",
-            "mobilenet-v1",
-            "--width",
-            "0.25",
-            "--resolution",
-            "32",
-            "--batch",
-            "2",
-            "--threads",
-            "1",
-            "--warmup",
-            "1",
-            "--engine",
-            engine,
-            "--json",
-        ]);
-        let v = json_of(&o, engine);
+        let extra = ["--batch", "2", "--warmup", "1"];
+        let v = bench_infer_json("mobilenet-v1", "0.25", "32", engine, &extra);
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys.len(),
@@ -232,30 +231,9 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fcn.onnx");
     for engine in ["runtime", "burn"] {
-        let o = kestrel(&[
-            "bench",
-            "infer",
-            "--model",
-            "fcn8s-mobilenet-v2",
-            "--width",
-            "0.35",
-            "--resolution",
-            "48",
-            "--batch",
-            "1",
-            "--threads",
-            "1",
-            "--warmup",
-            "0",
-            "--upsampler",
-            "transposed",
-            "--engine",
-            engine,
-            "--export-onnx",
-            out.to_str().unwrap(),
-            "--json",
-        ]);
-        let v = json_of(&o, engine);
+        let mut extra = vec!["--batch", "1", "--warmup", "0", "--upsampler", "transposed"];
+        extra.extend(["--export-onnx", out.to_str().unwrap()]);
+        let v = bench_infer_json("fcn8s-mobilenet-v2", "0.35", "48", engine, &extra);
         assert_eq!(v["model"], "fcn8s-mobilenet-v2");
         assert_eq!(v["resolution"], 48);
         let bytes = std::fs::read(&out).unwrap();
