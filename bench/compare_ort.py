@@ -33,10 +33,10 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 
-import numpy as np
 import onnxruntime as ort
+
+from bench_common import add_rounds_arg, median, ort_session, time_ort
 
 # (model, width, resolution, batch)
 CASES = [
@@ -56,33 +56,6 @@ def kestrel_cmd(args):
     return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
 
 
-def median(sorted_ms):
-    n = len(sorted_ms)
-    return sorted_ms[n // 2] if n % 2 else (sorted_ms[n // 2 - 1] + sorted_ms[n // 2]) / 2
-
-
-def ort_session(path, threads):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def time_ort(sess, batch, r, warmup, runs):
-    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
-    for _ in range(warmup):
-        sess.run(["logits"], {"input": x})
-    ms = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(["logits"], {"input": x})
-        ms.append((time.perf_counter() - t) * 1e3)
-    ms.sort()
-    return median(ms)
-
-
 def run_case(args, model, width, r, batch, d):
     onnx_path = os.path.join(d, f"{model}-{r}-{batch}.onnx")
     cmd = kestrel_cmd(args) + [
@@ -99,7 +72,7 @@ def run_case(args, model, width, r, batch, d):
         k = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
         k_ms.append(k["median_ms"])
         sess = sess or ort_session(onnx_path, args.threads)
-        o_ms.append(time_ort(sess, batch, r, args.warmup, args.runs))
+        o_ms.append(median(time_ort(sess, batch, r, args.warmup, args.runs)))
     ratios = sorted(o / k for k, o in zip(k_ms, o_ms))
     return median(sorted(k_ms)), median(sorted(o_ms)), ratios
 
@@ -113,9 +86,7 @@ def main():
     ap.add_argument("--only", nargs="+", help="model names to keep")
     ap.add_argument("--resolution", type=int, help="override every case's resolution")
     ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="alternate kestrel and ONNX Runtime this many times per case; medians "
-                         "of the rounds are printed, and every round's ratio")
+    add_rounds_arg(ap, "kestrel and ONNX Runtime this many times per case")
     args = ap.parse_args()
     if args.runs < 10:
         ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")

@@ -26,10 +26,10 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 
-import numpy as np
 import onnxruntime as ort
+
+from bench_common import median, ort_session, time_ort
 
 
 def kestrel_cmd(args):
@@ -65,24 +65,10 @@ def main():
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         k = json.loads(out)
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = args.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(onnx_path, args.threads)
         r = args.resolution
-        x = np.random.default_rng(0).uniform(-1, 1, (args.batch, 3, r, r)).astype(np.float32)
-        for _ in range(args.warmup):
-            sess.run(["logits"], {"input": x})
-        ms = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            sess.run(["logits"], {"input": x})
-            ms.append((time.perf_counter() - t) * 1e3)
-        ms.sort()
-        n = len(ms)
-        ort_median = ms[n // 2] if n % 2 else (ms[n // 2 - 1] + ms[n // 2]) / 2
+        ms = time_ort(sess, args.batch, r, args.warmup, args.runs)
+        ort_median = median(ms)
 
     print(f"model {k['model']}  batch {k['batch']}  {r}x{r}  threads {k['threads']}  runs {args.runs}")
     print(f"kestrel-runtime: median {k['median_ms']:.3f} ms  min {k['min_ms']:.3f} ms  "

@@ -37,6 +37,8 @@ import time
 import torch
 import torchvision
 
+from bench_common import add_rounds_arg
+
 
 def kestrel_cmd(args):
     if args.kestrel:
@@ -115,9 +117,7 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--kestrel", help="path of the kestrel binary (default: cargo run --release)")
     p.add_argument("--plain-ops", action="store_true", help="KESTREL_PLAIN_OPS=1 for kestrel")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="alternate kestrel and PyTorch this many times; medians of the rounds are "
-                        "printed, and every round's ratio")
+    add_rounds_arg(p, "kestrel and PyTorch this many times")
     args = p.parse_args()
     if args.runs < 10:
         sys.exit("--runs: kestrel bench train needs at least 10")

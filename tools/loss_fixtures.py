@@ -56,6 +56,12 @@ def with_grad(fn, x, out_shape_like=None, rng=None):
     return val, cot, x.grad
 
 
+def graded_case(fields, fn, x, rng):
+    """`fields`, then the value of `fn(x)`, its cotangent and the gradient (see `with_grad`)."""
+    val, cot, grad = with_grad(fn, x, rng=rng)
+    return dict(fields, value=flat(val), cot=flat(cot), grad=flat(grad))
+
+
 def ce_cases(rng):
     cases = []
     specs = [
@@ -92,14 +98,12 @@ def ce_cases(rng):
             return F.cross_entropy(x, targets, weight=weights, ignore_index=ignore,
                                    reduction=red, label_smoothing=eps)
 
-        val, cot, grad = with_grad(fn, logits, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": list(shape), "logits": flat(logits),
             "targets": [int(v) for v in targets.reshape(-1).tolist()],
             "weights": flat(weights) if weights is not None else None,
             "label_smoothing": eps, "ignore_index": ignore, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logits, rng))
     return cases
 
 
@@ -119,13 +123,11 @@ def ce_soft_cases(rng):
         def fn(x):
             return F.cross_entropy(x, probs, weight=weights, reduction=red, label_smoothing=eps)
 
-        val, cot, grad = with_grad(fn, logits, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": [n, c], "logits": flat(logits), "probs": flat(probs),
             "weights": flat(weights) if weights is not None else None,
             "label_smoothing": eps, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logits, rng))
     return cases
 
 
@@ -148,12 +150,10 @@ def bce_cases(rng):
         def fn(x):
             return F.binary_cross_entropy_with_logits(x, targets, pos_weight=pos_weight, reduction=red)
 
-        val, cot, grad = with_grad(fn, logits, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": list(shape), "logits": flat(logits), "targets": flat(targets),
             "pos_weight": flat(pos_weight) if pos_weight is not None else None, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logits, rng))
     return cases
 
 
@@ -171,12 +171,10 @@ def focal_cases(rng):
         def fn(x):
             return torchvision.ops.sigmoid_focal_loss(x, targets, alpha=alpha, gamma=gamma, reduction=red)
 
-        val, cot, grad = with_grad(fn, logits, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": list(shape), "logits": flat(logits), "targets": flat(targets),
             "alpha": alpha if alpha >= 0 else None, "gamma": gamma, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logits, rng))
     return cases
 
 
@@ -207,14 +205,12 @@ def focal_mc_cases(rng):
                 return loss.sum()
             return loss
 
-        val, cot, grad = with_grad(fn, logits, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": [n, c], "logits": flat(logits),
             "targets": [int(v) for v in targets.tolist()],
             "alpha": flat(alpha_t) if alpha_t is not None else None, "gamma": gamma,
             "ignore_index": ignore, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logits, rng))
     return cases
 
 
@@ -239,12 +235,10 @@ def kl_cases(rng):
         def fn(x):
             return F.kl_div(x, target, reduction=red, log_target=log_target)
 
-        val, cot, grad = with_grad(fn, logq, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": list(shape), "input": flat(logq), "target": flat(target),
             "log_target": log_target, "reduction": red,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, logq, rng))
     return cases
 
 
@@ -259,12 +253,10 @@ def distill_cases(rng):
             kd = F.kl_div(F.log_softmax(s / t, 1), F.softmax(teacher / t, 1), reduction="batchmean")
             return alpha * t * t * kd + (1 - alpha) * F.cross_entropy(s, targets)
 
-        val, cot, grad = with_grad(fn, student, rng=rng)
-        cases.append({
+        cases.append(graded_case({
             "name": name, "shape": [n, c], "student": flat(student), "teacher": flat(teacher),
             "targets": [int(v) for v in targets.tolist()], "temperature": t, "alpha": alpha,
-            "value": flat(val), "cot": flat(cot), "grad": flat(grad),
-        })
+        }, fn, student, rng))
     return cases
 
 

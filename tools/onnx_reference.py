@@ -21,72 +21,30 @@ Steps:
 Rerun whenever the exporter's output bytes change on purpose.
 """
 
-import argparse
-import json
-import os
-import subprocess
-import tempfile
-
 import numpy as np
-import onnx
-import onnxruntime as ort
+
+import onnx_cases
 
 
-def fnv1a64(data: bytes) -> str:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="crates/kestrel-nn/tests/fixtures/onnx_ort.json")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, KESTREL_ONNX_OUT=d)
-        subprocess.run(
-            ["cargo", "test", "-p", "kestrel-nn", "--lib", "write_onnx_reference_inputs",
-             "--", "--ignored"],
-            check=True, env=env)
-        cases = []
-        for meta_file in sorted(f for f in os.listdir(d) if f.endswith(".json")):
-            meta = json.load(open(os.path.join(d, meta_file)))
-            name = meta["name"]
-            path = os.path.join(d, name + ".onnx")
-            data = open(path, "rb").read()
-            model = onnx.load_from_string(data)
-            onnx.checker.check_model(model, full_check=True)
-            assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
-            inp = model.graph.input[0]
-            assert inp.name == "input"
-            assert inp.type.tensor_type.shape.dim[0].dim_param == "batch"
-            ops = sorted({n.op_type for n in model.graph.node})
-            r, b = meta["resolution"], meta["batch"]
-            x = np.fromfile(os.path.join(d, name + ".input.f32"), dtype="<f4").reshape(b, 3, r, r)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-            logits = sess.run(["logits"], {"input": x})[0]
-            first = sess.run(["logits"], {"input": x[:1]})[0]
-            assert logits.shape == (b, meta["classes"]), logits.shape
-            np.testing.assert_allclose(first[0], logits[0], rtol=1e-5, atol=1e-5)
-            print(f"{name}: ops {ops}, logits[0] {logits[0]}")
-            cases.append(dict(meta, fnv1a64=fnv1a64(data), ops=ops,
-                              logits=[float(v) for v in logits.reshape(-1)]))
-    out = {
-        "generator": "tools/onnx_reference.py",
-        "onnx": onnx.__version__,
-        "onnxruntime": ort.__version__,
-        "cases": cases,
-    }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
-    print("wrote", args.out)
+def logit_fields(meta, ops, input_path, sess):
+    """ONNX Runtime's logits for the case's batch; the first image alone must give the same row."""
+    name = meta["name"]
+    r, b = meta["resolution"], meta["batch"]
+    x = np.fromfile(input_path, dtype="<f4").reshape(b, 3, r, r)
+    logits = sess.run(["logits"], {"input": x})[0]
+    first = sess.run(["logits"], {"input": x[:1]})[0]
+    assert logits.shape == (b, meta["classes"]), logits.shape
+    np.testing.assert_allclose(first[0], logits[0], rtol=1e-5, atol=1e-5)
+    print(f"{name}: ops {ops}, logits[0] {logits[0]}")
+    return {"logits": [float(v) for v in logits.reshape(-1)]}
 
 
 if __name__ == "__main__":
-    main()
+    onnx_cases.main(
+        "tools/onnx_reference.py",
+        "crates/kestrel-nn/tests/fixtures/onnx_ort.json",
+        ["cargo", "test", "-p", "kestrel-nn", "--lib", "write_onnx_reference_inputs", "--",
+         "--ignored"],
+        logit_fields,
+        indent=1,
+    )

@@ -1,11 +1,13 @@
 //! `kestrel bench train` end to end: the JSON fields of the CLI contract, with kestrel's training
 //! kernels and with `KESTREL_PLAIN_OPS=1`, and bad flags exiting 2.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{check_timing, command, json_of};
 
 fn bench_train(extra: &[&str], plain: bool) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kestrel"));
+    let mut cmd = command();
     cmd.args([
         "bench",
         "train",
@@ -32,18 +34,11 @@ fn bench_train(extra: &[&str], plain: bool) -> Output {
 #[test]
 fn json_has_the_spec_fields_with_and_without_the_custom_kernels() {
     for plain in [false, true] {
-        let o = bench_train(&["--batch", "2", "--json"], plain);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["model"], "mobilenet-v2");
-        assert_eq!(v["batch"], 2);
-        assert_eq!(v["resolution"], 32);
-        assert_eq!(v["threads"], 1);
-        let (min, median) = (
-            v["min_ms"].as_f64().unwrap(),
-            v["median_ms"].as_f64().unwrap(),
+        let v = json_of(
+            &bench_train(&["--batch", "2", "--json"], plain),
+            "bench train",
         );
-        assert!(min > 0.0 && min <= median, "{v}");
+        check_timing(&v, "mobilenet-v2", 2, 32);
     }
 }
 

@@ -1,37 +1,20 @@
 //! End-to-end tests of the `kestrel` binary: a tiny training run, then eval and predict on it, and
 //! the exit codes and messages of bad input.
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{
+    assert_exit_2_naming, assert_ok, fresh_tiny_run, json_of, kestrel, read_json, read_jsonl,
+    read_text, run_json, solid_png, stderr, train_tiny,
+};
 
-/// One small run shared by the tests: 1 epoch of a thin MobileNetV2 on 32 px shapes.
+/// One small run shared by the tests: 2 epochs of a thin MobileNetV2 on 32 px shapes.
 fn tiny_run() -> &'static Path {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, run) = RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        let o = kestrel(&[
-            "train",
-            "--data",
-            "shapes:n=96,size=32,classes=3,seed=1",
-            "--resolution",
-            "32",
-            "--width",
-            "0.25",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--out",
-            run.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "train failed: {}", stderr(&o));
-        let summary: Value = serde_json::from_slice(&o.stdout).expect("train --json prints JSON");
+        let (dir, run, summary) = fresh_tiny_run("shapes:n=96,size=32,classes=3,seed=1", "2");
         assert_eq!(summary["epochs_run"], 2);
         // Checked here: the eval test, which may run at any time after this, flips it.
         assert_eq!(summary["test_evaluated"], false);
@@ -52,8 +35,7 @@ fn train_writes_the_run_folder_of_the_spec() {
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&run.join("summary.json"));
     for key in [
         "task",
         "model",
@@ -72,11 +54,7 @@ fn train_writes_the_run_folder_of_the_spec() {
     let acc = summary["val"]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     assert!(summary["val"]["macro_f1"].is_number());
-    let lines: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_jsonl(&run.join("metrics.jsonl"));
     assert_eq!(lines.len(), 2);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["epoch"], i + 1);
@@ -85,16 +63,14 @@ fn train_writes_the_run_folder_of_the_spec() {
         }
     }
     // The resolved configuration reads back.
-    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let cfg = read_text(&run.join("config.toml"));
     assert!(cfg.contains("resolution = 32"), "{cfg}");
 }
 
 #[test]
 fn eval_json_has_the_spec_fields_and_test_is_recorded() {
     let run = tiny_run().to_str().unwrap().to_string();
-    let o = kestrel(&["eval", "--run", &run, "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = run_json(&["eval", "--run", &run, "--json"]);
     for key in [
         "split",
         "accuracy",
@@ -122,12 +98,8 @@ fn eval_json_has_the_spec_fields_and_test_is_recorded() {
             .sum();
         assert_eq!(sum, c["support"].as_u64().unwrap());
     }
-    let o = kestrel(&["eval", "--run", &run, "--split", "test", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let summary: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&run).join("summary.json")).unwrap(),
-    )
-    .unwrap();
+    run_json(&["eval", "--run", &run, "--split", "test", "--json"]);
+    let summary = read_json(&Path::new(&run).join("summary.json"));
     assert_eq!(summary["test_evaluated"], true);
 }
 
@@ -136,10 +108,8 @@ fn predict_json_lists_ranked_classes_and_corrupt_images_exit_2() {
     let run = tiny_run().to_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("img.png");
-    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 40, 40]))
-        .save(&good)
-        .unwrap();
-    let o = kestrel(&[
+    solid_png(&good, 40, 30, [200, 40, 40]);
+    let v = run_json(&[
         "predict",
         "--run",
         &run,
@@ -148,8 +118,6 @@ fn predict_json_lists_ranked_classes_and_corrupt_images_exit_2() {
         "--json",
         good.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let first = &v.as_array().unwrap()[0];
     assert_eq!(first["image"], good.to_str().unwrap());
     let top = first["top"].as_array().unwrap();
@@ -164,8 +132,7 @@ fn predict_json_lists_ranked_classes_and_corrupt_images_exit_2() {
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&corrupt, bytes).unwrap();
     let o = kestrel(&["predict", "--run", &run, corrupt.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("corrupt.png"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["corrupt.png"]);
     assert!(!stderr(&o).contains("panicked"));
 }
 
@@ -179,16 +146,10 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         dir.path().join("r").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("vgg16") && stderr(&o).contains("mobilenet-v2"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit_2_naming(&o, &["vgg16", "mobilenet-v2"]);
 
     let o = kestrel(&["train", "--data", "shapes:classes=0"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("classes"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["classes"]);
 
     // --out under a regular file cannot be created.
     let file = dir.path().join("a-file");
@@ -201,21 +162,18 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("a-file"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["a-file"]);
 
     let o = kestrel(&[
         "eval",
         "--run",
         dir.path().join("nowhere").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["nowhere"]);
 
     // Unknown flags are usage errors.
     let o = kestrel(&["train", "--epochz", "3"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--epochz"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["--epochz"]);
 }
 
 #[test]
@@ -230,7 +188,7 @@ fn metrics_scores_a_csv_with_the_spec_fields_and_plots() {
     )
     .unwrap();
     let plots = dir.path().join("plots");
-    let o = kestrel(&[
+    let v = run_json(&[
         "metrics",
         "--input",
         csv.to_str().unwrap(),
@@ -238,25 +196,10 @@ fn metrics_scores_a_csv_with_the_spec_fields_and_plots() {
         "--plots",
         plots.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in [
-        "n",
-        "classes",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "tpr",
-        "fpr",
-        "roc_auc",
-        "average_precision",
-        "pr_auc",
-        "confusion",
-        "per_class",
-        "roc_auc_ovr_macro",
-        "roc_auc_ovr_weighted",
-    ] {
+    // The fields of the contract (docs/cli.md), binary and multiclass ones alike.
+    let fields = "n classes accuracy precision recall f1 tpr fpr roc_auc average_precision pr_auc \
+                  confusion per_class roc_auc_ovr_macro roc_auc_ovr_weighted";
+    for key in fields.split_whitespace() {
         assert!(v.get(key).is_some(), "metrics JSON lacks {key}: {v}");
     }
     assert_eq!(v["n"], 6);
@@ -279,12 +222,7 @@ fn metrics_scores_a_csv_with_the_spec_fields_and_plots() {
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "y_true,score\n0,0.1\n1,abc\n").unwrap();
     let o = kestrel(&["metrics", "--input", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("bad.csv") && stderr(&o).contains("line"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit_2_naming(&o, &["bad.csv", "line"]);
 }
 
 #[test]
@@ -305,32 +243,23 @@ fn a_split_manifest_fixes_the_splits_of_training_and_eval() {
         "--out",
         manifest.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_ok(&o, "split");
+    let m = read_json(&manifest);
     let n_val = m["val"].as_array().unwrap().len();
     assert_eq!(n_val, 18, "30 % of 30 per class, twice: {m}");
     let run = dir.path().join("run");
-    let o = kestrel(&[
-        "train",
-        "--data",
+    let o = train_tiny(
         data,
-        "--split-manifest",
-        manifest.to_str().unwrap(),
-        "--resolution",
-        "32",
-        "--width",
-        "0.25",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = kestrel(&["eval", "--run", run.to_str().unwrap(), "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        &run,
+        &[
+            "--split-manifest",
+            manifest.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ],
+    );
+    assert_ok(&o, "train");
+    let v = run_json(&["eval", "--run", run.to_str().unwrap(), "--json"]);
     let support: u64 = v["per_class"]
         .as_array()
         .unwrap()
@@ -344,8 +273,7 @@ fn a_split_manifest_fixes_the_splits_of_training_and_eval() {
         "--split-manifest",
         dir.path().join("none.json").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("none.json"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["none.json"]);
 }
 
 #[test]
@@ -354,32 +282,24 @@ fn train_balances_interleaves_and_augments_on_a_tiny_run() {
     let run = dir.path().join("run");
     // Classes of about 45 %, 32 % and 23 %: equal labels can stand 2 apart.
     let data = "shapes:n=96,size=32,classes=3,imbalance=2,seed=1";
-    let o = kestrel(&[
-        "train",
-        "--data",
+    let o = train_tiny(
         data,
-        "--balance",
-        "weights",
-        "--interleave",
-        "2",
-        "--augment",
-        "standard",
-        "--resolution",
-        "32",
-        "--width",
-        "0.25",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        run.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "train failed: {}", stderr(&o));
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+        &run,
+        &[
+            "--balance",
+            "weights",
+            "--interleave",
+            "2",
+            "--augment",
+            "standard",
+            "--epochs",
+            "1",
+            "--json",
+        ],
+    );
+    let summary = json_of(&o, "train");
     assert_eq!(summary["epochs_run"], 1);
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let config = read_text(&run.join("config.toml"));
     for line in [
         "balance = \"weights\"",
         "interleave = 2",
@@ -398,8 +318,8 @@ fn train_balances_interleaves_and_augments_on_a_tiny_run() {
         "--out",
         again.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let a = std::fs::read_to_string(again.join("config.toml")).unwrap();
+    assert_ok(&o, "train --config");
+    let a = read_text(&again.join("config.toml"));
     assert_eq!(a, config);
 
     // No order keeps 3 classes 5 apart.
@@ -412,17 +332,11 @@ fn train_balances_interleaves_and_augments_on_a_tiny_run() {
         "--out",
         dir.path().join("r5").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("interleave"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["interleave"]);
     assert!(!dir.path().join("r5").exists(), "nothing written");
     for (flag, value) in [("--balance", "smoothe"), ("--augment", "heavy")] {
         let o = kestrel(&["train", flag, value]);
-        assert_eq!(o.status.code(), Some(2));
-        assert!(
-            stderr(&o).contains(value) && stderr(&o).contains(&flag[2..]),
-            "{}",
-            stderr(&o)
-        );
+        assert_exit_2_naming(&o, &[value, &flag[2..]]);
     }
 }
 
@@ -470,14 +384,13 @@ fn skip_bad_leaves_out_a_truncated_png_and_reports_it() {
         kestrel(&args)
     };
     let o = train(&[], "strict");
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("broken.png"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["broken.png"]);
 
     let o = train(&["--skip-bad"], "lenient");
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o, "train --skip-bad");
     let err = stderr(&o);
     assert!(err.contains("skipped 1 unreadable item(s) of 21"), "{err}");
     assert!(err.contains("broken.png"), "{err}");
-    let config = std::fs::read_to_string(dir.path().join("lenient/config.toml")).unwrap();
+    let config = read_text(&dir.path().join("lenient/config.toml"));
     assert!(config.contains("skip_bad = true"), "{config}");
 }

@@ -13,34 +13,71 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{
+    assert_exit_2_naming, assert_ok, check_timing, fresh_tiny_run, json_of, kestrel, run_json,
+    stderr, SMALL_SHAPES,
+};
 
 /// One epoch of a thin MobileNetV2 on 32 px shapes, shared by the export tests.
 fn tiny_run() -> &'static Path {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, run) = RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        let o = kestrel(&[
-            "train",
-            "--data",
-            "shapes:n=48,size=32,classes=3,seed=2",
-            "--resolution",
-            "32",
-            "--width",
-            "0.25",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--out",
-            run.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "train failed: {}", stderr(&o));
+        let (dir, run, _) = fresh_tiny_run(SMALL_SHAPES, "1");
         (dir, run)
     });
     run
+}
+
+/// `kestrel export --run RUN --format FORMAT --out OUT` with `extra` flags.
+fn export(run: &Path, format: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["export", "--run", run.to_str().unwrap(), "--format", format];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    kestrel(&args)
+}
+
+/// `kestrel predict --run RUN --top-k 3 --json` with `extra` flags on `images`; it must succeed.
+fn predict_top3(run: &Path, extra: &[&str], images: &[&str]) -> Value {
+    let mut args = vec![
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--top-k",
+        "3",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(images);
+    run_json(&args)
+}
+
+/// `kestrel bench infer --model MODEL --width WIDTH --resolution R --threads 1 --engine ENGINE
+/// --json` with `extra` flags; it must succeed.
+fn bench_infer_json(model: &str, width: &str, r: &str, engine: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["bench", "infer", "--model", model, "--width", width];
+    args.extend([
+        "--resolution",
+        r,
+        "--threads",
+        "1",
+        "--engine",
+        engine,
+        "--json",
+    ]);
+    args.extend_from_slice(extra);
+    json_of(&kestrel(&args), engine)
+}
+
+/// `kestrel bench infer --resolution 32 --batch 1` with each case's flags exits 2, naming the
+/// case's needle, without a panic.
+fn assert_bench_infer_refuses(cases: &[(&[&str], &str)]) {
+    for &(extra, needle) in cases {
+        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
+        args.extend_from_slice(extra);
+        let o = kestrel(&args);
+        assert_exit_2_naming(&o, &[needle]);
+        assert!(!stderr(&o).contains("panicked"), "{extra:?}");
+    }
 }
 
 fn softmax(z: &[f32]) -> Vec<f64> {
@@ -61,18 +98,7 @@ fn exported_plan_gives_the_probabilities_of_predict() {
     .save(&img_path)
     .unwrap();
     let plan_path = dir.path().join("model.plan");
-    let o = kestrel(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--format",
-        "plan",
-        "--out",
-        plan_path.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let info: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let info = json_of(&export(run, "plan", &plan_path, &["--json"]), "export");
     assert_eq!(info["format"], "plan");
     assert_eq!(info["model"], "mobilenet-v2");
     assert_eq!(info["resolution"], 32);
@@ -94,17 +120,7 @@ fn exported_plan_gives_the_probabilities_of_predict() {
         Engine::new(Plan::load(&plan_path).unwrap(), EngineOptions::default()).unwrap();
     let probs = softmax(engine.run(&nhwc, 1).unwrap());
 
-    let o = kestrel(&[
-        "predict",
-        "--run",
-        run.to_str().unwrap(),
-        "--top-k",
-        "3",
-        "--json",
-        img_path.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = predict_top3(run, &[], &[img_path.to_str().unwrap()]);
     for t in v[0]["top"].as_array().unwrap() {
         let c = t["class"].as_u64().unwrap() as usize;
         let p = t["prob"].as_f64().unwrap();
@@ -121,16 +137,7 @@ fn exported_onnx_is_the_library_export_of_the_best_checkpoint() {
     let run = tiny_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    let o = kestrel(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&export(run, "onnx", &out, &[]), "export");
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run)).unwrap();
     let model = ckpt.model(&burn::tensor::Device::flex()).unwrap();
     let want = kestrel_nn::export::to_onnx(&model, 32).unwrap();
@@ -164,43 +171,16 @@ fn exported_onnx_is_the_library_export_of_the_best_checkpoint() {
 #[test]
 fn bench_infer_json_has_the_spec_fields_for_both_engines() {
     for engine in ["runtime", "burn"] {
-        let o = kestrel(&[
-            "bench",
-            "infer",
-            "--model",
-            "mobilenet-v1",
-            "--width",
-            "0.25",
-            "--resolution",
-            "32",
-            "--batch",
-            "2",
-            "--threads",
-            "1",
-            "--warmup",
-            "1",
-            "--engine",
-            engine,
-            "--json",
-        ]);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let extra = ["--batch", "2", "--warmup", "1"];
+        let v = bench_infer_json("mobilenet-v1", "0.25", "32", engine, &extra);
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys.len(),
             8,
             "{keys:?}: expected model, engine, batch, resolution, threads, min_ms, median_ms, images_per_s"
         );
-        assert_eq!(v["model"], "mobilenet-v1");
         assert_eq!(v["engine"], engine);
-        assert_eq!(v["batch"], 2);
-        assert_eq!(v["resolution"], 32);
-        assert_eq!(v["threads"], 1);
-        let (min, median) = (
-            v["min_ms"].as_f64().unwrap(),
-            v["median_ms"].as_f64().unwrap(),
-        );
-        assert!(min > 0.0 && min <= median, "{v}");
+        let median = check_timing(&v, "mobilenet-v1", 2, 32);
         let ips = v["images_per_s"].as_f64().unwrap();
         assert!((ips - 2.0 * 1000.0 / median).abs() < 1e-6 * ips, "{v}");
     }
@@ -222,24 +202,13 @@ fn predict_engines_agree_on_a_tiny_run() {
         .unwrap();
         paths.push(p.to_str().unwrap().to_string());
     }
-    let predict = |engine: &str| -> Value {
-        let mut args = vec![
-            "predict",
-            "--run",
-            run.to_str().unwrap(),
-            "--top-k",
-            "3",
-            "--json",
-        ];
-        if !engine.is_empty() {
-            args.extend(["--engine", engine]);
-        }
-        args.extend(paths.iter().map(|s| s.as_str()));
-        let o = kestrel(&args);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
-    let (default, runtime, burn) = (predict(""), predict("runtime"), predict("burn"));
+    let images: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let predict = |extra: &[&str]| predict_top3(run, extra, &images);
+    let (default, runtime, burn) = (
+        predict(&[]),
+        predict(&["--engine", "runtime"]),
+        predict(&["--engine", "burn"]),
+    );
     assert_eq!(default, runtime, "the default engine is the runtime");
     for (r, b) in runtime
         .as_array()
@@ -262,38 +231,16 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fcn.onnx");
     for engine in ["runtime", "burn"] {
-        let o = kestrel(&[
-            "bench",
-            "infer",
-            "--model",
-            "fcn8s-mobilenet-v2",
-            "--width",
-            "0.35",
-            "--resolution",
-            "48",
-            "--batch",
-            "1",
-            "--threads",
-            "1",
-            "--warmup",
-            "0",
-            "--upsampler",
-            "transposed",
-            "--engine",
-            engine,
-            "--export-onnx",
-            out.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "{engine}: {}", stderr(&o));
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut extra = vec!["--batch", "1", "--warmup", "0", "--upsampler", "transposed"];
+        extra.extend(["--export-onnx", out.to_str().unwrap()]);
+        let v = bench_infer_json("fcn8s-mobilenet-v2", "0.35", "48", engine, &extra);
         assert_eq!(v["model"], "fcn8s-mobilenet-v2");
         assert_eq!(v["resolution"], 48);
         let bytes = std::fs::read(&out).unwrap();
         let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
         assert!(has(b"ConvTranspose") && has(b"Slice"), "{engine}");
     }
-    for (extra, needle) in [
+    assert_bench_infer_refuses(&[
         (&["--model", "fcn8s-vgg16"][..], "fcn8s-vgg16"),
         (
             &["--model", "fcn8s-mobilenet-v2", "--upsampler", "carafe"][..],
@@ -311,14 +258,7 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
             &["--model", "fcn8s-resnet18", "--width", "0.5"][..],
             "--width",
         ),
-    ] {
-        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
-        args.extend_from_slice(extra);
-        let o = kestrel(&args);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"));
-    }
+    ]);
 }
 
 #[test]
@@ -341,7 +281,7 @@ fn bench_can_write_the_benchmarked_model_as_onnx() {
         "--export-onnx",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o, "bench infer");
     let bytes = std::fs::read(&out).unwrap();
     // ModelProto field 1 (ir_version) = 8 comes first.
     assert_eq!(&bytes[..2], &[0x08, 0x08]);
@@ -350,12 +290,7 @@ fn bench_can_write_the_benchmarked_model_as_onnx() {
 
 #[test]
 fn bad_input_exits_2_with_a_message_naming_it() {
-    let bench = |extra: &[&str]| {
-        let mut args = vec!["bench", "infer", "--resolution", "32", "--batch", "1"];
-        args.extend_from_slice(extra);
-        kestrel(&args)
-    };
-    for (extra, needle) in [
+    assert_bench_infer_refuses(&[
         (&["--model", "vgg16"][..], "vgg16"),
         (&["--model", "resnet18", "--width", "0.5"][..], "--width"),
         (&["--model", "mobilenet-v1", "--width", "0"][..], "--width"),
@@ -368,15 +303,9 @@ fn bad_input_exits_2_with_a_message_naming_it() {
             &["--model", "mobilenet-v1", "--engine", "tensorrt"][..],
             "tensorrt",
         ),
-    ] {
-        let o = bench(extra);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("panicked"));
-    }
+    ]);
     let o = kestrel(&["bench", "infer", "--model", "mobilenet-v1", "--batch", "0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--batch"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["--batch"]);
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.onnx");
@@ -390,8 +319,7 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         out,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["/nonexistent/run"]);
     let o = kestrel(&[
         "export",
         "--arch",
@@ -403,8 +331,7 @@ fn bad_input_exits_2_with_a_message_naming_it() {
         "--out",
         out,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("w.pth"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["w.pth"]);
     let o = kestrel(&["export", "--format", "plan", "--out", out]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!Path::new(out).exists());

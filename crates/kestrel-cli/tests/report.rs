@@ -1,40 +1,20 @@
 //! End to end: `kestrel report --run DIR` on tiny classification and segmentation runs.
 
-use serde_json::Value;
 use std::path::Path;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{assert_exit_2_naming, json_of, kestrel, run_json, train_tiny, SMALL_SHAPES};
 
 /// Trains a tiny run of `task` into `run`.
 fn train(run: &Path, task: &str, data: &str, epochs: &str) {
-    let o = kestrel(&[
-        "train",
-        "--task",
-        task,
-        "--data",
-        data,
-        "--resolution",
-        "32",
-        "--width",
-        "0.25",
-        "--epochs",
-        epochs,
-        "--batch-size",
-        "8",
-        "--out",
-        run.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let o = train_tiny(data, run, &["--task", task, "--epochs", epochs, "--json"]);
+    json_of(&o, "train");
 }
 
 /// Runs `kestrel report --run DIR --json`; checks the files it lists are PNGs and that the HTML
 /// has no external reference and one inline PNG per plot file. Returns the plot file names.
 fn report(run: &Path) -> Vec<String> {
-    let o = kestrel(&["report", "--run", run.to_str().unwrap(), "--json"]);
-    assert!(o.status.success(), "report failed: {}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).expect("report --json prints JSON");
+    let v = run_json(&["report", "--run", run.to_str().unwrap(), "--json"]);
     let html = std::fs::read_to_string(v["report"].as_str().unwrap()).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(!html.contains("src=\"http") && !html.contains("<script"));
@@ -96,7 +76,7 @@ fn report_rewrites_the_report_of_a_classification_run() {
 fn report_of_a_segmentation_run_has_iou_bars() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("seg");
-    train(&run, "segment", "shapes:n=48,size=32,classes=3,seed=2", "1");
+    train(&run, "segment", SMALL_SHAPES, "1");
     let names = report(&run);
     for want in ["loss.png", "confusion.png", "iou.png"] {
         assert!(
@@ -110,10 +90,8 @@ fn report_of_a_segmentation_run_has_iou_bars() {
 #[test]
 fn report_of_a_missing_folder_exits_2_naming_it() {
     let o = kestrel(&["report", "--run", "/no/such/run-folder"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/no/such/run-folder"));
+    assert_exit_2_naming(&o, &["/no/such/run-folder"]);
     let dir = tempfile::tempdir().unwrap();
     let o = kestrel(&["report", "--run", dir.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("metrics.jsonl"));
+    assert_exit_2_naming(&o, &["metrics.jsonl"]);
 }

@@ -3,51 +3,38 @@
 use serde_json::Value;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{
+    assert_exit_2_naming, assert_ok, json_of, kestrel, read_text, run_json, solid_png, train_tiny,
+    SMALL_SHAPES,
+};
 
 #[test]
 fn segment_train_eval_and_predict_give_the_spec_fields() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("seg");
     let run_s = run.to_str().unwrap();
-    let o = kestrel(&[
-        "train",
-        "--task",
-        "segment",
-        "--data",
-        "shapes:n=48,size=32,classes=3,seed=2",
-        "--resolution",
-        "32",
-        "--width",
-        "0.25",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        run_s,
-        "--json",
-    ]);
-    assert!(o.status.success(), "train failed: {}", stderr(&o));
-    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = train_tiny(
+        SMALL_SHAPES,
+        &run,
+        &["--task", "segment", "--epochs", "1", "--json"],
+    );
+    let summary = json_of(&o, "train");
     assert_eq!(summary["task"], "segment");
     assert_eq!(summary["model"], "fcn8s-mobilenet-v2");
     for key in ["miou", "pixel_accuracy"] {
         let v = summary["val"][key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
-    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let metrics = read_text(&run.join("metrics.jsonl"));
     assert_eq!(metrics.lines().count(), 1);
     let line: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     assert!(line["train_loss"]["segment"].as_f64().unwrap().is_finite());
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let config = read_text(&run.join("config.toml"));
     assert!(config.contains("task = \"segment\""), "{config}");
     assert!(config.contains("upsampler = \"bilinear\""), "{config}");
 
     // eval: mIoU, pixel accuracy and one IoU per class (background + 3 shapes).
-    let o = kestrel(&["eval", "--run", run_s, "--json"]);
-    assert!(o.status.success(), "eval failed: {}", stderr(&o));
-    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = run_json(&["eval", "--run", run_s, "--json"]);
     assert_eq!(e["iou_per_class"].as_array().unwrap().len(), 4);
     // Validation again: the same numbers as the summary's best epoch.
     let d = (e["miou"].as_f64().unwrap() - summary["val"]["miou"].as_f64().unwrap()).abs();
@@ -63,9 +50,7 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
         }
     }
     im.save(&img).unwrap();
-    let o = kestrel(&["predict", "--run", run_s, "--json", img.to_str().unwrap()]);
-    assert!(o.status.success(), "predict failed: {}", stderr(&o));
-    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = run_json(&["predict", "--run", run_s, "--json", img.to_str().unwrap()]);
     let first = &p.as_array().unwrap()[0];
     let top = first["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
@@ -84,7 +69,7 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
     }
 
     // The Burn engine gives the same ranking, probabilities and boxes as the default runtime.
-    let o = kestrel(&[
+    let pb = run_json(&[
         "predict",
         "--run",
         run_s,
@@ -93,12 +78,6 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
         "burn",
         img.to_str().unwrap(),
     ]);
-    assert!(
-        o.status.success(),
-        "predict --engine burn failed: {}",
-        stderr(&o)
-    );
-    let pb: Value = serde_json::from_slice(&o.stdout).unwrap();
     let burn = &pb.as_array().unwrap()[0];
     for (x, y) in top.iter().zip(burn["top"].as_array().unwrap()) {
         assert_eq!(x["class"], y["class"], "{first} vs {burn}");
@@ -117,7 +96,7 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
     // export: the FCN as a plan (NHWC scores of the input size) and as ONNX.
     for format in ["plan", "onnx"] {
         let out = dir.path().join(format!("seg.{format}"));
-        let o = kestrel(&[
+        let info = run_json(&[
             "export",
             "--run",
             run_s,
@@ -127,8 +106,6 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
             out.to_str().unwrap(),
             "--json",
         ]);
-        assert!(o.status.success(), "export {format}: {}", stderr(&o));
-        let info: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(info["model"], "fcn8s-mobilenet-v2");
         assert_eq!(info["classes"], 4);
         if format == "plan" {
@@ -148,11 +125,9 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
         "--out",
         run_s,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("balance"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["balance"]);
     let o = kestrel(&["train", "--task", "segment", "--upsampler", "lanczos"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("lanczos"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["lanczos"]);
 }
 
 /// `--output-stride 8` trains FCN-8s on a dilated backbone (every tap at stride 8), and the run
@@ -161,39 +136,16 @@ fn segment_train_eval_and_predict_give_the_spec_fields() {
 fn segmentation_trains_on_a_dilated_backbone() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("os8");
-    let args = |os: &str, task: &str| {
-        vec![
-            "train".to_string(),
-            "--task".into(),
-            task.into(),
-            "--data".into(),
-            "shapes:n=48,size=32,classes=3,seed=2".into(),
-            "--resolution".into(),
-            "32".into(),
-            "--width".into(),
-            "0.25".into(),
-            "--batch-size".into(),
-            "8".into(),
-            "--epochs".into(),
-            "1".into(),
-            "--output-stride".into(),
-            os.into(),
-            "--out".into(),
-            run.to_str().unwrap().into(),
-        ]
-    };
     let run_with = |os: &str, task: &str| {
-        let a = args(os, task);
-        kestrel(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        let extra = ["--task", task, "--epochs", "1", "--output-stride", os];
+        train_tiny(SMALL_SHAPES, &run, &extra)
     };
     let o = run_with("8", "segment");
-    assert!(o.status.success(), "{}", stderr(&o));
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert_ok(&o, "train");
+    let config = read_text(&run.join("config.toml"));
     assert!(config.contains("output_stride = 8"), "{config}");
     let img = dir.path().join("x.png");
-    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 20, 20]))
-        .save(&img)
-        .unwrap();
+    solid_png(&img, 32, 32, [200, 20, 20]);
     let o = kestrel(&[
         "predict",
         "--run",
@@ -201,11 +153,10 @@ fn segmentation_trains_on_a_dilated_backbone() {
         img.to_str().unwrap(),
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o, "predict");
     std::fs::remove_dir_all(&run).unwrap();
     for (os, task) in [("12", "segment"), ("8", "classify")] {
         let o = run_with(os, task);
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        assert!(stderr(&o).contains("output_stride"), "{}", stderr(&o));
+        assert_exit_2_naming(&o, &["output_stride"]);
     }
 }

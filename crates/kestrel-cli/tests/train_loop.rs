@@ -6,40 +6,39 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{kestrel, stderr};
+use common::{
+    assert_exit_2_naming, assert_ok, json_of, kestrel, read_jsonl, read_text, stderr, train_tiny,
+    SMALL_SHAPES,
+};
 
 const DATA: &str = "shapes:n=64,size=32,classes=3,seed=4";
 
 /// A tiny classification run into `out` with `extra` flags.
 fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--data",
-        DATA,
-        "--resolution",
-        "32",
-        "--width",
-        "0.25",
-        "--batch-size",
-        "8",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    kestrel(&args)
+    train_tiny(DATA, out, extra)
 }
 
 /// metrics.jsonl without the `seconds` of each line.
 fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
+    let mut lines = read_jsonl(&run.join("metrics.jsonl"));
+    for v in &mut lines {
+        v.as_object_mut().unwrap().remove("seconds");
+    }
+    lines
+}
+
+/// Trains `out` for `epochs` epochs with `--stop-after stop`, the task and its flags in `task`;
+/// the run must succeed.
+fn train_stopping(out: &Path, task: &[&str], epochs: &str, stop: &str) {
+    let mut args = task.to_vec();
+    args.extend(["--epochs", epochs, "--stop-after", stop]);
+    assert_ok(&train_tiny(SMALL_SHAPES, out, &args), "train");
+}
+
+/// `kestrel train --resume --out DIR`; it must succeed.
+fn resume(out: &Path) {
+    let o = kestrel(&["train", "--resume", "--out", out.to_str().unwrap()]);
+    assert_ok(&o, "train --resume");
 }
 
 /// `--epochs 2` straight, and `--epochs 2 --stop-after 1` then `--resume`, give identical
@@ -48,11 +47,9 @@ fn metrics(run: &Path) -> Vec<Value> {
 fn a_resumed_run_repeats_the_straight_run() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
-    let o = train(&a, &["--epochs", "2", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let straight: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let straight = json_of(&train(&a, &["--epochs", "2", "--json"]), "train");
     // Every finished run has its report and plots.
-    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    let html = read_text(&a.join("report.html"));
     assert!(
         html.contains("data:image/png;base64,"),
         "{}",
@@ -61,8 +58,7 @@ fn a_resumed_run_repeats_the_straight_run() {
     for plot in ["loss.png", "val_metrics.png", "confusion.png", "roc.png"] {
         assert!(a.join("plots").join(plot).is_file(), "{plot}");
     }
-    let o = train(&b, &["--epochs", "2", "--stop-after", "1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&train(&b, &["--epochs", "2", "--stop-after", "1"]), "train");
     assert_eq!(metrics(&b).len(), 1);
 
     // Resuming: the run's settings come from its config.toml; a changed one is refused (exit 2)
@@ -71,15 +67,12 @@ fn a_resumed_run_repeats_the_straight_run() {
     let o = kestrel(&[
         "train", "--resume", "--out", b_s, "--epochs", "2", "--lr", "0.1",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("`lr`"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["`lr`"]);
     let o = kestrel(&["train", "--resume", "--epochs", "2"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["--out"]);
 
     let o = kestrel(&["train", "--resume", "--out", b_s, "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let resumed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let resumed = json_of(&o, "train --resume");
     let (ma, mb) = (metrics(&a), metrics(&b));
     assert_eq!(ma.len(), 2);
     assert_eq!(ma, mb);
@@ -87,7 +80,7 @@ fn a_resumed_run_repeats_the_straight_run() {
         assert_eq!(straight[key], resumed[key], "{key}");
     }
     // Gradient norms: step 0 sampled (default every 50 steps), one entry per parameter.
-    let grads = std::fs::read_to_string(a.join("grad_norms.jsonl")).unwrap();
+    let grads = read_text(&a.join("grad_norms.jsonl"));
     let first: Value = serde_json::from_str(grads.lines().next().unwrap()).unwrap();
     assert_eq!(
         (first["epoch"].as_u64(), first["step"].as_u64()),
@@ -101,46 +94,19 @@ fn a_resumed_run_repeats_the_straight_run() {
             "{l}"
         );
     }
-    assert_eq!(
-        grads,
-        std::fs::read_to_string(b.join("grad_norms.jsonl")).unwrap()
-    );
+    assert_eq!(grads, read_text(&b.join("grad_norms.jsonl")));
 }
 
 /// The same for segmentation (its own per-epoch shuffle and flip draws).
 #[test]
 fn a_resumed_segmentation_run_repeats_the_straight_run() {
     let dir = tempfile::tempdir().unwrap();
-    let seg = |out: &Path, stop: &str| {
-        kestrel(&[
-            "train",
-            "--task",
-            "segment",
-            "--model",
-            "fcn8s-mobilenet-v2",
-            "--data",
-            "shapes:n=48,size=32,classes=3,seed=2",
-            "--resolution",
-            "32",
-            "--width",
-            "0.25",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "2",
-            "--stop-after",
-            stop,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let task = ["--task", "segment", "--model", "fcn8s-mobilenet-v2"];
     let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
     for (out, stop) in [(&a, "2"), (&b, "1")] {
-        let o = seg(out, stop);
-        assert!(o.status.success(), "{}", stderr(&o));
+        train_stopping(out, &task, "2", stop);
     }
-    let o = kestrel(&["train", "--resume", "--out", b.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&b);
     let (ma, mb) = (metrics(&a), metrics(&b));
     assert_eq!(ma.len(), 2);
     assert_eq!(ma, mb);
@@ -168,7 +134,7 @@ fn an_absurd_learning_rate_stops_on_a_named_layer() {
     assert!(err.contains("epoch ") && err.contains("step "), "{err}");
     if run.join("checkpoints/best.ckpt").exists() {
         let o = kestrel(&["eval", "--run", run.to_str().unwrap(), "--json"]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        assert_ok(&o, "eval");
     }
 }
 
@@ -176,12 +142,7 @@ fn an_absurd_learning_rate_stops_on_a_named_layer() {
 fn a_val_metric_of_another_task_is_refused_naming_the_allowed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let o = train(&dir.path().join("run"), &["--val-metric", "miou"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("accuracy, macro_f1") && err.contains("miou"),
-        "{err}"
-    );
+    assert_exit_2_naming(&o, &["accuracy, macro_f1", "miou"]);
 }
 
 /// The optimiser settings reach the loop: a parameter group's learning rate is logged beside the
@@ -209,7 +170,7 @@ fn parameter_groups_and_l1_reach_the_loop() {
             "1e-5",
         ],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o, "train");
     let line = &metrics(&run)[0];
     let (head, default) = (
         line["lr"]["head"].as_f64().unwrap(),
@@ -221,7 +182,7 @@ fn parameter_groups_and_l1_reach_the_loop() {
     );
     let share = line["near_zero_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "{line}");
-    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let saved = read_text(&run.join("config.toml"));
     assert!(
         saved.contains("nesterov") && saved.contains("lr_scale"),
         "{saved}"
@@ -237,8 +198,7 @@ fn parameter_groups_and_l1_reach_the_loop() {
         &other,
         &["--config", config.to_str().unwrap(), "--epochs", "1"],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("typo"), "{}", stderr(&o));
+    assert_exit_2_naming(&o, &["typo"]);
     assert!(!other.exists());
 }
 
@@ -247,36 +207,12 @@ fn parameter_groups_and_l1_reach_the_loop() {
 #[test]
 fn a_resumed_multitask_run_repeats_the_straight_run() {
     let dir = tempfile::tempdir().unwrap();
-    let mt = |out: &Path, stop: &str| {
-        kestrel(&[
-            "train",
-            "--task",
-            "multitask",
-            "--weighting",
-            "uncertainty",
-            "--data",
-            "shapes:n=48,size=32,classes=3,seed=2",
-            "--resolution",
-            "32",
-            "--width",
-            "0.25",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "3",
-            "--stop-after",
-            stop,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let task = ["--task", "multitask", "--weighting", "uncertainty"];
     let (a, b) = (dir.path().join("straight"), dir.path().join("resumed"));
     for (out, stop) in [(&a, "3"), (&b, "1")] {
-        let o = mt(out, stop);
-        assert!(o.status.success(), "{}", stderr(&o));
+        train_stopping(out, &task, "3", stop);
     }
-    let o = kestrel(&["train", "--resume", "--out", b.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&b);
     let (ma, mb) = (metrics(&a), metrics(&b));
     assert_eq!(ma.len(), 3);
     assert_eq!(ma, mb);

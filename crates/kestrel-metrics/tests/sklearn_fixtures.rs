@@ -2,7 +2,7 @@
 //! within 1e-9.
 
 use kestrel_metrics::classification::{
-    averaged_scores, classification_report, per_class_scores, Average,
+    averaged_scores, classification_report, per_class_scores, Average, ReportLine,
 };
 use kestrel_metrics::predict::{argmax_rows, threshold_predictions};
 use kestrel_metrics::{
@@ -70,6 +70,38 @@ fn close_all(got: &[f64], want: &[f64], what: &str) {
     }
 }
 
+/// Checks each `(what, kestrel's value, scikit-learn's value)` with [`close`], naming it
+/// `"{prefix} {what}"`.
+#[track_caller]
+fn close_each(prefix: &str, checks: &[(&str, f64, &Value)]) {
+    for &(what, got, want) in checks {
+        close(got, num(want), &format!("{prefix} {what}"));
+    }
+}
+
+/// Checks each `(what, kestrel's values, scikit-learn's values)` with [`close_all`], naming it
+/// `"{prefix} {what}"`.
+#[track_caller]
+fn close_all_each(prefix: &str, checks: &[(&str, &[f64], &Value)]) {
+    for &(what, got, want) in checks {
+        close_all(got, &nums(want), &format!("{prefix} {what}"));
+    }
+}
+
+/// Checks a line of `classification_report` against scikit-learn's (`f1-score` is its F1).
+#[track_caller]
+fn close_report_line(prefix: &str, line: &ReportLine, want: &Value) {
+    close_each(
+        prefix,
+        &[
+            ("precision", line.precision, &want["precision"]),
+            ("recall", line.recall, &want["recall"]),
+            ("f1", line.f1, &want["f1-score"]),
+            ("support", line.support, &want["support"]),
+        ],
+    );
+}
+
 fn flat(rows: Vec<Vec<f64>>) -> Vec<f64> {
     rows.into_iter().flatten().collect()
 }
@@ -87,46 +119,42 @@ fn binary_ranking_metrics() {
 
         for (key, drop) in [("roc_curve", true), ("roc_curve_all_points", false)] {
             let r = roc::roc_curve(&y, &s, w, drop).unwrap();
-            close_all(&r.fpr, &nums(&e[key]["fpr"]), &format!("{name} {key} fpr"));
-            close_all(&r.tpr, &nums(&e[key]["tpr"]), &format!("{name} {key} tpr"));
             assert!(r.thresholds[0].is_infinite() && r.thresholds[0] > 0.0);
-            close_all(
-                &r.thresholds[1..],
-                &nums(&e[key]["thresholds_after_inf"]),
-                &format!("{name} {key} thresholds"),
+            let want = &e[key];
+            close_all_each(
+                &format!("{name} {key}"),
+                &[
+                    ("fpr", &r.fpr, &want["fpr"]),
+                    ("tpr", &r.tpr, &want["tpr"]),
+                    (
+                        "thresholds",
+                        &r.thresholds[1..],
+                        &want["thresholds_after_inf"],
+                    ),
+                ],
             );
         }
-        close(
-            roc::roc_auc(&y, &s, w).unwrap(),
-            num(&e["roc_auc"]),
-            &format!("{name} roc_auc"),
-        );
-        close(
-            pr::average_precision(&y, &s, w).unwrap(),
-            num(&e["average_precision"]),
-            &format!("{name} average_precision"),
-        );
-        close(
-            pr::pr_auc(&y, &s, w).unwrap(),
-            num(&e["pr_auc"]),
-            &format!("{name} pr_auc"),
+        close_each(
+            name,
+            &[
+                ("roc_auc", roc::roc_auc(&y, &s, w).unwrap(), &e["roc_auc"]),
+                (
+                    "average_precision",
+                    pr::average_precision(&y, &s, w).unwrap(),
+                    &e["average_precision"],
+                ),
+                ("pr_auc", pr::pr_auc(&y, &s, w).unwrap(), &e["pr_auc"]),
+            ],
         );
         let c = pr::precision_recall_curve(&y, &s, w).unwrap();
         let want = &e["pr_curve"];
-        close_all(
-            &c.precision,
-            &nums(&want["precision"]),
-            &format!("{name} pr precision"),
-        );
-        close_all(
-            &c.recall,
-            &nums(&want["recall"]),
-            &format!("{name} pr recall"),
-        );
-        close_all(
-            &c.thresholds,
-            &nums(&want["thresholds"]),
-            &format!("{name} pr thresholds"),
+        close_all_each(
+            &format!("{name} pr"),
+            &[
+                ("precision", &c.precision, &want["precision"]),
+                ("recall", &c.recall, &want["recall"]),
+                ("thresholds", &c.thresholds, &want["thresholds"]),
+            ],
         );
         // The trapezoid helper on the curve agrees too.
         close(
@@ -185,70 +213,41 @@ fn binary_threshold_metrics() {
             &nums(&e["confusion_matrix"]),
             &format!("{name} confusion"),
         );
-        close(
-            cm.accuracy().unwrap(),
-            num(&e["accuracy"]),
-            &format!("{name} accuracy"),
-        );
         let bin = Average::Binary { positive: 1 };
         let a = averaged_scores(&cm, 1.0, bin).unwrap();
-        close(
-            a.precision,
-            num(&e["precision"]),
-            &format!("{name} precision"),
-        );
-        close(a.recall, num(&e["recall"]), &format!("{name} recall"));
-        close(a.f_score, num(&e["f1"]), &format!("{name} f1"));
-        close(
-            averaged_scores(&cm, 2.0, bin).unwrap().f_score,
-            num(&e["f2"]),
-            &format!("{name} f2"),
-        );
-        close(
-            averaged_scores(&cm, 0.5, bin).unwrap().f_score,
-            num(&e["f05"]),
-            &format!("{name} f0.5"),
+        let f = |beta| averaged_scores(&cm, beta, bin).unwrap().f_score;
+        close_each(
+            name,
+            &[
+                ("accuracy", cm.accuracy().unwrap(), &e["accuracy"]),
+                ("precision", a.precision, &e["precision"]),
+                ("recall", a.recall, &e["recall"]),
+                ("f1", a.f_score, &e["f1"]),
+                ("f2", f(2.0), &e["f2"]),
+                ("f0.5", f(0.5), &e["f05"]),
+            ],
         );
 
         if w.is_none() {
             // The report of `kestrel metrics` carries the same numbers.
             let p = Predictions::binary(&y, s.clone()).unwrap();
             let r = Report::from_predictions(&p, num(&case["threshold"])).unwrap();
-            close(
-                r.accuracy,
-                num(&e["accuracy"]),
-                &format!("{name} report accuracy"),
-            );
-            close(
-                r.precision,
-                num(&e["precision"]),
-                &format!("{name} report precision"),
-            );
-            close(
-                r.recall,
-                num(&e["recall"]),
-                &format!("{name} report recall"),
-            );
-            close(r.f1, num(&e["f1"]), &format!("{name} report f1"));
-            close(
-                r.tpr.unwrap(),
-                num(&e["recall"]),
-                &format!("{name} report tpr"),
-            );
-            close(
-                r.roc_auc.unwrap(),
-                num(&e["roc_auc"]),
-                &format!("{name} report roc_auc"),
-            );
-            close(
-                r.average_precision.unwrap(),
-                num(&e["average_precision"]),
-                &format!("{name} report average_precision"),
-            );
-            close(
-                r.pr_auc.unwrap(),
-                num(&e["pr_auc"]),
-                &format!("{name} report pr_auc"),
+            close_each(
+                &format!("{name} report"),
+                &[
+                    ("accuracy", r.accuracy, &e["accuracy"]),
+                    ("precision", r.precision, &e["precision"]),
+                    ("recall", r.recall, &e["recall"]),
+                    ("f1", r.f1, &e["f1"]),
+                    ("tpr", r.tpr.unwrap(), &e["recall"]),
+                    ("roc_auc", r.roc_auc.unwrap(), &e["roc_auc"]),
+                    (
+                        "average_precision",
+                        r.average_precision.unwrap(),
+                        &e["average_precision"],
+                    ),
+                    ("pr_auc", r.pr_auc.unwrap(), &e["pr_auc"]),
+                ],
             );
             let cmv: Vec<f64> = r.confusion.iter().flatten().map(|&c| c as f64).collect();
             close_all(
@@ -322,25 +321,14 @@ fn multiclass_metrics() {
         }
         let pc = per_class_scores(&cm, 1.0).unwrap();
         let want = &e["prf"]["per_class"];
-        close_all(
-            &pc.precision,
-            &nums(&want["precision"]),
-            &format!("{name} per-class precision"),
-        );
-        close_all(
-            &pc.recall,
-            &nums(&want["recall"]),
-            &format!("{name} per-class recall"),
-        );
-        close_all(
-            &pc.f_score,
-            &nums(&want["f1"]),
-            &format!("{name} per-class f1"),
-        );
-        close_all(
-            &pc.support,
-            &nums(&want["support"]),
-            &format!("{name} per-class support"),
+        close_all_each(
+            &format!("{name} per-class"),
+            &[
+                ("precision", &pc.precision, &want["precision"]),
+                ("recall", &pc.recall, &want["recall"]),
+                ("f1", &pc.f_score, &want["f1"]),
+                ("support", &pc.support, &want["support"]),
+            ],
         );
         if name == "multiclass_missing" {
             assert!(
@@ -354,27 +342,7 @@ fn multiclass_metrics() {
         let rep = classification_report(&cm).unwrap();
         let want = &e["classification_report"];
         for (c, line) in rep.per_class.iter().enumerate() {
-            let wl = &want["per_class"][c];
-            close(
-                line.precision,
-                num(&wl["precision"]),
-                &format!("{name} report[{c}] precision"),
-            );
-            close(
-                line.recall,
-                num(&wl["recall"]),
-                &format!("{name} report[{c}] recall"),
-            );
-            close(
-                line.f1,
-                num(&wl["f1-score"]),
-                &format!("{name} report[{c}] f1"),
-            );
-            close(
-                line.support,
-                num(&wl["support"]),
-                &format!("{name} report[{c}] support"),
-            );
+            close_report_line(&format!("{name} report[{c}]"), line, &want["per_class"][c]);
         }
         close(
             rep.accuracy,
@@ -385,23 +353,7 @@ fn multiclass_metrics() {
             (&rep.macro_avg, "macro_avg"),
             (&rep.weighted_avg, "weighted_avg"),
         ] {
-            let wl = &want[key];
-            close(
-                line.precision,
-                num(&wl["precision"]),
-                &format!("{name} {key} precision"),
-            );
-            close(
-                line.recall,
-                num(&wl["recall"]),
-                &format!("{name} {key} recall"),
-            );
-            close(line.f1, num(&wl["f1-score"]), &format!("{name} {key} f1"));
-            close(
-                line.support,
-                num(&wl["support"]),
-                &format!("{name} {key} support"),
-            );
+            close_report_line(&format!("{name} {key}"), line, &want[key]);
         }
 
         for (kk, want) in e["top_k_accuracy"].as_object().unwrap() {
@@ -418,15 +370,16 @@ fn multiclass_metrics() {
             &format!("{name} log_loss"),
         );
         let o = ovr::roc_auc_ovr(&y, &probs, k, w).unwrap();
-        close(
-            o.macro_avg.unwrap(),
-            num(&e["roc_auc_ovr_macro"]),
-            &format!("{name} ovr macro"),
-        );
-        close(
-            o.weighted_avg.unwrap(),
-            num(&e["roc_auc_ovr_weighted"]),
-            &format!("{name} ovr weighted"),
+        close_each(
+            &format!("{name} ovr"),
+            &[
+                ("macro", o.macro_avg.unwrap(), &e["roc_auc_ovr_macro"]),
+                (
+                    "weighted",
+                    o.weighted_avg.unwrap(),
+                    &e["roc_auc_ovr_weighted"],
+                ),
+            ],
         );
         let want = opt_nums(&e["roc_auc_ovr_per_class"]);
         for (c, (g, wv)) in o.per_class.iter().zip(&want).enumerate() {
@@ -438,31 +391,24 @@ fn multiclass_metrics() {
             let p = Predictions::multiclass(names, &y, probs.clone()).unwrap();
             let r = Report::from_predictions(&p, 0.5).unwrap();
             let macro_ = &e["prf"]["macro"];
-            close(
-                r.accuracy,
-                num(&e["accuracy"]),
-                &format!("{name} report accuracy"),
-            );
-            close(
-                r.precision,
-                num(&macro_["precision"]),
-                &format!("{name} report precision"),
-            );
-            close(
-                r.recall,
-                num(&macro_["recall"]),
-                &format!("{name} report recall"),
-            );
-            close(r.f1, num(&macro_["f1"]), &format!("{name} report f1"));
-            close(
-                r.roc_auc_ovr_macro.unwrap(),
-                num(&e["roc_auc_ovr_macro"]),
-                &format!("{name} report ovr macro"),
-            );
-            close(
-                r.roc_auc_ovr_weighted.unwrap(),
-                num(&e["roc_auc_ovr_weighted"]),
-                &format!("{name} report ovr weighted"),
+            close_each(
+                &format!("{name} report"),
+                &[
+                    ("accuracy", r.accuracy, &e["accuracy"]),
+                    ("precision", r.precision, &macro_["precision"]),
+                    ("recall", r.recall, &macro_["recall"]),
+                    ("f1", r.f1, &macro_["f1"]),
+                    (
+                        "ovr macro",
+                        r.roc_auc_ovr_macro.unwrap(),
+                        &e["roc_auc_ovr_macro"],
+                    ),
+                    (
+                        "ovr weighted",
+                        r.roc_auc_ovr_weighted.unwrap(),
+                        &e["roc_auc_ovr_weighted"],
+                    ),
+                ],
             );
             assert!(r.roc_auc.is_none() && r.tpr.is_none() && r.fpr.is_none());
 
@@ -479,20 +425,17 @@ fn multiclass_metrics() {
             b.update(&y[half..], &probs32[half * k..]).unwrap();
             a.merge(&b).unwrap();
             let s = a.summary().unwrap();
-            close(
-                s.accuracy,
-                num(&e["accuracy"]),
-                &format!("{name} acc accuracy"),
-            );
-            close(
-                s.macro_f1,
-                num(&macro_["f1"]),
-                &format!("{name} acc macro_f1"),
-            );
-            close(
-                s.roc_auc_ovr_macro.unwrap(),
-                num(&e["roc_auc_ovr_macro"]),
-                &format!("{name} acc ovr macro"),
+            close_each(
+                &format!("{name} acc"),
+                &[
+                    ("accuracy", s.accuracy, &e["accuracy"]),
+                    ("macro_f1", s.macro_f1, &macro_["f1"]),
+                    (
+                        "ovr macro",
+                        s.roc_auc_ovr_macro.unwrap(),
+                        &e["roc_auc_ovr_macro"],
+                    ),
+                ],
             );
             let cmv: Vec<f64> = s.confusion.iter().flatten().map(|&c| c as f64).collect();
             close_all(
@@ -502,21 +445,14 @@ fn multiclass_metrics() {
             );
             let pcw = &e["prf"]["per_class"];
             for (c, row) in s.per_class.iter().enumerate() {
-                close(
-                    row.precision,
-                    num(&pcw["precision"][c]),
-                    &format!("{name} acc precision {c}"),
-                );
-                close(
-                    row.recall,
-                    num(&pcw["recall"][c]),
-                    &format!("{name} acc recall {c}"),
-                );
-                close(row.f1, num(&pcw["f1"][c]), &format!("{name} acc f1 {c}"));
-                close(
-                    row.support as f64,
-                    num(&pcw["support"][c]),
-                    &format!("{name} acc support {c}"),
+                close_each(
+                    &format!("{name} acc class {c}"),
+                    &[
+                        ("precision", row.precision, &pcw["precision"][c]),
+                        ("recall", row.recall, &pcw["recall"][c]),
+                        ("f1", row.f1, &pcw["f1"][c]),
+                        ("support", row.support as f64, &pcw["support"][c]),
+                    ],
                 );
             }
         }

@@ -1,0 +1,48 @@
+"""What the scripts in bench/ share (not run on its own): the median of sorted timings, the
+ONNX Runtime session and timing loop of the inference comparisons, and the `--rounds` flag.
+onnxruntime and numpy are imported only by the functions that need them, so that
+bench/train_compare.py runs without them.
+"""
+
+import time
+
+
+def median(sorted_ms):
+    n = len(sorted_ms)
+    return sorted_ms[n // 2] if n % 2 else (sorted_ms[n // 2 - 1] + sorted_ms[n // 2]) / 2
+
+
+def ort_session(path, threads):
+    """ONNX Runtime on the CPU: `threads` intra-op threads, sequential, all graph optimisations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def time_ort(sess, batch, r, warmup, runs):
+    """Milliseconds of `runs` runs of `sess` after `warmup`, sorted, on a seeded batch x 3 x r x r
+    input uniform in [-1, 1) (as kestrel's)."""
+    import numpy as np
+
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
+    for _ in range(warmup):
+        sess.run(["logits"], {"input": x})
+    ms = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(["logits"], {"input": x})
+        ms.append((time.perf_counter() - t) * 1e3)
+    ms.sort()
+    return ms
+
+
+def add_rounds_arg(ap, alternate):
+    """The `--rounds N` flag; `alternate` says what alternates N times (its help text)."""
+    ap.add_argument("--rounds", type=int, default=1,
+                    help=f"alternate {alternate}; medians of the rounds are printed, and every "
+                         "round's ratio")
