@@ -99,6 +99,20 @@ fn input_for<M: Module>(model: &M, x: Vec<f32>, n: usize, r: usize) -> Tensor<4>
     Tensor::<4>::from_data(TensorData::new(x, [n, 3, r, r]), &device)
 }
 
+/// Softmax probabilities over the channels of the output of `plan` on `n` NHWC-ordered inputs
+/// `x`, in the plan's NHWC output layout, and the channel count.
+fn plan_probs(
+    plan: std::result::Result<Plan, ExportError>,
+    x: &[f32],
+    n: usize,
+) -> Result<(Vec<f32>, usize)> {
+    let plan = plan.map_err(export_error)?;
+    let k = plan.output_shape().c;
+    let mut p = run_plan(plan, x, n)?;
+    softmax_rows(&mut p, k);
+    Ok((p, k))
+}
+
 /// Softmax class probabilities (`n × classes`) of `model` on `n` NCHW images of `r` × `r`.
 pub fn classifier_probs(
     model: Classifier,
@@ -109,10 +123,7 @@ pub fn classifier_probs(
 ) -> Result<Vec<f32>> {
     match engine {
         InferenceEngine::Runtime => {
-            let plan = to_plan(&model, r).map_err(export_error)?;
-            let k = plan.output_shape().c;
-            let mut p = run_plan(plan, &x, n)?;
-            softmax_rows(&mut p, k);
+            let (p, _) = plan_probs(to_plan(&model, r), &x, n)?;
             Ok(p)
         }
         InferenceEngine::Burn => {
@@ -133,10 +144,7 @@ pub fn segmenter_probs(
 ) -> Result<Vec<f32>> {
     match engine {
         InferenceEngine::Runtime => {
-            let plan = segmenter_to_plan(model, r).map_err(export_error)?;
-            let k = plan.output_shape().c;
-            let mut p = run_plan(plan, &x, n)?;
-            softmax_rows(&mut p, k);
+            let (p, k) = plan_probs(segmenter_to_plan(model, r), &x, n)?;
             Ok(nhwc_to_nchw(&p, n, k, r * r))
         }
         InferenceEngine::Burn => read(softmax(model.forward(input_for(model, x, n, r)), 1)),

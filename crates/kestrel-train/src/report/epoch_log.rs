@@ -92,13 +92,23 @@ fn parse_line(text: &str, at: &dyn Fn(String) -> TrainError) -> Result<EpochPoin
 
 /// Parses the text of a `metrics.jsonl`; `path` names the file in errors. Blank lines are skipped.
 pub fn parse_epochs(text: &str, path: &Path) -> Result<Vec<EpochPoint>> {
+    parse_jsonl(text, path, parse_line)
+}
+
+/// Parses each non-blank line of a JSON-lines `text` with `parse`, whose errors it gets told to
+/// prefix with `path` and the line number.
+pub(crate) fn parse_jsonl<T>(
+    text: &str,
+    path: &Path,
+    parse: fn(&str, &dyn Fn(String) -> TrainError) -> Result<T>,
+) -> Result<Vec<T>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             let at =
                 |m: String| TrainError::BadInput(format!("{} line {}: {m}", path.display(), i + 1));
-            parse_line(l, &at)
+            parse(l, &at)
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 //! non-finite: those are exactly the samples the heat map must show. The file is optional: a run
 //! without it has no heat map.
 
-use super::epoch_log::lenient_number;
+use super::epoch_log::{lenient_number, parse_jsonl};
 use crate::driver::run_dir::GRAD_NORMS;
 use crate::error::{Result, TrainError};
 use serde_json::Value;
@@ -59,15 +59,7 @@ fn parse_line(text: &str, at: &dyn Fn(String) -> TrainError) -> Result<GradSampl
 
 /// Parses the text of a `grad_norms.jsonl`; `path` names the file in errors.
 pub fn parse_grad_norms(text: &str, path: &Path) -> Result<Vec<GradSample>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let at =
-                |m: String| TrainError::BadInput(format!("{} line {}: {m}", path.display(), i + 1));
-            parse_line(l, &at)
-        })
-        .collect()
+    parse_jsonl(text, path, parse_line)
 }
 
 /// Reads `<run>/grad_norms.jsonl`; no file means no samples.
