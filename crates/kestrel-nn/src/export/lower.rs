@@ -2,11 +2,11 @@
 
 use super::error::ExportError;
 use super::network::{ConvLayer, Layer, Network};
-use crate::conv_bn_act::{Activation as NnActivation, ConvBnAct};
-use crate::mobilenet_v1::MobileNetV1;
-use crate::mobilenet_v2::{InvertedResidual, MobileNetV2};
-use crate::resnet::{ResNet, ResidualBlock};
-use crate::zoo::Classifier;
+use crate::layers::conv_bn_act::{Activation as NnActivation, ConvBnAct};
+use crate::models::mobilenet_v1::MobileNetV1;
+use crate::models::mobilenet_v2::{InvertedResidual, MobileNetV2};
+use crate::models::resnet::{ResNet, ResidualBlock};
+use crate::models::zoo::Classifier;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::Tensor;

@@ -10,7 +10,7 @@
 use super::error::ExportError;
 use super::lower::{floats, symmetric_padding, Lowering};
 use super::network::{ConvLayer, ConvTransposeLayer, Layer, Network};
-use crate::fcn::{Fcn, FcnBackbone};
+use crate::models::fcn::{Fcn, FcnBackbone};
 use crate::upsample::Upsampler;
 use burn::nn::conv::Conv2d;
 use kestrel_runtime::{Activation, ResizeMode};
@@ -233,7 +233,7 @@ mod tests {
     use crate::export::plan::segmenter_to_plan;
     use crate::export::plan::tests::rel_err;
     use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
-    use crate::fcn::SegmenterSpec;
+    use crate::models::fcn::SegmenterSpec;
     use crate::upsample::UpsamplerKind;
     use burn::tensor::{Device, Tensor, TensorData};
     use kestrel_runtime::{Engine, EngineOptions, KernelPath};

@@ -6,7 +6,7 @@
 //! and each format writes that list out. The exported models take the same input as the Burn
 //! model — already resized and normalised — and return logits (no softmax).
 //!
-//! [`Classifier`]: crate::zoo::Classifier
+//! [`Classifier`]: crate::models::zoo::Classifier
 
 mod error;
 pub mod lower;

@@ -17,9 +17,9 @@ use super::lower::lower;
 use super::lower_fcn::lower_segmenter;
 use super::network::{Layer, Network};
 use super::proto::Message;
-use crate::fcn::Fcn;
+use crate::models::fcn::Fcn;
+use crate::models::zoo::Classifier;
 use crate::upsample::ResizeTo;
-use crate::zoo::Classifier;
 use kestrel_runtime::{Activation, ResizeMode};
 use std::path::Path;
 
@@ -518,7 +518,7 @@ mod tests {
     use super::*;
     use crate::export::plan::tests::rel_err;
     use crate::export::synthetic::{input_nchw, randomized};
-    use crate::zoo::{Arch, ClassifierSpec};
+    use crate::models::zoo::{Arch, ClassifierSpec};
     use burn::tensor::{Device, Tensor, TensorData};
     use serde_json::Value;
 
@@ -667,8 +667,8 @@ mod tests {
         ),
     ];
 
-    fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::fcn::Fcn {
-        let spec = crate::fcn::SegmenterSpec {
+    fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::models::fcn::Fcn {
+        let spec = crate::models::fcn::SegmenterSpec {
             name: name.parse().unwrap(),
             width,
             num_classes: 3,
@@ -678,7 +678,7 @@ mod tests {
         randomized(spec.init(&Device::flex()).unwrap(), seed)
     }
 
-    fn fcn_bytes(model: &crate::fcn::Fcn, res: usize) -> Vec<u8> {
+    fn fcn_bytes(model: &crate::models::fcn::Fcn, res: usize) -> Vec<u8> {
         network_to_onnx(&lower_segmenter(model, res).unwrap(), &[])
     }
 

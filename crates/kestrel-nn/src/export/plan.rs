@@ -5,9 +5,9 @@ use super::error::ExportError;
 use super::lower::lower;
 use super::lower_fcn::lower_segmenter;
 use super::network::{Layer, Network};
-use crate::fcn::Fcn;
+use crate::models::fcn::Fcn;
+use crate::models::zoo::Classifier;
 use crate::upsample::ResizeTo;
-use crate::zoo::Classifier;
 use kestrel_runtime::kernels::ConvGeometry;
 use kestrel_runtime::{ConvParams, ConvTransposeParams, Plan, PlanBuilder, RuntimeError, Shape};
 
@@ -145,7 +145,7 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
 pub(crate) mod tests {
     use super::*;
     use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
-    use crate::zoo::{Arch, ClassifierSpec};
+    use crate::models::zoo::{Arch, ClassifierSpec};
     use burn::tensor::{Device, Tensor, TensorData};
     use kestrel_runtime::{Engine, EngineOptions, KernelPath};
 

@@ -4,9 +4,9 @@
 //! The blocks and their stages come from [`MobileNetV2Config::blocks`] and
 //! [`InvertedResidualConfig::stages`], the same lists `init` builds the modules from.
 
-use crate::conv_bn_act::ConvBnActConfig;
 use crate::info::{Cursor, Describe, InfoError, Tracer};
-use crate::mobilenet_v2::MobileNetV2Config;
+use crate::layers::conv_bn_act::ConvBnActConfig;
+use crate::models::mobilenet_v2::MobileNetV2Config;
 
 impl MobileNetV2Config {
     /// Traces the feature extractor (stem, blocks, head convolution) and returns the positions

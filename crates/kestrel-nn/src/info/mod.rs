@@ -18,8 +18,11 @@
 //!   the two branches'.
 //! - Inputs are square; shapes are `[C, H, W]` without the batch dimension.
 
-use crate::conv_bn_act::ConvBnActConfig;
+mod fcn;
+mod mobilenet_v2;
+
 use crate::geometry::{conv_output_size, ReceptiveField};
+use crate::layers::conv_bn_act::ConvBnActConfig;
 use serde::{Deserialize, Serialize};
 
 /// What a layer row is.
@@ -399,7 +402,7 @@ impl Tracer {
     }
 
     /// An upsampling layer `up` with `params` trainable parameters (see
-    /// [`crate::params::trainable_params`]). Its multiply-adds:
+    /// [`crate::layers::params::trainable_params`]). Its multiply-adds:
     /// - nearest, bilinear, bicubic: 0 (interpolation, like pooling, is not counted);
     /// - transposed convolution: C_in·H·W · (C_out/groups)·k² (every input unit is spread over a
     ///   k × k window of every output channel of its group);
@@ -574,7 +577,7 @@ pub fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv_bn_act::Activation;
+    use crate::layers::conv_bn_act::Activation;
 
     #[test]
     fn a_small_stack_by_hand() {

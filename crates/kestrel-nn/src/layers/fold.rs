@@ -14,11 +14,11 @@
 //! Folding uses the running statistics: the folded model equals the original in eval mode, and
 //! is meant for inference, not for further training.
 
-use crate::conv_bn_act::ConvBnAct;
-use crate::mobilenet_v1::{DepthwiseSeparable, MobileNetV1};
-use crate::mobilenet_v2::{InvertedResidual, MobileNetV2};
-use crate::resnet::{ResNet, ResidualBlock};
-use crate::zoo::Classifier;
+use crate::layers::conv_bn_act::ConvBnAct;
+use crate::models::mobilenet_v1::{DepthwiseSeparable, MobileNetV1};
+use crate::models::mobilenet_v2::{InvertedResidual, MobileNetV2};
+use crate::models::resnet::{ResNet, ResidualBlock};
+use crate::models::zoo::Classifier;
 use burn::module::Param;
 use burn::tensor::Tensor;
 
@@ -174,7 +174,7 @@ impl MapConvBnAct for Classifier {
 
 impl Classifier {
     /// The network with every BatchNorm folded into its convolution: same eval-mode logits,
-    /// fewer operations (see [`crate::fold`]).
+    /// fewer operations (see [`crate::layers::fold`]).
     pub fn fold_bn(self) -> Classifier {
         MapConvBnAct::fold_bn(self)
     }
@@ -183,8 +183,8 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::for_each_tensor;
-    use crate::zoo::{Arch, ClassifierSpec};
+    use crate::layers::params::for_each_tensor;
+    use crate::models::zoo::{Arch, ClassifierSpec};
     use crate::{Activation, ConvBnActConfig};
     use burn::module::{Module, RunningState};
     use burn::tensor::{Device, Distribution};

@@ -17,8 +17,8 @@
 //! torchvision's `resnet*(zero_init_residual=True)`. MobileNetV2's inverted residuals have no such
 //! option in torchvision and are left alone.
 
-use crate::resnet::ResNet;
-use crate::zoo::Classifier;
+use crate::models::resnet::ResNet;
+use crate::models::zoo::Classifier;
 use burn::nn::Initializer;
 
 /// The standard deviation of He / Kaiming-normal initialisation with fan-out `fan_out` and ReLU

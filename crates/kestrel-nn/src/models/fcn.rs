@@ -15,10 +15,10 @@
 //! Model names: `fcn32s-<backbone>`, `fcn16s-<backbone>`, `fcn8s-<backbone>`, where the backbone
 //! is `mobilenet-v2`, `resnet18`, `resnet34` or `resnet50`.
 
-use crate::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+use crate::models::resnet::{ResNet, ResNetConfig};
+use crate::models::zoo::Arch;
 use crate::upsample::{UpsampleError, Upsampler, UpsamplerConfig, UpsamplerKind};
-use crate::zoo::Arch;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
@@ -199,7 +199,7 @@ impl SegmenterSpec {
         if self.num_classes == 0 {
             return bad("num_classes", "0".into(), ">= 1");
         }
-        if !(self.width > 0.0 && self.width <= crate::zoo::MAX_WIDTH) {
+        if !(self.width > 0.0 && self.width <= crate::models::zoo::MAX_WIDTH) {
             return bad("width", self.width.to_string(), "in (0, 4]");
         }
         Ok(())

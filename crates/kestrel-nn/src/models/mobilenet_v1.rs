@@ -11,8 +11,8 @@
 //! - ReLU, not ReLU6 (the paper's Figure 3; TF-slim's checkpoints use ReLU6, which has the same
 //!   parameters and multiply-adds).
 
-use crate::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use crate::info::{Describe, InfoError, Tracer};
+use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -200,7 +200,7 @@ impl MobileNetV1 {
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
-        let pooled = crate::pool::global_avg_pool(f);
+        let pooled = crate::layers::pool::global_avg_pool(f);
         self.classifier.forward(self.dropout.forward(pooled))
     }
 }
@@ -209,7 +209,7 @@ impl MobileNetV1 {
 mod tests {
     use super::*;
     use crate::info::describe;
-    use crate::params::trainable_params;
+    use crate::layers::params::trainable_params;
 
     #[test]
     fn channels_follow_table_1_thinned_by_truncation() {

@@ -4,8 +4,8 @@
 //! Fully convolutional up to the global pooling, so any input of at least 32 px works, square or
 //! not.
 
-use crate::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use crate::divisible::make_divisible;
+use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -291,7 +291,7 @@ impl MobileNetV2 {
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
-        let pooled = crate::pool::global_avg_pool(f);
+        let pooled = crate::layers::pool::global_avg_pool(f);
         self.classifier.forward(self.dropout.forward(pooled))
     }
 }
@@ -305,11 +305,11 @@ mod tests {
         // torchvision.models.mobilenet_v2(): sum(p.numel() for p in m.parameters()) = 3,504,872.
         let device = Device::flex();
         let model = MobileNetV2Config::new(1000).init(&device);
-        assert_eq!(crate::params::trainable_params(&model), 3_504_872);
+        assert_eq!(crate::layers::params::trainable_params(&model), 3_504_872);
         // torchvision.models.mobilenet_v2(width_mult=0.5, num_classes=10): 700,490 (its definition
         // counted layer by layer; the same count gives 3,504,872 at width 1).
         let model = MobileNetV2Config::new(10).with_width(0.5).init(&device);
-        assert_eq!(crate::params::trainable_params(&model), 700_490);
+        assert_eq!(crate::layers::params::trainable_params(&model), 700_490);
     }
 
     #[test]
@@ -417,7 +417,7 @@ mod tests {
         let bias = model.classifier.bias.as_ref().unwrap();
         assert!(bias.val().grad(&grads).is_some());
         assert!(model.classifier.weight.val().grad(&grads).is_some());
-        let v1 = crate::mobilenet_v1::MobileNetV1Config::new(3)
+        let v1 = crate::models::mobilenet_v1::MobileNetV1Config::new(3)
             .with_width(0.25)
             .init(&device);
         let grads = v1

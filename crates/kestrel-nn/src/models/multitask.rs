@@ -11,9 +11,9 @@
 //! segmentation loss makes them mean, and each task's gradient on the shared backbone stays the
 //! gradient of its own loss (which GradNorm measures, see [`MultiTask::forward_split`]).
 
-use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn_act::ConvBnAct;
-use crate::fcn::{Fcn, FcnBackbone, SegmenterName, SegmenterSpec};
+use crate::layers::batch_norm::BatchNorm2d;
+use crate::layers::conv_bn_act::ConvBnAct;
+use crate::models::fcn::{Fcn, FcnBackbone, SegmenterName, SegmenterSpec};
 use crate::upsample::{UpsampleError, UpsamplerKind};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::Conv2d;
@@ -171,9 +171,9 @@ impl MultiTask {
     /// The classification head on the last feature map (and, with `cascade`, on the
     /// segmentation scores `seg`).
     fn classify(&self, last: Tensor<4>, seg: &Tensor<4>) -> Tensor<2> {
-        let mut pooled = crate::pool::global_avg_pool(last);
+        let mut pooled = crate::layers::pool::global_avg_pool(last);
         if self.cascade {
-            let shares = crate::pool::global_avg_pool(softmax(seg.clone().detach(), 1));
+            let shares = crate::layers::pool::global_avg_pool(softmax(seg.clone().detach(), 1));
             pooled = Tensor::cat(vec![pooled, shares], 1);
         }
         self.classifier.forward(self.dropout.forward(pooled))
@@ -203,7 +203,7 @@ impl MultiTask {
                 (f8, f16, a, b, split)
             }
             FcnBackbone::ResNet(r) => {
-                let run = |mut y: Tensor<4>, blocks: &[crate::resnet::ResidualBlock]| {
+                let run = |mut y: Tensor<4>, blocks: &[crate::models::resnet::ResidualBlock]| {
                     for block in blocks {
                         y = block.forward(y);
                     }

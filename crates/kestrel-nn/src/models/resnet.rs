@@ -14,8 +14,8 @@
 //!
 //! Parameters (1000 classes): ResNet-18 11,689,512; ResNet-34 21,797,672; ResNet-50 25,557,032.
 
-use crate::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use crate::info::{Cursor, Describe, InfoError, Tracer};
+use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -400,7 +400,7 @@ impl ResNet {
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
-        self.fc.forward(crate::pool::global_avg_pool(f))
+        self.fc.forward(crate::layers::pool::global_avg_pool(f))
     }
 }
 
@@ -408,7 +408,7 @@ impl ResNet {
 mod tests {
     use super::*;
     use crate::info::describe;
-    use crate::params::trainable_params;
+    use crate::layers::params::trainable_params;
 
     #[test]
     fn parameter_counts_equal_torchvision() {

@@ -5,9 +5,9 @@
 //! a ResNet; `kestrel info` rejects an explicit `--width` other than 1 for a ResNet.
 
 use crate::info::{describe, InfoError, ModelInfo};
-use crate::mobilenet_v1::{MobileNetV1, MobileNetV1Config};
-use crate::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::models::mobilenet_v1::{MobileNetV1, MobileNetV1Config};
+use crate::models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+use crate::models::resnet::{ResNet, ResNetConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,7 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{for_each_tensor, is_buffer, trainable_params};
+    use crate::layers::params::{for_each_tensor, is_buffer, trainable_params};
 
     #[test]
     fn names_round_trip_and_unknown_names_list_the_choices() {

@@ -8,7 +8,8 @@
 //!   `dx = γ·r·(dy − dβ/m − x̂·dγ/m)`.
 //!
 //! The op also returns μ and σ² (biased, detached) so that the caller updates its running
-//! statistics — [`crate::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased variance.
+//! statistics — [`crate::layers::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased
+//! variance.
 
 use super::flex_io;
 use super::simd::simd_kernel;
