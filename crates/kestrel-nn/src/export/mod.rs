@@ -1,7 +1,7 @@
 //! Exporting trained classifiers and FCN segmenters ([`lower_segmenter`]) for deployment: batch norm folded into the convolutions, then
 //! either a [`kestrel_runtime::Plan`] ([`to_plan`]) or an ONNX model ([`to_onnx`]).
 //!
-//! Both go through one intermediate description, [`Network`]: [`lower`] reads a [`Classifier`]'s
+//! Both go through one intermediate description, [`Network`]: [`lower()`] reads a [`Classifier`]'s
 //! tensors into a list of folded convolutions, pools, residual adds and the final linear layer,
 //! and each format writes that list out. The exported models take the same input as the Burn
 //! model — already resized and normalised — and return logits (no softmax).
