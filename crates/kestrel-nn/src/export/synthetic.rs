@@ -44,7 +44,13 @@ impl ModuleMapper for Randomize {
                 other => panic!("unexpected tensor `{parent}.{other}`"),
             };
             let v: Vec<f32> = (0..n).map(|_| rng.uniform(lo, hi) as f32).collect();
-            Tensor::from_data(TensorData::new(v, dims), &t.device())
+            let fresh = Tensor::from_data(TensorData::new(v, dims), &t.device());
+            // A parameter that trains (on an autodiff device) keeps training.
+            if t.is_require_grad() {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
         })
     }
 }
