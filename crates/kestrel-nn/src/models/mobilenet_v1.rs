@@ -12,9 +12,12 @@
 //!   parameters and multiply-adds).
 
 use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+use crate::layers::fold::MapConvBnAct;
+use crate::layers::init::mobilenet_classifier;
+use crate::layers::pool::pooled_logits;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// Channels of the first, full convolution (before α).
@@ -151,20 +154,7 @@ impl MobileNetV1Config {
     /// Builds the network: Kaiming-normal (fan-out) convolutions, BN γ = 1 and β = 0, classifier
     /// weights N(0, 0.01²) and zero bias, as torchvision initialises its MobileNets.
     pub fn init(&self, device: &Device) -> MobileNetV1 {
-        let classifier = LinearConfig::new(self.feature_channels(), self.num_classes)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
-            .init(device);
-        let classifier = Linear {
-            // A fresh zero parameter: mapping the old one to `zeros_like` would drop its
-            // gradient tracking, and the bias would never train.
-            bias: classifier
-                .bias
-                .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
-            ..classifier
-        };
+        let classifier = mobilenet_classifier(self.feature_channels(), self.num_classes, device);
         MobileNetV1 {
             stem: self.stem().init(device),
             blocks: self.blocks().iter().map(|b| b.init(device)).collect(),
@@ -186,9 +176,26 @@ impl MobileNetV1 {
 
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let f = self.features(x);
-        let pooled = crate::layers::pool::global_avg_pool(f);
-        self.classifier.forward(self.dropout.forward(pooled))
+        pooled_logits(self.features(x), &self.dropout, &self.classifier)
+    }
+}
+
+impl MapConvBnAct for DepthwiseSeparable {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        DepthwiseSeparable {
+            depthwise: f(self.depthwise),
+            pointwise: f(self.pointwise),
+        }
+    }
+}
+
+impl MapConvBnAct for MobileNetV1 {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        MobileNetV1 {
+            stem: f(self.stem),
+            blocks: self.blocks.map_conv_bn_act(f),
+            ..self
+        }
     }
 }
 

@@ -6,9 +6,12 @@
 
 use crate::divisible::make_divisible;
 use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+use crate::layers::fold::MapConvBnAct;
+use crate::layers::init::mobilenet_classifier;
+use crate::layers::pool::pooled_logits;
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// The inverted-residual table of the paper (Table 2): expansion t, output channels c, repeats n,
@@ -232,20 +235,7 @@ impl MobileNetV2Config {
         let head = ConvBnActConfig::new(in_c, head_c)
             .with_kernel(1)
             .init(device);
-        let classifier = LinearConfig::new(head_c, self.num_classes)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
-            .init(device);
-        let classifier = Linear {
-            // A fresh zero parameter: mapping the old one to `zeros_like` would drop its
-            // gradient tracking, and the bias would never train.
-            bias: classifier
-                .bias
-                .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
-            ..classifier
-        };
+        let classifier = mobilenet_classifier(head_c, self.num_classes, device);
         MobileNetV2 {
             stem,
             blocks,
@@ -290,9 +280,33 @@ impl MobileNetV2 {
 
     /// Class logits (N, classes) for images (N, 3, H, W).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let f = self.features(x);
-        let pooled = crate::layers::pool::global_avg_pool(f);
-        self.classifier.forward(self.dropout.forward(pooled))
+        pooled_logits(self.features(x), &self.dropout, &self.classifier)
+    }
+}
+
+impl MapConvBnAct for InvertedResidual {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        let expand = self.expand.map_conv_bn_act(f);
+        let depthwise = f(self.depthwise);
+        InvertedResidual {
+            expand,
+            depthwise,
+            project: f(self.project),
+            residual: self.residual,
+        }
+    }
+}
+
+impl MapConvBnAct for MobileNetV2 {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        let stem = f(self.stem);
+        let blocks = self.blocks.map_conv_bn_act(f);
+        MobileNetV2 {
+            stem,
+            blocks,
+            head: f(self.head),
+            ..self
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 //! Parameters (1000 classes): ResNet-18 11,689,512; ResNet-34 21,797,672; ResNet-50 25,557,032.
 
 use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+use crate::layers::fold::MapConvBnAct;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -354,6 +355,63 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let f = self.features(x);
         self.fc.forward(crate::layers::pool::global_avg_pool(f))
+    }
+}
+
+/// torchvision's `resnet*(zero_init_residual=True)` (Goyal et al. 2017) on a built ResNet: zeroes
+/// the last BatchNorm γ of every residual block (bn2 of a basic block, bn3 of a bottleneck), so
+/// each block starts as its shortcut; returns how many blocks. Call it right after building the
+/// model, before the optimiser exists (the γ are fresh parameters, trainable, with new ids).
+pub fn zero_init_resnet(model: &mut ResNet) -> usize {
+    let mut n = 0;
+    for block in model
+        .layer1
+        .iter_mut()
+        .chain(model.layer2.iter_mut())
+        .chain(model.layer3.iter_mut())
+        .chain(model.layer4.iter_mut())
+    {
+        let last = match block.conv3.as_mut() {
+            Some(c) => c,
+            None => &mut block.conv2,
+        };
+        if let Some(bn) = last.bn.as_mut() {
+            let gamma = bn.gamma.val();
+            bn.gamma = Initializer::Zeros.init(gamma.dims(), &gamma.device());
+            n += 1;
+        }
+    }
+    n
+}
+
+impl MapConvBnAct for ResidualBlock {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        let conv1 = f(self.conv1);
+        let conv2 = f(self.conv2);
+        let conv3 = self.conv3.map_conv_bn_act(f);
+        ResidualBlock {
+            conv1,
+            conv2,
+            conv3,
+            downsample: self.downsample.map_conv_bn_act(f),
+        }
+    }
+}
+
+impl MapConvBnAct for ResNet {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        let conv1 = f(self.conv1);
+        let layer1 = self.layer1.map_conv_bn_act(f);
+        let layer2 = self.layer2.map_conv_bn_act(f);
+        let layer3 = self.layer3.map_conv_bn_act(f);
+        ResNet {
+            conv1,
+            layer1,
+            layer2,
+            layer3,
+            layer4: self.layer4.map_conv_bn_act(f),
+            ..self
+        }
     }
 }
 

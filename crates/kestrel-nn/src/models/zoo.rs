@@ -4,9 +4,11 @@
 //! ignore `width` for them, so a training configuration's width (0.5 by default) has no effect on
 //! a ResNet; `kestrel info` rejects an explicit `--width` other than 1 for a ResNet.
 
+use crate::layers::conv_bn_act::ConvBnAct;
+use crate::layers::fold::MapConvBnAct;
 use crate::models::mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 use crate::models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
-use crate::models::resnet::{ResNet, ResNetConfig};
+use crate::models::resnet::{zero_init_resnet, ResNet, ResNetConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -154,6 +156,12 @@ impl ClassifierSpec {
 }
 
 impl Classifier {
+    /// The network with every BatchNorm folded into its convolution: same eval-mode logits,
+    /// fewer operations (see [`crate::layers::fold`]).
+    pub fn fold_bn(self) -> Classifier {
+        MapConvBnAct::fold_bn(self)
+    }
+
     /// The number of classes (outputs of the last linear layer; Burn stores its weight as
     /// (in, out)).
     pub fn num_classes(&self) -> usize {
@@ -171,6 +179,25 @@ impl Classifier {
             Classifier::MobileNetV1(m) => m.forward(x),
             Classifier::MobileNetV2(m) => m.forward(x),
             Classifier::ResNet(m) => m.forward(x),
+        }
+    }
+}
+
+/// [`zero_init_resnet`] for a ResNet classifier; MobileNets are unchanged (returns 0):
+/// torchvision's inverted residuals have no such option.
+pub fn zero_init_residual(model: &mut Classifier) -> usize {
+    match model {
+        Classifier::ResNet(r) => zero_init_resnet(r),
+        Classifier::MobileNetV1(_) | Classifier::MobileNetV2(_) => 0,
+    }
+}
+
+impl MapConvBnAct for Classifier {
+    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
+        match self {
+            Classifier::MobileNetV1(m) => Classifier::MobileNetV1(m.map_conv_bn_act(f)),
+            Classifier::MobileNetV2(m) => Classifier::MobileNetV2(m.map_conv_bn_act(f)),
+            Classifier::ResNet(m) => Classifier::ResNet(m.map_conv_bn_act(f)),
         }
     }
 }
