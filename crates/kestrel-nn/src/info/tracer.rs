@@ -3,7 +3,7 @@
 //! described there.
 
 use super::{InfoError, LayerInfo, LayerKind, ModelInfo};
-use crate::geometry::{conv_output_size, ReceptiveField};
+use crate::geometry::{conv_out_len, ReceptiveField};
 use crate::layers::conv_bn_act::ConvBnActConfig;
 
 /// A square sliding window: kernel, stride, padding (each side), dilation.
@@ -113,7 +113,7 @@ impl Tracer {
     ) -> Result<LayerInfo, InfoError> {
         let [_, size, _] = self.at.shape;
         let out =
-            conv_output_size(size, w.kernel, w.stride, w.padding, w.dilation).ok_or_else(|| {
+            conv_out_len(size, w.kernel, w.stride, w.padding, w.dilation).ok_or_else(|| {
                 InfoError::TooSmall {
                     resolution: self.resolution(),
                     layer: name.to_string(),
