@@ -37,7 +37,7 @@ pub use formats::shapes::{Shapes, ShapesConfig};
 pub use fsio::write_atomic;
 pub use imagenet_preprocess::CenterCropEval;
 pub use item_key::ItemKey;
-pub use loader::{Batch, BatchSource, Loader, LoaderOptions, PlannedSample};
+pub use loader::{plan_samples, Batch, BatchSource, Loader, LoaderOptions, PlannedSample};
 pub use manifest::Manifest;
 pub use preprocess::Normalize;
 pub use skip_bad::{SkipBad, Skipped};
