@@ -11,7 +11,7 @@ use super::error::ExportError;
 use super::lower::{floats, symmetric_padding, Lowering};
 use super::network::{ConvLayer, ConvTransposeLayer, Layer, Network};
 use crate::models::fcn::{Fcn, FcnBackbone};
-use crate::upsample::Upsampler;
+use crate::upsample::{InterpMode, Upsampler};
 use burn::nn::conv::Conv2d;
 use kestrel_runtime::{Activation, ResizeMode};
 
@@ -171,9 +171,16 @@ fn upsampler(
         })
     };
     Ok(match u {
-        Upsampler::Nearest(m) => resize(l, ResizeMode::Nearest, false, m.resize),
-        Upsampler::Bilinear(m) => resize(l, ResizeMode::Linear, m.align_corners, m.resize),
-        Upsampler::Bicubic(m) => resize(l, ResizeMode::Cubic, m.align_corners, m.resize),
+        Upsampler::Interpolate(m) => {
+            let mode = match m.mode {
+                InterpMode::Nearest => ResizeMode::Nearest,
+                InterpMode::Bilinear => ResizeMode::Linear,
+                InterpMode::Bicubic => ResizeMode::Cubic,
+            };
+            // Nearest resampling has no align_corners.
+            let align_corners = m.align_corners && m.mode != InterpMode::Nearest;
+            resize(l, mode, align_corners, m.resize)
+        }
         Upsampler::Transposed(m) => {
             let c = &m.conv;
             let [in_channels, out_per_group, kh, kw] = c.weight.val().dims();

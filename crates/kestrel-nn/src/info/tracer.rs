@@ -306,9 +306,7 @@ impl Tracer {
         let overflow = || InfoError::Overflow(name.to_string());
         let p = |f: &[usize]| product(f).ok_or_else(overflow);
         let (support, macs) = match up {
-            U::Nearest(_) => (1, 0),
-            U::Bilinear(_) => (2, 0),
-            U::Bicubic(_) => (4, 0),
+            U::Interpolate(c) => (c.mode.support(), 0),
             U::Transposed(t) => {
                 let k = t.kernel[0];
                 let g = t.groups.max(1);

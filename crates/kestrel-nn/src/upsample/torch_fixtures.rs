@@ -105,25 +105,19 @@ fn interpolate_matches_torch() {
             None => ResizeTo::Size(usizes(case, "size")),
         };
         let what = format!("{mode} align_corners={ac} {resize:?}");
-        check_io(case, 1e-5, &what, |x| match mode {
-            "nearest" => NearestConfig::new()
-                .with_resize(resize)
-                .init()
-                .unwrap()
-                .forward(x),
-            "bilinear" => BilinearConfig::new()
-                .with_resize(resize)
-                .with_align_corners(ac)
-                .init()
-                .unwrap()
-                .forward(x),
-            "bicubic" => BicubicConfig::new()
-                .with_resize(resize)
-                .with_align_corners(ac)
-                .init()
-                .unwrap()
-                .forward(x),
+        let mode = match mode {
+            "nearest" => InterpMode::Nearest,
+            "bilinear" => InterpMode::Bilinear,
+            "bicubic" => InterpMode::Bicubic,
             other => panic!("mode {other}"),
+        };
+        check_io(case, 1e-5, &what, |x| {
+            InterpolateConfig::new(mode)
+                .with_resize(resize)
+                .with_align_corners(ac)
+                .init()
+                .unwrap()
+                .forward(x)
         });
     }
 }

@@ -214,7 +214,7 @@ impl Transposed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upsample::bilinear::BilinearConfig;
+    use crate::upsample::interpolate::{InterpMode, InterpolateConfig};
     use crate::upsample::resize::ResizeTo;
     use burn::tensor::Distribution;
 
@@ -236,7 +236,7 @@ mod tests {
     /// FCN's claim: the bilinear-initialised transposed convolution (k = 2f, stride f, padding
     /// f/2) *is* bilinear upsampling by f — away from the border, where it sees zero padding
     /// instead of PyTorch's clamped source index. Compared with the fixture-checked
-    /// [`Bilinear`](crate::upsample::Bilinear) module.
+    /// bilinear [`Interpolate`](crate::upsample::Interpolate) module.
     #[test]
     fn bilinear_init_equals_bilinear_upsampling_inside() {
         let device = Device::flex();
@@ -250,7 +250,7 @@ mod tests {
             let x = Tensor::<4>::random([2, 3, 5, 6], Distribution::Normal(0.0, 1.0), &device);
             let a = t.forward(x.clone());
             assert_eq!(a.dims(), [2, 3, 10, 12]);
-            let b = BilinearConfig::new()
+            let b = InterpolateConfig::new(InterpMode::Bilinear)
                 .with_resize(ResizeTo::Scale([2.0, 2.0]))
                 .init()
                 .unwrap()
