@@ -9,6 +9,7 @@
 //! [`Classifier`]: crate::models::zoo::Classifier
 
 mod error;
+pub mod layout;
 pub mod lower;
 pub mod lower_fcn;
 pub mod network;
@@ -19,9 +20,10 @@ pub mod proto;
 pub(crate) mod synthetic;
 
 pub use error::ExportError;
+pub use layout::{nchw_to_nhwc, nhwc_to_nchw};
 pub use lower::lower;
 pub use lower_fcn::{lower_segmenter, EXPORTABLE_UPSAMPLERS};
-pub use network::{ConvLayer, ConvTransposeLayer, Layer, Network};
+pub use network::{ConvLayer, Layer, Network};
 pub use onnx::{
     network_to_onnx, save_onnx, save_segmenter_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET,
 };
