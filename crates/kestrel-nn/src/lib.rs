@@ -10,7 +10,8 @@
 //! - [`geometry`]: convolution output sizes and receptive fields; [`divisible`]: channel rounding;
 //! - [`ops`]: training kernels (depthwise convolution, 1×1 convolution, batch norm, ReLU6);
 //! - [`upsample`]: the upsampling layers; [`import`] / [`export`]: weights in, deployable models
-//!   out; [`imagenet`]: the ImageNet class names.
+//!   out; [`imagenet`]: the ImageNet class names; [`tensor_values`]: a tensor's values as a
+//!   vector.
 
 pub mod divisible;
 pub mod export;
@@ -21,6 +22,7 @@ pub mod info;
 pub mod layers;
 pub mod models;
 pub mod ops;
+pub mod tensor_values;
 pub mod upsample;
 
 // Old module paths, kept while kestrel-train and kestrel-cli move to `layers::` and `models::`.

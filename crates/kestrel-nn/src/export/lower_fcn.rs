@@ -204,13 +204,7 @@ mod tests {
     use burn::tensor::Device;
 
     fn spec(name: &str, width: f64, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width,
-            num_classes: 4,
-            output_stride: os,
-            upsampler: up,
-        }
+        SegmenterSpec::for_tests(name, width, 4, os, up)
     }
 
     /// Runs the Burn eval-mode model and the runtime plan on one random batch; returns the

@@ -674,13 +674,8 @@ mod tests {
     ];
 
     fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::models::fcn::Fcn {
-        let spec = crate::models::fcn::SegmenterSpec {
-            name: name.parse().unwrap(),
-            width,
-            num_classes: 3,
-            output_stride: os,
-            upsampler: up.parse().unwrap(),
-        };
+        let spec =
+            crate::models::fcn::SegmenterSpec::for_tests(name, width, 3, os, up.parse().unwrap());
         randomized(spec.init(&Device::flex()).unwrap(), seed)
     }
 

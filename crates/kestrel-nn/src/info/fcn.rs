@@ -112,13 +112,7 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     fn spec(name: &str, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width: 0.35,
-            num_classes: 5,
-            output_stride: os,
-            upsampler: up,
-        }
+        SegmenterSpec::for_tests(name, 0.35, 5, os, up)
     }
 
     /// The trainable tensors of the built model, less the backbone's unused classifier.

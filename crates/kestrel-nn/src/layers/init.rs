@@ -48,20 +48,9 @@ pub fn mobilenet_classifier(in_features: usize, out_features: usize, device: &De
 mod tests {
     use super::*;
     use crate::models::zoo::zero_init_residual;
+    use crate::tensor_values::to_f64_vec as values;
     use crate::{Arch, Classifier, ClassifierSpec, ConvBnActConfig};
     use burn::tensor::{Device, Tensor};
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-        let n = t.shape().num_elements();
-        t.reshape([n])
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect()
-    }
 
     fn mean_std(v: &[f64]) -> (f64, f64) {
         let n = v.len() as f64;

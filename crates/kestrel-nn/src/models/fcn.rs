@@ -260,6 +260,26 @@ impl SegmenterSpec {
     }
 }
 
+#[cfg(test)]
+impl SegmenterSpec {
+    /// A spec for tests: the model `name` (`fcn8s-mobilenet-v2`, ...) and the other fields.
+    pub(crate) fn for_tests(
+        name: &str,
+        width: f64,
+        num_classes: usize,
+        output_stride: usize,
+        upsampler: UpsamplerKind,
+    ) -> SegmenterSpec {
+        SegmenterSpec {
+            name: name.parse().unwrap(),
+            width,
+            num_classes,
+            output_stride,
+            upsampler,
+        }
+    }
+}
+
 /// `x` cut to `h` × `w` from the top-left corner (it is at least that large by construction).
 fn crop(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
     let [n, c, xh, xw] = x.dims();
@@ -315,13 +335,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width: 0.25,
-            num_classes: 5,
-            output_stride: os,
-            upsampler: up,
-        }
+        SegmenterSpec::for_tests(name, 0.25, 5, os, up)
     }
 
     #[test]

@@ -417,14 +417,8 @@ mod tests {
             .forward(Tensor::<4>::ones([2, 3, 32, 32], &device))
             .sum()
             .backward();
-        assert!(v1
-            .classifier
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .grad(&grads)
-            .is_some());
+        let bias = v1.classifier.bias.as_ref().unwrap();
+        assert!(bias.val().grad(&grads).is_some());
     }
 
     /// A training forward and backward with kestrel's kernels (depthwise, ReLU6, BatchNorm)

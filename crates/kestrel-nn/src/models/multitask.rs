@@ -318,14 +318,8 @@ mod tests {
         let (c, seg) = model.forward(x);
         let grads = (c.sum() + seg.sum()).backward();
         assert!(model.classifier.weight.val().grad(&grads).is_some());
-        assert!(model
-            .classifier
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .grad(&grads)
-            .is_some());
+        let bias = model.classifier.bias.as_ref().unwrap();
+        assert!(bias.val().grad(&grads).is_some());
         assert!(model.fcn.score32.weight.val().grad(&grads).is_some());
         let FcnBackbone::MobileNetV2(m) = &model.fcn.backbone else {
             unreachable!()
