@@ -72,8 +72,8 @@ impl MaskBox {
     }
 }
 
-/// Kadane's algorithm: dp[i] = max(dp[i − 1], 0) + x[i] is the best sum of a run ending at i;
-/// the answer is the largest dp[i], its run starting where dp last restarted. `None` for an
+/// Kadane's algorithm: `dp[i] = max(dp[i − 1], 0) + x[i]` is the best sum of a run ending at
+/// i; the answer is the largest `dp[i]`, its run starting where dp last restarted. `None` for an
 /// empty slice. NaN values make the result unspecified (callers check).
 pub fn max_subarray(xs: &[f64]) -> Option<Subarray> {
     let mut best: Option<Subarray> = None;
