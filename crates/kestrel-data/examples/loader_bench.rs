@@ -7,7 +7,7 @@
 //! is the best of three passes over all N images; the checksum proves every configuration
 //! produced the same values.
 
-use kestrel_data::loader::{chunk_plan, Loader, LoaderOptions, PlannedSample};
+use kestrel_data::loader::{chunk_plan, plan_samples, Loader, LoaderOptions};
 use kestrel_data::rng::Rng;
 use kestrel_data::{standard_augment, Dataset, DecodeSource, Normalize, Shapes, ShapesConfig};
 use std::sync::Arc;
@@ -24,14 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng::new(0);
     let mut order: Vec<usize> = (0..ds.len()).collect();
     rng.shuffle(&mut order);
-    let samples: Vec<PlannedSample> = order
-        .into_iter()
-        .map(|index| PlannedSample {
-            index,
-            seed: rng.next_u64(),
-        })
-        .collect();
-    let plan = chunk_plan(&samples, 32, false);
+    let plan = chunk_plan(&plan_samples(order, &mut rng), 32, false);
     println!(
         "{n} shapes images of 64 px -> {resolution} px, batches of 32 (timings are noisy when the machine is busy)"
     );

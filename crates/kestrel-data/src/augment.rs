@@ -3,13 +3,13 @@
 //! Every draw comes from [`sample_rng`]`(seed, epoch, index)`, so an item's augmentation is a pure
 //! function of those three numbers, whatever order or thread processes it. Geometric operations
 //! resample the image bilinearly and the mask by nearest neighbour (class values are never
-//! blended); pixels a rotation brings in from outside are 0 in the image and [`IGNORE`] (255) in
-//! the mask, so masks only ever hold their own values or 255. Colour jitter touches the image
-//! only.
+//! blended); pixels a rotation brings in from outside are 0 in the image and [`IGNORE_LABEL`]
+//! (255) in the mask, so masks only ever hold their own values or 255. Colour jitter touches the
+//! image only.
 
 use crate::error::DataError;
+use crate::formats::seg::IGNORE_LABEL;
 use crate::rng::Rng;
-use crate::seg::IGNORE;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 
@@ -238,7 +238,7 @@ pub fn hflip(image: &RgbImage, mask: Option<&GrayImage>) -> (RgbImage, Option<Gr
 
 /// Rotates by `degrees` (counter-clockwise as seen, for positive angles) about the image centre,
 /// keeping the size. Pixels from outside the source are 0 in the image (blended bilinearly at the
-/// border) and [`IGNORE`] in the mask.
+/// border) and [`IGNORE_LABEL`] in the mask.
 pub fn rotate(
     image: &RgbImage,
     mask: Option<&GrayImage>,
@@ -282,7 +282,7 @@ pub fn rotate(
             if inside(ix, iy) {
                 *m.get_pixel(ix as u32, iy as u32)
             } else {
-                Luma([IGNORE])
+                Luma([IGNORE_LABEL])
             }
         })
     });
@@ -432,15 +432,15 @@ mod tests {
         a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
     }
 
-    /// Checks pixels whose mask is the same, and not IGNORE, over a (2r+1)² window: the image
-    /// there must show that class's colour. Returns how many pixels were checked.
+    /// Checks pixels whose mask is the same, and not IGNORE_LABEL, over a (2r+1)² window: the
+    /// image there must show that class's colour. Returns how many pixels were checked.
     fn check_interior(image: &RgbImage, mask: &GrayImage, r: i64) -> usize {
         let (w, h) = (mask.width() as i64, mask.height() as i64);
         let mut checked = 0;
         for y in r..h - r {
             for x in r..w - r {
                 let v = mask.get_pixel(x as u32, y as u32).0[0];
-                if v == IGNORE {
+                if v == IGNORE_LABEL {
                     continue;
                 }
                 let uniform = (-r..=r).all(|dy| {
@@ -556,7 +556,7 @@ mod tests {
         let (i, m) = rotate(&image, Some(&mask), 12.0);
         let m = m.unwrap();
         // Corners come from outside the source.
-        assert_eq!(m.get_pixel(0, 0).0[0], IGNORE);
+        assert_eq!(m.get_pixel(0, 0).0[0], IGNORE_LABEL);
         assert_eq!(i.get_pixel(0, 0).0, [0, 0, 0]);
         // The centre stays put.
         assert_eq!(m.get_pixel(32, 24), mask.get_pixel(32, 24));
@@ -605,7 +605,7 @@ mod tests {
             let (i, m) = augment(&cfg, &image, Some(&mask), 7, 2, index).unwrap();
             let m = m.unwrap();
             assert_eq!((i.dimensions(), m.dimensions()), ((48, 40), (48, 40)));
-            assert!(m.pixels().all(|p| p.0[0] < 4 || p.0[0] == IGNORE));
+            assert!(m.pixels().all(|p| p.0[0] < 4 || p.0[0] == IGNORE_LABEL));
             checked += check_interior(&i, &m, 3);
         }
         assert!(checked > 3000, "only {checked} pixels checked");

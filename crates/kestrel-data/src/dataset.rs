@@ -1,11 +1,11 @@
 //! A labelled image dataset, opened from a `--data` specification.
 
 use crate::error::DataError;
-use crate::folder::ImageFolder;
-use crate::idx::IdxDataset;
+use crate::formats::folder::ImageFolder;
+use crate::formats::idx::IdxDataset;
+use crate::formats::seg::SegFolder;
+use crate::formats::shapes::Shapes;
 use crate::item_key::ItemKey;
-use crate::seg::SegFolder;
-use crate::shapes::Shapes;
 use crate::skip_bad::{SkipBad, Skipped};
 use crate::spec::DataSpec;
 use image::{GrayImage, RgbImage};

@@ -111,7 +111,7 @@ impl BatchSource for DecodeSource {
 mod tests {
     use super::*;
     use crate::dataset::Item;
-    use crate::shapes::{Shapes, ShapesConfig};
+    use crate::formats::shapes::{Shapes, ShapesConfig};
     use image::{Rgb, RgbImage};
 
     fn shapes() -> Arc<dyn Dataset> {

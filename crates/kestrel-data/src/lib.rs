@@ -6,9 +6,8 @@ pub mod augment;
 pub mod dataset;
 pub mod decode_source;
 pub mod error;
-pub mod folder;
+pub mod formats;
 pub mod fsio;
-pub mod idx;
 pub mod image_io;
 pub mod imagenet_preprocess;
 pub mod imbalance;
@@ -19,26 +18,28 @@ pub mod max_subarray;
 pub mod pil_resize;
 pub mod preprocess;
 pub mod rng;
-pub mod seg;
-pub mod shapes;
 pub mod skip_bad;
 pub mod spec;
 pub mod split;
+
+// Old module paths of the dataset formats, kept while kestrel-train and kestrel-cli move to
+// `formats::`.
+pub use formats::{folder, idx, seg, shapes};
 
 pub use augment::{augment, AugmentConfig, ColorJitter, ResizedCrop};
 pub use dataset::{open, open_with, Dataset, Item, OpenOptions, Opened};
 pub use decode_source::{standard_augment, DecodeSource};
 pub use error::DataError;
-pub use folder::ImageFolder;
+pub use formats::folder::ImageFolder;
+pub use formats::idx::IdxDataset;
+pub use formats::seg::{SegFolder, IGNORE_LABEL};
+pub use formats::shapes::{Shapes, ShapesConfig};
 pub use fsio::write_atomic;
-pub use idx::IdxDataset;
 pub use imagenet_preprocess::CenterCropEval;
 pub use item_key::ItemKey;
-pub use loader::{Batch, BatchSource, Loader, LoaderOptions, PlannedSample};
+pub use loader::{plan_samples, Batch, BatchSource, Loader, LoaderOptions, PlannedSample};
 pub use manifest::Manifest;
 pub use preprocess::Normalize;
-pub use seg::SegFolder;
-pub use shapes::{Shapes, ShapesConfig};
 pub use skip_bad::{SkipBad, Skipped};
 pub use spec::DataSpec;
 pub use split::{split_dataset, stratified_split, Split};

@@ -9,6 +9,7 @@
 //! loader stops and joins its workers.
 
 use crate::error::DataError;
+use crate::rng::Rng;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,6 +22,22 @@ pub struct PlannedSample {
     pub index: usize,
     /// The sample's own seed: every random draw of its augmentation comes from it.
     pub seed: u64,
+}
+
+/// `indices` as planned samples, in order, each with its own seed: the next draw of `seeds`.
+/// Drawing the seeds here, in epoch order, fixes every sample's augmentation whatever worker
+/// loads it.
+pub fn plan_samples(
+    indices: impl IntoIterator<Item = usize>,
+    seeds: &mut Rng,
+) -> Vec<PlannedSample> {
+    indices
+        .into_iter()
+        .map(|index| PlannedSample {
+            index,
+            seed: seeds.next_u64(),
+        })
+        .collect()
 }
 
 /// Something that turns planned samples into flat values, e.g. decoded, augmented and
@@ -310,14 +327,7 @@ mod tests {
         let mut rng = Rng::new(11);
         let mut order: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut order);
-        let samples: Vec<PlannedSample> = order
-            .into_iter()
-            .map(|index| PlannedSample {
-                index,
-                seed: rng.next_u64(),
-            })
-            .collect();
-        chunk_plan(&samples, batch, true)
+        chunk_plan(&plan_samples(order, &mut rng), batch, true)
     }
 
     fn source(bad: Option<usize>) -> Arc<Synthetic> {

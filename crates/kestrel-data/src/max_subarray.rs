@@ -8,6 +8,7 @@
 //! f64. Among equal sums, the one found first wins (smallest end, then the shortest).
 
 use crate::error::DataError;
+use serde::Serialize;
 
 /// A maximum-sum run `start..end` of a 1-D array.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,8 +37,8 @@ pub struct Rectangle {
 }
 
 /// One box from [`mask_to_boxes`]: the rectangle of pixels where class `class` is most
-/// concentrated above the threshold.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// concentrated above the threshold. Serialises as `{class, x0, y0, x1, y1, score}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct MaskBox {
     /// Class index (the plane of the probability stack).
     pub class: usize,
@@ -53,8 +54,26 @@ pub struct MaskBox {
     pub score: f64,
 }
 
-/// Kadane's algorithm: dp[i] = max(dp[i − 1], 0) + x[i] is the best sum of a run ending at i;
-/// the answer is the largest dp[i], its run starting where dp last restarted. `None` for an
+impl MaskBox {
+    /// The box on an image of `width` × `height` pixels, when the probability maps were
+    /// `map_width` × `map_height`: x0 and y0 scaled and rounded down, x1 and y1 (exclusive) scaled
+    /// and rounded up, so the box covers every image pixel its map pixels touch. The score stays
+    /// the map's.
+    pub fn scaled(self, map_width: usize, map_height: usize, width: usize, height: usize) -> Self {
+        let down = |v: usize, size: usize, map: usize| v * size / map;
+        let up = |v: usize, size: usize, map: usize| (v * size).div_ceil(map);
+        MaskBox {
+            x0: down(self.x0, width, map_width),
+            y0: down(self.y0, height, map_height),
+            x1: up(self.x1, width, map_width),
+            y1: up(self.y1, height, map_height),
+            ..self
+        }
+    }
+}
+
+/// Kadane's algorithm: `dp[i] = max(dp[i − 1], 0) + x[i]` is the best sum of a run ending at
+/// i; the answer is the largest `dp[i]`, its run starting where dp last restarted. `None` for an
 /// empty slice. NaN values make the result unspecified (callers check).
 pub fn max_subarray(xs: &[f64]) -> Option<Subarray> {
     let mut best: Option<Subarray> = None;
@@ -312,6 +331,31 @@ mod tests {
                     (h, w, v.into_iter().map(|x| (x + off) as f64).collect())
                 })
         })
+    }
+
+    #[test]
+    fn boxes_scale_out_to_every_touched_image_pixel() {
+        let b = MaskBox {
+            class: 1,
+            x0: 2,
+            y0: 1,
+            x1: 4,
+            y1: 3,
+            score: 2.0,
+        };
+        // A 4 × 4 map on a 10 × 6 image: columns 2..4 → 5..10, rows 1..3 → 1..5 (1.5 down,
+        // 4.5 up); the same size changes nothing.
+        let s = b.scaled(4, 4, 10, 6);
+        assert_eq!(
+            (s.class, s.x0, s.y0, s.x1, s.y1, s.score),
+            (1, 5, 1, 10, 5, 2.0)
+        );
+        assert_eq!(b.scaled(4, 4, 4, 4), b);
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(
+            json,
+            r#"{"class":1,"x0":2,"y0":1,"x1":4,"y1":3,"score":2.0}"#
+        );
     }
 
     proptest! {

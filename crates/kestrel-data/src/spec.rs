@@ -1,7 +1,7 @@
 //! `--data SPEC` parsing: `shapes[:k=v,...]`, `folder:PATH`, `seg:PATH`, `idx:PATH`.
 
 use crate::error::DataError;
-use crate::shapes::ShapesConfig;
+use crate::formats::shapes::ShapesConfig;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -1,5 +1,6 @@
-//! Convolution geometry: output sizes and receptive fields. The one place kestrel computes them;
-//! models, `kestrel info` and the tests all call these functions.
+//! Convolution geometry: output sizes and receptive fields. The one place kestrel-nn computes
+//! them; models, upsamplers, training kernels, `kestrel info` and the tests all call these
+//! functions.
 //!
 //! Along one spatial axis, with input size W, kernel F, stride S, padding P (each side) and
 //! dilation r:
@@ -29,48 +30,46 @@ pub fn same_padding(kernel: usize, dilation: usize) -> usize {
     (kernel.saturating_sub(1) / 2).saturating_mul(dilation)
 }
 
-/// Output size along one axis of a convolution (or pooling window) over `input` samples,
-/// floor((W − F_eff + 2P) / S) + 1.
+/// Output length along one axis of a convolution (or pooling window) over `n` samples with
+/// kernel `k`, stride `s`, padding `p` (each side) and dilation `d`:
+/// floor((n − F_eff + 2p) / s) + 1.
 ///
-/// `None` when the window does not fit in the padded input (W + 2P < F_eff), when the stride,
+/// `None` when the window does not fit in the padded input (n + 2p < F_eff), when the stride,
 /// kernel or dilation is zero, or on overflow.
-pub fn conv_output_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> Option<usize> {
-    if stride == 0 {
+// TODO(merge): use kestrel_runtime::geometry::conv_out_len
+pub(crate) fn conv_out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    if s == 0 {
         return None;
     }
-    let k = effective_kernel(kernel, dilation)?;
-    let padded = input.checked_add(padding.checked_mul(2)?)?;
-    Some(padded.checked_sub(k)? / stride + 1)
+    let k = effective_kernel(k, d)?;
+    let padded = n.checked_add(p.checked_mul(2)?)?;
+    Some(padded.checked_sub(k)? / s + 1)
 }
 
-/// Output size along one axis of a transposed convolution,
-/// (W − 1)·S + F_eff − 2P + output_padding.
+/// Output length along one axis of a transposed convolution over `n` samples with kernel `k`,
+/// stride `s`, padding `p`, dilation `d` and `output_padding`:
+/// (n − 1)·s + F_eff − 2p + output_padding.
 ///
 /// `None` for an empty input, a zero stride, kernel or dilation, a result below 1, or on overflow.
-/// (PyTorch additionally requires output_padding < max(S, r); that is the caller's rule to keep.)
-pub fn conv_transpose_output_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
+/// (PyTorch additionally requires output_padding < max(s, d); that is the caller's rule to keep.)
+// TODO(merge): use kestrel_runtime::geometry::conv_transpose_out_len
+pub(crate) fn conv_transpose_out_len(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
     output_padding: usize,
-    dilation: usize,
 ) -> Option<usize> {
-    if input == 0 || stride == 0 {
+    if n == 0 || s == 0 {
         return None;
     }
-    let k = effective_kernel(kernel, dilation)?;
-    let full = (input - 1)
-        .checked_mul(stride)?
+    let k = effective_kernel(k, d)?;
+    let full = (n - 1)
+        .checked_mul(s)?
         .checked_add(k)?
         .checked_add(output_padding)?;
-    let out = full.checked_sub(padding.checked_mul(2)?)?;
+    let out = full.checked_sub(p.checked_mul(2)?)?;
     (out >= 1).then_some(out)
 }
 
@@ -132,23 +131,23 @@ mod tests {
     #[test]
     fn textbook_examples() {
         // CS231n: W = 7, F = 3, P = 0: stride 1 → 5, stride 2 → 3; F = 3, P = 1, S = 1 keeps W.
-        assert_eq!(conv_output_size(7, 3, 1, 0, 1), Some(5));
-        assert_eq!(conv_output_size(7, 3, 2, 0, 1), Some(3));
-        assert_eq!(conv_output_size(224, 3, 1, 1, 1), Some(224));
+        assert_eq!(conv_out_len(7, 3, 1, 0, 1), Some(5));
+        assert_eq!(conv_out_len(7, 3, 2, 0, 1), Some(3));
+        assert_eq!(conv_out_len(224, 3, 1, 1, 1), Some(224));
         // ResNet stem: 224 → 7×7/2 pad 3 → 112 → 3×3/2 pad 1 max pool → 56.
-        assert_eq!(conv_output_size(224, 7, 2, 3, 1), Some(112));
-        assert_eq!(conv_output_size(112, 3, 2, 1, 1), Some(56));
+        assert_eq!(conv_out_len(224, 7, 2, 3, 1), Some(112));
+        assert_eq!(conv_out_len(112, 3, 2, 1, 1), Some(56));
         // Dilation 2 turns a 3×3 kernel into a 5×5 span.
         assert_eq!(effective_kernel(3, 2), Some(5));
-        assert_eq!(conv_output_size(10, 3, 1, 0, 2), Some(6));
+        assert_eq!(conv_out_len(10, 3, 1, 0, 2), Some(6));
         // The window does not fit.
-        assert_eq!(conv_output_size(2, 3, 1, 0, 1), None);
-        assert_eq!(conv_output_size(5, 3, 0, 0, 1), None);
-        assert_eq!(conv_output_size(5, 0, 1, 0, 1), None);
+        assert_eq!(conv_out_len(2, 3, 1, 0, 1), None);
+        assert_eq!(conv_out_len(5, 3, 0, 0, 1), None);
+        assert_eq!(conv_out_len(5, 0, 1, 0, 1), None);
         // FCN's 2× upsampling: ConvTranspose2d(k = 4, s = 2, p = 1) doubles the size.
-        assert_eq!(conv_transpose_output_size(7, 4, 2, 1, 0, 1), Some(14));
-        assert_eq!(conv_transpose_output_size(7, 3, 2, 1, 1, 1), Some(14));
-        assert_eq!(conv_transpose_output_size(1, 1, 1, 1, 0, 1), None);
+        assert_eq!(conv_transpose_out_len(7, 4, 2, 1, 1, 0), Some(14));
+        assert_eq!(conv_transpose_out_len(7, 3, 2, 1, 1, 1), Some(14));
+        assert_eq!(conv_transpose_out_len(1, 1, 1, 1, 1, 0), None);
         assert_eq!(same_padding(3, 1), 1);
         assert_eq!(same_padding(7, 1), 3);
         assert_eq!(same_padding(3, 4), 4);
@@ -256,9 +255,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
         #[test]
-        fn conv_output_size_matches_burn(c in conv_case()) {
+        fn conv_out_len_matches_burn(c in conv_case()) {
             let expect: Vec<Option<usize>> = (0..2)
-                .map(|a| conv_output_size(c.size[a], c.kernel[a], c.stride[a], c.padding[a], c.dilation[a]))
+                .map(|a| conv_out_len(c.size[a], c.kernel[a], c.stride[a], c.padding[a], c.dilation[a]))
                 .collect();
             prop_assume!(expect.iter().all(Option::is_some));
             let device = Device::flex();
@@ -281,7 +280,7 @@ mod tests {
         }
 
         #[test]
-        fn conv_transpose_output_size_matches_burn(
+        fn conv_transpose_out_len_matches_burn(
             c in conv_case(),
             extra in [0usize..=2, 0usize..=2],
         ) {
@@ -290,14 +289,7 @@ mod tests {
                 std::array::from_fn(|a| extra[a] % c.stride[a].max(c.dilation[a]));
             let expect: Vec<Option<usize>> = (0..2)
                 .map(|a| {
-                    conv_transpose_output_size(
-                        c.size[a],
-                        c.kernel[a],
-                        c.stride[a],
-                        c.padding[a],
-                        output_padding[a],
-                        c.dilation[a],
-                    )
+                    conv_transpose_out_len(c.size[a], c.kernel[a], c.stride[a], c.padding[a], c.dilation[a], output_padding[a])
                 })
                 .collect();
             prop_assume!(expect.iter().all(Option::is_some));

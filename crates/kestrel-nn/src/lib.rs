@@ -1,35 +1,50 @@
-//! kestrel-nn: Burn modules — blocks, models, geometry.
+//! kestrel-nn: Burn modules — layers, models, their descriptions, export and import.
+//!
+//! Where things live:
+//! - [`layers`]: the building blocks every model shares (convolution + batch norm + activation,
+//!   batch norm, pooling, weight initialisation, batch-norm folding, parameter counting);
+//! - [`models`]: the networks (MobileNet V1 and V2, ResNet, FCN, the multi-task model) and the
+//!   classifier zoo that builds them by name; [`model_spec`]: any of them as one [`ModelSpec`]
+//!   (what a checkpoint stores) and one built [`Model`] (what eval, predict and export take);
+//! - [`info`]: what `kestrel info` prints — one file per model describing its layers, shapes,
+//!   parameters and multiply-adds;
+//! - [`geometry`]: convolution output sizes and receptive fields; [`divisible`]: channel rounding;
+//! - [`ops`]: training kernels (depthwise convolution, 1×1 convolution, batch norm, ReLU6);
+//! - [`upsample`]: the upsampling layers; [`import`] / [`export`]: weights in, deployable models
+//!   out; [`imagenet`]: the ImageNet class names; [`tensor_values`]: a tensor's values as a
+//!   vector.
 
-pub mod batch_norm;
-pub mod conv_bn_act;
 pub mod divisible;
 pub mod export;
-pub mod fcn;
-pub mod fcn_info;
-pub mod fold;
 pub mod geometry;
 pub mod imagenet;
 pub mod import;
 pub mod info;
-pub mod init;
-pub mod mobilenet_v1;
-pub mod mobilenet_v2;
-pub mod mobilenet_v2_trace;
+pub mod layers;
 pub mod model_spec;
-pub mod multitask;
+pub mod models;
 pub mod ops;
-pub mod params;
-pub mod pool;
-pub mod resnet;
+pub mod tensor_values;
 pub mod upsample;
-pub mod zoo;
 
-pub use batch_norm::{BatchNorm2d, BatchNorm2dConfig};
-pub use conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
-pub use fold::MapConvBnAct;
+// Old module paths, kept while kestrel-train and kestrel-cli move to `layers::` and `models::`.
+pub use layers::{batch_norm, conv_bn_act, fold, params, pool};
+pub use models::{fcn, mobilenet_v1, mobilenet_v2, multitask, resnet, zoo};
+
+/// Old path of [`layers::init`] and of [`models::zoo::zero_init_residual`] (and
+/// [`models::resnet::zero_init_resnet`]), kept while kestrel-train moves to the new ones.
+pub mod init {
+    pub use crate::layers::init::*;
+    pub use crate::models::resnet::zero_init_resnet;
+    pub use crate::models::zoo::zero_init_residual;
+}
+
 pub use info::{Describe, InfoError, LayerInfo, LayerKind, ModelInfo};
-pub use mobilenet_v1::{MobileNetV1, MobileNetV1Config};
-pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use layers::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
+pub use layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+pub use layers::fold::MapConvBnAct;
+pub use models::mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 pub use model_spec::{Model, ModelSpec};
-pub use resnet::{ResNet, ResNetConfig};
-pub use zoo::{Arch, Classifier, ClassifierSpec};
+pub use models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use models::resnet::{ResNet, ResNetConfig};
+pub use models::zoo::{Arch, Classifier, ClassifierSpec};

@@ -14,5 +14,6 @@ pub use resample::{random_oversample, random_undersample, Target};
 pub use sampler::WeightedSampler;
 pub use smote::{smote, Resampled};
 pub use weights::{
-    class_counts, effective_number_weights, inverse_frequency_weights, item_weights,
+    class_counts, effective_number_weights, inverse_frequency_weights,
+    inverse_frequency_weights_or_zero, item_weights, mask_pixel_counts,
 };

@@ -1,6 +1,8 @@
-//! Per-class loss weights from class counts.
+//! Per-class loss weights from class counts: of items (image labels) or of pixels
+//! (segmentation masks).
 
 use crate::error::DataError;
+use crate::formats::seg::IGNORE_LABEL;
 
 /// Items per class: `counts[c]` = number of `labels` equal to `c`. A label ≥ `n_classes` is an
 /// error.
@@ -30,13 +32,44 @@ fn check_counts(counts: &[usize]) -> Result<(), DataError> {
     Ok(())
 }
 
+/// Pixels per class of segmentation masks: `counts[c]` = number of mask values equal to `c`.
+/// [`IGNORE_LABEL`] pixels and values ≥ `n_classes` are not counted.
+pub fn mask_pixel_counts(masks: &[u8], n_classes: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; n_classes];
+    for &m in masks {
+        if m != IGNORE_LABEL {
+            if let Some(c) = counts.get_mut(m as usize) {
+                *c += 1;
+            }
+        }
+    }
+    counts
+}
+
 /// Inverse-frequency weights, scikit-learn's "balanced": `w_c = n / (K · n_c)` for `n` items in
-/// `K` classes, so that every class carries the same total weight `n / K`.
+/// `K` classes, so that every class carries the same total weight `n / K`. Every class needs at
+/// least one item; [`inverse_frequency_weights_or_zero`] allows empty ones.
 pub fn inverse_frequency_weights(counts: &[usize]) -> Result<Vec<f64>, DataError> {
     check_counts(counts)?;
+    Ok(inverse_frequency_weights_or_zero(counts))
+}
+
+/// [`inverse_frequency_weights`] where a class with no item gets weight 0 instead of being an
+/// error: for pixel counts ([`mask_pixel_counts`]), where a class can be missing from the
+/// training masks.
+pub fn inverse_frequency_weights_or_zero(counts: &[usize]) -> Vec<f64> {
     let n: usize = counts.iter().sum();
     let k = counts.len() as f64;
-    Ok(counts.iter().map(|&c| n as f64 / (k * c as f64)).collect())
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                n as f64 / (k * c as f64)
+            }
+        })
+        .collect()
 }
 
 /// Class-balanced weights from the effective number of samples (Cui et al., CVPR 2019):
@@ -128,6 +161,24 @@ mod tests {
         let e = inverse_frequency_weights(&[3, 0]).unwrap_err().to_string();
         assert!(e.contains("class 1"), "{e}");
         assert!(inverse_frequency_weights(&[]).is_err());
+    }
+
+    #[test]
+    fn pixel_counts_skip_the_ignore_label_and_empty_classes_weigh_zero() {
+        let masks = [0, 1, 1, 255, 7, 1, 0, 255];
+        let counts = mask_pixel_counts(&masks, 3);
+        assert_eq!(counts, [2, 3, 0]);
+        // 5 counted pixels, 3 classes: 5/6, 5/9, and 0 for the empty class.
+        close(
+            &inverse_frequency_weights_or_zero(&counts),
+            &[5.0 / 6.0, 5.0 / 9.0, 0.0],
+        );
+        // Without an empty class, the same weights as the strict version.
+        assert_eq!(
+            inverse_frequency_weights_or_zero(&[6, 3, 1]),
+            inverse_frequency_weights(&[6, 3, 1]).unwrap()
+        );
+        assert!(inverse_frequency_weights_or_zero(&[]).is_empty());
     }
 
     #[test]

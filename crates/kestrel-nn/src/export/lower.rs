@@ -2,11 +2,13 @@
 
 use super::error::ExportError;
 use super::network::{ConvLayer, Layer, Network};
-use crate::conv_bn_act::{Activation as NnActivation, ConvBnAct};
-use crate::mobilenet_v1::MobileNetV1;
-use crate::mobilenet_v2::{InvertedResidual, MobileNetV2};
-use crate::resnet::{ResNet, ResidualBlock};
-use crate::zoo::Classifier;
+use crate::layers::conv_bn_act::{Activation as NnActivation, ConvBnAct};
+use crate::models::mobilenet_v1::MobileNetV1;
+use crate::models::mobilenet_v2::{InvertedResidual, MobileNetV2};
+use crate::models::resnet::{ResNet, ResidualBlock};
+use crate::models::zoo::Classifier;
+use burn::module::Param;
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
@@ -34,11 +36,7 @@ pub fn lower(model: &Classifier, resolution: usize) -> Result<Network, ExportErr
         }
         Classifier::ResNet(m) => {
             l.resnet(m)?;
-            match m.layer3.len() {
-                2 => "resnet18",
-                _ if m.layer1.first().is_some_and(|b| b.conv3.is_some()) => "resnet50",
-                _ => "resnet34",
-            }
+            resnet_name(m)
         }
     };
     let num_classes = match l.layers.last() {
@@ -52,6 +50,16 @@ pub fn lower(model: &Classifier, resolution: usize) -> Result<Network, ExportErr
         layers: l.layers,
         num_classes,
     })
+}
+
+/// The architecture name of a ResNet: two blocks in stage 3 make ResNet-18; bottlenecks
+/// ResNet-50; otherwise ResNet-34.
+pub(super) fn resnet_name(m: &ResNet) -> &'static str {
+    match m.layer3.len() {
+        2 => "resnet18",
+        _ if m.layer1.first().is_some_and(|b| b.conv3.is_some()) => "resnet50",
+        _ => "resnet34",
+    }
 }
 
 /// The layers read so far.
@@ -77,6 +85,44 @@ pub(super) fn floats<const D: usize>(
         });
     }
     Ok(v)
+}
+
+/// The values of an optional bias of `n` outputs (zeros when there is none), or an error
+/// naming the layer and tensor.
+pub(super) fn bias_or_zeros(
+    bias: &Option<Param<Tensor<1>>>,
+    n: usize,
+    layer: &str,
+    what: &str,
+) -> Result<Vec<f32>, ExportError> {
+    match bias {
+        Some(b) => floats(b.val(), layer, what),
+        None => Ok(vec![0.0; n]),
+    }
+}
+
+/// The [`ConvLayer`] of Burn's convolution `c` named `name`, with the given (folded) weights,
+/// bias and activation.
+pub(super) fn conv_layer(
+    c: &Conv2d,
+    name: &str,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+) -> Result<ConvLayer, ExportError> {
+    let [out_channels, in_per_group, kh, kw] = c.weight.val().dims();
+    Ok(ConvLayer {
+        weight,
+        bias,
+        in_channels: in_per_group * c.groups,
+        out_channels,
+        kernel: [kh, kw],
+        stride: c.stride,
+        padding: symmetric_padding(&c.padding, name)?,
+        dilation: c.dilation,
+        groups: c.groups,
+        act,
+    })
 }
 
 /// Symmetric padding `[along height, along width]`, or an error for what the formats cannot hold.
@@ -130,10 +176,7 @@ fn folded_conv(m: &ConvBnAct, name: &str) -> Result<(Vec<f32>, Vec<f32>), Export
     }
     let folded = m.clone().fold_bn();
     let w = floats(folded.conv.weight.val(), name, "folded conv weight")?;
-    let b = match &folded.conv.bias {
-        Some(b) => floats(b.val(), name, "folded conv bias")?,
-        None => vec![0.0; out],
-    };
+    let b = bias_or_zeros(&folded.conv.bias, out, name, "folded conv bias")?;
     Ok((w, b))
 }
 
@@ -151,20 +194,7 @@ impl Lowering {
         m: &ConvBnAct,
     ) -> Result<usize, ExportError> {
         let (weight, bias) = folded_conv(m, name)?;
-        let [out_channels, in_per_group, kh, kw] = m.conv.weight.val().dims();
-        let c = &m.conv;
-        let conv = ConvLayer {
-            weight,
-            bias,
-            in_channels: in_per_group * c.groups,
-            out_channels,
-            kernel: [kh, kw],
-            stride: c.stride,
-            padding: symmetric_padding(&c.padding, name)?,
-            dilation: c.dilation,
-            groups: c.groups,
-            act: activation(m.activation),
-        };
+        let conv = conv_layer(&m.conv, name, weight, bias, activation(m.activation))?;
         Ok(self.push(Layer::Conv {
             name: name.into(),
             input,
@@ -209,10 +239,7 @@ impl Lowering {
                 weight[o * in_features + i] = w[i * out_features + o];
             }
         }
-        let bias = match &fc.bias {
-            Some(b) => floats(b.val(), name, "bias")?,
-            None => vec![0.0; out_features],
-        };
+        let bias = bias_or_zeros(&fc.bias, out_features, name, "bias")?;
         Ok(self.push(Layer::Linear {
             name: name.into(),
             input: pooled,
@@ -234,13 +261,29 @@ impl Lowering {
     }
 
     fn mobilenet_v2(&mut self, m: &MobileNetV2) -> Result<(), ExportError> {
-        let mut x = self.conv(0, "stem", &m.stem)?;
-        for (i, b) in m.blocks.iter().enumerate() {
-            x = self.inverted_residual(x, &format!("blocks.{i}"), b)?;
-        }
-        x = self.conv(x, "head", &m.head)?;
+        let (x, _) = self.mobilenet_v2_features(m, "", &[])?;
         self.head(x, "classifier", &m.classifier)?;
         Ok(())
+    }
+
+    /// MobileNetV2's stem, blocks and head convolution, module paths under `prefix`: the head's
+    /// output and the outputs of the blocks `taps` names, in block order.
+    pub(super) fn mobilenet_v2_features(
+        &mut self,
+        m: &MobileNetV2,
+        prefix: &str,
+        taps: &[usize],
+    ) -> Result<(usize, Vec<usize>), ExportError> {
+        let mut x = self.conv(0, &format!("{prefix}stem"), &m.stem)?;
+        let mut tapped = Vec::new();
+        for (i, b) in m.blocks.iter().enumerate() {
+            x = self.inverted_residual(x, &format!("{prefix}blocks.{i}"), b)?;
+            if taps.contains(&i) {
+                tapped.push(x);
+            }
+        }
+        let head = self.conv(x, &format!("{prefix}head"), &m.head)?;
+        Ok((head, tapped))
     }
 
     /// A MobileNetV2 inverted-residual block named `name` reading `input`.
@@ -293,17 +336,30 @@ impl Lowering {
     }
 
     fn resnet(&mut self, m: &ResNet) -> Result<(), ExportError> {
-        let mut x = self.conv(0, "conv1", &m.conv1)?;
-        x = self.max_pool(x, "maxpool", &m.maxpool)?;
+        let [.., x] = self.resnet_stages(m, "")?;
+        self.head(x, "fc", &m.fc)?;
+        Ok(())
+    }
+
+    /// A ResNet's stem, max pooling and four stages, module paths under `prefix`: the output of
+    /// each stage.
+    pub(super) fn resnet_stages(
+        &mut self,
+        m: &ResNet,
+        prefix: &str,
+    ) -> Result<[usize; 4], ExportError> {
+        let mut x = self.conv(0, &format!("{prefix}conv1"), &m.conv1)?;
+        x = self.max_pool(x, &format!("{prefix}maxpool"), &m.maxpool)?;
+        let mut ends = [0; 4];
         for (s, stage) in [&m.layer1, &m.layer2, &m.layer3, &m.layer4]
             .into_iter()
             .enumerate()
         {
             for (i, b) in stage.iter().enumerate() {
-                x = self.residual_block(x, &format!("layer{}.{i}", s + 1), b)?;
+                x = self.residual_block(x, &format!("{prefix}layer{}.{i}", s + 1), b)?;
             }
+            ends[s] = x;
         }
-        self.head(x, "fc", &m.fc)?;
-        Ok(())
+        Ok(ends)
     }
 }

@@ -8,10 +8,10 @@
 //! and Meta-Upscale are rejected with an error naming them.
 
 use super::error::ExportError;
-use super::lower::{floats, symmetric_padding, Lowering};
-use super::network::{ConvLayer, ConvTransposeLayer, Layer, Network};
-use crate::fcn::{Fcn, FcnBackbone};
-use crate::upsample::Upsampler;
+use super::lower::{bias_or_zeros, conv_layer, floats, resnet_name, Lowering};
+use super::network::{ConvLayer, Layer, Network};
+use crate::models::fcn::{Fcn, FcnBackbone};
+use crate::upsample::{InterpMode, Upsampler};
 use burn::nn::conv::Conv2d;
 use kestrel_runtime::{Activation, ResizeMode};
 
@@ -31,14 +31,7 @@ pub fn lower_segmenter(model: &Fcn, resolution: usize) -> Result<Network, Export
     let mut l = Lowering { layers: Vec::new() };
     let (backbone, [f8, f16, f32_]) = match &model.backbone {
         FcnBackbone::MobileNetV2(m) => {
-            let mut x = l.conv(0, "backbone.stem", &m.stem)?;
-            let mut taps = Vec::new();
-            for (i, b) in m.blocks.iter().enumerate() {
-                x = l.inverted_residual(x, &format!("backbone.blocks.{i}"), b)?;
-                if model.taps.contains(&i) {
-                    taps.push(x);
-                }
-            }
+            let (last, taps) = l.mobilenet_v2_features(m, "backbone.", &model.taps)?;
             let [s8, s16] = taps[..] else {
                 return Err(ExportError::Unsupported {
                     layer: "backbone".into(),
@@ -49,28 +42,11 @@ pub fn lower_segmenter(model: &Fcn, resolution: usize) -> Result<Network, Export
                     ),
                 });
             };
-            let last = l.conv(x, "backbone.head", &m.head)?;
             ("mobilenet-v2", [s8, s16, last])
         }
         FcnBackbone::ResNet(r) => {
-            let mut x = l.conv(0, "backbone.conv1", &r.conv1)?;
-            x = l.max_pool(x, "backbone.maxpool", &r.maxpool)?;
-            let mut outs = Vec::new();
-            for (s, stage) in [&r.layer1, &r.layer2, &r.layer3, &r.layer4]
-                .into_iter()
-                .enumerate()
-            {
-                for (i, b) in stage.iter().enumerate() {
-                    x = l.residual_block(x, &format!("backbone.layer{}.{i}", s + 1), b)?;
-                }
-                outs.push(x);
-            }
-            let name = match r.layer3.len() {
-                2 => "resnet18",
-                _ if r.layer1.first().is_some_and(|b| b.conv3.is_some()) => "resnet50",
-                _ => "resnet34",
-            };
-            (name, [outs[1], outs[2], outs[3]])
+            let [_, s8, s16, s32] = l.resnet_stages(r, "backbone.")?;
+            (resnet_name(r), [s8, s16, s32])
         }
     };
     let mut y = plain_conv(&mut l, f32_, "score32", &model.score32)?;
@@ -129,24 +105,9 @@ fn plain_conv(
     name: &str,
     c: &Conv2d,
 ) -> Result<usize, ExportError> {
-    let [out_channels, in_per_group, kh, kw] = c.weight.val().dims();
     let weight = floats(c.weight.val(), name, "weight")?;
-    let bias = match &c.bias {
-        Some(b) => floats(b.val(), name, "bias")?,
-        None => vec![0.0; out_channels],
-    };
-    let conv = ConvLayer {
-        weight,
-        bias,
-        in_channels: in_per_group * c.groups,
-        out_channels,
-        kernel: [kh, kw],
-        stride: c.stride,
-        padding: symmetric_padding(&c.padding, name)?,
-        dilation: c.dilation,
-        groups: c.groups,
-        act: Activation::None,
-    };
+    let bias = bias_or_zeros(&c.bias, c.weight.val().dims()[0], name, "bias")?;
+    let conv = conv_layer(c, name, weight, bias, Activation::None)?;
     Ok(l.push(Layer::Conv {
         name: name.into(),
         input,
@@ -171,32 +132,37 @@ fn upsampler(
         })
     };
     Ok(match u {
-        Upsampler::Nearest(m) => resize(l, ResizeMode::Nearest, false, m.resize),
-        Upsampler::Bilinear(m) => resize(l, ResizeMode::Linear, m.align_corners, m.resize),
-        Upsampler::Bicubic(m) => resize(l, ResizeMode::Cubic, m.align_corners, m.resize),
+        Upsampler::Interpolate(m) => {
+            let mode = match m.mode {
+                InterpMode::Nearest => ResizeMode::Nearest,
+                InterpMode::Bilinear => ResizeMode::Linear,
+                InterpMode::Bicubic => ResizeMode::Cubic,
+            };
+            // Nearest resampling has no align_corners.
+            let align_corners = m.align_corners && m.mode != InterpMode::Nearest;
+            resize(l, mode, align_corners, m.resize)
+        }
         Upsampler::Transposed(m) => {
             let c = &m.conv;
             let [in_channels, out_per_group, kh, kw] = c.weight.val().dims();
             let out_channels = out_per_group * c.groups;
-            let conv = ConvTransposeLayer {
+            let conv = ConvLayer {
                 weight: floats(c.weight.val(), name, "weight")?,
-                bias: match &c.bias {
-                    Some(b) => floats(b.val(), name, "bias")?,
-                    None => vec![0.0; out_channels],
-                },
+                bias: bias_or_zeros(&c.bias, out_channels, name, "bias")?,
                 in_channels,
                 out_channels,
                 kernel: [kh, kw],
                 stride: c.stride,
                 padding: c.padding,
-                output_padding: c.padding_out,
                 dilation: c.dilation,
                 groups: c.groups,
+                act: Activation::None,
             };
             l.push(Layer::ConvTranspose {
                 name: name.into(),
                 input,
                 conv,
+                output_padding: c.padding_out,
             })
         }
         Upsampler::PixelShuffle(m) => {
@@ -230,27 +196,15 @@ fn upsampler(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::layout::nchw_to_nhwc;
     use crate::export::plan::segmenter_to_plan;
-    use crate::export::plan::tests::rel_err;
-    use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
-    use crate::fcn::SegmenterSpec;
+    use crate::export::synthetic::{burn_output, engine_outputs, input_nchw, randomized, rel_err};
+    use crate::models::fcn::SegmenterSpec;
     use crate::upsample::UpsamplerKind;
-    use burn::tensor::{Device, Tensor, TensorData};
-    use kestrel_runtime::{Engine, EngineOptions, KernelPath};
+    use burn::tensor::Device;
 
     fn spec(name: &str, width: f64, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width,
-            num_classes: 4,
-            output_stride: os,
-            upsampler: up,
-        }
-    }
-
-    /// NCHW score maps to NHWC.
-    fn to_nhwc(x: &[f32], batch: usize, c: usize, res: usize) -> Vec<f32> {
-        nchw_to_nhwc(x, batch, c, res)
+        SegmenterSpec::for_tests(name, width, 4, os, up)
     }
 
     /// Runs the Burn eval-mode model and the runtime plan on one random batch; returns the
@@ -260,36 +214,17 @@ mod tests {
         let model = randomized(s.init(&device).unwrap(), seed);
         let batch = 2;
         let x = input_nchw(batch, res, 3);
-        let want: Vec<f32> = model
-            .forward(Tensor::<4>::from_data(
-                TensorData::new(x.clone(), [batch, 3, res, res]),
-                &device,
-            ))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let want = burn_output(batch, res, |x| model.forward(x));
         let k = s.num_classes;
-        let want = to_nhwc(&want, batch, k, res);
+        let want = nchw_to_nhwc(&want, batch, k, res * res);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(scale > 1e-3, "{}: scores are all ~0", s.name);
         let plan = segmenter_to_plan(&model, res).unwrap();
         assert_eq!(plan.output_shape().len(), res * res * k);
-        let nhwc = nchw_to_nhwc(&x, batch, 3, res);
-        let mut worst = 0f32;
-        for path in [KernelPath::Auto, KernelPath::Scalar] {
-            let mut engine = Engine::new(
-                plan.clone(),
-                EngineOptions {
-                    threads: 2,
-                    kernel_path: path,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            let got = engine.run(&nhwc, batch).unwrap().to_vec();
-            worst = worst.max(rel_err(&got, &want));
-        }
-        worst
+        let nhwc = nchw_to_nhwc(&x, batch, 3, res * res);
+        engine_outputs(&plan, &nhwc, batch)
+            .iter()
+            .fold(0f32, |worst, (_, got)| worst.max(rel_err(got, &want)))
     }
 
     /// The cases: fcn8s-mobilenet-v2 (α 0.5) at output stride 32 and 8 with bilinear and

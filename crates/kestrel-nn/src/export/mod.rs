@@ -1,14 +1,15 @@
 //! Exporting trained classifiers and FCN segmenters ([`lower_segmenter`]) for deployment: batch norm folded into the convolutions, then
 //! either a [`kestrel_runtime::Plan`] ([`to_plan`]) or an ONNX model ([`to_onnx`]).
 //!
-//! Both go through one intermediate description, [`Network`]: [`lower`] reads a [`Classifier`]'s
+//! Both go through one intermediate description, [`Network`]: [`lower()`] reads a [`Classifier`]'s
 //! tensors into a list of folded convolutions, pools, residual adds and the final linear layer,
 //! and each format writes that list out. The exported models take the same input as the Burn
 //! model — already resized and normalised — and return logits (no softmax).
 //!
-//! [`Classifier`]: crate::zoo::Classifier
+//! [`Classifier`]: crate::models::zoo::Classifier
 
 mod error;
+pub mod layout;
 pub mod lower;
 pub mod lower_fcn;
 pub mod network;
@@ -19,9 +20,10 @@ pub mod proto;
 pub(crate) mod synthetic;
 
 pub use error::ExportError;
+pub use layout::{nchw_to_nhwc, nhwc_to_nchw};
 pub use lower::lower;
 pub use lower_fcn::{lower_segmenter, EXPORTABLE_UPSAMPLERS};
-pub use network::{ConvLayer, ConvTransposeLayer, Layer, Network};
+pub use network::{ConvLayer, Layer, Network};
 pub use onnx::{
     network_to_onnx, save_onnx, save_segmenter_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET,
 };

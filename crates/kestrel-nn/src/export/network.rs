@@ -4,12 +4,15 @@
 //! Values are numbered: 0 is the input image, `i + 1` the output of `layers[i]`.
 
 use crate::upsample::ResizeTo;
+use kestrel_runtime::kernels::ConvGeometry;
 use kestrel_runtime::{Activation, ResizeMode};
 
-/// A convolution with batch norm folded into its bias, in PyTorch's layout.
+/// A convolution with batch norm folded into its bias, or a transposed convolution, in PyTorch's
+/// layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvLayer {
-    /// OIHW weights, `out × in/groups × kh × kw`.
+    /// Weights: OIHW, `out × in/groups × kh × kw`, for a convolution; `in × out/groups × kh × kw`
+    /// for a transposed one.
     pub weight: Vec<f32>,
     /// One bias per output channel.
     pub bias: Vec<f32>,
@@ -21,7 +24,8 @@ pub struct ConvLayer {
     pub kernel: [usize; 2],
     /// Stride along height and width.
     pub stride: [usize; 2],
-    /// Zero padding on both sides, along height and width.
+    /// Zero padding on both sides, along height and width (removed from both sides of the
+    /// output of a transposed convolution).
     pub padding: [usize; 2],
     /// Dilation along height and width.
     pub dilation: [usize; 2],
@@ -31,29 +35,16 @@ pub struct ConvLayer {
     pub act: Activation,
 }
 
-/// A transposed convolution (PyTorch's `ConvTranspose2d`), weights in PyTorch's layout.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConvTransposeLayer {
-    /// Weights `in × out/groups × kh × kw`.
-    pub weight: Vec<f32>,
-    /// One bias per output channel.
-    pub bias: Vec<f32>,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Kernel height and width.
-    pub kernel: [usize; 2],
-    /// Stride.
-    pub stride: [usize; 2],
-    /// Padding removed from both sides of the output.
-    pub padding: [usize; 2],
-    /// Extra rows / columns at the bottom / right of the output.
-    pub output_padding: [usize; 2],
-    /// Dilation.
-    pub dilation: [usize; 2],
-    /// Channel groups.
-    pub groups: usize,
+impl ConvLayer {
+    /// The window as the runtime describes it.
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
 }
 
 /// One step of the network.
@@ -133,8 +124,10 @@ pub enum Layer {
         name: String,
         /// Input value.
         input: usize,
-        /// The layer.
-        conv: ConvTransposeLayer,
+        /// The layer (weights `in × out/groups × kh × kw`).
+        conv: ConvLayer,
+        /// Extra rows / columns at the bottom / right of the output.
+        output_padding: [usize; 2],
     },
     /// Depth to space (PyTorch's `pixel_shuffle`).
     PixelShuffle {

@@ -15,11 +15,11 @@
 use super::error::ExportError;
 use super::lower::lower;
 use super::lower_fcn::lower_segmenter;
-use super::network::{Layer, Network};
+use super::network::{ConvLayer, Layer, Network};
 use super::proto::Message;
-use crate::fcn::Fcn;
+use crate::models::fcn::Fcn;
+use crate::models::zoo::Classifier;
 use crate::upsample::ResizeTo;
-use crate::zoo::Classifier;
 use kestrel_runtime::{Activation, ResizeMode};
 use std::path::Path;
 
@@ -191,6 +191,48 @@ struct Graph {
 }
 
 impl Graph {
+    /// A convolution (`Conv`), or with its `output_padding` a transposed one (`ConvTranspose`),
+    /// named `name`, reading `input`: its weight and bias initializers, the node, and its
+    /// activation, the result written to `out`.
+    fn conv(
+        &mut self,
+        name: &str,
+        input: &str,
+        c: &ConvLayer,
+        output_padding: Option<&[usize; 2]>,
+        out: &str,
+    ) {
+        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        // PyTorch's weight layouts: (out, in / groups, kh, kw), transposed (in, out / groups, kh,
+        // kw).
+        let (op, first, per_group) = match output_padding {
+            None => ("Conv", c.out_channels, c.in_channels),
+            Some(_) => ("ConvTranspose", c.in_channels, c.out_channels),
+        };
+        let dims = [first, per_group / c.groups, c.kernel[0], c.kernel[1]];
+        self.initializers.push(tensor(&w, &dims, &c.weight));
+        self.initializers
+            .push(tensor(&b, &[c.out_channels], &c.bias));
+        let [ph, pw] = c.padding;
+        let mut attrs = vec![
+            attr_ints("dilations", &c.dilation),
+            attr_int("group", c.groups as i64),
+            attr_ints("kernel_shape", &c.kernel),
+        ];
+        if let Some(op) = output_padding {
+            attrs.push(attr_ints("output_padding", op));
+        }
+        attrs.push(attr_ints("pads", &[ph, pw, ph, pw]));
+        attrs.push(attr_ints("strides", &c.stride));
+        let pre = match c.act {
+            Activation::None => out.to_string(),
+            _ => format!("{name}.conv"),
+        };
+        self.nodes
+            .push(node(op, name, &[input, &w, &b], &[&pre], &attrs));
+        self.activation(c.act, name, &pre, out);
+    }
+
     /// `act(pre)` written to `out` (or `pre` renamed to `out` when there is no activation: the
     /// caller then writes the producing node's output as `out` directly).
     fn activation(&mut self, act: Activation, name: &str, pre: &str, out: &str) {
@@ -242,29 +284,7 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
                 name,
                 input,
                 conv: c,
-            } => {
-                let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
-                let dims = [
-                    c.out_channels,
-                    c.in_channels / c.groups,
-                    c.kernel[0],
-                    c.kernel[1],
-                ];
-                g.initializers.push(tensor(&w, &dims, &c.weight));
-                g.initializers.push(tensor(&b, &[c.out_channels], &c.bias));
-                let [ph, pw] = c.padding;
-                let attrs = [
-                    attr_ints("dilations", &c.dilation),
-                    attr_int("group", c.groups as i64),
-                    attr_ints("kernel_shape", &c.kernel),
-                    attr_ints("pads", &[ph, pw, ph, pw]),
-                    attr_ints("strides", &c.stride),
-                ];
-                let p = pre(c.act, "conv");
-                g.nodes
-                    .push(node("Conv", name, &[&value(*input), &w, &b], &[&p], &attrs));
-                g.activation(c.act, name, &p, &out);
-            }
+            } => g.conv(name, &value(*input), c, None, &out),
             Layer::MaxPool {
                 name,
                 input,
@@ -394,33 +414,8 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
                 name,
                 input,
                 conv: c,
-            } => {
-                let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
-                let dims = [
-                    c.in_channels,
-                    c.out_channels / c.groups,
-                    c.kernel[0],
-                    c.kernel[1],
-                ];
-                g.initializers.push(tensor(&w, &dims, &c.weight));
-                g.initializers.push(tensor(&b, &[c.out_channels], &c.bias));
-                let [ph, pw] = c.padding;
-                let attrs = [
-                    attr_ints("dilations", &c.dilation),
-                    attr_int("group", c.groups as i64),
-                    attr_ints("kernel_shape", &c.kernel),
-                    attr_ints("output_padding", &c.output_padding),
-                    attr_ints("pads", &[ph, pw, ph, pw]),
-                    attr_ints("strides", &c.stride),
-                ];
-                g.nodes.push(node(
-                    "ConvTranspose",
-                    name,
-                    &[&value(*input), &w, &b],
-                    &[&out],
-                    &attrs,
-                ));
-            }
+                output_padding,
+            } => g.conv(name, &value(*input), c, Some(output_padding), &out),
             Layer::PixelShuffle {
                 name,
                 input,
@@ -516,11 +511,11 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::plan::tests::rel_err;
-    use crate::export::synthetic::{input_nchw, randomized};
-    use crate::zoo::{Arch, ClassifierSpec};
-    use burn::tensor::{Device, Tensor, TensorData};
+    use crate::export::synthetic::{burn_output, input_nchw, randomized, rel_err};
+    use crate::models::zoo::{Arch, ClassifierSpec};
+    use burn::tensor::Device;
     use serde_json::Value;
+    use std::path::Path;
 
     /// The models `tools/onnx_reference.py` runs through ONNX Runtime:
     /// (name, architecture, width, resolution, classes, seed, batch).
@@ -536,6 +531,46 @@ mod tests {
         bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
             (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
         })
+    }
+
+    /// The `n` cases of an ONNX Runtime fixture.
+    fn ort_cases(fixture: &str, n: usize) -> Vec<Value> {
+        let fixture: Value = serde_json::from_str(fixture).unwrap();
+        let cases = fixture["cases"].as_array().unwrap().clone();
+        assert_eq!(cases.len(), n);
+        cases
+    }
+
+    /// One fixture case: `bytes` are the export ONNX Runtime ran (`tool` writes the fixture
+    /// anew otherwise), and Burn's output `burn` equals ONNX Runtime's values under `key`
+    /// within 1e-4 of the largest.
+    fn check_ort_case(c: &Value, bytes: &[u8], tool: &str, key: &str, burn: &[f32]) {
+        let name = c["name"].as_str().unwrap();
+        assert_eq!(
+            format!("{:016x}", fnv1a64(bytes)),
+            c["fnv1a64"].as_str().unwrap(),
+            "{name}: the export's bytes changed; rerun {tool}"
+        );
+        let ort: Vec<f32> = c[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let e = rel_err(burn, &ort);
+        assert!(e < 1e-4, "{name}: relative error {e}\n{burn:?}\n{ort:?}");
+    }
+
+    /// Writes `name.onnx`, the NCHW input (little-endian f32) as `name.input.f32` and `meta` as
+    /// `name.json` into `dir`, for a reference script.
+    fn write_reference(dir: &Path, name: &str, onnx: &[u8], batch: usize, res: usize, meta: Value) {
+        std::fs::write(dir.join(format!("{name}.onnx")), onnx).unwrap();
+        let x: Vec<u8> = input_nchw(batch, res, 3)
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(dir.join(format!("{name}.input.f32")), x).unwrap();
+        std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
     }
 
     fn case_model(arch: &str, width: f64, classes: usize, seed: u64) -> Classifier {
@@ -555,17 +590,12 @@ mod tests {
         let dir = std::path::PathBuf::from(std::env::var("KESTREL_ONNX_OUT").unwrap());
         for (name, arch, width, res, classes, seed, batch) in CASES {
             let model = case_model(arch, width, classes, seed);
-            save_onnx(&model, res, &[], &dir.join(format!("{name}.onnx"))).unwrap();
-            let x: Vec<u8> = input_nchw(batch, res, 3)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            std::fs::write(dir.join(format!("{name}.input.f32")), x).unwrap();
             let meta = serde_json::json!({
                 "name": name, "arch": arch, "width": width, "resolution": res,
                 "classes": classes, "seed": seed, "batch": batch,
             });
-            std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
+            let bytes = to_onnx(&model, res).unwrap();
+            write_reference(&dir, name, &bytes, batch, res, meta);
         }
     }
 
@@ -574,15 +604,11 @@ mod tests {
     /// the same logits.
     #[test]
     fn onnx_runtime_agrees_with_burn_on_the_exported_bytes() {
-        let fixture: Value = serde_json::from_str(include_str!(concat!(
+        let fixture = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/onnx_ort.json"
-        )))
-        .unwrap();
-        let cases = fixture["cases"].as_array().unwrap();
-        assert_eq!(cases.len(), CASES.len());
-        for c in cases {
-            let name = c["name"].as_str().unwrap();
+        ));
+        for c in ort_cases(fixture, CASES.len()) {
             let res = c["resolution"].as_u64().unwrap() as usize;
             let batch = c["batch"].as_u64().unwrap() as usize;
             let model = case_model(
@@ -592,28 +618,8 @@ mod tests {
                 c["seed"].as_u64().unwrap(),
             );
             let bytes = to_onnx(&model, res).unwrap();
-            assert_eq!(
-                format!("{:016x}", fnv1a64(&bytes)),
-                c["fnv1a64"].as_str().unwrap(),
-                "{name}: the export's bytes changed; rerun tools/onnx_reference.py"
-            );
-            let ort: Vec<f32> = c["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            let x = input_nchw(batch, res, 3);
-            let burn: Vec<f32> = model
-                .forward(Tensor::<4>::from_data(
-                    TensorData::new(x, [batch, 3, res, res]),
-                    &Device::flex(),
-                ))
-                .into_data()
-                .try_to_vec()
-                .unwrap();
-            let e = rel_err(&burn, &ort);
-            assert!(e < 1e-4, "{name}: relative error {e}\n{burn:?}\n{ort:?}");
+            let burn = burn_output(batch, res, |x| model.forward(x));
+            check_ort_case(&c, &bytes, "tools/onnx_reference.py", "logits", &burn);
         }
     }
 
@@ -667,18 +673,13 @@ mod tests {
         ),
     ];
 
-    fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::fcn::Fcn {
-        let spec = crate::fcn::SegmenterSpec {
-            name: name.parse().unwrap(),
-            width,
-            num_classes: 3,
-            output_stride: os,
-            upsampler: up.parse().unwrap(),
-        };
+    fn fcn_case(name: &str, width: f64, os: usize, up: &str, seed: u64) -> crate::models::fcn::Fcn {
+        let spec =
+            crate::models::fcn::SegmenterSpec::for_tests(name, width, 3, os, up.parse().unwrap());
         randomized(spec.init(&Device::flex()).unwrap(), seed)
     }
 
-    fn fcn_bytes(model: &crate::fcn::Fcn, res: usize) -> Vec<u8> {
+    fn fcn_bytes(model: &crate::models::fcn::Fcn, res: usize) -> Vec<u8> {
         network_to_onnx(&lower_segmenter(model, res).unwrap(), &[])
     }
 
@@ -690,17 +691,11 @@ mod tests {
         let dir = std::path::PathBuf::from(std::env::var("KESTREL_ONNX_OUT").unwrap());
         for (name, model, width, os, up, res, seed) in FCN_CASES {
             let m = fcn_case(model, width, os, up, seed);
-            std::fs::write(dir.join(format!("{name}.onnx")), fcn_bytes(&m, res)).unwrap();
-            let x: Vec<u8> = input_nchw(1, res, 3)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            std::fs::write(dir.join(format!("{name}.input.f32")), x).unwrap();
             let meta = serde_json::json!({
                 "name": name, "model": model, "width": width, "output_stride": os,
                 "upsampler": up, "resolution": res, "classes": 3, "seed": seed, "batch": 1,
             });
-            std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
+            write_reference(&dir, name, &fcn_bytes(&m, res), 1, res, meta);
         }
     }
 
@@ -708,15 +703,11 @@ mod tests {
     /// equal the Burn models' within 1e-4 of the largest score.
     #[test]
     fn onnx_runtime_agrees_with_burn_on_exported_segmenters() {
-        let fixture: Value = serde_json::from_str(include_str!(concat!(
+        let fixture = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/onnx_fcn_ort.json"
-        )))
-        .unwrap();
-        let cases = fixture["cases"].as_array().unwrap();
-        assert_eq!(cases.len(), FCN_CASES.len());
-        for c in cases {
-            let name = c["name"].as_str().unwrap();
+        ));
+        for c in ort_cases(fixture, FCN_CASES.len()) {
             let res = c["resolution"].as_u64().unwrap() as usize;
             let model = fcn_case(
                 c["model"].as_str().unwrap(),
@@ -725,29 +716,9 @@ mod tests {
                 c["upsampler"].as_str().unwrap(),
                 c["seed"].as_u64().unwrap(),
             );
-            let bytes = fcn_bytes(&model, res);
-            assert_eq!(
-                format!("{:016x}", fnv1a64(&bytes)),
-                c["fnv1a64"].as_str().unwrap(),
-                "{name}: the export's bytes changed; rerun tools/onnx_fcn_reference.py"
-            );
-            let ort: Vec<f32> = c["scores"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            let x = input_nchw(1, res, 3);
-            let burn: Vec<f32> = model
-                .forward(Tensor::<4>::from_data(
-                    TensorData::new(x, [1, 3, res, res]),
-                    &Device::flex(),
-                ))
-                .into_data()
-                .try_to_vec()
-                .unwrap();
-            let e = rel_err(&burn, &ort);
-            assert!(e < 1e-4, "{name}: relative error {e}");
+            let burn = burn_output(1, res, |x| model.forward(x));
+            let tool = "tools/onnx_fcn_reference.py";
+            check_ort_case(&c, &fcn_bytes(&model, res), tool, "scores", &burn);
         }
     }
 

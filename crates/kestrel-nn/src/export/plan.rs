@@ -5,9 +5,9 @@ use super::error::ExportError;
 use super::lower::lower;
 use super::lower_fcn::lower_segmenter;
 use super::network::{Layer, Network};
-use crate::fcn::Fcn;
+use crate::models::fcn::Fcn;
+use crate::models::zoo::Classifier;
 use crate::upsample::ResizeTo;
-use crate::zoo::Classifier;
 use kestrel_runtime::kernels::ConvGeometry;
 use kestrel_runtime::{ConvParams, ConvTransposeParams, Plan, PlanBuilder, RuntimeError, Shape};
 
@@ -49,12 +49,7 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
                     weight: &c.weight,
                     bias: Some(&c.bias),
                     out_channels: c.out_channels,
-                    geom: ConvGeometry {
-                        kernel: c.kernel,
-                        stride: c.stride,
-                        padding: c.padding,
-                        dilation: c.dilation,
-                    },
+                    geom: c.geometry(),
                     groups: c.groups,
                     act: c.act,
                 };
@@ -112,20 +107,20 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
                 };
                 b.resize(x, *mode, *align_corners, scale, out)
             }
-            Layer::ConvTranspose { input, conv: c, .. } => {
+            Layer::ConvTranspose {
+                input,
+                conv: c,
+                output_padding,
+                ..
+            } => {
                 let p = ConvTransposeParams {
                     weight: &c.weight,
                     bias: Some(&c.bias),
                     out_channels: c.out_channels,
-                    geom: ConvGeometry {
-                        kernel: c.kernel,
-                        stride: c.stride,
-                        padding: c.padding,
-                        dilation: c.dilation,
-                    },
-                    output_padding: c.output_padding,
+                    geom: c.geometry(),
+                    output_padding: *output_padding,
                     groups: c.groups,
-                    act: kestrel_runtime::Activation::None,
+                    act: c.act,
                 };
                 b.conv_transpose(ids[*input], &p)
             }
@@ -142,19 +137,12 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::export::synthetic::{input_nchw, nchw_to_nhwc, randomized};
-    use crate::zoo::{Arch, ClassifierSpec};
-    use burn::tensor::{Device, Tensor, TensorData};
-    use kestrel_runtime::{Engine, EngineOptions, KernelPath};
-
-    /// Largest |a − b| relative to the largest |b|.
-    pub(crate) fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-    }
+    use crate::export::layout::nchw_to_nhwc;
+    use crate::export::synthetic::{burn_output, engine_outputs, input_nchw, randomized, rel_err};
+    use crate::models::zoo::{Arch, ClassifierSpec};
+    use burn::tensor::Device;
 
     /// The runtime engine on the exported plan gives the Burn eval-mode model's logits, for every
     /// architecture, with random batch-norm statistics (so folding matters), on both kernel paths.
@@ -176,32 +164,15 @@ pub(crate) mod tests {
             };
             let model = randomized(spec.init(&device), 11);
             let x = input_nchw(batch, res, 3);
-            let want: Vec<f32> = model
-                .forward(Tensor::<4>::from_data(
-                    TensorData::new(x.clone(), [batch, 3, res, res]),
-                    &device,
-                ))
-                .into_data()
-                .try_to_vec()
-                .unwrap();
+            let want = burn_output(batch, res, |x| model.forward(x));
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(
                 scale > 1e-3,
                 "{arch}: logits are all ~0, the test would be weak"
             );
             let plan = to_plan(&model, res).unwrap();
-            let nhwc = nchw_to_nhwc(&x, batch, 3, res);
-            for path in [KernelPath::Auto, KernelPath::Scalar] {
-                let mut engine = Engine::new(
-                    plan.clone(),
-                    EngineOptions {
-                        threads: 2,
-                        kernel_path: path,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-                let got = engine.run(&nhwc, batch).unwrap().to_vec();
+            let nhwc = nchw_to_nhwc(&x, batch, 3, res * res);
+            for (path, got) in engine_outputs(&plan, &nhwc, batch) {
                 let e = rel_err(&got, &want);
                 assert!(
                     e < 1e-4,

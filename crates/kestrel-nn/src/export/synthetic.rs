@@ -3,8 +3,9 @@
 //! statistics far from the identity (so an unfolded or wrongly folded batch norm shows).
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_data::rng::Rng;
+use kestrel_runtime::{Engine, EngineOptions, KernelPath, Plan};
 
 /// Replaces every tensor of a module with seeded random values, by field name.
 struct Randomize {
@@ -44,7 +45,13 @@ impl ModuleMapper for Randomize {
                 other => panic!("unexpected tensor `{parent}.{other}`"),
             };
             let v: Vec<f32> = (0..n).map(|_| rng.uniform(lo, hi) as f32).collect();
-            Tensor::from_data(TensorData::new(v, dims), &t.device())
+            let fresh = Tensor::from_data(TensorData::new(v, dims), &t.device());
+            // A parameter that trains (on an autodiff device) keeps training.
+            if t.is_require_grad() {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
         })
     }
 }
@@ -65,16 +72,43 @@ pub(crate) fn input_nchw(batch: usize, res: usize, channels: usize) -> Vec<f32> 
         .collect()
 }
 
-/// NCHW to NHWC.
-pub(crate) fn nchw_to_nhwc(x: &[f32], batch: usize, c: usize, res: usize) -> Vec<f32> {
-    let hw = res * res;
-    let mut out = vec![0.0; x.len()];
-    for n in 0..batch {
-        for ch in 0..c {
-            for p in 0..hw {
-                out[(n * hw + p) * c + ch] = x[(n * c + ch) * hw + p];
-            }
-        }
-    }
-    out
+/// `forward` of the batch [`input_nchw`]`(batch, res, 3)` on the Flex device: the model's
+/// output values, row-major.
+pub(crate) fn burn_output<const D: usize>(
+    batch: usize,
+    res: usize,
+    forward: impl FnOnce(Tensor<4>) -> Tensor<D>,
+) -> Vec<f32> {
+    let x = TensorData::new(input_nchw(batch, res, 3), [batch, 3, res, res]);
+    forward(Tensor::from_data(x, &Device::flex()))
+        .into_data()
+        .try_to_vec()
+        .unwrap()
+}
+
+/// `plan` run on the NHWC batch `nhwc` on two threads, once on each kernel path: (path, output).
+pub(crate) fn engine_outputs(
+    plan: &Plan,
+    nhwc: &[f32],
+    batch: usize,
+) -> Vec<(KernelPath, Vec<f32>)> {
+    [KernelPath::Auto, KernelPath::Scalar]
+        .into_iter()
+        .map(|path| {
+            let options = EngineOptions {
+                threads: 2,
+                kernel_path: path,
+                ..Default::default()
+            };
+            let mut engine = Engine::new(plan.clone(), options).unwrap();
+            (path, engine.run(nhwc, batch).unwrap().to_vec())
+        })
+        .collect()
+}
+
+/// Largest |a − b| relative to the largest |b|.
+pub(crate) fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }

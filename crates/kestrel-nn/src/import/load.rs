@@ -3,7 +3,7 @@
 use super::apply::apply_state_dict;
 use super::error::ImportError;
 use super::read::read_state_dict;
-use crate::zoo::{Arch, Classifier, ClassifierSpec};
+use crate::models::zoo::{Arch, Classifier, ClassifierSpec};
 use burn::tensor::Device;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 
 use super::formula::{formula, formula_state_dict};
 use super::*;
-use crate::zoo::{Arch, Classifier, ClassifierSpec};
+use crate::models::zoo::{Arch, Classifier, ClassifierSpec};
 use burn::tensor::{Device, Tensor, TensorData};
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,8 @@
 //!   `dx = γ·r·(dy − dβ/m − x̂·dγ/m)`.
 //!
 //! The op also returns μ and σ² (biased, detached) so that the caller updates its running
-//! statistics — [`crate::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased variance.
+//! statistics — [`crate::layers::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased
+//! variance.
 
 use super::flex_io;
 use super::simd::simd_kernel;
@@ -553,6 +554,67 @@ mod tests {
         Tensor::from_data(TensorData::new(v, shape), device)
     }
 
+    /// The seeded inputs of one comparison: x in `offset` ± 2, γ and β uniform in their ranges,
+    /// and the random weights r of the objective sum(y · r), drawn in that order.
+    struct Case {
+        shape: [usize; 4],
+        x: Vec<f32>,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        weights: Tensor<4>,
+    }
+
+    impl Case {
+        fn new(
+            seed: u64,
+            shape: [usize; 4],
+            offset: f64,
+            gamma: (f64, f64),
+            beta: (f64, f64),
+            device: &Device,
+        ) -> Case {
+            let mut rng = Rng::new(seed);
+            let (n, c) = (shape.iter().product(), shape[1]);
+            let mut draw = |len: usize, (lo, hi): (f64, f64), shift: f64| -> Vec<f32> {
+                (0..len)
+                    .map(|_| (shift + rng.uniform(lo, hi)) as f32)
+                    .collect()
+            };
+            let x = draw(n, (-2.0, 2.0), offset);
+            let gamma = draw(c, gamma, 0.0);
+            let beta = draw(c, beta, 0.0);
+            let weights = tensor(draw(n, (-1.0, 1.0), 0.0), shape, device);
+            Case {
+                shape,
+                x,
+                gamma,
+                beta,
+                weights,
+            }
+        }
+
+        /// `op(x, γ, β) = (y, statistics)` on fresh leaf copies of the inputs: the values of y,
+        /// of the statistics, and the gradients of sum(y · r) with respect to x, γ and β.
+        fn run(
+            &self,
+            op: impl Fn(Tensor<4>, Tensor<1>, Tensor<1>) -> (Tensor<4>, Vec<Tensor<1>>),
+        ) -> Vec<Vec<f32>> {
+            let device = self.weights.device();
+            let c = self.shape[1];
+            let xt = tensor(self.x.clone(), self.shape, &device).require_grad();
+            let g = tensor(self.gamma.clone(), [c], &device).require_grad();
+            let b = tensor(self.beta.clone(), [c], &device).require_grad();
+            let (y, stats) = op(xt.clone(), g.clone(), b.clone());
+            let grads = (y.clone() * self.weights.clone()).sum().backward();
+            let mut out = vec![values(y)];
+            out.extend(stats.into_iter().map(values));
+            out.push(values(xt.grad(&grads).unwrap()));
+            out.push(values(g.grad(&grads).unwrap()));
+            out.push(values(b.grad(&grads).unwrap()));
+            out
+        }
+    }
+
     /// The fused clamp (ReLU6 and ReLU) against Burn's `batch_norm_train` followed by Burn's own
     /// activation: output and the three gradients, with β spread so that both bounds are crossed.
     #[test]
@@ -563,48 +625,26 @@ mod tests {
             (5, [16, 4, 9, 11], true),
             (6, [3, 5, 6, 4], false),
         ] {
-            let mut rng = Rng::new(seed);
+            let case = Case::new(seed, shape, 0.0, (1.0, 4.0), (-1.0, 5.0), &device);
             let n: usize = shape.iter().product();
-            let c = shape[1];
-            let x: Vec<f32> = (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
-            let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(1.0, 4.0) as f32).collect();
-            let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-1.0, 5.0) as f32).collect();
-            let r: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-            let weights = tensor(r, shape, &device);
             let bounds = if relu6 {
                 (0.0, 6.0)
             } else {
                 (0.0, f64::INFINITY)
             };
-            let run = |custom: bool| {
-                let xt = tensor(x.clone(), shape, &device).require_grad();
-                let g = tensor(gamma.clone(), [c], &device).require_grad();
-                let b = tensor(beta.clone(), [c], &device).require_grad();
-                let y = if custom {
-                    batch_norm_clamp_train(xt.clone(), g.clone(), b.clone(), 1e-5, bounds).output
+            let got = case.run(|x, g, b| {
+                let y = batch_norm_clamp_train(x, g, b, 1e-5, bounds).output;
+                (y, vec![])
+            });
+            let want = case.run(|x, g, b| {
+                let o = burn::tensor::module::batch_norm_train(x, g, b, 1e-5);
+                let y = if relu6 {
+                    burn::tensor::activation::relu6(o.output)
                 } else {
-                    let o = burn::tensor::module::batch_norm_train(
-                        xt.clone(),
-                        g.clone(),
-                        b.clone(),
-                        1e-5,
-                    );
-                    if relu6 {
-                        burn::tensor::activation::relu6(o.output)
-                    } else {
-                        burn::tensor::activation::relu(o.output)
-                    }
+                    burn::tensor::activation::relu(o.output)
                 };
-                let grads = (y.clone() * weights.clone()).sum().backward();
-                [
-                    values(y),
-                    values(xt.grad(&grads).unwrap()),
-                    values(g.grad(&grads).unwrap()),
-                    values(b.grad(&grads).unwrap()),
-                ]
-            };
-            let got = run(true);
-            let want = run(false);
+                (y, vec![])
+            });
             let clamped = got[0].iter().filter(|&&v| v == 0.0 || v == 6.0).count();
             assert!(
                 clamped > 0 && clamped < n,
@@ -625,44 +665,15 @@ mod tests {
             (2, [16, 4, 9, 11], 0.0),
             (3, [4, 2, 3, 3], 50.0),
         ] {
-            let mut rng = Rng::new(seed);
-            let n: usize = shape.iter().product();
-            let c = shape[1];
-            let x: Vec<f32> = (0..n)
-                .map(|_| (offset + rng.uniform(-2.0, 2.0)) as f32)
-                .collect();
-            let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 1.5) as f32).collect();
-            let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-            let r: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-            let weights = tensor(r, shape, &device);
-            let run = |custom: bool| {
-                let xt = tensor(x.clone(), shape, &device).require_grad();
-                let g = tensor(gamma.clone(), [c], &device).require_grad();
-                let b = tensor(beta.clone(), [c], &device).require_grad();
-                let (y, mean, var) = if custom {
-                    let o = batch_norm_train(xt.clone(), g.clone(), b.clone(), 1e-5);
-                    (o.output, o.mean, o.variance)
-                } else {
-                    let o = burn::tensor::module::batch_norm_train(
-                        xt.clone(),
-                        g.clone(),
-                        b.clone(),
-                        1e-5,
-                    );
-                    (o.output, o.mean, o.variance)
-                };
-                let grads = (y.clone() * weights.clone()).sum().backward();
-                [
-                    values(y),
-                    values(mean),
-                    values(var),
-                    values(xt.grad(&grads).unwrap()),
-                    values(g.grad(&grads).unwrap()),
-                    values(b.grad(&grads).unwrap()),
-                ]
-            };
-            let got = run(true);
-            let want = run(false);
+            let case = Case::new(seed, shape, offset, (0.5, 1.5), (-1.0, 1.0), &device);
+            let got = case.run(|x, g, b| {
+                let o = batch_norm_train(x, g, b, 1e-5);
+                (o.output, vec![o.mean, o.variance])
+            });
+            let want = case.run(|x, g, b| {
+                let o = burn::tensor::module::batch_norm_train(x, g, b, 1e-5);
+                (o.output, vec![o.mean, o.variance])
+            });
             for (i, name) in ["y", "mean", "var", "dx", "dgamma", "dbeta"]
                 .iter()
                 .enumerate()

@@ -236,20 +236,28 @@ mod tests {
         }
     }
 
+    /// The op on a plain (non-autodiff) device against Burn's grouped `conv2d`, 3×3 filters with
+    /// padding 1.
+    fn assert_forward_matches_burn(x: Tensor<4>, wt: Tensor<4>, stride: usize, what: &str) {
+        let channels = x.dims()[1];
+        let options = DepthwiseOptions {
+            stride,
+            dilation: 1,
+            padding: 1,
+        };
+        let y = depthwise_conv2d(x.clone(), wt.clone(), options);
+        let conv_options = ConvOptions::new([stride; 2], [1; 2], [1; 2], channels);
+        let y0 = conv2d(x, wt, None, conv_options);
+        assert_close(&values(y), &values(y0), what);
+    }
+
     #[test]
     fn forward_without_autodiff_matches_burn() {
         let device = Device::flex();
         let mut rng = Rng::new(9);
         let x = random(&mut rng, [2, 4, 9, 10], &device);
         let wt = random(&mut rng, [4, 1, 3, 3], &device);
-        let options = DepthwiseOptions {
-            stride: 2,
-            dilation: 1,
-            padding: 1,
-        };
-        let y = depthwise_conv2d(x.clone(), wt.clone(), options);
-        let y0 = conv2d(x, wt, None, ConvOptions::new([2; 2], [1; 2], [1; 2], 4));
-        assert_close(&values(y), &values(y0), "eval forward");
+        assert_forward_matches_burn(x, wt, 2, "eval forward");
     }
 
     #[test]
@@ -259,14 +267,7 @@ mod tests {
         // (N, H, C, W) swapped to (N, C, H, W): a strided view.
         let x = random(&mut rng, [2, 6, 3, 7], &device).swap_dims(1, 2);
         let wt = random(&mut rng, [3, 1, 3, 3], &device);
-        let options = DepthwiseOptions {
-            stride: 1,
-            dilation: 1,
-            padding: 1,
-        };
-        let y = depthwise_conv2d(x.clone(), wt.clone(), options);
-        let y0 = conv2d(x, wt, None, ConvOptions::new([1; 2], [1; 2], [1; 2], 3));
-        assert_close(&values(y), &values(y0), "strided input");
+        assert_forward_matches_burn(x, wt, 1, "strided input");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 use super::flex_io;
 use super::simd::simd_kernel;
+use crate::geometry::conv_out_len;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -43,24 +44,20 @@ impl DepthwiseGeometry {
     /// Output height `(H + 2p − d(k − 1) − 1) / s + 1`, or `None` if the kernel does not fit or
     /// a size is zero.
     pub fn out_height(&self) -> Option<usize> {
-        out_size(
-            self.height,
-            self.kernel,
-            self.stride,
-            self.dilation,
-            self.padding,
-        )
+        self.out_len(self.height)
     }
 
     /// Output width, as [`DepthwiseGeometry::out_height`].
     pub fn out_width(&self) -> Option<usize> {
-        out_size(
-            self.width,
-            self.kernel,
-            self.stride,
-            self.dilation,
-            self.padding,
-        )
+        self.out_len(self.width)
+    }
+
+    /// The output length along an axis of `n` input samples; `None` also for an empty input.
+    fn out_len(&self, n: usize) -> Option<usize> {
+        if n == 0 {
+            return None;
+        }
+        conv_out_len(n, self.kernel, self.stride, self.padding, self.dilation)
     }
 
     /// `(Ho, Wo)`; panics on a geometry that [`DepthwiseGeometry::out_height`] rejects (callers
@@ -71,15 +68,6 @@ impl DepthwiseGeometry {
             self.out_width().expect("validated depthwise geometry"),
         )
     }
-}
-
-fn out_size(n: usize, k: usize, s: usize, d: usize, p: usize) -> Option<usize> {
-    if n == 0 || k == 0 || s == 0 || d == 0 {
-        return None;
-    }
-    let span = d * (k - 1) + 1;
-    let padded = n + 2 * p;
-    (padded >= span).then(|| (padded - span) / s + 1)
 }
 
 /// A zero background with planes placed on it, reused from plane to plane of one geometry: the

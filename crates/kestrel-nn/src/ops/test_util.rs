@@ -16,9 +16,7 @@ pub(crate) fn random<const D: usize>(
 }
 
 /// The values of `t` in row-major order.
-pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
+pub(crate) use crate::tensor_values::to_f32_vec as values;
 
 /// Asserts `|a − b| ≤ tol · max(1, max |b|)` element by element.
 pub(crate) fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {

@@ -12,7 +12,7 @@
 //! trains on any Burn backend with autodiff.
 
 use super::error::UpsampleError;
-use super::interp::select_hw;
+use super::interpolate::select_hw;
 use super::patches::neighbourhoods;
 use super::pixel_shuffle::pixel_shuffle;
 use crate::geometry::same_padding;

@@ -9,7 +9,7 @@
 //! The fractions are computed in f64 (as Python floats), then stored as f32.
 
 use super::error::UpsampleError;
-use super::interp::select_hw;
+use super::interpolate::select_hw;
 use super::patches::neighbourhoods;
 use burn::config::Config;
 use burn::module::Module;

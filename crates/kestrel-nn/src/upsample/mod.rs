@@ -1,4 +1,5 @@
-//! Upsampling layers: fixed resamplers with PyTorch's semantics (nearest, bilinear, bicubic),
+//! Upsampling layers: fixed resamplers with PyTorch's semantics (one [`Interpolate`] layer,
+//! nearest, bilinear or bicubic),
 //! learnable ones (transposed convolution, sub-pixel convolution, CARAFE, Meta-Upscale), and an
 //! [`Upsampler`] enum naming them for configuration and the CLI.
 //!
@@ -6,13 +7,10 @@
 //! `output_size` helper; configs check their fields and return [`UpsampleError`] instead of
 //! panicking.
 
-pub mod bicubic;
-pub mod bilinear;
 pub mod carafe;
 pub mod error;
-pub mod interp;
+pub mod interpolate;
 pub mod meta;
-pub mod nearest;
 pub mod patches;
 pub mod pixel_shuffle;
 pub mod resize;
@@ -22,12 +20,10 @@ pub mod upsampler;
 #[cfg(test)]
 mod torch_fixtures;
 
-pub use bicubic::{Bicubic, BicubicConfig};
-pub use bilinear::{Bilinear, BilinearConfig};
 pub use carafe::{Carafe, CarafeConfig};
 pub use error::UpsampleError;
+pub use interpolate::{InterpMode, Interpolate, InterpolateConfig};
 pub use meta::{MetaUpscale, MetaUpscaleConfig};
-pub use nearest::{Nearest, NearestConfig};
 pub use pixel_shuffle::{
     pixel_shuffle, pixel_unshuffle, PixelShuffle, PixelShuffleConfig, PixelUnshuffle,
     PixelUnshuffleConfig,

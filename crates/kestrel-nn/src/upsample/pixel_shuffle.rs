@@ -5,7 +5,7 @@
 //! (r·y + dy, r·x + dx).
 
 use super::error::UpsampleError;
-use crate::geometry::{conv_output_size, same_padding};
+use crate::geometry::{conv_out_len, same_padding};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -129,7 +129,7 @@ fn shuffled_size(input: [usize; 2], r: usize, kernel: Option<usize>) -> Option<[
     for a in 0..2 {
         let mut s = input[a];
         if let Some(k) = kernel {
-            s = conv_output_size(s, k, 1, same_padding(k, 1), 1)?;
+            s = conv_out_len(s, k, 1, same_padding(k, 1), 1)?;
         }
         out[a] = s.checked_mul(r).filter(|&v| v > 0)?;
     }

@@ -8,9 +8,12 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 
-fn load(text: &str) -> Vec<Value> {
+/// The fixture's cases; there must be `n` of them.
+fn load(text: &str, n: usize) -> Vec<Value> {
     let v: Value = serde_json::from_str(text).expect("fixture JSON");
-    v["cases"].as_array().expect("cases").clone()
+    let cases = v["cases"].as_array().expect("cases").clone();
+    assert_eq!(cases.len(), n);
+    cases
 }
 
 fn floats(v: &Value, key: &str) -> Vec<f32> {
@@ -72,6 +75,18 @@ fn assert_close<const D: usize>(got: Tensor<D>, want: &[f32], tol: f32, what: &s
     );
 }
 
+/// A parameter's gradient `g` against the case's `key` (`grad_…`) within `tol`.
+fn assert_grad<const D: usize>(
+    g: Option<Tensor<D>>,
+    case: &Value,
+    key: &str,
+    tol: f32,
+    what: &str,
+) {
+    let g = g.unwrap_or_else(|| panic!("{what}: no gradient for {key}"));
+    assert_close(g, &floats(case, key), tol, &format!("{what} {key}"));
+}
+
 /// Runs `f` on the case's x (autodiff), returns y and checks y and dL/dx for L = sum(y · g).
 fn check_io(
     case: &Value,
@@ -95,8 +110,7 @@ fn check_io(
 
 #[test]
 fn interpolate_matches_torch() {
-    let cases = load(include_str!("fixtures/interp.json"));
-    assert_eq!(cases.len(), 20);
+    let cases = load(include_str!("fixtures/interp.json"), 20);
     for case in &cases {
         let mode = case["mode"].as_str().unwrap();
         let ac = case["align_corners"].as_bool().unwrap();
@@ -105,33 +119,26 @@ fn interpolate_matches_torch() {
             None => ResizeTo::Size(usizes(case, "size")),
         };
         let what = format!("{mode} align_corners={ac} {resize:?}");
-        check_io(case, 1e-5, &what, |x| match mode {
-            "nearest" => NearestConfig::new()
-                .with_resize(resize)
-                .init()
-                .unwrap()
-                .forward(x),
-            "bilinear" => BilinearConfig::new()
-                .with_resize(resize)
-                .with_align_corners(ac)
-                .init()
-                .unwrap()
-                .forward(x),
-            "bicubic" => BicubicConfig::new()
-                .with_resize(resize)
-                .with_align_corners(ac)
-                .init()
-                .unwrap()
-                .forward(x),
+        let mode = match mode {
+            "nearest" => InterpMode::Nearest,
+            "bilinear" => InterpMode::Bilinear,
+            "bicubic" => InterpMode::Bicubic,
             other => panic!("mode {other}"),
+        };
+        check_io(case, 1e-5, &what, |x| {
+            InterpolateConfig::new(mode)
+                .with_resize(resize)
+                .with_align_corners(ac)
+                .init()
+                .unwrap()
+                .forward(x)
         });
     }
 }
 
 #[test]
 fn conv_transpose_matches_torch() {
-    let cases = load(include_str!("fixtures/conv_transpose.json"));
-    assert_eq!(cases.len(), 6);
+    let cases = load(include_str!("fixtures/conv_transpose.json"), 6);
     for case in &cases {
         let device = Device::flex().autodiff();
         let (cin, cout, groups) = (
@@ -158,17 +165,15 @@ fn conv_transpose_matches_torch() {
             Some(usizes::<4>(case, "y_shape")[2..].try_into().unwrap())
         );
         let grads = check_io(case, 1e-5, &what, |x| m.forward(x));
-        let gw = m.conv.weight.grad(&grads).unwrap();
-        assert_close(gw, &floats(case, "grad_weight"), 1e-5, &what);
-        let gb = m.conv.bias.as_ref().unwrap().grad(&grads).unwrap();
-        assert_close(gb, &floats(case, "grad_bias"), 1e-5, &what);
+        let bias = m.conv.bias.as_ref().unwrap();
+        assert_grad(m.conv.weight.grad(&grads), case, "grad_weight", 1e-5, &what);
+        assert_grad(bias.grad(&grads), case, "grad_bias", 1e-5, &what);
     }
 }
 
 #[test]
 fn pixel_shuffle_matches_torch() {
-    let cases = load(include_str!("fixtures/pixel_shuffle.json"));
-    assert_eq!(cases.len(), 3);
+    let cases = load(include_str!("fixtures/pixel_shuffle.json"), 3);
     for case in &cases {
         let r = num(case, "factor");
         let op = case["op"].as_str().unwrap().to_string();
@@ -194,8 +199,7 @@ fn pixel_shuffle_matches_torch() {
 
 #[test]
 fn carafe_matches_paper_reference() {
-    let cases = load(include_str!("fixtures/carafe.json"));
-    assert_eq!(cases.len(), 2);
+    let cases = load(include_str!("fixtures/carafe.json"), 2);
     for case in &cases {
         let device = Device::flex().autodiff();
         let (c, cm, s, ke, ku) = (
@@ -218,40 +222,32 @@ fn carafe_matches_paper_reference() {
         m.encoder.bias = Some(param(case, "enc_b", [e], &device));
         let what = format!("{cfg:?}");
         let grads = check_io(case, 1e-4, &what, |x| m.forward(x));
-        let pairs = [
-            (m.compressor.weight.grad(&grads), "grad_comp_w"),
-            (m.encoder.weight.grad(&grads), "grad_enc_w"),
-        ];
-        for (g, key) in pairs {
-            assert_close(
-                g.unwrap(),
-                &floats(case, key),
-                1e-4,
-                &format!("{what} {key}"),
-            );
-        }
-        let pairs = [
-            (
-                m.compressor.bias.as_ref().unwrap().grad(&grads),
-                "grad_comp_b",
-            ),
-            (m.encoder.bias.as_ref().unwrap().grad(&grads), "grad_enc_b"),
-        ];
-        for (g, key) in pairs {
-            assert_close(
-                g.unwrap(),
-                &floats(case, key),
-                1e-4,
-                &format!("{what} {key}"),
-            );
-        }
+        let (comp_b, enc_b) = (
+            m.compressor.bias.as_ref().unwrap(),
+            m.encoder.bias.as_ref().unwrap(),
+        );
+        assert_grad(
+            m.compressor.weight.grad(&grads),
+            case,
+            "grad_comp_w",
+            1e-4,
+            &what,
+        );
+        assert_grad(
+            m.encoder.weight.grad(&grads),
+            case,
+            "grad_enc_w",
+            1e-4,
+            &what,
+        );
+        assert_grad(comp_b.grad(&grads), case, "grad_comp_b", 1e-4, &what);
+        assert_grad(enc_b.grad(&grads), case, "grad_enc_b", 1e-4, &what);
     }
 }
 
 #[test]
 fn meta_upscale_matches_paper_reference() {
-    let cases = load(include_str!("fixtures/meta.json"));
-    assert_eq!(cases.len(), 3);
+    let cases = load(include_str!("fixtures/meta.json"), 3);
     for case in &cases {
         let device = Device::flex().autodiff();
         let (cin, cout, k, hidden) = (
@@ -276,13 +272,12 @@ fn meta_upscale_matches_paper_reference() {
         m.fc2.bias = Some(param(case, "b2", [f], &device));
         let what = format!("{cfg:?}");
         let grads = check_io(case, 1e-4, &what, |x| m.forward(x));
-        let g1 = m.fc1.weight.grad(&grads).unwrap().transpose();
-        assert_close(g1, &floats(case, "grad_w1"), 1e-4, &format!("{what} w1"));
-        let g2 = m.fc2.weight.grad(&grads).unwrap().transpose();
-        assert_close(g2, &floats(case, "grad_w2"), 1e-4, &format!("{what} w2"));
-        let gb1 = m.fc1.bias.as_ref().unwrap().grad(&grads).unwrap();
-        assert_close(gb1, &floats(case, "grad_b1"), 1e-4, &format!("{what} b1"));
-        let gb2 = m.fc2.bias.as_ref().unwrap().grad(&grads).unwrap();
-        assert_close(gb2, &floats(case, "grad_b2"), 1e-4, &format!("{what} b2"));
+        // PyTorch stores Linear weights (out, in); Burn (in, out).
+        let (w1, w2) = (m.fc1.weight.grad(&grads), m.fc2.weight.grad(&grads));
+        let (b1, b2) = (m.fc1.bias.as_ref().unwrap(), m.fc2.bias.as_ref().unwrap());
+        assert_grad(w1.map(|g| g.transpose()), case, "grad_w1", 1e-4, &what);
+        assert_grad(w2.map(|g| g.transpose()), case, "grad_w2", 1e-4, &what);
+        assert_grad(b1.grad(&grads), case, "grad_b1", 1e-4, &what);
+        assert_grad(b2.grad(&grads), case, "grad_b2", 1e-4, &what);
     }
 }

@@ -2,7 +2,7 @@
 //! initialisation (Long, Shelhamer & Darrell, CVPR 2015) as an option.
 
 use super::error::UpsampleError;
-use crate::geometry::conv_transpose_output_size;
+use crate::geometry::conv_transpose_out_len;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
@@ -161,6 +161,7 @@ impl TransposedConfig {
     }
 }
 
+/// Output (H′, W′) of a transposed convolution, axis by axis.
 fn transposed_size(
     input: [usize; 2],
     kernel: [usize; 2],
@@ -169,24 +170,17 @@ fn transposed_size(
     output_padding: [usize; 2],
     dilation: [usize; 2],
 ) -> Option<[usize; 2]> {
-    Some([
-        conv_transpose_output_size(
-            input[0],
-            kernel[0],
-            stride[0],
-            padding[0],
-            output_padding[0],
-            dilation[0],
-        )?,
-        conv_transpose_output_size(
-            input[1],
-            kernel[1],
-            stride[1],
-            padding[1],
-            output_padding[1],
-            dilation[1],
-        )?,
-    ])
+    let axis = |a: usize| {
+        conv_transpose_out_len(
+            input[a],
+            kernel[a],
+            stride[a],
+            padding[a],
+            dilation[a],
+            output_padding[a],
+        )
+    };
+    Some([axis(0)?, axis(1)?])
 }
 
 /// A transposed convolution (Burn's [`ConvTranspose2d`], whose semantics and weight layout are
@@ -220,7 +214,7 @@ impl Transposed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upsample::bilinear::BilinearConfig;
+    use crate::upsample::interpolate::{InterpMode, InterpolateConfig};
     use crate::upsample::resize::ResizeTo;
     use burn::tensor::Distribution;
 
@@ -242,7 +236,7 @@ mod tests {
     /// FCN's claim: the bilinear-initialised transposed convolution (k = 2f, stride f, padding
     /// f/2) *is* bilinear upsampling by f — away from the border, where it sees zero padding
     /// instead of PyTorch's clamped source index. Compared with the fixture-checked
-    /// [`Bilinear`](crate::upsample::Bilinear) module.
+    /// bilinear [`Interpolate`](crate::upsample::Interpolate) module.
     #[test]
     fn bilinear_init_equals_bilinear_upsampling_inside() {
         let device = Device::flex();
@@ -256,7 +250,7 @@ mod tests {
             let x = Tensor::<4>::random([2, 3, 5, 6], Distribution::Normal(0.0, 1.0), &device);
             let a = t.forward(x.clone());
             assert_eq!(a.dims(), [2, 3, 10, 12]);
-            let b = BilinearConfig::new()
+            let b = InterpolateConfig::new(InterpMode::Bilinear)
                 .with_resize(ResizeTo::Scale([2.0, 2.0]))
                 .init()
                 .unwrap()

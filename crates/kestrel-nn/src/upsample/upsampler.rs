@@ -1,12 +1,10 @@
 //! The upsamplers by name, for configuration files and the CLI: one config enum, one module
 //! enum, and their output sizes and channels.
 
-use super::bicubic::{Bicubic, BicubicConfig};
-use super::bilinear::{Bilinear, BilinearConfig};
 use super::carafe::{Carafe, CarafeConfig};
 use super::error::UpsampleError;
+use super::interpolate::{InterpMode, Interpolate, InterpolateConfig};
 use super::meta::{MetaUpscale, MetaUpscaleConfig};
-use super::nearest::{Nearest, NearestConfig};
 use super::pixel_shuffle::{PixelShuffle, PixelShuffleConfig};
 use super::resize::ResizeTo;
 use super::transposed::{Transposed, TransposedConfig};
@@ -90,12 +88,8 @@ impl FromStr for UpsamplerKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum UpsamplerConfig {
-    /// Nearest neighbour.
-    Nearest(NearestConfig),
-    /// Bilinear (PyTorch semantics).
-    Bilinear(BilinearConfig),
-    /// Bicubic (PyTorch semantics).
-    Bicubic(BicubicConfig),
+    /// Nearest, bilinear or bicubic resampling (PyTorch semantics).
+    Interpolate(InterpolateConfig),
     /// Transposed convolution.
     Transposed(TransposedConfig),
     /// Sub-pixel convolution / pixel shuffle.
@@ -135,21 +129,16 @@ impl UpsamplerConfig {
             }
         };
         let f = factor as f64;
+        let interpolate = |mode| -> Result<Self, UpsampleError> {
+            same()?;
+            Ok(UpsamplerConfig::Interpolate(
+                InterpolateConfig::new(mode).with_resize(ResizeTo::Scale([f, f])),
+            ))
+        };
         Ok(match kind {
-            UpsamplerKind::Nearest => {
-                same()?;
-                UpsamplerConfig::Nearest(NearestConfig::new().with_resize(ResizeTo::Scale([f, f])))
-            }
-            UpsamplerKind::Bilinear => {
-                same()?;
-                UpsamplerConfig::Bilinear(
-                    BilinearConfig::new().with_resize(ResizeTo::Scale([f, f])),
-                )
-            }
-            UpsamplerKind::Bicubic => {
-                same()?;
-                UpsamplerConfig::Bicubic(BicubicConfig::new().with_resize(ResizeTo::Scale([f, f])))
-            }
+            UpsamplerKind::Nearest => interpolate(InterpMode::Nearest)?,
+            UpsamplerKind::Bilinear => interpolate(InterpMode::Bilinear)?,
+            UpsamplerKind::Bicubic => interpolate(InterpMode::Bicubic)?,
             UpsamplerKind::Transposed => {
                 // k − f is even (f, or f − 1 for odd f), so p = (k − f)/2 gives
                 // (H − 1)f + k − 2p = fH.
@@ -185,9 +174,7 @@ impl UpsamplerConfig {
     /// Which upsampler this is.
     pub fn kind(&self) -> UpsamplerKind {
         match self {
-            UpsamplerConfig::Nearest(_) => UpsamplerKind::Nearest,
-            UpsamplerConfig::Bilinear(_) => UpsamplerKind::Bilinear,
-            UpsamplerConfig::Bicubic(_) => UpsamplerKind::Bicubic,
+            UpsamplerConfig::Interpolate(c) => c.mode.kind(),
             UpsamplerConfig::Transposed(_) => UpsamplerKind::Transposed,
             UpsamplerConfig::PixelShuffle(_) => UpsamplerKind::PixelShuffle,
             UpsamplerConfig::Carafe(_) => UpsamplerKind::Carafe,
@@ -201,9 +188,7 @@ impl UpsamplerConfig {
             return None;
         }
         match self {
-            UpsamplerConfig::Nearest(c) => c.resize.output_size(input),
-            UpsamplerConfig::Bilinear(c) => c.resize.output_size(input),
-            UpsamplerConfig::Bicubic(c) => c.resize.output_size(input),
+            UpsamplerConfig::Interpolate(c) => c.resize.output_size(input),
             UpsamplerConfig::Transposed(c) => c.output_size(input),
             UpsamplerConfig::PixelShuffle(c) => c.output_size(input),
             UpsamplerConfig::Carafe(c) => c.output_size(input),
@@ -224,9 +209,7 @@ impl UpsamplerConfig {
     /// Checks the configuration and builds the module.
     pub fn init(&self, device: &Device) -> Result<Upsampler, UpsampleError> {
         Ok(match self {
-            UpsamplerConfig::Nearest(c) => Upsampler::Nearest(c.init()?),
-            UpsamplerConfig::Bilinear(c) => Upsampler::Bilinear(c.init()?),
-            UpsamplerConfig::Bicubic(c) => Upsampler::Bicubic(c.init()?),
+            UpsamplerConfig::Interpolate(c) => Upsampler::Interpolate(c.init()?),
             UpsamplerConfig::Transposed(c) => Upsampler::Transposed(c.init(device)?),
             UpsamplerConfig::PixelShuffle(c) => Upsampler::PixelShuffle(c.init(device)?),
             UpsamplerConfig::Carafe(c) => Upsampler::Carafe(c.init(device)?),
@@ -238,12 +221,8 @@ impl UpsamplerConfig {
 /// Any upsampler.
 #[derive(Module, Debug)]
 pub enum Upsampler {
-    /// Nearest neighbour.
-    Nearest(Nearest),
-    /// Bilinear.
-    Bilinear(Bilinear),
-    /// Bicubic.
-    Bicubic(Bicubic),
+    /// Nearest, bilinear or bicubic resampling.
+    Interpolate(Interpolate),
     /// Transposed convolution.
     Transposed(Transposed),
     /// Pixel shuffle (sub-pixel convolution).
@@ -258,9 +237,7 @@ impl Upsampler {
     /// Output (H′, W′) for an input (H, W).
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
         match self {
-            Upsampler::Nearest(m) => m.output_size(input),
-            Upsampler::Bilinear(m) => m.output_size(input),
-            Upsampler::Bicubic(m) => m.output_size(input),
+            Upsampler::Interpolate(m) => m.output_size(input),
             Upsampler::Transposed(m) => m.output_size(input),
             Upsampler::PixelShuffle(m) => m.output_size(input),
             Upsampler::Carafe(m) => m.output_size(input),
@@ -271,9 +248,7 @@ impl Upsampler {
     /// Upsamples an (N, C, H, W) tensor.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Upsampler::Nearest(m) => m.forward(x),
-            Upsampler::Bilinear(m) => m.forward(x),
-            Upsampler::Bicubic(m) => m.forward(x),
+            Upsampler::Interpolate(m) => m.forward(x),
             Upsampler::Transposed(m) => m.forward(x),
             Upsampler::PixelShuffle(m) => m.forward(x),
             Upsampler::Carafe(m) => m.forward(x),

@@ -1,7 +1,7 @@
 //! Convolution → BatchNorm → activation, the unit every kestrel CNN is built from
 //! (torchvision's `Conv2dNormActivation`).
 
-use crate::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
+use crate::layers::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
 use crate::ops::depthwise::{geometry, DepthwiseOptions};
 use burn::config::Config;
 use burn::module::Module;
@@ -76,8 +76,9 @@ pub struct ConvBnAct {
     /// The convolution (no bias: the BatchNorm's β plays that part — until the BatchNorm is folded
     /// into it by [`ConvBnAct::fold_bn`], which gives it one).
     pub conv: Conv2d,
-    /// The normalisation; `None` once folded into the convolution ([`crate::fold`]). The field is
-    /// an `Option` so that the module paths of an unfolded layer (`bn.gamma`, ...) are unchanged.
+    /// The normalisation; `None` once folded into the convolution ([`crate::layers::fold`]). The
+    /// field is an `Option` so that the module paths of an unfolded layer (`bn.gamma`, ...) are
+    /// unchanged.
     pub bn: Option<BatchNorm2d>,
     /// The activation.
     #[module(skip)]

@@ -13,12 +13,11 @@
 //!
 //! Folding uses the running statistics: the folded model equals the original in eval mode, and
 //! is meant for inference, not for further training.
+//!
+//! Each model implements [`MapConvBnAct`] beside its definition (in [`crate::models`]), listing
+//! its units in forward order; [`crate::models::zoo::Classifier::fold_bn`] folds any classifier.
 
-use crate::conv_bn_act::ConvBnAct;
-use crate::mobilenet_v1::{DepthwiseSeparable, MobileNetV1};
-use crate::mobilenet_v2::{InvertedResidual, MobileNetV2};
-use crate::resnet::{ResNet, ResidualBlock};
-use crate::zoo::Classifier;
+use crate::layers::conv_bn_act::ConvBnAct;
 use burn::module::Param;
 use burn::tensor::Tensor;
 
@@ -86,105 +85,11 @@ impl<T: MapConvBnAct> MapConvBnAct for Vec<T> {
     }
 }
 
-impl MapConvBnAct for DepthwiseSeparable {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        DepthwiseSeparable {
-            depthwise: f(self.depthwise),
-            pointwise: f(self.pointwise),
-        }
-    }
-}
-
-impl MapConvBnAct for MobileNetV1 {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        MobileNetV1 {
-            stem: f(self.stem),
-            blocks: self.blocks.map_conv_bn_act(f),
-            ..self
-        }
-    }
-}
-
-impl MapConvBnAct for InvertedResidual {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        let expand = self.expand.map_conv_bn_act(f);
-        let depthwise = f(self.depthwise);
-        InvertedResidual {
-            expand,
-            depthwise,
-            project: f(self.project),
-            residual: self.residual,
-        }
-    }
-}
-
-impl MapConvBnAct for MobileNetV2 {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        let stem = f(self.stem);
-        let blocks = self.blocks.map_conv_bn_act(f);
-        MobileNetV2 {
-            stem,
-            blocks,
-            head: f(self.head),
-            ..self
-        }
-    }
-}
-
-impl MapConvBnAct for ResidualBlock {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        let conv1 = f(self.conv1);
-        let conv2 = f(self.conv2);
-        let conv3 = self.conv3.map_conv_bn_act(f);
-        ResidualBlock {
-            conv1,
-            conv2,
-            conv3,
-            downsample: self.downsample.map_conv_bn_act(f),
-        }
-    }
-}
-
-impl MapConvBnAct for ResNet {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        let conv1 = f(self.conv1);
-        let layer1 = self.layer1.map_conv_bn_act(f);
-        let layer2 = self.layer2.map_conv_bn_act(f);
-        let layer3 = self.layer3.map_conv_bn_act(f);
-        ResNet {
-            conv1,
-            layer1,
-            layer2,
-            layer3,
-            layer4: self.layer4.map_conv_bn_act(f),
-            ..self
-        }
-    }
-}
-
-impl MapConvBnAct for Classifier {
-    fn map_conv_bn_act(self, f: &mut dyn FnMut(ConvBnAct) -> ConvBnAct) -> Self {
-        match self {
-            Classifier::MobileNetV1(m) => Classifier::MobileNetV1(m.map_conv_bn_act(f)),
-            Classifier::MobileNetV2(m) => Classifier::MobileNetV2(m.map_conv_bn_act(f)),
-            Classifier::ResNet(m) => Classifier::ResNet(m.map_conv_bn_act(f)),
-        }
-    }
-}
-
-impl Classifier {
-    /// The network with every BatchNorm folded into its convolution: same eval-mode logits,
-    /// fewer operations (see [`crate::fold`]).
-    pub fn fold_bn(self) -> Classifier {
-        MapConvBnAct::fold_bn(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::for_each_tensor;
-    use crate::zoo::{Arch, ClassifierSpec};
+    use crate::layers::params::for_each_tensor;
+    use crate::models::zoo::{Arch, ClassifierSpec};
     use crate::{Activation, ConvBnActConfig};
     use burn::module::{Module, RunningState};
     use burn::tensor::{Device, Distribution};

@@ -1,9 +1,13 @@
-//! Resampling as a separable linear map, with PyTorch's source-index formulas.
+//! Fixed-kernel resampling with PyTorch's semantics (`F.interpolate`): one [`Interpolate`]
+//! layer whose [`InterpMode`] is nearest (`mode="nearest"` indexing), bilinear or bicubic
+//! (Keys' kernel with a = −0.75, taps clamped at the border; like PyTorch's, it can overshoot
+//! the input's range), `align_corners` false by default. Parameter-free; channels are unchanged.
 //!
 //! Along one axis, nearest, bilinear and bicubic resampling are each a fixed matrix A
 //! (output length × input length): row o holds the weights output o gives the input samples.
 //! The 2-D resampling of an (N, C, H, W) tensor is then out = A_h · x · A_wᵀ per channel — two
-//! matrix products, whose backward Burn already has on every backend. This sidesteps Burn's own
+//! matrix products, whose backward Burn already has on every backend (nearest is a row and
+//! column selection, with the scatter-add backward of `select`). This sidesteps Burn's own
 //! `interpolate`, whose `align_corners` defaults to true, whose bilinear source index is not
 //! clamped at 0, and whose backward exists only on some backends.
 //!
@@ -18,8 +22,130 @@
 //!   in [0, 1]); taps i0 − 1 … i0 + 2 clamped into [0, in − 1] (border replication) with weights
 //!   W(t + 1), W(t), W(1 − t), W(2 − t).
 
-use super::resize::AxisMap;
+use super::error::UpsampleError;
+use super::resize::{AxisMap, ResizeTo};
+use super::upsampler::UpsamplerKind;
+use burn::config::Config;
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// The interpolation kernel of an [`Interpolate`] layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterpMode {
+    /// Nearest neighbour: output (i, j) copies input (⌊i·sₕ⌋, ⌊j·s_w⌋) with PyTorch's source
+    /// scale.
+    Nearest,
+    /// Bilinear: PyTorch's linear weights along each axis.
+    Bilinear,
+    /// Bicubic: PyTorch's cubic-convolution weights along each axis.
+    Bicubic,
+}
+
+impl InterpMode {
+    /// The upsampler kind (and CLI name) of this mode.
+    pub fn kind(self) -> UpsamplerKind {
+        match self {
+            InterpMode::Nearest => UpsamplerKind::Nearest,
+            InterpMode::Bilinear => UpsamplerKind::Bilinear,
+            InterpMode::Bicubic => UpsamplerKind::Bicubic,
+        }
+    }
+
+    /// The name (`nearest`, `bilinear`, `bicubic`).
+    pub fn name(self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Input samples one output sample depends on along an axis: 1, 2 or 4.
+    pub fn support(self) -> usize {
+        match self {
+            InterpMode::Nearest => 1,
+            InterpMode::Bilinear => 2,
+            InterpMode::Bicubic => 4,
+        }
+    }
+}
+
+/// Configuration of [`Interpolate`].
+#[derive(Config, Debug)]
+pub struct InterpolateConfig {
+    /// The interpolation kernel.
+    pub mode: InterpMode,
+    /// Output size: a scale factor per axis or a fixed size.
+    #[config(default = "ResizeTo::Scale([2.0, 2.0])")]
+    pub resize: ResizeTo,
+    /// PyTorch's `align_corners` (bilinear and bicubic): true maps the corner pixels' centres onto
+    /// each other; false (PyTorch's default, and kestrel's) maps the corners of the pixel grids.
+    #[config(default = false)]
+    pub align_corners: bool,
+}
+
+impl InterpolateConfig {
+    /// Checks the configuration and builds the (parameter-free) module. Nearest has no
+    /// `align_corners` (PyTorch refuses it too).
+    pub fn init(&self) -> Result<Interpolate, UpsampleError> {
+        self.resize.validate(self.mode.name())?;
+        if self.mode == InterpMode::Nearest && self.align_corners {
+            return Err(UpsampleError::field(
+                "nearest",
+                "align_corners",
+                true,
+                "false: nearest resampling has no align_corners",
+            ));
+        }
+        Ok(Interpolate {
+            mode: self.mode,
+            resize: self.resize,
+            align_corners: self.align_corners,
+        })
+    }
+}
+
+/// Nearest, bilinear or bicubic upsampling: out = A_h · x · A_wᵀ with PyTorch's weights (see
+/// the module documentation). Differentiable with respect to the input; channels are unchanged.
+#[derive(Module, Debug)]
+pub struct Interpolate {
+    /// The interpolation kernel.
+    #[module(skip)]
+    pub mode: InterpMode,
+    /// Output size rule.
+    #[module(skip)]
+    pub resize: ResizeTo,
+    /// PyTorch's `align_corners` (unused by nearest).
+    pub align_corners: bool,
+}
+
+impl Interpolate {
+    /// Output (H′, W′) for an input (H, W); `None` when it would be empty.
+    pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
+        self.resize.output_size(input)
+    }
+
+    /// Upsamples an (N, C, H, W) tensor.
+    ///
+    /// # Panics
+    /// When the input's H or W is 0 or the output would be empty (see
+    /// [`Interpolate::output_size`]).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let [ah, aw] = self
+            .resize
+            .axes([h, w])
+            .unwrap_or_else(|| panic!("{}: no output size for input {h}×{w}", self.mode.name()));
+        let matrix = match self.mode {
+            InterpMode::Nearest => {
+                return select_hw(x, &nearest_indices(&ah), &nearest_indices(&aw));
+            }
+            InterpMode::Bilinear => linear_matrix,
+            InterpMode::Bicubic => cubic_matrix,
+        };
+        let mh = matrix(&ah, self.align_corners);
+        let mw = matrix(&aw, self.align_corners);
+        apply_separable(x, &mh, &mw, [ah.output, aw.output])
+    }
+}
 
 /// Keys' cubic-convolution coefficient PyTorch uses.
 pub const CUBIC_A: f32 = -0.75;
@@ -162,6 +288,25 @@ mod tests {
             input,
             output,
             scale,
+        }
+    }
+
+    #[test]
+    fn nearest_refuses_align_corners() {
+        let e = InterpolateConfig::new(InterpMode::Nearest)
+            .with_align_corners(true)
+            .init()
+            .unwrap_err();
+        assert!(e.to_string().contains("align_corners"), "{e}");
+        for mode in [InterpMode::Bilinear, InterpMode::Bicubic] {
+            let m = InterpolateConfig::new(mode)
+                .with_align_corners(true)
+                .init()
+                .unwrap();
+            assert_eq!(
+                (m.mode.kind().name(), m.mode.support() > 1),
+                (mode.name(), true)
+            );
         }
     }
 

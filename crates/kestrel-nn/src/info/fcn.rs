@@ -4,15 +4,15 @@
 //! conventions as the classifiers (see [`crate::info`]).
 //!
 //! What is counted is the segmentation network that runs: the backbone's unused classifier
-//! (kept inside [`Fcn`](crate::fcn::Fcn) so torchvision weights load unchanged) is not, and
+//! (kept inside [`Fcn`](crate::models::fcn::Fcn) so torchvision weights load unchanged) is not, and
 //! neither are the crops and sums (no multiply-adds). The upsamplers' parameters are those of the
 //! module [`UpsamplerConfig::init`] builds (small: a few classes wide), counted on it.
 
-use crate::fcn::{FcnVariant, SegmenterSpec};
 use crate::info::{Cursor, InfoError, ModelInfo, Tracer};
-use crate::params::trainable_params;
+use crate::layers::params::trainable_params;
+use crate::models::fcn::{FcnVariant, SegmenterSpec};
+use crate::models::zoo::Arch;
 use crate::upsample::{UpsampleError, UpsamplerConfig, UpsamplerKind};
-use crate::zoo::Arch;
 use burn::tensor::Device;
 
 fn bad_value(e: UpsampleError) -> InfoError {
@@ -107,18 +107,12 @@ impl SegmenterSpec {
 mod tests {
     use super::*;
     use crate::info::LayerKind;
-    use crate::params::{for_each_tensor, is_buffer};
-    use crate::zoo::ClassifierSpec;
+    use crate::layers::params::{for_each_tensor, is_buffer};
+    use crate::models::zoo::ClassifierSpec;
     use burn::tensor::{Distribution, Tensor};
 
     fn spec(name: &str, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width: 0.35,
-            num_classes: 5,
-            output_stride: os,
-            upsampler: up,
-        }
+        SegmenterSpec::for_tests(name, 0.35, 5, os, up)
     }
 
     /// The trainable tensors of the built model, less the backbone's unused classifier.

@@ -15,10 +15,10 @@
 //! Model names: `fcn32s-<backbone>`, `fcn16s-<backbone>`, `fcn8s-<backbone>`, where the backbone
 //! is `mobilenet-v2`, `resnet18`, `resnet34` or `resnet50`.
 
-use crate::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+use crate::models::resnet::{ResNet, ResNetConfig};
+use crate::models::zoo::Arch;
 use crate::upsample::{UpsampleError, Upsampler, UpsamplerConfig, UpsamplerKind};
-use crate::zoo::Arch;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
@@ -199,7 +199,7 @@ impl SegmenterSpec {
         if self.num_classes == 0 {
             return bad("num_classes", "0".into(), ">= 1");
         }
-        if !(self.width > 0.0 && self.width <= crate::zoo::MAX_WIDTH) {
+        if !(self.width > 0.0 && self.width <= crate::models::zoo::MAX_WIDTH) {
             return bad("width", self.width.to_string(), "in (0, 4]");
         }
         Ok(())
@@ -260,6 +260,26 @@ impl SegmenterSpec {
     }
 }
 
+#[cfg(test)]
+impl SegmenterSpec {
+    /// A spec for tests: the model `name` (`fcn8s-mobilenet-v2`, ...) and the other fields.
+    pub(crate) fn for_tests(
+        name: &str,
+        width: f64,
+        num_classes: usize,
+        output_stride: usize,
+        upsampler: UpsamplerKind,
+    ) -> SegmenterSpec {
+        SegmenterSpec {
+            name: name.parse().unwrap(),
+            width,
+            num_classes,
+            output_stride,
+            upsampler,
+        }
+    }
+}
+
 /// `x` cut to `h` × `w` from the top-left corner (it is at least that large by construction).
 fn crop(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
     let [n, c, xh, xw] = x.dims();
@@ -315,13 +335,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, os: usize, up: UpsamplerKind) -> SegmenterSpec {
-        SegmenterSpec {
-            name: name.parse().unwrap(),
-            width: 0.25,
-            num_classes: 5,
-            output_stride: os,
-            upsampler: up,
-        }
+        SegmenterSpec::for_tests(name, 0.25, 5, os, up)
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! segmentation loss makes them mean, and each task's gradient on the shared backbone stays the
 //! gradient of its own loss (which GradNorm measures, see [`MultiTask::forward_split`]).
 
-use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn_act::ConvBnAct;
-use crate::fcn::{Fcn, FcnBackbone, SegmenterName, SegmenterSpec};
+use crate::layers::batch_norm::BatchNorm2d;
+use crate::layers::conv_bn_act::ConvBnAct;
+use crate::layers::init::mobilenet_classifier;
+use crate::layers::pool::global_avg_pool;
+use crate::models::fcn::{Fcn, FcnBackbone, SegmenterName, SegmenterSpec};
 use crate::upsample::{UpsampleError, UpsamplerKind};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::Conv2d;
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -95,19 +97,7 @@ impl MultiTaskSpec {
             return Err(UpsampleError::field("multitask", "num_classes", 0, ">= 1"));
         }
         let fcn = self.segmenter().init(device)?;
-        let linear = LinearConfig::new(self.classifier_inputs(), self.num_classes)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
-            .init(device);
-        // A fresh zero parameter (mapping the old one to zeros would drop gradient tracking).
-        let classifier = Linear {
-            bias: linear
-                .bias
-                .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
-            ..linear
-        };
+        let classifier = mobilenet_classifier(self.classifier_inputs(), self.num_classes, device);
         Ok(MultiTask {
             fcn,
             dropout: DropoutConfig::new(MULTITASK_DROPOUT).init(),
@@ -171,9 +161,9 @@ impl MultiTask {
     /// The classification head on the last feature map (and, with `cascade`, on the
     /// segmentation scores `seg`).
     fn classify(&self, last: Tensor<4>, seg: &Tensor<4>) -> Tensor<2> {
-        let mut pooled = crate::pool::global_avg_pool(last);
+        let mut pooled = global_avg_pool(last);
         if self.cascade {
-            let shares = crate::pool::global_avg_pool(softmax(seg.clone().detach(), 1));
+            let shares = global_avg_pool(softmax(seg.clone().detach(), 1));
             pooled = Tensor::cat(vec![pooled, shares], 1);
         }
         self.classifier.forward(self.dropout.forward(pooled))
@@ -203,7 +193,7 @@ impl MultiTask {
                 (f8, f16, a, b, split)
             }
             FcnBackbone::ResNet(r) => {
-                let run = |mut y: Tensor<4>, blocks: &[crate::resnet::ResidualBlock]| {
+                let run = |mut y: Tensor<4>, blocks: &[crate::models::resnet::ResidualBlock]| {
                     for block in blocks {
                         y = block.forward(y);
                     }
@@ -328,14 +318,8 @@ mod tests {
         let (c, seg) = model.forward(x);
         let grads = (c.sum() + seg.sum()).backward();
         assert!(model.classifier.weight.val().grad(&grads).is_some());
-        assert!(model
-            .classifier
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .grad(&grads)
-            .is_some());
+        let bias = model.classifier.bias.as_ref().unwrap();
+        assert!(bias.val().grad(&grads).is_some());
         assert!(model.fcn.score32.weight.val().grad(&grads).is_some());
         let FcnBackbone::MobileNetV2(m) = &model.fcn.backbone else {
             unreachable!()

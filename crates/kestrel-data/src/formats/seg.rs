@@ -13,22 +13,25 @@
 
 use crate::dataset::{Dataset, Item};
 use crate::error::DataError;
-use crate::folder::{is_image, relative_key, sorted_entries};
+use crate::formats::folder::{is_image, relative_key, sorted_entries};
 use crate::image_io::{image_dimensions, load_mask, load_rgb};
 use crate::item_key::ItemKey;
 use image::GrayImage;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// The mask value of pixels that are neither scored nor trained on.
-pub const IGNORE: u8 = 255;
+/// The ignore label: the mask value of pixels that are neither trained on nor scored. The `seg:`
+/// mask format defines it (as Pascal VOC marks object borders); kestrel's segmentation losses,
+/// metrics and augmentation (pixels a rotation brings in from outside the image) all use this
+/// one value.
+pub const IGNORE_LABEL: u8 = 255;
 
-/// The image-level label of a mask: the most frequent class other than 0 and [`IGNORE`] (ties to
-/// the lower class), or 0 when there is none.
+/// The image-level label of a mask: the most frequent class other than 0 and [`IGNORE_LABEL`]
+/// (ties to the lower class), or 0 when there is none.
 pub fn mask_label(mask: &GrayImage) -> usize {
     let hist = histogram(mask);
     let mut best = (0usize, 0u64);
-    for (c, &count) in hist.iter().enumerate().take(IGNORE as usize).skip(1) {
+    for (c, &count) in hist.iter().enumerate().take(IGNORE_LABEL as usize).skip(1) {
         if count > best.1 {
             best = (c, count);
         }
@@ -95,7 +98,7 @@ fn scan_one(image: &Path, mask: &Path) -> Scan {
     let m = load_mask(mask)?;
     check_size(image, image_dimensions(image)?, mask, &m)?;
     let hist = histogram(&m);
-    let max = (0..IGNORE).rev().find(|&v| hist[v as usize] > 0);
+    let max = (0..IGNORE_LABEL).rev().find(|&v| hist[v as usize] > 0);
     Ok((mask_label(&m), max))
 }
 

@@ -1,4 +1,4 @@
-//! Weight initialisation of kestrel's models, and torchvision's optional `zero_init_residual`.
+//! Weight initialisation of kestrel's models.
 //!
 //! Every model initialises itself as torchvision does (checked by the tests below):
 //!
@@ -12,14 +12,12 @@
 //! Xavier / Glorot uniform (U(±√(6 / (fan_in + fan_out)))) is what Keras uses for dense layers;
 //! torchvision does not, so no kestrel model does (Burn has it as `Initializer::XavierUniform`).
 //!
-//! [`zero_init_residual`] sets the last BatchNorm γ of every residual block to 0 (bn2 of a
-//! BasicBlock, bn3 of a Bottleneck), so each block starts as the identity — Goyal et al. 2017,
-//! torchvision's `resnet*(zero_init_residual=True)`. MobileNetV2's inverted residuals have no such
-//! option in torchvision and are left alone.
+//! torchvision's optional `zero_init_residual` (the last BatchNorm γ of every residual block set
+//! to 0, so each block starts as the identity) is [`crate::models::zoo::zero_init_residual`] on a
+//! built classifier, [`crate::models::resnet::zero_init_resnet`] on a ResNet.
 
-use crate::resnet::ResNet;
-use crate::zoo::Classifier;
-use burn::nn::Initializer;
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::Device;
 
 /// The standard deviation of He / Kaiming-normal initialisation with fan-out `fan_out` and ReLU
 /// gain √2: √(2 / fan_out).
@@ -27,56 +25,32 @@ pub fn kaiming_normal_std(fan_out: usize) -> f64 {
     (2.0 / fan_out as f64).sqrt()
 }
 
-/// Zeroes the last BatchNorm γ of every residual block of `model`; returns how many blocks.
-/// Call it right after building the model, before the optimiser exists (the γ are fresh
-/// parameters, trainable, with new ids).
-pub fn zero_init_resnet(model: &mut ResNet) -> usize {
-    let mut n = 0;
-    for block in model
-        .layer1
-        .iter_mut()
-        .chain(model.layer2.iter_mut())
-        .chain(model.layer3.iter_mut())
-        .chain(model.layer4.iter_mut())
-    {
-        let last = match block.conv3.as_mut() {
-            Some(c) => c,
-            None => &mut block.conv2,
-        };
-        if let Some(bn) = last.bn.as_mut() {
-            let gamma = bn.gamma.val();
-            bn.gamma = Initializer::Zeros.init(gamma.dims(), &gamma.device());
-            n += 1;
-        }
-    }
-    n
-}
-
-/// [`zero_init_resnet`] for a ResNet classifier; MobileNets are unchanged (returns 0).
-pub fn zero_init_residual(model: &mut Classifier) -> usize {
-    match model {
-        Classifier::ResNet(r) => zero_init_resnet(r),
-        Classifier::MobileNetV1(_) | Classifier::MobileNetV2(_) => 0,
+/// A linear classifier from `in_features` to `out_features` as torchvision initialises its
+/// MobileNets' (and kestrel's multi-task head): weights N(0, 0.01²), zero bias.
+pub fn mobilenet_classifier(in_features: usize, out_features: usize, device: &Device) -> Linear {
+    let linear = LinearConfig::new(in_features, out_features)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: 0.01,
+        })
+        .init(device);
+    Linear {
+        // A fresh zero parameter: mapping the old one to `zeros_like` would drop its gradient
+        // tracking, and the bias would never train.
+        bias: linear
+            .bias
+            .map(|b| Initializer::Zeros.init(b.val().dims(), device)),
+        ..linear
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Arch, ClassifierSpec, ConvBnActConfig};
+    use crate::models::zoo::zero_init_residual;
+    use crate::tensor_values::to_f64_vec as values;
+    use crate::{Arch, Classifier, ClassifierSpec, ConvBnActConfig};
     use burn::tensor::{Device, Tensor};
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-        let n = t.shape().num_elements();
-        t.reshape([n])
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect()
-    }
 
     fn mean_std(v: &[f64]) -> (f64, f64) {
         let n = v.len() as f64;

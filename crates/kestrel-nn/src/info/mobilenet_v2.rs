@@ -3,10 +3,13 @@
 //!
 //! The blocks and their stages come from [`MobileNetV2Config::blocks`] and
 //! [`InvertedResidualConfig::stages`], the same lists `init` builds the modules from.
+//!
+//! [`MOBILENET_V2_TABLE`]: crate::models::mobilenet_v2::MOBILENET_V2_TABLE
+//! [`InvertedResidualConfig::stages`]: crate::models::mobilenet_v2::InvertedResidualConfig::stages
 
-use crate::conv_bn_act::ConvBnActConfig;
 use crate::info::{Cursor, Describe, InfoError, Tracer};
-use crate::mobilenet_v2::MobileNetV2Config;
+use crate::layers::conv_bn_act::ConvBnActConfig;
+use crate::models::mobilenet_v2::MobileNetV2Config;
 
 impl MobileNetV2Config {
     /// Traces the feature extractor (stem, blocks, head convolution) and returns the positions
@@ -55,16 +58,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seventeen_blocks_with_the_table_strides() {
-        let blocks = MobileNetV2Config::new(1000).blocks();
-        assert_eq!(blocks.len(), 17);
-        let strides: Vec<usize> = blocks.iter().map(|b| b.stride).collect();
-        assert_eq!(strides, [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1]);
-        assert_eq!(blocks[0].stages().len(), 2);
-        assert_eq!(blocks[16].out_channels, 320);
-    }
-
-    #[test]
     fn parameters_and_multiply_adds_at_224() {
         // torchvision mobilenet_v2: 3,504,872 parameters; the paper (Sandler et al. 2018,
         // Table 3/4): 300 M multiply-adds, 3.4 M parameters. Exact MACs summed by hand.
@@ -77,5 +70,26 @@ mod tests {
         assert_eq!(head.out, [1280, 7, 7]);
         // 3 for the stem, then +2·jump per depthwise 3×3: 491.
         assert_eq!(head.receptive_field, 491);
+    }
+
+    #[test]
+    fn dilated_receptive_field() {
+        // Each depthwise 3×3 adds (effective kernel − 1)·jump = 2·rate·jump. At OS 16 the jump
+        // stays 16 from block 6 on; the 160-row's first block keeps rate 1, the next three use
+        // rate 2.
+        let info = crate::info::describe(
+            "mobilenet-v2",
+            &MobileNetV2Config::new(1000).with_output_stride(16),
+            224,
+        )
+        .unwrap();
+        let head = info.layers.iter().find(|l| l.name == "head").unwrap();
+        assert_eq!(head.out, [1280, 14, 14]);
+        // Stem 3 (jump 2); block 0 +4; blocks 1–2: +4 (stride 2 at jump 2), +8; blocks 3–5: +8,
+        // +16, +16; blocks 6–12: +16, then 6 × 32; blocks 13–16 at jump 16: +32, then 3 × 64.
+        let want = 3 + 4 + (4 + 8) + (8 + 2 * 16) + (16 + 6 * 32) + (32 + 3 * 64);
+        assert_eq!(head.receptive_field, want);
+        // The same 491 as at OS 32 (rate 2 at jump 16 = rate 1 at jump 32), on a 14×14 map.
+        assert_eq!(want, 491);
     }
 }

@@ -1,0 +1,9 @@
+//! The building blocks the models share: convolution + batch norm + activation units, batch
+//! norm, pooling, weight initialisation, batch-norm folding and parameter counting.
+
+pub mod batch_norm;
+pub mod conv_bn_act;
+pub mod fold;
+pub mod init;
+pub mod params;
+pub mod pool;
