@@ -29,4 +29,17 @@ mod tests {
         // Never more than 10 % down: 0.75 · 24 = 18 rounds to 24, not 16.
         assert_eq!(make_divisible(24.0 * 0.75, 8), 24);
     }
+
+    /// The runtime's test MobileNetV2 had its own (f32) copy of this rule and this test; the
+    /// values are torchvision's `_make_divisible`.
+    #[test]
+    fn make_divisible_matches_torchvision() {
+        // Values from torchvision.models._utils._make_divisible.
+        assert_eq!(make_divisible(32.0, 8), 32);
+        assert_eq!(make_divisible(32.0 * 0.35, 8), 16);
+        assert_eq!(make_divisible(16.0 * 0.35, 8), 8);
+        assert_eq!(make_divisible(24.0 * 0.75, 8), 24);
+        assert_eq!(make_divisible(96.0 * 0.5, 8), 48);
+        assert_eq!(make_divisible(1280.0 * 1.4, 8), 1792);
+    }
 }

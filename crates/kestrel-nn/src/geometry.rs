@@ -30,48 +30,10 @@ pub fn same_padding(kernel: usize, dilation: usize) -> usize {
     (kernel.saturating_sub(1) / 2).saturating_mul(dilation)
 }
 
-/// Output length along one axis of a convolution (or pooling window) over `n` samples with
-/// kernel `k`, stride `s`, padding `p` (each side) and dilation `d`:
-/// floor((n − F_eff + 2p) / s) + 1.
-///
-/// `None` when the window does not fit in the padded input (n + 2p < F_eff), when the stride,
-/// kernel or dilation is zero, or on overflow.
-// TODO(merge): use kestrel_runtime::geometry::conv_out_len
-pub(crate) fn conv_out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    if s == 0 {
-        return None;
-    }
-    let k = effective_kernel(k, d)?;
-    let padded = n.checked_add(p.checked_mul(2)?)?;
-    Some(padded.checked_sub(k)? / s + 1)
-}
-
-/// Output length along one axis of a transposed convolution over `n` samples with kernel `k`,
-/// stride `s`, padding `p`, dilation `d` and `output_padding`:
-/// (n − 1)·s + F_eff − 2p + output_padding.
-///
-/// `None` for an empty input, a zero stride, kernel or dilation, a result below 1, or on overflow.
-/// (PyTorch additionally requires output_padding < max(s, d); that is the caller's rule to keep.)
-// TODO(merge): use kestrel_runtime::geometry::conv_transpose_out_len
-pub(crate) fn conv_transpose_out_len(
-    n: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-    output_padding: usize,
-) -> Option<usize> {
-    if n == 0 || s == 0 {
-        return None;
-    }
-    let k = effective_kernel(k, d)?;
-    let full = (n - 1)
-        .checked_mul(s)?
-        .checked_add(k)?
-        .checked_add(output_padding)?;
-    let out = full.checked_sub(p.checked_mul(2)?)?;
-    (out >= 1).then_some(out)
-}
+// The output lengths of a convolution and of a transposed convolution: kestrel-runtime's, the
+// one home of these formulas (PyTorch's), used by the models, upsamplers, training kernels and
+// `kestrel info` of this crate.
+pub(crate) use kestrel_runtime::geometry::{conv_out_len, conv_transpose_out_len};
 
 /// The receptive field of one unit of a feature map, along one axis, in input pixels.
 ///

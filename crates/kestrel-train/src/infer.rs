@@ -6,7 +6,7 @@ use crate::error::{Result, TrainError};
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use kestrel_nn::export::{segmenter_to_plan, to_plan, ExportError};
+use kestrel_nn::export::{nchw_to_nhwc, nhwc_to_nchw, segmenter_to_plan, to_plan, ExportError};
 use kestrel_nn::fcn::Fcn;
 use kestrel_nn::Classifier;
 use kestrel_runtime::{Engine, EngineOptions, Plan};
@@ -28,32 +28,6 @@ fn export_error(e: ExportError) -> TrainError {
         ),
         other => TrainError::Runtime(format!("exporting the model to kestrel-runtime: {other}")),
     }
-}
-
-/// NCHW to NHWC for `n` images of `c` channels and `hw` pixels.
-pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for b in 0..n {
-        for ch in 0..c {
-            for p in 0..hw {
-                out[(b * hw + p) * c + ch] = x[(b * c + ch) * hw + p];
-            }
-        }
-    }
-    out
-}
-
-/// NHWC to NCHW for `n` images of `c` channels and `hw` pixels.
-pub fn nhwc_to_nchw(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for b in 0..n {
-        for p in 0..hw {
-            for ch in 0..c {
-                out[(b * c + ch) * hw + p] = x[(b * hw + p) * c + ch];
-            }
-        }
-    }
-    out
 }
 
 /// Softmax over each consecutive run of `k` values, in place.

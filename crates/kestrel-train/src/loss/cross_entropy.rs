@@ -38,8 +38,9 @@ impl Default for CrossEntropy {
     }
 }
 
-/// The ignore index of segmentation masks (unlabelled / boundary pixels).
-pub const SEGMENTATION_IGNORE_INDEX: i64 = 255;
+/// The ignore index of segmentation masks (unlabelled / boundary pixels): the mask format's
+/// [`kestrel_data::IGNORE_LABEL`], as the class-index type of the targets.
+pub const SEGMENTATION_IGNORE_INDEX: i64 = kestrel_data::IGNORE_LABEL as i64;
 
 impl CrossEntropy {
     /// Unweighted, unsmoothed, nothing ignored, mean reduction.

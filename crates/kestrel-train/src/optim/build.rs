@@ -197,14 +197,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
     use kestrel_nn::{Arch, Classifier, ClassifierSpec};
 
-    fn flat(t: Tensor<2>) -> Vec<f32> {
-        let n = t.shape().num_elements();
-        t.reshape([n])
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap()
-    }
+    use kestrel_nn::tensor_values::to_f32_vec as flat;
 
     /// Plain SGD, one step: each parameter moves by −lr·grad with its group's lr, through the
     /// `Classifier` enum's paths.

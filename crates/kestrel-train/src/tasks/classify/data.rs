@@ -288,13 +288,7 @@ mod tests {
             })
             .collect();
         let mut seeds = Rng::stream(0, 2_000_001);
-        let samples: Vec<PlannedSample> = order
-            .iter()
-            .map(|&index| PlannedSample {
-                index,
-                seed: seeds.next_u64(),
-            })
-            .collect();
+        let samples = kestrel_data::loader::plan_samples(order.iter().copied(), &mut seeds);
         for workers in [1, 4] {
             let source = Arc::new(TensorSource {
                 set: set.clone(),

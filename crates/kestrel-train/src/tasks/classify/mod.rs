@@ -20,7 +20,7 @@ use balance::{epoch_rows, loss_weights};
 use burn::tensor::Device;
 use data::{batch_tensors, TensorSet, TensorSource};
 use eval::evaluate;
-use kestrel_data::loader::{chunk_plan, BatchSource, Loader, PlannedSample};
+use kestrel_data::loader::{chunk_plan, plan_samples, BatchSource, Loader};
 use kestrel_data::rng::Rng;
 use kestrel_data::{standard_augment, Dataset, DecodeSource};
 use kestrel_metrics::ConfusionMatrix;
@@ -167,17 +167,14 @@ impl TaskLoop for ClassifyTask {
         // loads it (for flips: the same draws as the first, single-threaded trainer).
         let mut seeds = Rng::stream(cfg.seed, 2_000_000 + epoch as u64);
         // Loader indices: rows of the preloaded set, or dataset indices when decoding.
-        let samples: Vec<PlannedSample> = rows
-            .iter()
-            .map(|&r| PlannedSample {
-                index: if self.preloaded {
-                    r
-                } else {
-                    self.train_index[r]
-                },
-                seed: seeds.next_u64(),
-            })
-            .collect();
+        let index = |r: usize| {
+            if self.preloaded {
+                r
+            } else {
+                self.train_index[r]
+            }
+        };
+        let samples = plan_samples(rows.iter().map(|&r| index(r)), &mut seeds);
         // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
         let plan = chunk_plan(&samples, cfg.batch_size, true);
         self.loader = Some(Loader::spawn(

@@ -10,9 +10,6 @@ use kestrel_data::preprocess::push_chw;
 use kestrel_data::{DataSpec, Dataset, Normalize};
 use rayon::prelude::*;
 
-/// The mask value that is neither trained on nor scored.
-pub const IGNORE: u8 = 255;
-
 /// Images and masks of one split.
 pub struct SegSet {
     /// Side of the square images and masks.
@@ -77,7 +74,7 @@ impl SegSet {
                 if let Some(&v) = mask
                     .as_raw()
                     .iter()
-                    .find(|&&v| v != IGNORE && v as usize >= classes)
+                    .find(|&&v| v != kestrel_data::IGNORE_LABEL && v as usize >= classes)
                 {
                     return Err(TrainError::BadInput(format!(
                         "item {i}: mask value {v}; expected a class below {classes} or 255 (ignore)"

@@ -13,10 +13,12 @@ use crate::driver::checkpoint::Checkpoint;
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
-use crate::tasks::segment::data::{seg_class_names, SegSet, IGNORE};
+use crate::tasks::segment::data::{seg_class_names, SegSet};
 use crate::tasks::segment::eval::evaluate_segmenter;
 use burn::tensor::Device;
+use kestrel_data::imbalance::{inverse_frequency_weights_or_zero, mask_pixel_counts};
 use kestrel_data::rng::Rng;
+use kestrel_data::IGNORE_LABEL;
 use kestrel_nn::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
@@ -24,22 +26,9 @@ use std::collections::BTreeMap;
 /// Inverse-frequency pixel weights `n / (K · n_c)` over the non-ignored pixels of `masks`
 /// (PyTorch's weighted-mean convention then applies); a class with no pixel gets weight 0.
 pub fn pixel_class_weights(masks: &[u8], classes: usize) -> Vec<f32> {
-    let mut counts = vec![0u64; classes];
-    for &m in masks {
-        if m != IGNORE && (m as usize) < classes {
-            counts[m as usize] += 1;
-        }
-    }
-    let n: u64 = counts.iter().sum();
-    counts
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0.0
-            } else {
-                (n as f64 / (classes as f64 * c as f64)) as f32
-            }
-        })
+    inverse_frequency_weights_or_zero(&mask_pixel_counts(masks, classes))
+        .into_iter()
+        .map(|w| w as f32)
         .collect()
 }
 
@@ -151,7 +140,7 @@ impl TaskLoop for SegmentTask {
         let logits = model.forward(x);
         let pred = crate::tasks::predicted_classes(logits.clone())?;
         for (&t, &p) in y_host.iter().zip(&pred) {
-            if t != IGNORE {
+            if t != IGNORE_LABEL {
                 self.counted += 1;
                 self.correct += u64::from(t as usize == p);
             }

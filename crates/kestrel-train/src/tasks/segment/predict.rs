@@ -15,30 +15,16 @@ use crate::infer::{segmenter_probs, InferenceEngine};
 use crate::tasks::predict::{ranked, Prediction};
 use burn::tensor::Device;
 use kestrel_data::image_io::load_rgb;
-use kestrel_data::max_subarray::mask_to_boxes;
+use kestrel_data::max_subarray::{mask_to_boxes, MaskBox};
 use kestrel_data::preprocess::push_chw;
-use serde::Serialize;
 use std::path::PathBuf;
 
 /// The probability threshold τ of the boxes.
 pub const BOX_TAU: f32 = 0.5;
 
-/// One class's box, in the original image's pixels.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PredictedBox {
-    /// Class index.
-    pub class: usize,
-    /// First column (inclusive).
-    pub x0: usize,
-    /// First row (inclusive).
-    pub y0: usize,
-    /// One past the last column.
-    pub x1: usize,
-    /// One past the last row.
-    pub y1: usize,
-    /// Σ (p − τ) over the box at the model's resolution.
-    pub score: f64,
-}
+/// One class's box, in the original image's pixels (the score stays the one at the model's
+/// resolution).
+pub type PredictedBox = MaskBox;
 
 /// Boxes of classes other than 0 in the probability stack `probs` (K × R × R), scaled to an
 /// image of `width` × `height`.
@@ -49,20 +35,10 @@ pub fn boxes_of(
     width: usize,
     height: usize,
 ) -> Result<Vec<PredictedBox>> {
-    let boxes = mask_to_boxes(probs, classes, r, r, BOX_TAU)?;
-    let down = |v: usize, size: usize| v * size / r;
-    let up = |v: usize, size: usize| (v * size).div_ceil(r);
-    Ok(boxes
+    Ok(mask_to_boxes(probs, classes, r, r, BOX_TAU)?
         .into_iter()
         .filter(|b| b.class != 0)
-        .map(|b| PredictedBox {
-            class: b.class,
-            x0: down(b.x0, width),
-            y0: down(b.y0, height),
-            x1: up(b.x1, width),
-            y1: up(b.y1, height),
-            score: b.score,
-        })
+        .map(|b| b.scaled(r, r, width, height))
         .collect())
 }
 
