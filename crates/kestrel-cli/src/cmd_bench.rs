@@ -6,7 +6,7 @@ use crate::exit::{print_json, CliError};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
-use kestrel_nn::zoo::{ClassifierSpec, ARCH_NAMES};
+use kestrel_nn::models::zoo::{ClassifierSpec, ARCH_NAMES};
 use kestrel_nn::{InfoError, Model};
 use kestrel_runtime::{Engine, EngineOptions};
 use serde::Serialize;

@@ -3,7 +3,7 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
-use kestrel_nn::zoo::ClassifierSpec;
+use kestrel_nn::models::zoo::ClassifierSpec;
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
 /// Flags of `kestrel info`.
@@ -345,7 +345,7 @@ mod tests {
         };
         let e = bad(&["vgg16"]);
         assert!(e.contains("vgg16"), "{e}");
-        for name in kestrel_nn::zoo::ARCH_NAMES {
+        for name in kestrel_nn::models::zoo::ARCH_NAMES {
             assert!(e.contains(name), "{e}");
         }
         assert!(bad(&["resnet50", "--width", "0.5"]).contains("--width"));

@@ -2,9 +2,9 @@
 //! `export`.
 
 use crate::exit::CliError;
-use kestrel_nn::fcn::{SegmenterName, SegmenterSpec, UnknownSegmenter};
+use kestrel_nn::models::fcn::{SegmenterName, SegmenterSpec, UnknownSegmenter};
+use kestrel_nn::models::zoo::{Arch, ARCH_NAMES};
 use kestrel_nn::upsample::UpsamplerKind;
-use kestrel_nn::zoo::{Arch, ARCH_NAMES};
 
 /// Parses a classifier name and checks the width multiplier against it: only the MobileNets
 /// have one (a ResNet accepts only 1). `flag` names the argument in the message.

@@ -22,10 +22,6 @@ pub mod skip_bad;
 pub mod spec;
 pub mod split;
 
-// Old module paths of the dataset formats, kept while kestrel-train and kestrel-cli move to
-// `formats::`.
-pub use formats::{folder, idx, seg, shapes};
-
 pub use augment::{augment, AugmentConfig, ColorJitter, ResizedCrop};
 pub use dataset::{open, open_with, Dataset, Item, OpenOptions, Opened};
 pub use decode_source::{standard_augment, DecodeSource};

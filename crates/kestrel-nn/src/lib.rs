@@ -27,18 +27,6 @@ pub mod ops;
 pub mod tensor_values;
 pub mod upsample;
 
-// Old module paths, kept while kestrel-train and kestrel-cli move to `layers::` and `models::`.
-pub use layers::{batch_norm, conv_bn_act, fold, params, pool};
-pub use models::{fcn, mobilenet_v1, mobilenet_v2, multitask, resnet, zoo};
-
-/// Old path of [`layers::init`] and of [`models::zoo::zero_init_residual`] (and
-/// [`models::resnet::zero_init_resnet`]), kept while kestrel-train moves to the new ones.
-pub mod init {
-    pub use crate::layers::init::*;
-    pub use crate::models::resnet::zero_init_resnet;
-    pub use crate::models::zoo::zero_init_residual;
-}
-
 pub use info::{Describe, InfoError, LayerInfo, LayerKind, ModelInfo};
 pub use layers::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};

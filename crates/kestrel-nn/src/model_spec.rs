@@ -3,10 +3,10 @@
 //! enums in one place instead of probing a checkpoint for each kind.
 
 use crate::export::{save_onnx, save_segmenter_onnx, segmenter_to_plan, to_plan, ExportError};
-use crate::fcn::{Fcn, SegmenterSpec};
-use crate::multitask::{MultiTask, MultiTaskSpec};
+use crate::models::fcn::{Fcn, SegmenterSpec};
+use crate::models::multitask::{MultiTask, MultiTaskSpec};
+use crate::models::zoo::{Classifier, ClassifierSpec};
 use crate::upsample::UpsampleError;
-use crate::zoo::{Classifier, ClassifierSpec};
 use burn::tensor::Device;
 use kestrel_runtime::Plan;
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_nn::export::{nchw_to_nhwc, nhwc_to_nchw, segmenter_to_plan, to_plan, ExportError};
-use kestrel_nn::fcn::Fcn;
+use kestrel_nn::models::fcn::Fcn;
 use kestrel_nn::Classifier;
 use kestrel_runtime::{Engine, EngineOptions, Plan};
 

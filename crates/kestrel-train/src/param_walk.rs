@@ -4,7 +4,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use kestrel_nn::params::is_buffer;
+use kestrel_nn::layers::params::is_buffer;
 
 /// Walks the parameters (buffers skipped) with their dotted paths.
 struct Walk<F> {

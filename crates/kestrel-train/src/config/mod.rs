@@ -10,7 +10,7 @@ use crate::error::{Result, TrainError};
 use crate::optim::{OptimKind, OptimSettings, ScheduleKind};
 use crate::tasks::multitask::weighting::WeightingKind;
 use kestrel_data::Normalize;
-use kestrel_nn::fcn::{SegmenterName, UnknownSegmenter};
+use kestrel_nn::models::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -18,10 +18,13 @@ impl TrainConfig {
             .parse()
             .map_err(|e: kestrel_data::DataError| TrainError::BadInput(e.to_string()))?;
         let arch: Arch = match self.task {
-            Task::Classify => self
-                .model
-                .parse()
-                .map_err(|e: kestrel_nn::zoo::UnknownArch| TrainError::BadInput(e.to_string()))?,
+            Task::Classify => {
+                self.model
+                    .parse()
+                    .map_err(|e: kestrel_nn::models::zoo::UnknownArch| {
+                        TrainError::BadInput(e.to_string())
+                    })?
+            }
             Task::Segment | Task::Multitask => self.segmenter_name()?.backbone,
         };
         if self.task == Task::Multitask {
@@ -39,7 +42,7 @@ impl TrainConfig {
                 self.gradnorm_alpha,
             )?;
         }
-        if !kestrel_nn::zoo::OUTPUT_STRIDES.contains(&self.output_stride) {
+        if !kestrel_nn::models::zoo::OUTPUT_STRIDES.contains(&self.output_stride) {
             return bad(
                 "output_stride",
                 "8, 16 or 32",

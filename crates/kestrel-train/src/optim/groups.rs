@@ -7,7 +7,7 @@ use crate::error::{Result, TrainError};
 use crate::optim::regularize::is_norm_or_bias;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use kestrel_nn::params::is_buffer;
+use kestrel_nn::layers::params::is_buffer;
 
 /// One group with the parameter paths it covers.
 #[derive(Clone, Debug, PartialEq)]

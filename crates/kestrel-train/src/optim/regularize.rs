@@ -13,7 +13,7 @@
 use crate::param_walk::{walk, OnParam};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
-use kestrel_nn::params::is_buffer;
+use kestrel_nn::layers::params::is_buffer;
 
 /// Which parameters a penalty or a sparsity report covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

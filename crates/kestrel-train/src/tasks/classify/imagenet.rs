@@ -72,7 +72,7 @@ mod tests {
     use burn::tensor::activation::softmax;
     use burn::tensor::Distribution;
     use burn::tensor::{Device, Tensor, TensorData};
-    use kestrel_nn::fold::MapConvBnAct;
+    use kestrel_nn::layers::fold::MapConvBnAct;
     use kestrel_nn::{Arch, ClassifierSpec};
 
     fn spec(num_classes: usize) -> ClassifierSpec {

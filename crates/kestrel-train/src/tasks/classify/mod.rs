@@ -134,7 +134,7 @@ impl TaskLoop for ClassifyTask {
     fn init_model(&self, device: &Device) -> Result<Classifier> {
         let mut model = self.model_spec.init(device);
         if self.cfg.zero_init_residual {
-            kestrel_nn::init::zero_init_residual(&mut model);
+            kestrel_nn::models::zoo::zero_init_residual(&mut model);
         }
         Ok(model)
     }

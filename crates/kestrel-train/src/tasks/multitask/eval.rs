@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 use kestrel_metrics::{
     ClassificationAccumulator, ClassificationSummary, SegmentationAccumulator, SegmentationScores,
 };
-use kestrel_nn::multitask::{MultiTask, MultiTaskSpec};
+use kestrel_nn::models::multitask::{MultiTask, MultiTaskSpec};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -171,7 +171,7 @@ pub(crate) fn eval_split(run: &OpenRun, spec: &MultiTaskSpec) -> Result<MultiTas
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kestrel_nn::multitask::MultiTaskSpec;
+    use kestrel_nn::models::multitask::MultiTaskSpec;
     use kestrel_nn::upsample::UpsamplerKind;
 
     #[test]

@@ -23,7 +23,7 @@ use crate::tasks::segment::data::{seg_class_names, SegSet};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use kestrel_data::rng::Rng;
-use kestrel_nn::multitask::{MultiTask, MultiTaskSpec};
+use kestrel_nn::models::multitask::{MultiTask, MultiTaskSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@ use crate::loss::CrossEntropy;
 use crate::tasks::multitask::weighting::LossWeighting;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor};
-use kestrel_nn::multitask::{MultiTask, SharedSplit};
+use kestrel_nn::models::multitask::{MultiTask, SharedSplit};
 
 /// Names of the tasks, in the order of every per-task vector: (classify, segment).
 pub const TASKS: [&str; 2] = ["classify", "segment"];
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
     use crate::tasks::multitask::weighting::WeightingKind;
     use burn::tensor::{Device, TensorData};
-    use kestrel_nn::multitask::MultiTaskSpec;
+    use kestrel_nn::models::multitask::MultiTaskSpec;
     use kestrel_nn::upsample::UpsamplerKind;
 
     /// One step on a batch (images `x`, image labels, masks) of `model` on an autodiff device:
@@ -220,7 +220,7 @@ mod tests {
             train_step(&m, &mut fixed, x.clone(), y.clone(), masks.clone(), 1e-3).unwrap();
         let (g_gn, s_gn) = train_step(&m, &mut gn, x, y, masks, 1e-3).unwrap();
         assert!((s_fixed.total - s_gn.total).abs() < 1e-5 * s_fixed.total);
-        let kestrel_nn::fcn::FcnBackbone::MobileNetV2(b) = &m.fcn.backbone else {
+        let kestrel_nn::models::fcn::FcnBackbone::MobileNetV2(b) = &m.fcn.backbone else {
             unreachable!()
         };
         for id in [b.head.conv.weight.id, b.stem.conv.weight.id] {

@@ -6,7 +6,7 @@ use crate::tasks::eval::OpenRun;
 use crate::tasks::segment::data::{seg_class_names, SegSet};
 use burn::tensor::Device;
 use kestrel_metrics::SegmentationAccumulator;
-use kestrel_nn::fcn::Fcn;
+use kestrel_nn::models::fcn::Fcn;
 use serde::Serialize;
 
 /// Images per forward pass during evaluation.
@@ -91,7 +91,7 @@ pub(crate) fn eval_split(run: &OpenRun) -> Result<SegEvalReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kestrel_nn::fcn::SegmenterSpec;
+    use kestrel_nn::models::fcn::SegmenterSpec;
     use kestrel_nn::upsample::UpsamplerKind;
 
     #[test]

@@ -19,7 +19,7 @@ use burn::tensor::Device;
 use kestrel_data::imbalance::{inverse_frequency_weights_or_zero, mask_pixel_counts};
 use kestrel_data::rng::Rng;
 use kestrel_data::IGNORE_LABEL;
-use kestrel_nn::fcn::{Fcn, SegmenterSpec};
+use kestrel_nn::models::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
 
