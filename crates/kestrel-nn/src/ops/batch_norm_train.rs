@@ -171,16 +171,26 @@ unsafe fn shifted_sums_avx2(a: &[f32], shift: f32) -> (f32, f32) {
     let (mut q0, mut q1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut chunks = a.chunks_exact(16);
     for c in &mut chunks {
-        let d0 = _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), sh);
-        let d1 = _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr().add(8)), sh);
+        // SAFETY: `c` holds 16 floats, so both 8-float loads (at 0 and 8) stay inside it.
+        let (x0, x1) = unsafe {
+            (
+                _mm256_loadu_ps(c.as_ptr()),
+                _mm256_loadu_ps(c.as_ptr().add(8)),
+            )
+        };
+        let d0 = _mm256_sub_ps(x0, sh);
+        let d1 = _mm256_sub_ps(x1, sh);
         s0 = _mm256_add_ps(s0, d0);
         s1 = _mm256_add_ps(s1, d1);
         q0 = _mm256_add_ps(q0, _mm256_mul_ps(d0, d0));
         q1 = _mm256_add_ps(q1, _mm256_mul_ps(d1, d1));
     }
     let (mut s, mut q) = ([0.0f32; 8], [0.0f32; 8]);
-    _mm256_storeu_ps(s.as_mut_ptr(), _mm256_add_ps(s0, s1));
-    _mm256_storeu_ps(q.as_mut_ptr(), _mm256_add_ps(q0, q1));
+    // SAFETY: `s` and `q` hold 8 floats each, one 256-bit store.
+    unsafe {
+        _mm256_storeu_ps(s.as_mut_ptr(), _mm256_add_ps(s0, s1));
+        _mm256_storeu_ps(q.as_mut_ptr(), _mm256_add_ps(q0, q1));
+    }
     let (mut ts, mut ts2) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
     for &v in chunks.remainder() {
         let d = v - shift;
