@@ -26,6 +26,8 @@ pub struct EvalArgs {
     json: bool,
 }
 
+/// Runs `kestrel eval`: scores the run's best checkpoint on its validation or test split and
+/// prints the metrics (one JSON document with `--json`).
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
     let split = match a.split {
         SplitArg::Val => EvalSplit::Val,

@@ -22,6 +22,9 @@ pub struct MetricsArgs {
     plots: Option<PathBuf>,
 }
 
+/// Runs `kestrel metrics`: loads the predictions CSV, prints the report (JSON with `--json`,
+/// its warnings on stderr) and, with `--plots DIR`, writes the plots there. A bad CSV or
+/// undefined metric is bad input (exit 2).
 pub fn run(a: MetricsArgs) -> Result<(), CliError> {
     let bad = |e: kestrel_metrics::MetricsError| CliError::BadInput(e.to_string());
     let predictions = csv_input::load(&a.input).map_err(bad)?;

@@ -27,6 +27,8 @@ pub struct PredictArgs {
     images: Vec<PathBuf>,
 }
 
+/// Runs `kestrel predict`: the top classes (and, for segmentation models, boxes) of each image
+/// from a run's best checkpoint or a pretrained ImageNet model, on the chosen engine.
 pub fn run(a: PredictArgs) -> Result<(), CliError> {
     let engine = match a.engine {
         EngineKind::Runtime => InferenceEngine::Runtime,

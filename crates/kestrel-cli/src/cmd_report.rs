@@ -15,6 +15,8 @@ pub struct ReportArgs {
     json: bool,
 }
 
+/// Runs `kestrel report`: (re)writes the run folder's `report.html` and plots and lists the
+/// files written; `--run` that is not a folder is bad input (exit 2).
 pub fn run(a: ReportArgs) -> Result<(), CliError> {
     if !a.run.is_dir() {
         return Err(CliError::BadInput(format!(

@@ -40,6 +40,9 @@ fn data_error(e: DataError) -> CliError {
     }
 }
 
+/// Runs `kestrel split`: opens the dataset, splits it stratified and seeded (a dataset's own
+/// test set stays its test split), saves the manifest to `--out` and prints per-class counts
+/// (the manifest as JSON with `--json`).
 pub fn run(a: SplitArgs) -> Result<(), CliError> {
     let spec: DataSpec = a.data.parse().map_err(data_error)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -122,6 +122,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     stop_after: Option<usize>,
     /// Run folder (default runs/<model>-<task>-<n>).
+    // This doc comment is the `--help` text, written for a terminal, so rustdoc must not read
+    // `<model>` as HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
@@ -129,6 +132,9 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// Runs `kestrel train`: builds the configuration (from `--config`, the run folder's own when
+/// resuming, or the task's defaults), applies the flags over it and trains; prints the summary
+/// (JSON with `--json`).
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let task = match a.task.as_deref() {
         None => None,

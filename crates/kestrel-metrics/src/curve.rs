@@ -200,6 +200,7 @@ impl BinaryCurve {
         Ok(Self::from_ranked(&ranked))
     }
 
+    /// The curve of scores already validated and sorted: one point per distinct threshold.
     pub(crate) fn from_ranked(ranked: &Ranked) -> Self {
         let mut c = BinaryCurve {
             thresholds: Vec::new(),

@@ -154,6 +154,7 @@ impl MetricsError {
         matches!(self, MetricsError::Undefined { .. })
     }
 
+    /// [`MetricsError::Undefined`] for `metric`, with the reason it has no value.
     pub(crate) fn undefined(metric: &'static str, reason: impl Into<String>) -> Self {
         MetricsError::Undefined {
             metric,

@@ -44,6 +44,8 @@ pub(crate) const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Registers the embedded font with plotters under [`FAMILY`], once per process; later calls
+/// return the first call's outcome.
 pub(crate) fn register_font() -> std::result::Result<(), String> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
@@ -187,14 +189,17 @@ fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
+/// A bitmap drawing area, the target of every plot.
 pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 type UnitChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// A plotters error as its message, the error type of the drawing functions.
 pub(crate) fn plot_err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Black text of font size `size` in the embedded font.
 pub(crate) fn style(size: f64) -> TextStyle<'static> {
     (FAMILY, size).into_font().color(&BLACK)
 }

@@ -98,6 +98,7 @@ pub fn average_precision(
     average_precision_ranked(&Ranked::new(y_true, scores, sample_weight)?)
 }
 
+/// [`average_precision`] of scores already validated and sorted.
 pub(crate) fn average_precision_ranked(ranked: &Ranked) -> Result<f64> {
     let p = ranked.positives();
     need_positives("average_precision", p)?;
@@ -118,6 +119,7 @@ pub fn pr_auc(y_true: &[bool], scores: &[f64], sample_weight: Option<&[f64]>) ->
     pr_auc_ranked(&Ranked::new(y_true, scores, sample_weight)?)
 }
 
+/// [`pr_auc`] of scores already validated and sorted.
 pub(crate) fn pr_auc_ranked(ranked: &Ranked) -> Result<f64> {
     let p = ranked.positives();
     need_positives("pr_auc", p)?;

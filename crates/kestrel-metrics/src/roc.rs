@@ -95,6 +95,7 @@ pub fn roc_auc(y_true: &[bool], scores: &[f64], sample_weight: Option<&[f64]>) -
     roc_auc_ranked(&Ranked::new(y_true, scores, sample_weight)?)
 }
 
+/// [`roc_auc`] of scores already validated and sorted.
 pub(crate) fn roc_auc_ranked(ranked: &Ranked) -> Result<f64> {
     let (p, n) = (ranked.positives(), ranked.negatives());
     need_both_classes("roc_auc", p, n)?;

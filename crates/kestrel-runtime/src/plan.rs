@@ -7,7 +7,7 @@ use crate::kernels::ConvGeometry;
 use crate::Activation;
 use serde::{Deserialize, Serialize};
 
-/// Index of a value (an activation tensor) in [`Plan::values`]; value 0 is the input.
+/// Index of a value (an activation tensor) in [`Graph::values`]; value 0 is the input.
 pub type ValueId = usize;
 
 /// Per-image shape of a value, `(height, width, channels)`; the batch is chosen at run time.

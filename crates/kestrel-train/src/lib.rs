@@ -1,6 +1,6 @@
 //! kestrel-train: training, checkpoints, evaluation and prediction.
 //!
-//! Laid out by job: [`driver`] runs the loop every task shares (start or resume, the step guard,
+//! Laid out by job: `driver/` runs the loop every task shares (start or resume, the step guard,
 //! the end of an epoch, checkpoints, the run folder, gradient health); `tasks/` holds one folder
 //! per task (classify, segment, multitask), each with its training, evaluation, prediction and
 //! data pieces; `optim/`, `loss/` and `report/` serve them all. The CLI uses the entry points

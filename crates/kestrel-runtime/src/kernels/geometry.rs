@@ -1,6 +1,6 @@
 //! Window geometry of convolution and pooling, with PyTorch's conventions: the output length of
 //! a convolution ([`conv_out_len`]) and of a transposed convolution ([`conv_transpose_out_len`]),
-//! and per axis ([`Axis`]) which kernel taps of an output fall inside the input. The one home of
+//! and per axis (the crate-internal `Axis`) which kernel taps of an output fall inside the input. The one home of
 //! these formulas in the workspace; the crate re-exports this module as `kestrel_runtime::geometry`.
 
 use serde::{Deserialize, Serialize};

@@ -108,7 +108,7 @@ fn patch_row(p: &Im2colConv, img: &[f32], oy: usize, ox: usize, grp: usize, row:
 
 /// Output rows `oy0..oy1` of one image `img` of a one-group convolution into `out` (which starts
 /// at row `oy0`), with the fused epilogue of `weight` packed by [`pack_groups`]; `patches` holds
-/// [`BLOCK_ROWS`]` · patch_len` floats. Each row is an implicit GEMM ([`conv_row`]) unless the
+/// [`BLOCK_ROWS`]` · patch_len` floats. Each row is an implicit GEMM (`conv_row`) unless the
 /// kernel is dilated horizontally (then patches, [`BLOCK_ROWS`] pixels at a time). The fused
 /// inverted-residual block computes a network's stem this way, band by band, so the stem's
 /// output never leaves the cache.

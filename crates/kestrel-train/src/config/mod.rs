@@ -93,7 +93,8 @@ pub struct TrainConfig {
     /// steps after; 0 turns the sampling off.
     pub grad_log_every: usize,
     /// A sampled per-parameter gradient norm above this stops the run as exploding (exit 1),
-    /// unless `clip_grad_norm` is set (clipping then bounds the step); see [`EXPLODE_ABOVE`].
+    /// unless `clip_grad_norm` is set (clipping then bounds the step); the default is
+    /// `EXPLODE_ABOVE` (1e4).
     pub explode_above: f64,
     /// `--clip-grad-norm X`: before every optimiser step, scale the gradients down so that their
     /// global L2 norm is at most X (`torch.nn.utils.clip_grad_norm_`).

@@ -12,7 +12,9 @@ use std::path::Path;
 
 /// The loop's state at the start of an epoch.
 pub(super) struct Start<M> {
+    /// The model: freshly initialised, or as saved.
     pub model: M,
+    /// The optimiser: algorithm and state, parameter groups and learning-rate schedule.
     pub optim: Optim,
     /// Epochs completed.
     pub done: usize,

@@ -30,7 +30,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
 }
 
 /// [`train`] with every option: `opts.resume` continues the run in `out` from its `last`
-/// checkpoint (see [`crate::driver::resume`]).
+/// checkpoint (see `driver::resume`).
 pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Summary> {
     cfg.validate()?;
     if opts.resume {

@@ -30,7 +30,7 @@ pub struct Prediction {
     /// classes other than the background (class 0) ranked by mean pixel probability.
     pub top: Vec<TopClass>,
     /// Segmentation models only: one box per class other than the background, from
-    /// [`segment::predict`].
+    /// `tasks::segment::predict`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boxes: Option<Vec<crate::tasks::segment::predict::PredictedBox>>,
 }

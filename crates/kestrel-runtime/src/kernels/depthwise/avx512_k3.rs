@@ -223,11 +223,18 @@ pub(super) unsafe fn load_taps<const R: usize>(
 /// row per valid kernel row ([`Taps`]); a pair of rows reads four input rows for three kernel
 /// rows.
 pub(super) struct Block<'a, const ROWS: usize, const TAPS: usize> {
+    /// The input rows the kernel rows read, each at the row's first float; the kernels add the
+    /// offset of a window's first pixel and the block's first channel.
     pub(super) rows: &'a [*const f32; ROWS],
+    /// The block's weights: three column taps per kernel row.
     pub(super) w: &'a [[__m512; 3]; TAPS],
+    /// The block's biases.
     pub(super) bias: __m512,
+    /// The activation's lower bound in every lane.
     pub(super) lo: __m512,
+    /// The activation's upper bound in every lane.
     pub(super) hi: __m512,
+    /// The lanes in use: channels below the end of the range computed.
     pub(super) m: __mmask16,
     /// Input step between neighbouring output pixels (stride × channels).
     pub(super) sc: usize,
