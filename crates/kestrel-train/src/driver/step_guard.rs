@@ -70,6 +70,9 @@ pub(super) fn main_lr(lrs: &BTreeMap<String, f64>, cfg: &TrainConfig) -> f64 {
         .unwrap_or(cfg.lr)
 }
 
+/// Each parameter's path and value L2 norm, as [`param_norms`] gives them.
+type ParamNorms = Vec<(String, f64)>;
+
 /// The checks of one run, with the gradient samples taken so far.
 pub(super) struct StepGuard<'a> {
     cfg: &'a TrainConfig,
@@ -162,9 +165,9 @@ impl<'a> StepGuard<'a> {
         mut grads: GradientsParams,
         epoch: usize,
         step: usize,
-    ) -> Result<(GradientsParams, Option<Vec<(String, f64)>>)> {
+    ) -> Result<(GradientsParams, Option<ParamNorms>)> {
         let cfg = self.cfg;
-        let sampled = cfg.grad_log_every > 0 && step % cfg.grad_log_every == 0;
+        let sampled = cfg.grad_log_every > 0 && step.is_multiple_of(cfg.grad_log_every);
         if sampled {
             let norms = grad_norms(model, &grads);
             self.grad_log
@@ -210,7 +213,7 @@ impl<'a> StepGuard<'a> {
     /// after the optimiser step.
     pub fn check_update<M: Module>(
         &self,
-        before: Option<Vec<(String, f64)>>,
+        before: Option<ParamNorms>,
         model: &M,
         epoch: usize,
         step: usize,
