@@ -160,3 +160,39 @@ fn segmentation_trains_on_a_dilated_backbone() {
         assert_exit_2_naming(&o, &["output_stride"]);
     }
 }
+
+/// An FCN's score layers start at zero, so no gradient reaches its backbone on the first step
+/// (grad_norms.jsonl shows the zeros), and from the second step on it does: a healthy run, which
+/// raises no vanishing-gradient warning.
+#[test]
+fn a_healthy_fcn_run_raises_no_vanishing_gradient_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("seg");
+    let o = train_tiny(
+        SMALL_SHAPES,
+        &run,
+        &[
+            "--task",
+            "segment",
+            "--epochs",
+            "1",
+            "--grad-log-every",
+            "1",
+        ],
+    );
+    assert_ok(&o, "train");
+    let samples = common::read_jsonl(&run.join("grad_norms.jsonl"));
+    assert!(samples.len() >= 2, "{} samples", samples.len());
+    let backbone_zeros = |s: &Value| {
+        s["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["name"].as_str().unwrap().starts_with("backbone.") && l["norm"] == 0.0)
+            .count()
+    };
+    assert!(backbone_zeros(&samples[0]) > 100, "{}", samples[0]);
+    assert_eq!(backbone_zeros(&samples[1]), 0, "{}", samples[1]);
+    let err = common::stderr(&o);
+    assert!(!err.contains("vanishing gradient"), "{err}");
+}

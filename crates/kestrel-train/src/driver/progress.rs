@@ -98,6 +98,24 @@ pub(super) fn whole_layers_vanishing(
         .collect()
 }
 
+/// The alarms of `alarms` whose parameter also vanished at the previous sample (`before`, which
+/// then becomes this sample's vanishing parameters). A gradient that vanishes at one sample only
+/// is how some networks start: an FCN's score layers are zero-initialised, so on its first step
+/// no gradient reaches the backbone, and after that step it does. A dead layer vanishes at every
+/// sample, so it is reported from the second one on.
+pub(super) fn lasting_vanishing(
+    alarms: Vec<GradAlarm>,
+    before: &mut HashSet<String>,
+) -> Vec<GradAlarm> {
+    let now: HashSet<String> = alarms.iter().map(|a| a.path.clone()).collect();
+    let lasting = alarms
+        .into_iter()
+        .filter(|a| before.contains(&a.path))
+        .collect();
+    *before = now;
+    lasting
+}
+
 /// Prints one warning line naming the parameters whose gradient vanishes for the first time in
 /// this session (at most three named): some vanish by construction (a BatchNorm shift feeding
 /// only convolutions and BatchNorms, which cancel it), and repeating them every sample would

@@ -7,7 +7,7 @@ use super::grad_health::{
     check_grads, check_update, clip_grad_norm, grad_norms, param_norms, worst_param, GradAlarmKind,
     GradThresholds, ParamGradNorm,
 };
-use super::progress::{warn_vanishing, whole_layers_vanishing, Log};
+use super::progress::{lasting_vanishing, warn_vanishing, whole_layers_vanishing, Log};
 use super::run_dir::{self, GRAD_NORMS};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -79,7 +79,10 @@ pub(super) struct StepGuard<'a> {
     out: &'a Path,
     log: &'a Log,
     thresholds: GradThresholds,
+    /// Parameters already warned about.
     vanishing_reported: HashSet<String>,
+    /// Parameters whose whole layer's gradient vanished at the last sample.
+    vanishing_before: HashSet<String>,
     /// `grad_norms.jsonl` so far.
     pub grad_log: String,
 }
@@ -96,6 +99,7 @@ impl<'a> StepGuard<'a> {
                 ..GradThresholds::default()
             },
             vanishing_reported: HashSet::new(),
+            vanishing_before: HashSet::new(),
             grad_log,
         }
     }
@@ -181,7 +185,10 @@ impl<'a> StepGuard<'a> {
             if let Some(a) = fatal {
                 return Err(self.stop(&a.to_string(), (epoch, step), "", self.clip_hint()));
             }
-            let layer_alarms = whole_layers_vanishing(&alarms, &norms);
+            let layer_alarms = lasting_vanishing(
+                whole_layers_vanishing(&alarms, &norms),
+                &mut self.vanishing_before,
+            );
             let say = |line: String| self.log.say(line);
             warn_vanishing(
                 &layer_alarms,
@@ -207,6 +214,12 @@ impl<'a> StepGuard<'a> {
             grads = clipped;
         }
         Ok((grads, sampled.then(|| param_norms(model))))
+    }
+
+    /// The parameters whose vanishing gradient was reported so far.
+    #[cfg(test)]
+    pub fn vanishing_reported(&self) -> &HashSet<String> {
+        &self.vanishing_reported
     }
 
     /// Checks the update of a sampled step: `before` from [`StepGuard::gradients`], `model`

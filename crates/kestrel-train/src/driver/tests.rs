@@ -3,8 +3,9 @@
 
 use super::checkpoint::Checkpoint;
 use super::grad_health::{check_grads, GradAlarm, GradAlarmKind, GradThresholds, ParamGradNorm};
-use super::progress::{warn_vanishing, whole_layers_vanishing};
+use super::progress::{self, lasting_vanishing, warn_vanishing, whole_layers_vanishing};
 use super::run_dir::GRAD_NORMS;
+use super::step_guard::StepGuard;
 use super::*;
 use crate::error::TrainError;
 use burn::nn::{Linear, LinearConfig};
@@ -390,4 +391,80 @@ fn epoch_seeds_differ_by_epoch_and_seed() {
     assert!(s[0] != s[1] && s[1] != s[2]);
     assert_ne!(epoch_device_seed(1, 1), s[0]);
     assert_eq!(epoch_device_seed(0, 2), s[1]);
+}
+
+#[test]
+fn only_a_gradient_that_vanishes_at_two_samples_in_a_row_is_lasting() {
+    let alarm = |path: &str| GradAlarm {
+        path: path.into(),
+        norm: 0.0,
+        kind: GradAlarmKind::Vanishing,
+        threshold: 1e-7,
+    };
+    let mut before = HashSet::new();
+    let paths = |v: Vec<GradAlarm>| v.into_iter().map(|a| a.path).collect::<Vec<_>>();
+    let first = lasting_vanishing(vec![alarm("a"), alarm("b")], &mut before);
+    assert!(first.is_empty());
+    assert_eq!(
+        paths(lasting_vanishing(vec![alarm("b"), alarm("c")], &mut before)),
+        ["b"]
+    );
+    assert_eq!(
+        paths(lasting_vanishing(vec![alarm("c")], &mut before)),
+        ["c"]
+    );
+}
+
+/// Two layers in a row, `body` then a zero-initialised `head` (as an FCN's score layers), and a
+/// `dead` layer whose output is multiplied by 0. Over three SGD steps sampled each step: `body`
+/// gets no gradient at the first step only and is not reported; `dead` never does and is.
+#[test]
+fn a_dead_layer_is_reported_and_a_zero_initialised_head_is_not() {
+    use burn::nn::Initializer;
+    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+
+    #[derive(Module, Debug)]
+    struct Net {
+        body: Linear,
+        head: Linear,
+        dead: Linear,
+    }
+    let device = Device::flex().autodiff();
+    let linear = |i: usize, o: usize, value: f64| {
+        LinearConfig::new(i, o)
+            .with_initializer(Initializer::Constant { value })
+            .init(&device)
+    };
+    let mut net = Net {
+        body: linear(3, 4, 0.3),
+        head: linear(4, 2, 0.0),
+        dead: linear(3, 2, 0.5),
+    };
+    let x = Tensor::<2>::from_data(
+        TensorData::new(vec![1.0f32, -0.5, 2.0, 0.5, 1.5, -1.0], [2, 3]),
+        &device,
+    );
+    let y = Tensor::<2>::from_data(
+        TensorData::new(vec![1.0f32, -1.0, 0.5, 2.0], [2, 2]),
+        &device,
+    );
+    let cfg = TrainConfig {
+        grad_log_every: 1,
+        ..TrainConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = progress::Log::new(&cfg, 3, Progress::Quiet, 0);
+    let mut guard = StepGuard::new(&cfg, dir.path(), &log, String::new());
+    let mut sgd = SgdConfig::new().init();
+    for step in 0..3 {
+        let out = net.head.forward(net.body.forward(x.clone()))
+            + net.dead.forward(x.clone()).mul_scalar(0.0);
+        let loss = (out - y.clone()).powf_scalar(2.0).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let (grads, _) = guard.gradients(&net, grads, 1, step).unwrap();
+        net = sgd.step(0.1, net, grads);
+    }
+    let mut reported: Vec<&String> = guard.vanishing_reported().iter().collect();
+    reported.sort();
+    assert_eq!(reported, ["dead.bias", "dead.weight"]);
 }
