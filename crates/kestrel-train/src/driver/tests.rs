@@ -421,7 +421,7 @@ fn only_a_gradient_that_vanishes_at_two_samples_in_a_row_is_lasting() {
 #[test]
 fn a_dead_layer_is_reported_and_a_zero_initialised_head_is_not() {
     use burn::nn::Initializer;
-    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    use burn::optim::{GradientsParams, SgdConfig};
 
     #[derive(Module, Debug)]
     struct Net {
