@@ -89,9 +89,10 @@ pub struct TrainArgs {
     /// such order exists; 0 = off).
     #[arg(long, value_name = "K")]
     interleave: Option<usize>,
-    /// Training augmentation: none, flips (default: random flips and quarter turns), standard
-    /// (random resized crop of 60-100 % of the area, horizontal flip, rotation up to 15 degrees,
-    /// colour jitter; decoded on loader threads every epoch).
+    /// Training augmentation: auto (default: dihedral on shapes, hflip on real images), none,
+    /// dihedral (random flips and quarter turns; formerly `flips`), hflip (random horizontal
+    /// flip), standard (random resized crop of 60-100 % of the area, horizontal flip, rotation up
+    /// to 15 degrees, colour jitter; decoded on loader threads every epoch).
     #[arg(long, value_name = "MODE")]
     augment: Option<String>,
     /// Leave out unreadable items (corrupt or truncated images, bad masks) and report how many,

@@ -394,3 +394,35 @@ fn skip_bad_leaves_out_a_truncated_png_and_reports_it() {
     let config = read_text(&dir.path().join("lenient/config.toml"));
     assert!(config.contains("skip_bad = true"), "{config}");
 }
+
+/// `--augment auto` (the default) resolves by the data and `config.toml` records the choice:
+/// quarter turns for `shapes`, a horizontal flip only for an image folder.
+#[test]
+fn the_default_augmentation_is_resolved_by_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pics");
+    for (class, base) in [("dark", 30u32), ("light", 160)] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for i in 0..12u32 {
+            // Noisy images (a solid one has no variance for BatchNorm to normalise).
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let h = (x * 7919 + y * 104_729 + i * 1_299_709).wrapping_mul(2_654_435_761);
+                let v = (base + (h >> 25)) as u8;
+                image::Rgb([v, v / 2 + 40, 255 - v])
+            });
+            img.save(folder.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let data = format!("folder:{}", folder.display());
+    for (data, want) in [(common::SMALL_SHAPES, "dihedral"), (data.as_str(), "hflip")] {
+        let run = dir.path().join(want);
+        let o = common::train_tiny(data, &run, &["--epochs", "1"]);
+        assert_ok(&o, data);
+        let config = common::read_text(&run.join("config.toml"));
+        assert!(
+            config.contains(&format!("augment = \"{want}\"")),
+            "{data}: {config}"
+        );
+    }
+}

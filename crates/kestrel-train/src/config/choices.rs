@@ -79,16 +79,46 @@ pub enum Balance {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Augment {
+    /// The data's own default, resolved before training ([`Augment::for_data`]): `dihedral` for
+    /// `shapes`, whose classes do not depend on orientation, `hflip` for real images (a shoe turned
+    /// on its side is not a shoe; torchvision's reference recipes flip horizontally only).
+    #[default]
+    Auto,
     /// None.
     None,
     /// A random element of the dihedral group of the square (flips and quarter turns) per image,
-    /// applied to images decoded once before training.
-    #[default]
-    Flips,
+    /// applied to images decoded once before training. Read from `flips`, its former name.
+    Dihedral,
+    /// A random horizontal flip (probability ½) per image, applied to images decoded once before
+    /// training.
+    Hflip,
     /// Decoded again every epoch on loader threads, then a random resized crop (60–100 % of the
     /// area), a horizontal flip, a rotation of up to ±15° and colour jitter (±20 %), each drawn
     /// from the sample's own seed; see `kestrel_data::standard_augment`.
     Standard,
+}
+
+impl Augment {
+    /// [`Augment::Auto`] resolved for the data `spec`; any other value as it is.
+    pub fn for_data(self, spec: &kestrel_data::DataSpec) -> Self {
+        match (self, spec) {
+            (Augment::Auto, kestrel_data::DataSpec::Shapes(_)) => Augment::Dihedral,
+            (Augment::Auto, _) => Augment::Hflip,
+            (other, _) => other,
+        }
+    }
+
+    /// How many elements of the dihedral group of the square (numbered as
+    /// `push_dihedral` reads them: bit 0 a horizontal flip, bit 1 a vertical one, bit 2 a
+    /// transpose) a preloaded image is drawn from: the first 8 (`dihedral`) or the first 2
+    /// (`hflip`: identity or horizontal flip); `None` when preloaded images are not transformed.
+    pub fn ops(self) -> Option<usize> {
+        match self {
+            Augment::Dihedral => Some(8),
+            Augment::Hflip => Some(2),
+            Augment::Auto | Augment::None | Augment::Standard => None,
+        }
+    }
 }
 
 /// A flag value that is not one of the names of its enum.
@@ -123,17 +153,25 @@ impl FromStr for Augment {
     type Err = TrainError;
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
+            "auto" => Augment::Auto,
             "none" => Augment::None,
-            "flips" => Augment::Flips,
+            "dihedral" | "flips" => Augment::Dihedral,
+            "hflip" => Augment::Hflip,
             "standard" => Augment::Standard,
-            other => return Err(unknown("augment", other, &["none", "flips", "standard"])),
+            other => {
+                return Err(unknown(
+                    "augment",
+                    other,
+                    &["auto", "none", "dihedral (or flips)", "hflip", "standard"],
+                ))
+            }
         })
     }
 }
 
 impl<'de> Deserialize<'de> for Augment {
     /// A name, or a boolean as configurations before `--augment` had names wrote it
-    /// (`true` = flips, `false` = none).
+    /// (`true` = dihedral, `false` = none).
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -142,7 +180,7 @@ impl<'de> Deserialize<'de> for Augment {
             Name(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Bool(true) => Ok(Augment::Flips),
+            Raw::Bool(true) => Ok(Augment::Dihedral),
             Raw::Bool(false) => Ok(Augment::None),
             Raw::Name(s) => s.parse().map_err(serde::de::Error::custom),
         }

@@ -64,7 +64,8 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Linear warm-up length, in epochs (fractional allowed).
     pub warmup_epochs: f64,
-    /// `--augment`: training-image augmentation (the default, flips, keeps shape classes).
+    /// `--augment`: training-image augmentation; `auto` (the default) is `dihedral` on `shapes`
+    /// and `hflip` on real images (see [`Augment::for_data`]), resolved before the run starts.
     pub augment: Augment,
     /// `--balance`: how to counter class imbalance in training.
     pub balance: Balance,
@@ -146,7 +147,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             optimizer: OptimizerKind::AdamW,
             warmup_epochs: 0.5,
-            augment: Augment::Flips,
+            augment: Augment::Auto,
             balance: Balance::None,
             interleave: 0,
             skip_bad: false,

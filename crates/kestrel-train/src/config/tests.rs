@@ -31,7 +31,7 @@ fn toml_round_trips_and_unknown_keys_are_named() {
 #[test]
 fn augment_reads_names_and_the_old_booleans() {
     let read = |t: &str| toml::from_str::<TrainConfig>(t).map(|c| c.augment);
-    assert_eq!(read("augment = true").unwrap(), Augment::Flips);
+    assert_eq!(read("augment = true").unwrap(), Augment::Dihedral);
     assert_eq!(read("augment = false").unwrap(), Augment::None);
     assert_eq!(read("augment = \"standard\"").unwrap(), Augment::Standard);
     let e = read("augment = \"rotate\"").unwrap_err().to_string();
@@ -67,7 +67,7 @@ fn segment_runs_take_fcn_names_and_refuse_image_only_options() {
     };
     assert!(bad.validate().is_err());
     for (balance, augment, field) in [
-        (Balance::Oversample, Augment::Flips, "balance"),
+        (Balance::Oversample, Augment::Dihedral, "balance"),
         (Balance::None, Augment::Standard, "augment"),
     ] {
         let bad = TrainConfig {
@@ -248,4 +248,21 @@ fn validation_names_the_field() {
         .unwrap_err()
         .to_string()
         .contains("batch-size"));
+}
+
+/// `auto` keeps quarter turns for `shapes` (orientation-free classes) and flips real images
+/// horizontally only; `flips`, the old name, reads as `dihedral`.
+#[test]
+fn auto_augmentation_suits_the_data() {
+    let resolve = |data: &str| Augment::Auto.for_data(&data.parse().unwrap());
+    assert_eq!(resolve("shapes"), Augment::Dihedral);
+    assert_eq!(resolve("shapes:n=100"), Augment::Dihedral);
+    for real in ["folder:/data/pets", "seg:/data/voc", "idx:/data/fashion"] {
+        assert_eq!(resolve(real), Augment::Hflip, "{real}");
+    }
+    let spec = "idx:/data/fashion".parse().unwrap();
+    assert_eq!(Augment::Dihedral.for_data(&spec), Augment::Dihedral);
+    assert_eq!("flips".parse::<Augment>().unwrap(), Augment::Dihedral);
+    assert_eq!("hflip".parse::<Augment>().unwrap(), Augment::Hflip);
+    assert_eq!(TrainConfig::default().augment, Augment::Auto);
 }

@@ -32,7 +32,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
 /// [`train`] with every option: `opts.resume` continues the run in `out` from its `last`
 /// checkpoint (see `driver::resume`).
 pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Summary> {
-    cfg.validate()?;
+    let (data, _) = cfg.validate()?;
+    let cfg = &TrainConfig {
+        augment: cfg.augment.for_data(&data),
+        ..cfg.clone()
+    };
     if opts.resume {
         // Before minutes of data loading.
         driver::resume::check_config(cfg, out)?;

@@ -89,13 +89,14 @@ impl TensorSet {
     }
 }
 
-/// A preloaded [`TensorSet`] as a loader source: each sample is copied, and with `flips`
-/// transformed by the dihedral element [`dihedral_op`]`(sample.seed)`.
+/// A preloaded [`TensorSet`] as a loader source: each sample is copied, and with `ops = Some(n)`
+/// transformed by the dihedral element [`op_of`]`(sample.seed, n)`, one of the first `n`.
 pub struct TensorSource {
     /// The images.
     pub set: Arc<TensorSet>,
-    /// Whether to apply a random flip / quarter turn.
-    pub flips: bool,
+    /// How many dihedral elements to draw from (8: flips and quarter turns, 2: a horizontal
+    /// flip); `None`: no transformation.
+    pub ops: Option<usize>,
 }
 
 impl BatchSource for TensorSource {
@@ -115,10 +116,9 @@ impl BatchSource for TensorSource {
             reason: format!("row {i} of a set of {}", self.set.len()),
         })?;
         let src = &self.set.images[i * plane..(i + 1) * plane];
-        if self.flips {
-            push_dihedral(src, r, dihedral_op(sample.seed), out);
-        } else {
-            out.extend_from_slice(src);
+        match self.ops {
+            Some(n) => push_dihedral(src, r, op_of(sample.seed, n), out),
+            None => out.extend_from_slice(src),
         }
         Ok(label)
     }
@@ -127,8 +127,14 @@ impl BatchSource for TensorSource {
 /// The dihedral element (0..8) for a sample seed: `Rng::below(8)` applied to the draw `seed`, so
 /// seeds taken one after another from a generator give the elements that generator's `below(8)`
 /// would.
+#[cfg(test)]
 pub fn dihedral_op(seed: u64) -> usize {
-    ((seed >> 32).wrapping_mul(8) >> 32) as usize
+    op_of(seed, 8)
+}
+
+/// `Rng::below(n)` applied to the draw `seed`: the transformation (0..n) of a sample.
+pub fn op_of(seed: u64, n: usize) -> usize {
+    ((seed >> 32).wrapping_mul(n as u64) >> 32) as usize
 }
 
 /// A loaded batch as an (n, 3, R, R) tensor with its labels.
@@ -292,7 +298,7 @@ mod tests {
         for workers in [1, 4] {
             let source = Arc::new(TensorSource {
                 set: set.clone(),
-                flips: true,
+                ops: Some(8),
             });
             let got: Vec<Vec<f32>> = Loader::spawn(
                 source,
@@ -340,5 +346,46 @@ mod tests {
             let hi = real.iter().map(|r| r[p]).fold(f32::NEG_INFINITY, f32::max);
             assert!(v >= lo - 1e-5 && v <= hi + 1e-5);
         }
+    }
+
+    /// `hflip`: every loaded image is either the stored one or its mirror image left to right
+    /// (each column x taken from column R − 1 − x), and over 64 samples both occur.
+    #[test]
+    fn a_horizontal_flip_source_mirrors_or_keeps_each_image() {
+        let (set, _) = shapes_set(4, 1.0);
+        let r = set.resolution;
+        let plane = 3 * r * r;
+        let source = TensorSource {
+            set: Arc::new(set),
+            ops: Some(2),
+        };
+        let mut seeds = Rng::new(5);
+        let (mut kept, mut mirrored) = (0, 0);
+        for i in 0..64 {
+            let index = i % 4;
+            let mut out = Vec::new();
+            let sample = PlannedSample {
+                index,
+                seed: seeds.next_u64(),
+            };
+            source.load(sample, &mut out).unwrap();
+            let src = &source.set.images[index * plane..(index + 1) * plane];
+            let mirror: Vec<f32> = (0..plane)
+                .map(|j| {
+                    let (row, x) = (j / r, j % r);
+                    src[row * r + (r - 1 - x)]
+                })
+                .collect();
+            if out == src {
+                kept += 1;
+            } else {
+                assert_eq!(out, mirror, "sample {i}");
+                mirrored += 1;
+            }
+        }
+        assert!(
+            kept > 10 && mirrored > 10,
+            "{kept} kept, {mirrored} mirrored"
+        );
     }
 }

@@ -87,7 +87,7 @@ impl ClassifyTask {
         let source: Arc<dyn BatchSource> = match &train_set {
             Some(set) => Arc::new(TensorSource {
                 set: set.clone(),
-                flips: cfg.augment == Augment::Flips,
+                ops: cfg.augment.ops(),
             }),
             None => Arc::new(DecodeSource::new(
                 ds.clone(),

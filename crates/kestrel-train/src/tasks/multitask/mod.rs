@@ -11,8 +11,8 @@ pub(crate) mod eval;
 pub(crate) mod step;
 pub(crate) mod weighting;
 
+use crate::config::TrainConfig;
 use crate::config::NORMALIZE;
-use crate::config::{Augment, TrainConfig};
 use crate::driver::checkpoint::{self, Checkpoint};
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
@@ -164,8 +164,13 @@ impl TaskLoop for MultiTaskTask {
         }
         let rows: Vec<usize> = self.order[self.next..self.next + b].to_vec();
         self.next += b;
-        let ops: Vec<usize> = rows.iter().map(|_| self.rng.below(8)).collect();
-        let ops = (self.cfg.augment == Augment::Flips).then_some(&ops[..]);
+        // One draw per image whatever the setting, so that the draws stay where they were.
+        let n = self.cfg.augment.ops();
+        let ops: Vec<usize> = rows
+            .iter()
+            .map(|_| self.rng.below(n.unwrap_or(8)))
+            .collect();
+        let ops = n.map(|_| &ops[..]);
         let (x, masks, _) = self.train_set.batch(&rows, ops, device);
         let batch_labels: Vec<usize> = rows.iter().map(|&r| self.train_labels[r]).collect();
         let y = Tensor::<1, Int>::from_data(

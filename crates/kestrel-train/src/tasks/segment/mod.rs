@@ -8,7 +8,7 @@ pub(crate) mod eval;
 pub(crate) mod predict;
 
 use crate::config::NORMALIZE;
-use crate::config::{Augment, Balance, Task, TrainConfig};
+use crate::config::{Balance, Task, TrainConfig};
 use crate::driver::checkpoint::Checkpoint;
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
@@ -134,8 +134,13 @@ impl TaskLoop for SegmentTask {
         }
         let rows = &self.order[self.next..self.next + bs];
         self.next += bs;
-        let ops: Vec<usize> = rows.iter().map(|_| self.rng.below(8)).collect();
-        let ops = (self.cfg.augment == Augment::Flips).then_some(&ops[..]);
+        // One draw per image whatever the setting, so that the draws stay where they were.
+        let n = self.cfg.augment.ops();
+        let ops: Vec<usize> = rows
+            .iter()
+            .map(|_| self.rng.below(n.unwrap_or(8)))
+            .collect();
+        let ops = n.map(|_| &ops[..]);
         let (x, y, y_host) = self.train_set.batch(rows, ops, device);
         let logits = model.forward(x);
         let pred = crate::tasks::predicted_classes(logits.clone())?;
