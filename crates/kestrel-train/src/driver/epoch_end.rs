@@ -41,7 +41,17 @@ pub(super) struct EpochEnd<'a> {
     best: Option<(usize, BTreeMap<String, f64>)>,
     since_best: usize,
     records: String,
+    steps: String,
     epochs_run: usize,
+}
+
+/// One line of `steps.jsonl`.
+#[derive(serde::Serialize)]
+struct StepLine<'a> {
+    epoch: usize,
+    step: usize,
+    loss: f64,
+    lr: &'a BTreeMap<String, f64>,
 }
 
 impl<'a> EpochEnd<'a> {
@@ -66,8 +76,28 @@ impl<'a> EpochEnd<'a> {
             best: start.best.take(),
             since_best: start.since_best,
             records: std::mem::take(&mut start.records),
+            steps: std::mem::take(&mut start.steps),
             epochs_run: start.done,
         }
+    }
+
+    /// Records optimiser step `step` of `epoch`: its training loss and learning rates.
+    pub fn record_step(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        loss: f64,
+        lr: &BTreeMap<String, f64>,
+    ) {
+        let line = StepLine {
+            epoch,
+            step,
+            loss,
+            lr,
+        };
+        self.steps
+            .push_str(&serde_json::to_string(&line).expect("serialisable"));
+        self.steps.push('\n');
     }
 
     /// Validates `model` after epoch `epoch` (`step` steps in all), writes the logs and the
@@ -115,6 +145,7 @@ impl<'a> EpochEnd<'a> {
         // Logs first: a crash before the `last` checkpoint is replaced leaves lines that a
         // resume from the older checkpoint drops.
         run_dir::write(&out.join(run_dir::METRICS), self.records.as_bytes())?;
+        run_dir::write(&out.join(run_dir::STEPS), self.steps.as_bytes())?;
         run_dir::write(&out.join(GRAD_NORMS), grad_log.as_bytes())?;
 
         let improved = self.best.as_ref().is_none_or(|(_, b)| value > b[metric]);

@@ -206,6 +206,7 @@ pub fn run<T: TaskLoop>(
             let (grads, before) = guard.gradients(&model, grads, epoch, step)?;
             model = optim.step(step, model, grads);
             guard.check_update(before, &model, epoch, step)?;
+            end.record_step(epoch, step, loss_value, &lr);
             step += 1;
             loss_sum += loss_value * samples as f64;
             seen += samples;

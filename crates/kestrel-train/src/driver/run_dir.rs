@@ -1,4 +1,4 @@
-//! The run folder: `config.toml`, `metrics.jsonl`, `grad_norms.jsonl`, `checkpoints/{last,best}.ckpt`,
+//! The run folder: `config.toml`, `metrics.jsonl`, `steps.jsonl`, `grad_norms.jsonl`, `checkpoints/{last,best}.ckpt`,
 //! `summary.json`.
 
 use crate::error::{Result, TrainError};
@@ -14,6 +14,11 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const SUMMARY: &str = "summary.json";
 /// Checkpoint folder.
 pub const CHECKPOINTS: &str = "checkpoints";
+/// The training loss and learning rates of every optimiser step, one JSON line each:
+/// `{"epoch": e, "step": s, "loss": x, "lr": {"<group>": lr, ...}}` (epoch 1-based, step the
+/// 0-based optimiser step, loss the step's batch loss before any penalty), as TensorBoard's
+/// scalars record them. Written with `metrics.jsonl` at the end of every epoch.
+pub const STEPS: &str = "steps.jsonl";
 /// The sampled per-parameter gradient norms, one JSON line per sample:
 /// `{"epoch": e, "step": s, "layers": [{"name": "<param path>", "norm": x}, ...]}` (epoch 1-based,
 /// step the 0-based optimiser step; a non-finite norm is written as `null`).

@@ -28,6 +28,8 @@ pub(super) struct Start<M> {
     pub seconds: f64,
     /// `metrics.jsonl` so far.
     pub records: String,
+    /// `steps.jsonl` so far.
+    pub steps: String,
     /// `grad_norms.jsonl` so far.
     pub grad_log: String,
     /// The task's own state to restore.
@@ -55,6 +57,7 @@ pub(super) fn fresh<T: TaskLoop>(
         since_best: 0,
         seconds: 0.0,
         records: String::new(),
+        steps: String::new(),
         grad_log: String::new(),
         task_state: None,
     })
@@ -117,6 +120,7 @@ pub(super) fn resumed<T: TaskLoop>(
             meta.epoch
         )));
     }
+    let steps = resume::kept_lines(&out.join(run_dir::STEPS), meta.epoch)?;
     let grad_log = resume::kept_lines(&out.join(run_dir::GRAD_NORMS), meta.epoch)?;
     run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
     Ok(Start {
@@ -128,6 +132,7 @@ pub(super) fn resumed<T: TaskLoop>(
         since_best: state.epochs_since_best,
         seconds: state.train_seconds,
         records,
+        steps,
         grad_log,
         task_state: state.task_state,
     })

@@ -468,3 +468,37 @@ fn a_dead_layer_is_reported_and_a_zero_initialised_head_is_not() {
     reported.sort();
     assert_eq!(reported, ["dead.bias", "dead.weight"]);
 }
+
+/// `steps.jsonl` has one line per optimiser step; each epoch's step losses average to the
+/// epoch's `train_loss` (every Fake step has 4 samples) and its last step's learning rates are
+/// the epoch's `lr`; a run resumed after epoch 1 writes the same lines as the straight one.
+#[test]
+fn every_step_is_logged_and_the_log_survives_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run(Fake::new(), &cfg(3), &a, &quiet(false)).unwrap();
+    let steps = lines(&a.join(run_dir::STEPS));
+    let at = |i: usize, key: &str| steps[i][key].as_u64().unwrap();
+    assert_eq!(
+        (0..6)
+            .map(|i| (at(i, "epoch"), at(i, "step")))
+            .collect::<Vec<_>>(),
+        [(1, 0), (1, 1), (2, 2), (2, 3), (3, 4), (3, 5)]
+    );
+    for (e, epoch) in lines(&a.join(run_dir::METRICS)).iter().enumerate() {
+        let pair = &steps[2 * e..2 * e + 2];
+        let mean = (pair[0]["loss"].as_f64().unwrap() + pair[1]["loss"].as_f64().unwrap()) / 2.0;
+        let train = epoch["train_loss"]["classify"].as_f64().unwrap();
+        assert!(
+            (mean - train).abs() <= 1e-12 * train.abs(),
+            "{mean} vs {train}"
+        );
+        assert_eq!(pair[1]["lr"], epoch["lr"]);
+    }
+    run(Fake::new(), &cfg(1), &b, &quiet(false)).unwrap();
+    run(Fake::new(), &cfg(3), &b, &quiet(true)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(a.join(run_dir::STEPS)).unwrap(),
+        std::fs::read_to_string(b.join(run_dir::STEPS)).unwrap()
+    );
+}
