@@ -223,9 +223,9 @@ impl<'a> EpochEnd<'a> {
     }
 
     /// Writes `summary.json` and (a failure there only warns) the report.
-    pub fn summary(self, task: &str) -> Result<Summary> {
+    pub fn summary(mut self, task: &str) -> Result<Summary> {
         self.log.clear();
-        let (best_epoch, best_val) = self.best.clone().expect("at least one epoch ran");
+        let (best_epoch, best_val) = self.best.take().expect("at least one epoch ran");
         let summary = Summary {
             task: task.into(),
             model: self.cfg.model.clone(),
