@@ -19,20 +19,23 @@ use burn::tensor::{Tensor, TensorData};
 use std::collections::{HashMap, HashSet};
 
 /// The model's name for messages: `mobilenet-v2`, `resnet18`, `resnet34`, `resnet50`.
-fn model_name(model: &Classifier) -> String {
+pub(super) fn model_name(model: &Classifier) -> String {
     match model {
         Classifier::MobileNetV1(_) => "mobilenet-v1".into(),
         Classifier::MobileNetV2(_) => "mobilenet-v2".into(),
-        Classifier::ResNet(r) => {
-            let depth = [&r.layer1, &r.layer2, &r.layer3, &r.layer4].map(|l| l.len());
-            let bottleneck = r.layer1.first().is_some_and(|b| b.conv3.is_some());
-            match (bottleneck, depth) {
-                (false, [2, 2, 2, 2]) => "resnet18".into(),
-                (false, [3, 4, 6, 3]) => "resnet34".into(),
-                (true, [3, 4, 6, 3]) => "resnet50".into(),
-                _ => "ResNet".into(),
-            }
-        }
+        Classifier::ResNet(r) => resnet_model_name(r),
+    }
+}
+
+/// A ResNet's name for messages (`resnet18`, ...), from its stages.
+pub(super) fn resnet_model_name(r: &ResNet) -> String {
+    let depth = [&r.layer1, &r.layer2, &r.layer3, &r.layer4].map(|l| l.len());
+    let bottleneck = r.layer1.first().is_some_and(|b| b.conv3.is_some());
+    match (bottleneck, depth) {
+        (false, [2, 2, 2, 2]) => "resnet18".into(),
+        (false, [3, 4, 6, 3]) => "resnet34".into(),
+        (true, [3, 4, 6, 3]) => "resnet50".into(),
+        _ => "ResNet".into(),
     }
 }
 
@@ -87,10 +90,12 @@ fn plan<'a, M: Module>(
     }
 }
 
-/// A mapper replacing each planned tensor by the state dict's values.
-struct Setter<'a> {
-    path: Vec<String>,
-    plan: HashMap<String, &'a TensorEntry>,
+/// A mapper replacing each planned tensor (keyed by its dotted module path) by the state dict's
+/// values, transposing 2-D (Linear) weights from PyTorch's (out, in) when `transpose` is set.
+pub(super) struct Setter<'a> {
+    pub(super) path: Vec<String>,
+    pub(super) plan: HashMap<String, &'a TensorEntry>,
+    pub(super) transpose: bool,
 }
 
 impl ModuleMapper for Setter<'_> {
@@ -109,7 +114,7 @@ impl ModuleMapper for Setter<'_> {
         let values = entry.as_f32().expect("planned tensors are float");
         param.map(|old| {
             let shape = old.dims();
-            let data = if D == 2 {
+            let data = if D == 2 && self.transpose {
                 // PyTorch (out, in) row-major → Burn (in, out).
                 let (i_n, o_n) = (shape[0], shape[1]);
                 (0..i_n * o_n)
@@ -139,6 +144,7 @@ fn set<M: Module>(
     Ok(model.map(&mut Setter {
         path: Vec::new(),
         plan,
+        transpose: true,
     }))
 }
 

@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod dtype;
 pub mod error;
+pub mod fit;
 pub mod format;
 pub mod load;
 pub mod mismatch;
@@ -40,6 +41,9 @@ mod tests;
 pub use apply::apply_state_dict;
 pub use dtype::DType;
 pub use error::ImportError;
+pub use fit::{
+    fit_weights, kestrel_state_dict, model_state_dict, Backbone, FitReport, HasBackbone, Naming,
+};
 pub use format::Format;
 pub use load::{load_classifier, load_classifier_at};
 pub use mismatch::Mismatch;

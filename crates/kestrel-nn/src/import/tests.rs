@@ -310,3 +310,130 @@ fn load_classifier_infers_classes_and_drops_nothing() {
     assert_eq!(mismatch.missing, ["features.5.conv.1.1.running_var"]);
     assert!(mismatch.unexpected.is_empty() && mismatch.shapes.is_empty());
 }
+
+fn narrow_mobilenet(num_classes: usize, device: &Device) -> Classifier {
+    ClassifierSpec {
+        arch: Arch::MobileNetV2,
+        width: 0.1,
+        num_classes,
+    }
+    .init(device)
+}
+
+#[test]
+fn fitting_weights_of_the_same_shape_is_the_exact_import() {
+    let device = Device::flex();
+    let sd = read_state_dict(&fixture("mnv2_w010.pth")).unwrap();
+    let (model, report) =
+        fit_weights(narrow_mobilenet(10, &device), &sd, Naming::Torchvision).unwrap();
+    // 314 keys, 52 of them num_batches_tracked.
+    assert_eq!(report.loaded, 262);
+    assert!(report.reinitialised.is_empty() && report.unused.is_empty());
+    assert_close(
+        &logits(&model, &device),
+        &read_f32("mnv2_w010_logits.f32"),
+        "fit",
+    );
+}
+
+#[test]
+fn fine_tuning_reinitialises_a_head_of_another_size_and_keeps_the_backbone() {
+    let device = Device::flex();
+    let sd = read_state_dict(&fixture("mnv2_w010.pth")).unwrap();
+    let exact = kestrel_state_dict(&apply_state_dict(narrow_mobilenet(10, &device), &sd).unwrap());
+    let fresh = narrow_mobilenet(4, &device);
+    let fresh_head = kestrel_state_dict(&fresh).get("classifier.weight").cloned();
+    let (model, report) = fit_weights(fresh, &sd, Naming::Torchvision).unwrap();
+    assert_eq!(report.loaded, 260);
+    assert_eq!(
+        report.reinitialised,
+        ["classifier.weight", "classifier.bias"]
+    );
+    assert_eq!(report.unused, ["classifier.1.weight", "classifier.1.bias"]);
+    let got = kestrel_state_dict(&model);
+    for (k, t) in got.iter() {
+        if k.starts_with("classifier.") {
+            continue;
+        }
+        assert_eq!(t.values, exact.get(k).unwrap().values, "{k}");
+    }
+    assert_eq!(got.get("classifier.weight").cloned(), fresh_head);
+}
+
+#[test]
+fn an_fcn_takes_its_backbone_from_torchvision_or_from_a_kestrel_classifier() {
+    use crate::models::fcn::SegmenterSpec;
+    use crate::upsample::UpsamplerKind;
+    let device = Device::flex();
+    let sd = read_state_dict(&fixture("mnv2_w010.pth")).unwrap();
+    let classifier = apply_state_dict(narrow_mobilenet(10, &device), &sd).unwrap();
+    let want = kestrel_state_dict(&classifier);
+    let spec = SegmenterSpec::for_tests("fcn8s-mobilenet-v2", 0.1, 3, 8, UpsamplerKind::Bilinear);
+    for (source, naming) in [(sd, Naming::Torchvision), (want.clone(), Naming::Kestrel)] {
+        let (fcn, report) = fit_weights(spec.init(&device).unwrap(), &source, naming).unwrap();
+        assert!(report.reinitialised.contains(&"score32.weight".to_string()));
+        assert!(
+            report
+                .reinitialised
+                .iter()
+                .all(|n| !n.starts_with("backbone.") || n.starts_with("backbone.classifier.")),
+            "{:?}",
+            report.reinitialised
+        );
+        let got = kestrel_state_dict(&fcn);
+        let mut backbone = 0;
+        for (k, t) in want.iter() {
+            if !k.starts_with("classifier.") {
+                assert_eq!(got.get(k).unwrap().values, t.values, "{k}");
+                backbone += 1;
+            }
+        }
+        assert_eq!(backbone, 260);
+    }
+}
+
+#[test]
+fn weights_that_do_not_fit_the_backbone_are_refused_with_every_reason() {
+    let device = Device::flex();
+    let sd = read_state_dict(&fixture("mnv2_w010.pth")).unwrap();
+    let wider = ClassifierSpec {
+        arch: Arch::MobileNetV2,
+        width: 0.25,
+        num_classes: 10,
+    };
+    let Err(ImportError::Mismatch { mismatch, .. }) =
+        fit_weights(wider.init(&device), &sd, Naming::Torchvision)
+    else {
+        panic!("a width-0.1 file fitted a width-0.25 model")
+    };
+    assert_eq!(mismatch.expected, "mobilenet-v2");
+    // The last 1×1 convolution: 1280 channels at width 0.1 and 0.25 alike (never narrowed), fed
+    // by 32 (0.1) or 80 (0.25) channels.
+    assert!(
+        mismatch
+            .shapes
+            .iter()
+            .any(|(k, want, _)| k == "features.18.0.weight" && want[1] == 80),
+        "{mismatch}"
+    );
+    let resnet = ClassifierSpec {
+        arch: Arch::ResNet18,
+        width: 1.0,
+        num_classes: 10,
+    };
+    let Err(ImportError::Mismatch { mismatch, .. }) =
+        fit_weights(resnet.init(&device), &sd, Naming::Torchvision)
+    else {
+        panic!("MobileNetV2 weights fitted a ResNet")
+    };
+    assert_eq!(mismatch.detected.as_deref(), Some("mobilenet-v2"));
+    let v1 = ClassifierSpec {
+        arch: Arch::MobileNetV1,
+        width: 0.25,
+        num_classes: 10,
+    };
+    assert!(matches!(
+        fit_weights(v1.init(&device), &sd, Naming::Torchvision),
+        Err(ImportError::UnsupportedArch { .. })
+    ));
+}

@@ -30,6 +30,55 @@ impl<F: FnMut(&str, &[usize])> ModuleVisitor for PathVisitor<F> {
     }
 }
 
+/// The module path during a visit or a mapping, with enum variant segments told apart: Burn's
+/// path of a `Classifier`'s weight is `MobileNetV2.classifier.weight`, its *name* (what users
+/// type: optimiser groups, `--freeze`, weights reports) is `classifier.weight`.
+#[derive(Clone, Debug, Default)]
+pub struct PathStack {
+    /// (segment, whether it is an enum variant)
+    stack: Vec<(String, bool)>,
+}
+
+impl PathStack {
+    /// Enters a module (a [`ModuleVisitor::enter_module`] / `ModuleMapper::enter_module` call).
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        self.stack
+            .push((name.to_string(), container_type.starts_with("Enum:")));
+    }
+
+    /// Leaves the innermost module.
+    pub fn exit(&mut self) {
+        self.stack.pop();
+    }
+
+    /// Every segment, enum variants included: the path Burn's optimiser and records use.
+    pub fn path(&self) -> String {
+        self.join(false)
+    }
+
+    /// The segments without enum variants: the name users see and type.
+    pub fn name(&self) -> String {
+        self.join(true)
+    }
+
+    fn join(&self, skip_variants: bool) -> String {
+        self.stack
+            .iter()
+            .filter(|(_, variant)| !(skip_variants && *variant))
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// Whether the dotted `name` lies under `prefix`: equal to it, or inside it segment-wise
+/// (`blocks.1` covers `blocks.1.conv.weight`, not `blocks.10.conv.weight`). A trailing dot on
+/// the prefix is ignored.
+pub fn under_prefix(name: &str, prefix: &str) -> bool {
+    let prefix = prefix.strip_suffix('.').unwrap_or(prefix);
+    name == prefix || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
 /// Calls `f(path, shape)` for every float tensor of `module`, buffers included.
 pub fn for_each_tensor<M: Module>(module: &M, f: impl FnMut(&str, &[usize])) {
     let mut v = PathVisitor {
@@ -69,5 +118,14 @@ mod tests {
         for_each_tensor(&bn, |p, _| paths.push(p.to_string()));
         assert_eq!(paths, ["gamma", "beta", "running_mean", "running_var"]);
         assert_eq!(trainable_params(&bn), 10);
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(under_prefix("blocks.1.conv.weight", "blocks.1"));
+        assert!(under_prefix("blocks.1.conv.weight", "blocks.1."));
+        assert!(under_prefix("blocks.1", "blocks.1"));
+        assert!(!under_prefix("blocks.10.conv.weight", "blocks.1"));
+        assert!(!under_prefix("blocks", "blocks.1"));
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Result, TrainError};
 use crate::optim::regularize::is_norm_or_bias;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use kestrel_nn::layers::params::is_buffer;
+use kestrel_nn::layers::params::{is_buffer, PathStack};
 
 /// One group with the parameter paths it covers.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,32 +57,22 @@ pub struct ParamPath {
 /// Collects [`ParamPath`]s.
 #[derive(Default)]
 struct Collect {
-    /// (segment, whether it is an enum variant)
-    stack: Vec<(String, bool)>,
+    at: PathStack,
     out: Vec<ParamPath>,
 }
 
 impl ModuleVisitor for Collect {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack
-            .push((name.to_string(), container_type.starts_with("Enum:")));
+        self.at.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+        self.at.exit();
     }
     fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
-        let join = |skip_variants: bool| {
-            self.stack
-                .iter()
-                .filter(|(_, variant)| !(skip_variants && *variant))
-                .map(|(s, _)| s.as_str())
-                .collect::<Vec<_>>()
-                .join(".")
-        };
-        let path = join(false);
+        let path = self.at.path();
         if !is_buffer(&path) {
             self.out.push(ParamPath {
-                name: join(true),
+                name: self.at.name(),
                 path,
             });
         }
