@@ -3,6 +3,7 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
+use kestrel_nn::info::grouped;
 use kestrel_nn::models::zoo::ClassifierSpec;
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
@@ -94,19 +95,6 @@ fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
         )),
         InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
     })
-}
-
-/// `1234567` → `1,234,567`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A multiply-add count for reading: `300.8 M`, `4.09 G`, `12.3 K`, `80`.

@@ -99,6 +99,24 @@ pub struct TrainArgs {
     /// instead of stopping at the first with exit 2.
     #[arg(long)]
     skip_bad: bool,
+    /// Start from trained weights instead of a random initialisation: a torchvision state dict
+    /// (.pth, .safetensors) or a kestrel checkpoint. The backbone must fit; a head that does not
+    /// (another class count, another task) is re-initialised, and summary.json says what was
+    /// loaded, re-initialised and left unused.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Freeze these modules (comma-separated names, e.g. `backbone`, `stem,blocks.0`, `layer1`):
+    /// their parameters get no updates and their BatchNorm layers stay in eval mode.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    freeze: Option<Vec<String>>,
+    /// Freeze every BatchNorm layer (γ, β and running statistics) for the whole run, as when
+    /// fine-tuning on small batches.
+    #[arg(long)]
+    freeze_bn: bool,
+    /// Unfreeze the --freeze modules when this epoch starts (1-based): a linear probe, then
+    /// fine-tuning of the whole network.
+    #[arg(long, value_name = "EPOCH")]
+    unfreeze_at: Option<usize>,
     /// Before every optimiser step, scale the gradients so that their global L2 norm is at most X
     /// (as torch.nn.utils.clip_grad_norm_); the exploding-gradient stop is then off.
     #[arg(long, value_name = "X")]
@@ -235,6 +253,22 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     }
     if a.skip_bad {
         cfg.skip_bad = true;
+    }
+    if let Some(v) = a.weights {
+        // Absolute, as the run's config.toml records it.
+        let abs = std::fs::canonicalize(&v).map_err(|e| {
+            CliError::BadInput(format!("cannot read weights file {}: {e}", v.display()))
+        })?;
+        cfg.weights = Some(abs);
+    }
+    if let Some(v) = a.freeze {
+        cfg.freeze = v;
+    }
+    if a.freeze_bn {
+        cfg.freeze_bn = true;
+    }
+    if let Some(v) = a.unfreeze_at {
+        cfg.unfreeze_at = Some(v);
     }
     if let Some(v) = a.clip_grad_norm {
         cfg.clip_grad_norm = Some(v);

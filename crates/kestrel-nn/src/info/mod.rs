@@ -148,6 +148,20 @@ pub trait Describe {
     fn trace(&self, tracer: &mut Tracer) -> Result<(), InfoError>;
 }
 
+/// A count for reading, as `kestrel info` and `kestrel train` print parameters: `1234567` →
+/// `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Describes `net` (named `model`) on RGB inputs of `resolution` × `resolution` pixels.
 pub fn describe(
     model: &str,

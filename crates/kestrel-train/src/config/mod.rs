@@ -10,6 +10,7 @@ use crate::error::{Result, TrainError};
 use crate::optim::{OptimKind, OptimSettings, ScheduleKind};
 use crate::tasks::multitask::weighting::WeightingKind;
 use kestrel_data::Normalize;
+use kestrel_nn::layers::freeze::FreezeSpec;
 use kestrel_nn::models::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
 use serde::{Deserialize, Serialize};
@@ -131,6 +132,22 @@ pub struct TrainConfig {
     pub cascade: bool,
     /// GradNorm's asymmetry α (`weighting = "gradnorm"`).
     pub gradnorm_alpha: f64,
+    /// `--weights FILE`: start from these weights (a torchvision state dict, `.pth` or
+    /// `.safetensors`, or a kestrel checkpoint) instead of a random initialisation: the backbone
+    /// must fit, heads that do not are re-initialised (see `kestrel_nn::import::fit_weights`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<std::path::PathBuf>,
+    /// `--freeze`: module names (`backbone`, `stem`, `blocks.0`, `layer1`) whose parameters get
+    /// no updates and whose BatchNorm layers stay in eval mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+    /// `--freeze-bn`: every BatchNorm layer keeps its γ, β and running statistics, for the whole
+    /// run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub freeze_bn: bool,
+    /// `--unfreeze-at EPOCH`: `freeze` holds until this epoch (1-based) starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfreeze_at: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -173,11 +190,32 @@ impl Default for TrainConfig {
             task_weights: vec![1.0, 1.0],
             cascade: false,
             gradnorm_alpha: crate::tasks::multitask::weighting::GRADNORM_ALPHA,
+            weights: None,
+            freeze: Vec::new(),
+            freeze_bn: false,
+            unfreeze_at: None,
         }
     }
 }
 
 impl TrainConfig {
+    /// What is frozen during epoch `epoch` (1-based): `freeze` until `unfreeze_at`, and every
+    /// BatchNorm layer with `freeze_bn`; `None` when the run freezes nothing at any epoch.
+    pub fn freeze_spec(&self, epoch: usize) -> Option<FreezeSpec> {
+        if self.freeze.is_empty() && !self.freeze_bn {
+            return None;
+        }
+        let thawed = self.unfreeze_at.is_some_and(|e| epoch >= e);
+        Some(FreezeSpec {
+            prefixes: if thawed {
+                Vec::new()
+            } else {
+                self.freeze.clone()
+            },
+            batch_norm: self.freeze_bn,
+        })
+    }
+
     /// Reads a TOML file; unknown keys are errors that name the key.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {

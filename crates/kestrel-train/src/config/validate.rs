@@ -122,7 +122,7 @@ impl TrainConfig {
         if self.balance == Balance::Smote && self.augment == Augment::Standard {
             return bad(
                 "balance",
-                "none, weights, oversample or undersample with `augment = standard` (SMOTE images have no source file to augment; use `augment = flips` with smote)",
+                "none, weights, oversample or undersample with `augment = standard` (SMOTE images have no source file to augment; use `augment = dihedral` or `hflip` with smote)",
                 "smote".into(),
             );
         }
@@ -140,6 +140,29 @@ impl TrainConfig {
         }
         if self.patience == Some(0) {
             return bad("patience", "at least 1 epoch", "0".into());
+        }
+        if let Some(p) = self.freeze.iter().find(|p| p.trim_matches('.').is_empty()) {
+            return bad(
+                "freeze",
+                "module names such as backbone or blocks.0",
+                format!("`{p}`"),
+            );
+        }
+        if let Some(e) = self.unfreeze_at {
+            if self.freeze.is_empty() {
+                return bad(
+                    "unfreeze-at",
+                    "--freeze as well (it ends the freeze)",
+                    e.to_string(),
+                );
+            }
+            if !(2..=self.epochs).contains(&e) {
+                return bad(
+                    "unfreeze-at",
+                    &format!("an epoch from 2 to --epochs ({})", self.epochs),
+                    e.to_string(),
+                );
+            }
         }
         let allowed = self.task.val_metrics();
         if !allowed.contains(&self.val_metric_name()) {

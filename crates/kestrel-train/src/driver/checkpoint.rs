@@ -5,6 +5,7 @@
 //! its bytes: metadata (JSON), model (a burnpack record), optimiser (a burnpack record; may be
 //! empty).
 
+use super::weights::WeightsRecord;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use burn::module::Module;
@@ -20,6 +21,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"KESTREL-CKPT1\n";
+
+/// Whether the file at `path` starts as a kestrel checkpoint does (a missing file does not).
+pub(crate) fn is_checkpoint(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == MAGIC)
+}
 
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,6 +117,9 @@ pub struct LoopState {
     /// The task's own state at the end of the epoch (a multi-task run's loss weighting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_state: Option<serde_json::Value>,
+    /// What `--weights` loaded when the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsRecord>,
 }
 
 impl LoopState {
@@ -387,6 +400,7 @@ mod tests {
                 epochs_since_best: 1,
                 train_seconds: 3.5,
                 task_state: None,
+                weights: None,
             }),
             ..meta(None)
         };

@@ -4,8 +4,9 @@
 
 use super::checkpoint::{self, CheckpointMeta, LoopState};
 use super::progress::Log;
-use super::run_dir::{self, EpochRecord, Summary, GRAD_NORMS};
+use super::run_dir::{self, EpochRecord, ParamCounts, Summary, GRAD_NORMS};
 use super::start::Start;
+use super::weights::WeightsRecord;
 use super::{ModelMeta, RunOptions, TaskLoop};
 use crate::config::{TrainConfig, NORMALIZE};
 use crate::error::{Result, TrainError};
@@ -43,6 +44,8 @@ pub(super) struct EpochEnd<'a> {
     records: String,
     steps: String,
     epochs_run: usize,
+    weights: Option<WeightsRecord>,
+    params: ParamCounts,
 }
 
 /// One line of `steps.jsonl`.
@@ -78,6 +81,8 @@ impl<'a> EpochEnd<'a> {
             records: std::mem::take(&mut start.records),
             steps: std::mem::take(&mut start.steps),
             epochs_run: start.done,
+            weights: start.weights.take(),
+            params: start.params,
         }
     }
 
@@ -176,6 +181,7 @@ impl<'a> EpochEnd<'a> {
             epochs_since_best: self.since_best,
             train_seconds: self.seconds(),
             task_state: task.state(),
+            weights: self.weights.clone(),
         });
         let last = run_dir::last_checkpoint(out);
         checkpoint::save(&last, &meta, &model_bytes, Some(optim.module_optimizer()))?;
@@ -234,6 +240,8 @@ impl<'a> EpochEnd<'a> {
             val: best_val,
             test_evaluated: false,
             train_seconds: self.seconds(),
+            params: self.params,
+            weights: self.weights.take(),
         };
         run_dir::write_json(&self.out.join(run_dir::SUMMARY), &summary)?;
         // The run is complete without its report: a failure here is a warning, and

@@ -25,6 +25,7 @@ mod start;
 mod step_guard;
 #[cfg(test)]
 mod tests;
+pub(crate) mod weights;
 
 use crate::config::TrainConfig;
 use crate::error::Result;
@@ -34,6 +35,8 @@ use burn::tensor::{Device, Tensor};
 use checkpoint::Checkpoint;
 use epoch_end::{EpochEnd, EpochStats};
 use kestrel_data::rng::Rng;
+use kestrel_nn::info::grouped;
+use kestrel_nn::layers::freeze::set_frozen;
 use kestrel_nn::ModelSpec;
 use progress::Log;
 use start::Start;
@@ -44,6 +47,7 @@ use step_guard::{main_lr, StepGuard};
 
 pub use progress::Progress;
 pub use run_dir::Summary;
+pub use weights::WeightsRecord;
 
 /// How to run: progress reporting and whether to continue an existing run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +98,16 @@ pub trait TaskLoop {
     fn name(&self) -> &'static str;
     /// A freshly initialised model on `device` (an autodiff device, seeded with the run's seed).
     fn init_model(&self, device: &Device) -> Result<Self::Model>;
+    /// `model` (fresh from [`TaskLoop::init_model`]) seeded from the weights file `path`
+    /// (`--weights`), usually through [`weights::fit`]; by default the task takes none.
+    fn fit_weights(&self, model: Self::Model, path: &Path) -> Result<(Self::Model, WeightsRecord)> {
+        let _ = model;
+        Err(crate::TrainError::BadInput(format!(
+            "--weights {}: task `{}` cannot start from a weights file",
+            path.display(),
+            self.name()
+        )))
+    }
     /// The model saved in `ckpt`, on `device`.
     fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Self::Model>;
     /// What the checkpoints say about the model.
@@ -177,6 +191,16 @@ pub fn run<T: TaskLoop>(
     }
     let steps_per_epoch = task.steps_per_epoch();
     let log = Log::new(cfg, steps_per_epoch, opts.progress, start.step);
+    if let Some(w) = start.weights.as_ref().filter(|_| !opts.resume) {
+        log.say(w.describe());
+    }
+    if start.params.frozen > 0 {
+        log.say(format!(
+            "parameters: {} trainable, {} frozen",
+            grouped(start.params.trainable as u64),
+            grouped(start.params.frozen as u64)
+        ));
+    }
     let mut guard = StepGuard::new(cfg, out, &log, std::mem::take(&mut start.grad_log));
     let mut end = EpochEnd::new(cfg, out, opts, &log, task.model_meta(), &mut start);
     let Start {
@@ -188,6 +212,15 @@ pub fn run<T: TaskLoop>(
     } = start;
     for epoch in done + 1..=cfg.epochs {
         let started = Instant::now();
+        if let Some(spec) = cfg.freeze_spec(epoch) {
+            if cfg.unfreeze_at == Some(epoch) {
+                log.say(format!(
+                    "epoch {epoch}: unfreezing {}",
+                    cfg.freeze.join(", ")
+                ));
+            }
+            model = set_frozen(model, &spec);
+        }
         device.seed(epoch_device_seed(cfg.seed, epoch));
         task.start_epoch(epoch).inspect_err(|_| log.clear())?;
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);

@@ -1,6 +1,7 @@
 //! The run folder: `config.toml`, `metrics.jsonl`, `steps.jsonl`, `grad_norms.jsonl`, `checkpoints/{last,best}.ckpt`,
 //! `summary.json`.
 
+use super::weights::WeightsRecord;
 use crate::error::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,6 +52,21 @@ pub struct Summary {
     pub test_evaluated: bool,
     /// Wall-clock seconds of training.
     pub train_seconds: f64,
+    /// Parameters that train and that are frozen (`--freeze`, `--freeze-bn`) in the first epoch.
+    #[serde(default)]
+    pub params: ParamCounts,
+    /// What `--weights` loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsRecord>,
+}
+
+/// Parameter counts as `kestrel info` gives them (BatchNorm statistics not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamCounts {
+    /// Parameters the optimiser updates.
+    pub trainable: usize,
+    /// Parameters frozen.
+    pub frozen: usize,
 }
 
 /// One line of `metrics.jsonl`.

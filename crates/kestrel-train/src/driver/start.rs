@@ -2,11 +2,16 @@
 //! at the end of an epoch (`--resume`), checked against the configuration and the data.
 
 use super::checkpoint::Checkpoint;
+use super::run_dir::ParamCounts;
+use super::weights::WeightsRecord;
 use super::{resume, run_dir, TaskLoop};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::optim::groups::parameter_paths;
 use crate::optim::Optim;
+use burn::module::Module;
 use burn::tensor::Device;
+use kestrel_nn::layers::freeze::count_frozen;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -34,6 +39,34 @@ pub(super) struct Start<M> {
     pub grad_log: String,
     /// The task's own state to restore.
     pub task_state: Option<serde_json::Value>,
+    /// What `--weights` loaded.
+    pub weights: Option<WeightsRecord>,
+    /// Trainable and frozen parameters in the first epoch.
+    pub params: ParamCounts,
+}
+
+/// The trainable and frozen parameters of `model` in the run's first epoch; a `--freeze` name
+/// that matches no parameter is bad input listing the model's top-level modules.
+fn param_counts<M: Module>(cfg: &TrainConfig, model: &M) -> Result<ParamCounts> {
+    let c = count_frozen(model, &cfg.freeze_spec(1).unwrap_or_default());
+    if let Some(p) = c.unmatched.first() {
+        let mut tops: Vec<String> = Vec::new();
+        for p in parameter_paths(model) {
+            let top = p.name.split('.').next().unwrap_or_default().to_string();
+            if !tops.contains(&top) {
+                tops.push(top);
+            }
+        }
+        return Err(TrainError::BadInput(format!(
+            "bad value for `freeze`: `{p}` names no parameter of model `{}`; expected a module name such as {} (or a part inside one: blocks.0, layer1.1)",
+            cfg.model,
+            tops.join(", ")
+        )));
+    }
+    Ok(ParamCounts {
+        trainable: c.trainable,
+        frozen: c.frozen,
+    })
 }
 
 /// A new run: a freshly initialised model, and the run folder with its `config.toml`.
@@ -44,6 +77,14 @@ pub(super) fn fresh<T: TaskLoop>(
     device: &Device,
 ) -> Result<Start<T::Model>> {
     let model = task.init_model(device)?;
+    let (model, weights) = match &cfg.weights {
+        Some(path) => {
+            let (model, w) = task.fit_weights(model, path)?;
+            (model, Some(w))
+        }
+        None => (model, None),
+    };
+    let params = param_counts(cfg, &model)?;
     // Built before the run folder: a parameter group that matches nothing is bad input.
     let optim = Optim::new(cfg, &model, task.steps_per_epoch())?;
     run_dir::create(out)?;
@@ -60,6 +101,8 @@ pub(super) fn fresh<T: TaskLoop>(
         steps: String::new(),
         grad_log: String::new(),
         task_state: None,
+        weights,
+        params,
     })
 }
 
@@ -124,7 +167,6 @@ pub(super) fn resumed<T: TaskLoop>(
     let grad_log = resume::kept_lines(&out.join(run_dir::GRAD_NORMS), meta.epoch)?;
     run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
     Ok(Start {
-        model,
         optim,
         done: meta.epoch,
         step: meta.step,
@@ -134,6 +176,9 @@ pub(super) fn resumed<T: TaskLoop>(
         records,
         steps,
         grad_log,
+        params: param_counts(cfg, &model)?,
         task_state: state.task_state,
+        weights: state.weights,
+        model,
     })
 }

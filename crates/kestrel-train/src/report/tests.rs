@@ -90,6 +90,8 @@ fn run_folder(grad_norms: bool) -> tempfile::TempDir {
         val: [("accuracy".to_string(), 0.75)].into(),
         test_evaluated: false,
         train_seconds: 3.75,
+        params: Default::default(),
+        weights: None,
     };
     run_dir::write_json(&run.join(run_dir::SUMMARY), &summary).unwrap();
     if grad_norms {

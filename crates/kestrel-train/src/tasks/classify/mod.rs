@@ -6,6 +6,8 @@
 pub(crate) mod balance;
 pub(crate) mod data;
 pub(crate) mod eval;
+#[cfg(test)]
+mod finetune;
 pub(crate) mod imagenet;
 pub(crate) mod predict;
 #[cfg(test)]
@@ -13,6 +15,7 @@ mod steps;
 
 use crate::config::{Augment, Balance, Task, TrainConfig, NORMALIZE};
 use crate::driver::checkpoint::Checkpoint;
+use crate::driver::WeightsRecord;
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
@@ -26,6 +29,7 @@ use kestrel_data::{standard_augment, Dataset, DecodeSource};
 use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::{Classifier, ClassifierSpec, ModelSpec};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 /// The classification task: the training split (decoded once, or on every epoch for
@@ -137,6 +141,10 @@ impl TaskLoop for ClassifyTask {
             kestrel_nn::models::zoo::zero_init_residual(&mut model);
         }
         Ok(model)
+    }
+
+    fn fit_weights(&self, model: Classifier, path: &Path) -> Result<(Classifier, WeightsRecord)> {
+        crate::driver::weights::fit(model, path)
     }
 
     fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Classifier> {

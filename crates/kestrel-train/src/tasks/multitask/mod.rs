@@ -14,6 +14,7 @@ pub(crate) mod weighting;
 use crate::config::TrainConfig;
 use crate::config::NORMALIZE;
 use crate::driver::checkpoint::{self, Checkpoint};
+use crate::driver::WeightsRecord;
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
 use crate::tasks::multitask::eval::{combined_metric, evaluate_multitask, labels_of};
@@ -26,6 +27,7 @@ use kestrel_data::rng::Rng;
 use kestrel_nn::models::multitask::{MultiTask, MultiTaskSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// The name of the combined validation metric that chooses a multi-task run's best checkpoint.
 pub const COMBINED_METRIC: &str = "accuracy_miou_mean";
@@ -127,6 +129,10 @@ impl TaskLoop for MultiTaskTask {
         self.spec
             .init(device)
             .map_err(|e| TrainError::BadInput(format!("bad multitask model: {e}")))
+    }
+
+    fn fit_weights(&self, model: MultiTask, path: &Path) -> Result<(MultiTask, WeightsRecord)> {
+        crate::driver::weights::fit(model, path)
     }
 
     fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<MultiTask> {

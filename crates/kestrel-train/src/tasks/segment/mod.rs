@@ -10,6 +10,7 @@ pub(crate) mod predict;
 use crate::config::NORMALIZE;
 use crate::config::{Balance, Task, TrainConfig};
 use crate::driver::checkpoint::Checkpoint;
+use crate::driver::WeightsRecord;
 use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
@@ -22,6 +23,7 @@ use kestrel_data::IGNORE_LABEL;
 use kestrel_nn::models::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Inverse-frequency pixel weights `n / (K · n_c)` over the non-ignored pixels of `masks`
 /// (PyTorch's weighted-mean convention then applies); a class with no pixel gets weight 0.
@@ -100,6 +102,10 @@ impl TaskLoop for SegmentTask {
         self.seg_spec
             .init(device)
             .map_err(|e| TrainError::BadInput(format!("bad segmentation model: {e}")))
+    }
+
+    fn fit_weights(&self, model: Fcn, path: &Path) -> Result<(Fcn, WeightsRecord)> {
+        crate::driver::weights::fit(model, path)
     }
 
     fn load_model(&self, ckpt: &Checkpoint, device: &Device) -> Result<Fcn> {
