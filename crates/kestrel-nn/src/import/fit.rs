@@ -210,7 +210,8 @@ pub fn model_state_dict(model: &Model) -> StateDict {
 }
 
 /// Sets every tensor of `model` that `sd` holds in the right shape. Every backbone tensor but its
-/// classification layer must be there; otherwise nothing is set and
+/// classification layer (which a segmentation model leaves unused and this leaves alone) must be
+/// there; otherwise nothing is set and
 /// [`ImportError::Mismatch`] lists what is missing or mis-shaped (with the file's unused keys).
 pub fn fit_weights<M: HasBackbone>(
     model: M,
@@ -230,8 +231,16 @@ pub fn fit_weights<M: HasBackbone>(
     let mut used = HashSet::new();
     visit_tensors(&model, |at, shape, _| {
         let name = at.name();
+        let role = role::<M>(&name);
+        if matches!(role, Role::Backbone(inner) if in_classification_layer(inner))
+            && !M::BACKBONE.is_empty()
+        {
+            // The backbone's own classifier, which an FCN never runs: neither loaded nor
+            // reported (the file's classifier shows as unused).
+            return;
+        }
         let required =
-            matches!(role::<M>(&name), Role::Backbone(inner) if !in_classification_layer(inner));
+            matches!(role, Role::Backbone(inner) if !in_classification_layer(inner));
         let key = key_of::<M>(&name, naming, &torch);
         let want: Vec<usize> = match (shape, naming) {
             ([i, o], Naming::Torchvision) => vec![*o, *i],
