@@ -29,9 +29,26 @@ fn an_fcn_trains_on_a_torchvision_backbone() {
     let out = dir.path().join("fcn");
     let weights = torchvision_weights();
     let o = kestrel(&[
-        "train", "--task", "segment", "--data", "shapes:n=24,size=32,classes=3,seed=2",
-        "--resolution", "32", "--width", "0.1", "--batch-size", "8", "--epochs", "1",
-        "--weights", &weights, "--freeze", "backbone", "--out", out.to_str().unwrap(), "--json",
+        "train",
+        "--task",
+        "segment",
+        "--data",
+        "shapes:n=24,size=32,classes=3,seed=2",
+        "--resolution",
+        "32",
+        "--width",
+        "0.1",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--weights",
+        &weights,
+        "--freeze",
+        "backbone",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
     ]);
     let summary = json_of(&o, "train --task segment --weights");
     let w = &summary["weights"];
@@ -40,7 +57,10 @@ fn an_fcn_trains_on_a_torchvision_backbone() {
     assert_eq!(w["loaded"], 260, "{w}");
     let reinit = strings(&w["reinitialised"]);
     assert!(reinit.contains(&"score32.weight"), "{reinit:?}");
-    assert!(reinit.iter().all(|n| !n.starts_with("backbone.")), "{reinit:?}");
+    assert!(
+        reinit.iter().all(|n| !n.starts_with("backbone.")),
+        "{reinit:?}"
+    );
     assert_eq!(
         strings(&w["unused"]),
         ["classifier.1.weight", "classifier.1.bias"]
@@ -70,7 +90,14 @@ fn a_kestrel_run_seeds_a_classifier_with_another_class_count() {
     let o = train_tiny(
         "shapes:n=48,size=32,classes=4,seed=3",
         &out,
-        &["--epochs", "1", "--weights", ckpt.to_str().unwrap(), "--freeze-bn", "--json"],
+        &[
+            "--epochs",
+            "1",
+            "--weights",
+            ckpt.to_str().unwrap(),
+            "--freeze-bn",
+            "--json",
+        ],
     );
     let summary = json_of(&o, "train --weights CKPT");
     let w = &summary["weights"];
@@ -78,10 +105,16 @@ fn a_kestrel_run_seeds_a_classifier_with_another_class_count() {
         strings(&w["reinitialised"]),
         ["classifier.weight", "classifier.bias"]
     );
-    assert_eq!(strings(&w["unused"]), ["classifier.weight", "classifier.bias"]);
+    assert_eq!(
+        strings(&w["unused"]),
+        ["classifier.weight", "classifier.bias"]
+    );
     // The run's config records the weights and the freeze, for --resume and for readers.
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
-    assert!(config.contains("weights = ") && config.contains("freeze_bn = true"), "{config}");
+    assert!(
+        config.contains("weights = ") && config.contains("freeze_bn = true"),
+        "{config}"
+    );
 }
 
 #[test]
@@ -91,19 +124,37 @@ fn weights_and_freezes_that_do_not_fit_are_exit_2_with_the_reason() {
     let weights = torchvision_weights();
     // The TINY model is a MobileNetV2 of width 0.25; the file holds width 0.1.
     let o = train_tiny(SMALL_SHAPES, &out, &["--weights", &weights]);
-    assert_exit_2_naming(&o, &["mnv2_w010.pth", "do not fit mobilenet-v2", "shape mismatches"]);
+    assert_exit_2_naming(
+        &o,
+        &[
+            "mnv2_w010.pth",
+            "do not fit mobilenet-v2",
+            "shape mismatches",
+        ],
+    );
     assert!(!out.exists(), "nothing written");
-    let o = train_tiny(SMALL_SHAPES, &out, &["--model", "resnet18", "--weights", &weights]);
+    let o = train_tiny(
+        SMALL_SHAPES,
+        &out,
+        &["--model", "resnet18", "--weights", &weights],
+    );
     assert_exit_2_naming(&o, &["looks like a mobilenet-v2 state dict"]);
     let not_weights = dir.path().join("notes.txt");
     std::fs::write(&not_weights, "not a tensor in sight").unwrap();
-    let o = train_tiny(SMALL_SHAPES, &out, &["--weights", not_weights.to_str().unwrap()]);
+    let o = train_tiny(
+        SMALL_SHAPES,
+        &out,
+        &["--weights", not_weights.to_str().unwrap()],
+    );
     assert_exit_2_naming(&o, &["notes.txt", "not a weights file"]);
     let o = train_tiny(SMALL_SHAPES, &out, &["--weights", "/nonexistent/w.pth"]);
     assert_exit_2_naming(&o, &["/nonexistent/w.pth"]);
 
     let o = train_tiny(SMALL_SHAPES, &out, &["--freeze", "backbone"]);
-    assert_exit_2_naming(&o, &["`freeze`", "backbone", "stem, blocks, head, classifier"]);
+    assert_exit_2_naming(
+        &o,
+        &["`freeze`", "backbone", "stem, blocks, head, classifier"],
+    );
     let o = train_tiny(SMALL_SHAPES, &out, &["--unfreeze-at", "2", "--epochs", "3"]);
     assert_exit_2_naming(&o, &["`unfreeze-at`", "--freeze"]);
     let o = train_tiny(

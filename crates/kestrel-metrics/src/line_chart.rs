@@ -5,6 +5,8 @@
 
 use crate::plot::{plot_err, style, write_png, Area, COLORS};
 use crate::Result;
+use plotters::coord::ranged1d::Ranged;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -13,6 +15,9 @@ pub const LINE_CHART_SIZE: (u32, u32) = (900, 520);
 /// Series with at most this many points get a marker on each point.
 const MARKER_LIMIT: usize = 40;
 
+/// Labels on the y axis.
+const Y_TICKS: usize = 8;
+
 /// One named series of `(x, y)` points, in drawing order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -20,6 +25,8 @@ pub struct Series {
     pub name: String,
     /// The points; non-finite `y` values break the line.
     pub points: Vec<(f64, f64)>,
+    /// Drawn thin and pale, without markers: raw values under their smoothed curve.
+    pub faint: bool,
 }
 
 /// A line chart: a title, axis descriptions and its series.
@@ -35,18 +42,37 @@ pub struct LineChart {
     pub series: Vec<Series>,
 }
 
-/// Formats an axis value compactly: scientific for small magnitudes (learning rates).
-pub fn axis_label(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 {
-        "0".to_string()
-    } else if !(1e-2..1e4).contains(&a) {
-        format!("{v:.1e}")
-    } else if a < 10.0 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1}")
-    }
+/// Most digits after the point (or in a mantissa) a tick label gets.
+const MAX_DIGITS: usize = 8;
+
+/// The label formatter of an axis over `lo..hi` with `n` labels: scientific when the axis's
+/// largest magnitude is below 1e-2 or from 1e4 (learning rates), fixed otherwise, with the fewest
+/// digits that tell plotters' ticks apart (`0.7770`, `0.7775`, … on a narrow accuracy axis; at
+/// least one decimal below 10).
+pub fn tick_formatter(lo: f64, hi: f64, n: usize) -> impl Fn(&f64) -> String {
+    let ticks = RangedCoordf64::from(lo..hi).key_points(n);
+    let a = lo.abs().max(hi.abs());
+    let scientific = a != 0.0 && !(1e-2..1e4).contains(&a);
+    let label = move |v: f64, d: usize| {
+        if v == 0.0 {
+            "0".to_string()
+        } else if scientific {
+            format!("{v:.d$e}")
+        } else {
+            format!("{v:.d$}")
+        }
+    };
+    let least = usize::from(scientific || a < 10.0);
+    let digits = (least..=MAX_DIGITS)
+        .find(|&d| {
+            let labels: Vec<String> = ticks.iter().map(|&t| label(t, d)).collect();
+            labels
+                .iter()
+                .enumerate()
+                .all(|(i, l)| !labels[..i].contains(l))
+        })
+        .unwrap_or(MAX_DIGITS);
+    move |v: &f64| label(*v, digits)
 }
 
 /// The `(min, max)` of the finite values, widened so that the range is never empty.
@@ -101,19 +127,20 @@ fn draw(area: &Area<'_>, c: &LineChart) -> std::result::Result<(), String> {
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(plot_err)?;
     let integer_x = all().all(|p| p.0.fract() == 0.0);
-    let x_fmt = |v: &f64| {
-        if integer_x {
-            format!("{v:.0}")
-        } else {
-            axis_label(*v)
-        }
-    };
-    let y_fmt = |v: &f64| axis_label(*v);
     let x_ticks = if integer_x {
         ((x1 - x0).round() as usize + 1).clamp(2, 11)
     } else {
         11
     };
+    let x_label = tick_formatter(x0, x1, x_ticks);
+    let x_fmt = |v: &f64| {
+        if integer_x {
+            format!("{v:.0}")
+        } else {
+            x_label(v)
+        }
+    };
+    let y_fmt = tick_formatter(y0, y1, Y_TICKS);
     chart
         .configure_mesh()
         .x_desc(&c.x_desc)
@@ -121,7 +148,7 @@ fn draw(area: &Area<'_>, c: &LineChart) -> std::result::Result<(), String> {
         .axis_desc_style(style(18.0))
         .label_style(style(14.0))
         .x_labels(x_ticks)
-        .y_labels(8)
+        .y_labels(Y_TICKS)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
         .light_line_style(TRANSPARENT)
@@ -137,18 +164,21 @@ fn draw(area: &Area<'_>, c: &LineChart) -> std::result::Result<(), String> {
             .filter(|p| !(p.0.is_finite() && p.1.is_finite()))
             .count();
         let runs = finite_runs(&s.points);
-        let markers = s.points.len() <= MARKER_LIMIT;
+        let markers = s.points.len() <= MARKER_LIMIT && !s.faint;
+        let line = if s.faint {
+            color.mix(0.35).stroke_width(1)
+        } else {
+            color.stroke_width(2)
+        };
         let mut elements: Vec<PathElement<(f64, f64)>> = Vec::new();
         for run in &runs {
-            elements.push(PathElement::new(run.clone(), color.stroke_width(2)));
+            elements.push(PathElement::new(run.clone(), line));
         }
         chart
             .draw_series(elements)
             .map_err(plot_err)?
             .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
         if markers {
             chart
                 .draw_series(
@@ -214,12 +244,31 @@ mod tests {
         assert_eq!(range([0.0].into_iter(), 0.0), (-1.0, 1.0));
     }
 
+    /// The labels an axis over `lo..hi` shows.
+    fn labels(lo: f64, hi: f64) -> Vec<String> {
+        let f = tick_formatter(lo, hi, Y_TICKS);
+        RangedCoordf64::from(lo..hi)
+            .key_points(Y_TICKS)
+            .iter()
+            .map(|t| f(t))
+            .collect()
+    }
+
     #[test]
-    fn axis_labels_switch_to_scientific_for_learning_rates() {
-        assert_eq!(axis_label(3e-4), "3.0e-4");
-        assert_eq!(axis_label(0.25), "0.250");
-        assert_eq!(axis_label(12.0), "12.0");
-        assert_eq!(axis_label(0.0), "0");
+    fn tick_labels_take_the_digits_that_tell_them_apart() {
+        // A validation accuracy that moved in the fourth digit (0.777 … 0.778 read 0.777,
+        // 0.777, 0.777, 0.778 with three decimals).
+        let narrow = labels(0.7769, 0.7781);
+        assert!(narrow.len() >= 4, "{narrow:?}");
+        assert!(narrow.contains(&"0.7770".to_string()), "{narrow:?}");
+        for (i, l) in narrow.iter().enumerate() {
+            assert!(!narrow[..i].contains(l), "{narrow:?}");
+        }
+        assert_eq!(labels(0.0, 2.0)[..3], ["0", "0.5", "1.0"]);
+        assert_eq!(labels(0.0, 200.0)[..2], ["0", "50"]);
+        // Learning rates: scientific.
+        let lr = labels(0.0, 5e-3);
+        assert_eq!(lr[..3], ["0", "1.0e-3", "2.0e-3"]);
     }
 
     #[test]
@@ -241,6 +290,7 @@ mod tests {
                 series: vec![Series {
                     name: "classify".into(),
                     points,
+                    faint: i == 1,
                 }],
             };
             write_line_chart(&chart, &path).unwrap();

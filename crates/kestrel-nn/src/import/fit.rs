@@ -239,8 +239,7 @@ pub fn fit_weights<M: HasBackbone>(
             // reported (the file's classifier shows as unused).
             return;
         }
-        let required =
-            matches!(role, Role::Backbone(inner) if !in_classification_layer(inner));
+        let required = matches!(role, Role::Backbone(inner) if !in_classification_layer(inner));
         let key = key_of::<M>(&name, naming, &torch);
         let want: Vec<usize> = match (shape, naming) {
             ([i, o], Naming::Torchvision) => vec![*o, *i],

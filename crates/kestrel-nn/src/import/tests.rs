@@ -374,11 +374,19 @@ fn an_fcn_takes_its_backbone_from_torchvision_or_from_a_kestrel_classifier() {
         assert_eq!(report.loaded, 260);
         assert!(report.reinitialised.contains(&"score32.weight".to_string()));
         assert!(
-            report.reinitialised.iter().all(|n| !n.starts_with("backbone.")),
+            report
+                .reinitialised
+                .iter()
+                .all(|n| !n.starts_with("backbone.")),
             "{:?}",
             report.reinitialised
         );
-        assert_eq!(report.unused.len(), 2, "the classifier: {:?}", report.unused);
+        assert_eq!(
+            report.unused.len(),
+            2,
+            "the classifier: {:?}",
+            report.unused
+        );
         let got = kestrel_state_dict(&fcn);
         let mut backbone = 0;
         for (k, t) in want.iter() {

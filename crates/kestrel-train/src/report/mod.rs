@@ -14,6 +14,7 @@ pub mod grad_norms;
 pub mod grad_table;
 pub mod html;
 pub mod plots;
+pub mod step_log;
 pub mod val_results;
 
 pub use epoch_log::EpochPoint;
@@ -33,6 +34,8 @@ pub const REPORT: &str = "report.html";
 pub struct ReportInputs {
     /// The epoch log (`metrics.jsonl`).
     pub epochs: Vec<EpochPoint>,
+    /// The step log (`steps.jsonl`); empty for runs written before it existed.
+    pub steps: Vec<step_log::StepPoint>,
     /// Gradient-norm samples (`grad_norms.jsonl`); empty when the run has none.
     pub grad_norms: Vec<GradSample>,
     /// `summary.json`, when the run finished.
@@ -54,6 +57,7 @@ impl ReportInputs {
         };
         Ok(ReportInputs {
             epochs: epoch_log::read_epochs(run)?,
+            steps: step_log::read_steps(run)?,
             grad_norms: grad_norms::read_grad_norms(run)?,
             summary,
             val: None,

@@ -3,6 +3,7 @@
 
 use super::epoch_log::EpochPoint;
 use super::grad_table::{heat_map, MAX_COLUMNS, MAX_ROWS};
+use super::step_log::{epoch_positions, smoothed, StepPoint};
 use super::val_results::ValResults;
 use super::ReportInputs;
 use crate::error::{Result, TrainError};
@@ -42,6 +43,59 @@ fn series_by_key(
                 .iter()
                 .filter_map(|e| pick(e).get(k).map(|&v| (e.epoch as f64, v)))
                 .collect(),
+            faint: false,
+        })
+        .collect()
+}
+
+/// Weight of the smoothed per-step loss (TensorBoard's smoothing slider).
+const SMOOTHING: f64 = 0.9;
+
+/// The training-loss curves: with a step log, every step's loss (faint), its smoothed curve and
+/// the epoch means; otherwise the epoch means alone. Positions are in epochs.
+fn loss_series(epochs: &[EpochPoint], steps: &[StepPoint]) -> Vec<Series> {
+    let means = series_by_key(epochs, |e| &e.train_loss);
+    if steps.is_empty() {
+        return means;
+    }
+    let x = epoch_positions(steps);
+    let loss: Vec<f64> = steps.iter().map(|s| s.loss).collect();
+    let mut out = vec![
+        Series {
+            name: "per step".into(),
+            points: x.iter().copied().zip(loss.iter().copied()).collect(),
+            faint: true,
+        },
+        Series {
+            name: format!("smoothed ({SMOOTHING})"),
+            points: x.iter().copied().zip(smoothed(&loss, SMOOTHING)).collect(),
+            faint: false,
+        },
+    ];
+    out.extend(means.into_iter().map(|mut s| {
+        s.name = format!("epoch mean ({})", s.name);
+        s
+    }));
+    out
+}
+
+/// The learning rate of each parameter group: per step with a step log, else per epoch.
+fn lr_series(epochs: &[EpochPoint], steps: &[StepPoint]) -> Vec<Series> {
+    if steps.is_empty() {
+        return series_by_key(epochs, |e| &e.lr);
+    }
+    let x = epoch_positions(steps);
+    let groups: BTreeSet<&String> = steps.iter().flat_map(|s| s.lr.keys()).collect();
+    groups
+        .into_iter()
+        .map(|g| Series {
+            name: g.clone(),
+            points: x
+                .iter()
+                .zip(steps)
+                .filter_map(|(&x, s)| s.lr.get(g).map(|&v| (x, v)))
+                .collect(),
+            faint: false,
         })
         .collect()
 }
@@ -89,12 +143,17 @@ pub fn write_all(dir: &Path, inputs: &ReportInputs) -> Result<(Vec<Plot>, Vec<St
         });
         Ok(())
     };
+    let per_step = !inputs.steps.is_empty();
     line(
         "loss.png",
         "Training loss",
-        "mean loss",
-        "Mean training loss of each epoch, one curve per task.",
-        series_by_key(epochs, |e| &e.train_loss),
+        "loss",
+        if per_step {
+            "Training loss of every optimiser step (pale), its exponential moving average, and each epoch's mean per task."
+        } else {
+            "Mean training loss of each epoch, one curve per task."
+        },
+        loss_series(epochs, &inputs.steps),
     )?;
     line(
         "val_metrics.png",
@@ -107,8 +166,12 @@ pub fn write_all(dir: &Path, inputs: &ReportInputs) -> Result<(Vec<Plot>, Vec<St
         "lr.png",
         "Learning rate",
         "learning rate",
-        "Learning rate of each parameter group at the end of each epoch.",
-        series_by_key(epochs, |e| &e.lr),
+        if per_step {
+            "Learning rate of each parameter group at every optimiser step: the warm-up and the schedule."
+        } else {
+            "Learning rate of each parameter group at the end of each epoch."
+        },
+        lr_series(epochs, &inputs.steps),
     )?;
     line(
         "task_weights.png",

@@ -144,8 +144,19 @@ fn classification_val() -> ValResults {
 fn classification_report_is_self_contained_and_every_plot_is_a_png_of_its_size() {
     let dir = run_folder(true);
     let run = dir.path();
+    let steps: Vec<String> = (0..6)
+        .map(|s| {
+            format!(
+                "{{\"epoch\":{},\"step\":{s},\"loss\":{},\"lr\":{{\"default\":0.001}}}}",
+                s / 2 + 1,
+                2.0 - 0.25 * s as f64
+            )
+        })
+        .collect();
+    std::fs::write(run.join(run_dir::STEPS), steps.join("\n") + "\n").unwrap();
     let mut inputs = ReportInputs::read(run).unwrap();
     assert_eq!(inputs.epochs.len(), 3);
+    assert_eq!(inputs.steps.len(), 6);
     assert_eq!(inputs.grad_norms.len(), 12);
     inputs.val = Some(classification_val());
     let files = write(run, &inputs).unwrap();
@@ -194,6 +205,8 @@ fn classification_report_is_self_contained_and_every_plot_is_a_png_of_its_size()
     assert!(html.contains("mobilenet-v2"));
     assert!(html.contains("best epoch <b>3</b>"));
     assert!(html.contains("Final epoch (3 of 3)"));
+    assert!(html.contains("Training loss of every optimiser step"));
+    assert!(html.contains("at every optimiser step: the warm-up"));
     assert!(html.contains("<td>task weight (segment)</td><td class=\"n\">0.4000</td>"));
     assert!(html.contains("<td>learning rate (head)</td><td class=\"n\">3.333e-4</td>"));
     assert!(files.notes.is_empty(), "{:?}", files.notes);
