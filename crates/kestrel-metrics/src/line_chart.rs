@@ -250,7 +250,7 @@ mod tests {
         RangedCoordf64::from(lo..hi)
             .key_points(Y_TICKS)
             .iter()
-            .map(|t| f(t))
+            .map(&f)
             .collect()
     }
 
