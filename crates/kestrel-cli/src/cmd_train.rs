@@ -4,7 +4,7 @@ use crate::exit::{print_json, CliError};
 use clap::Args;
 use kestrel_train::{train_run, Progress, RunOptions, TrainConfig};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `kestrel train`; each overrides the same key of `--config`.
 #[derive(Args)]
@@ -151,6 +151,13 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// The absolute path of the existing file `path` (`what` names it in the error): what the run's
+/// `config.toml` records, so that `kestrel eval` and `--resume` find it from any folder.
+fn absolute(path: &Path, what: &str) -> Result<PathBuf, CliError> {
+    std::fs::canonicalize(path)
+        .map_err(|e| CliError::BadInput(format!("cannot read {what} {}: {e}", path.display())))
+}
+
 /// Runs `kestrel train`: builds the configuration (from `--config`, the run folder's own when
 /// resuming, or the task's defaults), applies the flags over it and trains; prints the summary
 /// (JSON with `--json`).
@@ -203,11 +210,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         cfg.output_stride = v;
     }
     if let Some(v) = a.split_manifest {
-        // Absolute, so that `kestrel eval` finds it from any folder.
-        let abs = std::fs::canonicalize(&v).map_err(|e| {
-            CliError::BadInput(format!("cannot read split manifest {}: {e}", v.display()))
-        })?;
-        cfg.split_manifest = Some(abs);
+        cfg.split_manifest = Some(absolute(&v, "split manifest")?);
     }
     if let Some(v) = a.model {
         cfg.model = v;
@@ -255,11 +258,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         cfg.skip_bad = true;
     }
     if let Some(v) = a.weights {
-        // Absolute, as the run's config.toml records it.
-        let abs = std::fs::canonicalize(&v).map_err(|e| {
-            CliError::BadInput(format!("cannot read weights file {}: {e}", v.display()))
-        })?;
-        cfg.weights = Some(abs);
+        cfg.weights = Some(absolute(&v, "weights file")?);
     }
     if let Some(v) = a.freeze {
         cfg.freeze = v;
