@@ -444,3 +444,85 @@ fn weights_that_do_not_fit_the_backbone_are_refused_with_every_reason() {
         Err(ImportError::UnsupportedArch { .. })
     ));
 }
+
+#[test]
+fn resnets_and_multitask_models_take_torchvision_backbones() {
+    use crate::models::multitask::MultiTaskSpec;
+    use crate::upsample::UpsamplerKind;
+    let device = Device::flex();
+    let sd = torchvision_formula_dict("resnet18");
+    let resnet = ClassifierSpec {
+        arch: Arch::ResNet18,
+        width: 1.0,
+        num_classes: 10,
+    };
+    let (model, report) = fit_weights(resnet.init(&device), &sd, Naming::Torchvision).unwrap();
+    // 20 convolution + BatchNorm groups (5 tensors each) and fc (ImageNet's 1000 classes).
+    assert_eq!(report.loaded, 100);
+    assert_eq!(report.reinitialised, ["fc.weight", "fc.bias"]);
+    assert_eq!(report.unused, ["fc.weight", "fc.bias"]);
+    let exact = kestrel_state_dict(
+        &apply_state_dict(
+            ClassifierSpec {
+                num_classes: 1000,
+                ..resnet
+            }
+            .init(&device),
+            &sd,
+        )
+        .unwrap(),
+    );
+    let got = kestrel_state_dict(&model);
+    assert_eq!(
+        got.get("layer4.1.conv2.bn.running_var").unwrap().values,
+        exact.get("layer4.1.conv2.bn.running_var").unwrap().values
+    );
+
+    let multitask = MultiTaskSpec {
+        backbone: "fcn8s-resnet18".parse().unwrap(),
+        width: 1.0,
+        num_classes: 4,
+        seg_classes: 3,
+        upsampler: UpsamplerKind::Bilinear,
+        cascade: false,
+    };
+    let (model, report) =
+        fit_weights(multitask.init(&device).unwrap(), &sd, Naming::Torchvision).unwrap();
+    assert_eq!(report.loaded, 100);
+    assert!(report
+        .reinitialised
+        .contains(&"classifier.weight".to_string()));
+    assert!(report
+        .reinitialised
+        .contains(&"fcn.score8.weight".to_string()));
+    let got = kestrel_state_dict(&model);
+    assert_eq!(
+        got.get("layer4.1.conv2.bn.running_var").unwrap().values,
+        exact.get("layer4.1.conv2.bn.running_var").unwrap().values
+    );
+}
+
+#[test]
+fn a_mobilenet_v1_is_seeded_from_a_kestrel_one() {
+    let device = Device::flex();
+    let v1 = |num_classes| {
+        ClassifierSpec {
+            arch: Arch::MobileNetV1,
+            width: 0.25,
+            num_classes,
+        }
+        .init(&device)
+    };
+    let source = kestrel_state_dict(&v1(10));
+    let (model, report) = fit_weights(v1(3), &source, Naming::Kestrel).unwrap();
+    assert_eq!(
+        report.reinitialised,
+        ["classifier.weight", "classifier.bias"]
+    );
+    assert_eq!(report.unused, ["classifier.weight", "classifier.bias"]);
+    let got = kestrel_state_dict(&model);
+    for (k, t) in source.iter().filter(|(k, _)| !k.starts_with("classifier.")) {
+        assert_eq!(got.get(k).unwrap().values, t.values, "{k}");
+    }
+    assert_eq!(report.loaded, source.len() - 2);
+}
