@@ -6,8 +6,6 @@
 pub(crate) mod balance;
 pub(crate) mod data;
 pub(crate) mod eval;
-#[cfg(test)]
-mod finetune;
 pub(crate) mod imagenet;
 pub(crate) mod predict;
 #[cfg(test)]

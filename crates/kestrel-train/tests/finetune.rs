@@ -1,14 +1,14 @@
 //! Fine-tuning end to end: a run seeded from another run's checkpoint (`--weights`) with frozen
 //! modules (`--freeze`, `--freeze-bn`, `--unfreeze-at`) keeps what is frozen bit for bit, starts
 //! updating it at the unfreeze epoch, and resumes across that point exactly.
+//!
+//! Its own test binary, alone in its process: runs share the process's device RNG (initialisation,
+//! dropout), which tests running beside it in the library's test binary would draw from.
 
-use crate::config::TrainConfig;
-use crate::driver::checkpoint::Checkpoint;
-use crate::driver::run_dir::{best_checkpoint, last_checkpoint};
-use crate::driver::{Progress, RunOptions};
-use crate::tasks::train_run;
 use burn::tensor::Device;
 use kestrel_nn::import::{model_state_dict, StateDict};
+use kestrel_train::run_dir::{best_checkpoint, last_checkpoint};
+use kestrel_train::{train_run, Checkpoint, Progress, RunOptions, TrainConfig};
 use std::path::Path;
 
 fn tiny(epochs: usize) -> TrainConfig {
