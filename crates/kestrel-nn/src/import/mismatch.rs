@@ -32,13 +32,18 @@ impl Mismatch {
     }
 }
 
-fn list(f: &mut fmt::Formatter<'_>, items: &[String]) -> fmt::Result {
+/// A list of tensor names for a message: the first few, then "… and N more".
+pub fn shortened(items: &[String]) -> String {
     let shown: Vec<&str> = items.iter().take(SHOWN).map(String::as_str).collect();
-    write!(f, "{}", shown.join(", "))?;
+    let mut s = shown.join(", ");
     if items.len() > SHOWN {
-        write!(f, ", … and {} more", items.len() - SHOWN)?;
+        s.push_str(&format!(", … and {} more", items.len() - SHOWN));
     }
-    Ok(())
+    s
+}
+
+fn list(f: &mut fmt::Formatter<'_>, items: &[String]) -> fmt::Result {
+    write!(f, "{}", shortened(items))
 }
 
 impl fmt::Display for Mismatch {

@@ -4,6 +4,7 @@
 use super::checkpoint::{is_checkpoint, Checkpoint};
 use crate::error::{Result, TrainError};
 use burn::tensor::Device;
+use kestrel_nn::import::mismatch::shortened;
 use kestrel_nn::import::{
     fit_weights, model_state_dict, read_state_dict, FitReport, HasBackbone, ImportError, Naming,
 };
@@ -35,14 +36,6 @@ impl WeightsRecord {
 
     /// The lines a run prints about it.
     pub fn describe(&self) -> String {
-        let list = |v: &[String]| {
-            const SHOWN: usize = 6;
-            let mut s = v.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-            if v.len() > SHOWN {
-                s.push_str(&format!(", … and {} more", v.len() - SHOWN));
-            }
-            s
-        };
         let mut out = format!(
             "weights: {} tensors loaded from {}",
             self.loaded,
@@ -52,14 +45,14 @@ impl WeightsRecord {
             out.push_str(&format!(
                 "\nweights: {} re-initialised (not in the file, or another shape): {}",
                 self.reinitialised.len(),
-                list(&self.reinitialised)
+                shortened(&self.reinitialised)
             ));
         }
         if !self.unused.is_empty() {
             out.push_str(&format!(
                 "\nweights: {} keys of the file unused: {}",
                 self.unused.len(),
-                list(&self.unused)
+                shortened(&self.unused)
             ));
         }
         out
