@@ -6,6 +6,7 @@
 /// The Burn-free part of `kestrel_nn::import`.
 #[path = "../../crates/kestrel-nn/src/import"]
 pub mod import {
+    pub mod budget;
     pub mod dtype;
     pub mod format;
     pub mod pickle;

@@ -1,19 +1,53 @@
 //! Reading image files, with errors that name the file.
 
 use crate::error::DataError;
-use image::{GrayImage, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use std::io::Cursor;
 use std::path::Path;
 
-/// Decodes `path` (png, jpg, bmp) into RGB; grayscale and alpha are converted.
+/// The most pixels kestrel decodes from one image file (8192 × 8192): a small compressed file can
+/// declare a huge image, and it is refused from its header, before anything is allocated.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// The most bytes a decoder may allocate (the decoded pixels included): a 16-bit RGB image of
+/// [`MAX_IMAGE_PIXELS`] fits.
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// Refuses a `width × height` image over [`MAX_IMAGE_PIXELS`], naming the file and the limit.
+fn check_pixels(path: &Path, width: u32, height: u32) -> Result<(), DataError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(DataError::Image {
+            path: path.to_path_buf(),
+            reason: format!(
+                "a {width}×{height} image ({pixels} pixels) is larger than kestrel decodes (at \
+                 most {MAX_IMAGE_PIXELS} pixels, e.g. 8192×8192): downscale it first"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes `path` (png, jpg, bmp) into RGB; grayscale and alpha are converted. Images over
+/// [`MAX_IMAGE_PIXELS`] are refused from their header.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Image {
+    let bad = |reason: String| DataError::Image {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Image {
-        path: path.to_path_buf(),
-        reason: format!("not a decodable png, jpg or bmp image ({e})"),
-    })?;
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let not_an_image =
+        |e: image::ImageError| bad(format!("not a decodable png, jpg or bmp image ({e})"));
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(not_an_image)?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(path, width, height)?;
+    let img = DynamicImage::from_decoder(decoder).map_err(not_an_image)?;
     Ok(img.to_rgb8())
 }
 
@@ -45,6 +79,8 @@ pub fn load_mask(path: &Path) -> Result<GrayImage, DataError> {
     let mut reader = decoder
         .read_info()
         .map_err(|e| bad(format!("expected a PNG mask ({e})")))?;
+    let header = reader.info();
+    check_pixels(path, header.width, header.height)?;
     let (color, depth) = reader.output_color_type();
     let single = matches!(color, png::ColorType::Grayscale | png::ColorType::Indexed);
     if !single || depth != png::BitDepth::Eight {
@@ -84,6 +120,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.png"), "{e}");
+    }
+
+    #[test]
+    fn huge_images_are_refused_from_their_header() {
+        // A PNG header declaring 100000 × 100000 pixels (10^10): a few hundred bytes of file.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.png");
+        let mut file = Vec::new();
+        let mut enc = png::Encoder::new(&mut file, 100_000, 100_000);
+        enc.set_color(png::ColorType::Grayscale);
+        // The header and the start of the image data (zlib-compressed zero rows): the decoder
+        // needs to see data before it reports the size.
+        let mut writer = enc.write_header().unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &vec![0u8; 1 << 20]).unwrap();
+        writer
+            .write_chunk(png::chunk::IDAT, &z.finish().unwrap())
+            .unwrap();
+        drop(writer);
+        std::fs::write(&p, &file).unwrap();
+        for e in [load_rgb(&p).unwrap_err(), load_mask(&p).unwrap_err()] {
+            let e = e.to_string();
+            assert!(
+                e.contains("bomb.png") && e.contains("100000×100000") && e.contains("67108864"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! between Pillow and the `image` crate, so JPEG inputs may differ by a level or so.
 
 use crate::error::DataError;
-use crate::pil_resize::resize_bilinear;
+use crate::pil_resize::resize_bilinear_region;
 use crate::preprocess::Normalize;
 use image::RgbImage;
 
@@ -40,10 +40,15 @@ impl CenterCropEval {
     };
 
     /// The cropped RGB image, before scaling and normalisation (`CenterCrop(Resize(img))`).
+    /// Only the pixels the crop keeps are resampled, so a very elongated image (whose resize
+    /// would be huge) costs what its crop costs.
     pub fn crop_image(&self, img: &RgbImage) -> Result<RgbImage, DataError> {
         let (w, h) = resized_size(img.width(), img.height(), self.resize)?;
-        let resized = resize_bilinear(img, w, h)?;
-        center_crop(&resized, self.crop, self.crop)
+        let kept =
+            resize_bilinear_region(img, w, h, kept_span(w, self.crop), kept_span(h, self.crop))?;
+        // Cropping what was kept gives the same pixels (and the same zero padding when the
+        // crop is larger than the resized image, which is then kept whole).
+        center_crop(&kept, self.crop, self.crop)
     }
 
     /// Appends the transformed image, `3 × crop × crop` values in CHW order, to `out`.
@@ -101,6 +106,16 @@ pub fn crop_offset(size: u32, crop: u32) -> i64 {
     } else {
         half
     }
+}
+
+/// The pixels of an axis of `size` that a centre crop of `crop` keeps (all of them when the crop
+/// is larger; the whole axis, to be refused by [`center_crop`], when it is zero).
+fn kept_span(size: u32, crop: u32) -> std::ops::Range<u32> {
+    if crop == 0 || crop >= size {
+        return 0..size;
+    }
+    let start = crop_offset(size, crop) as u32;
+    start..start + crop
 }
 
 /// torchvision's `CenterCrop((height, width))`; pixels outside the image (a crop larger than
@@ -192,6 +207,35 @@ mod tests {
         assert_eq!(c.get_pixel(1, 3).0, [0, 3, 9]);
         assert_eq!(c.get_pixel(6, 0).0, [0, 0, 0]);
         assert!(center_crop(&img, 0, 2).is_err());
+    }
+
+    #[test]
+    fn crops_resample_only_what_they_keep() {
+        // The same pixels as resizing everything, then cropping.
+        let img = RgbImage::from_fn(301, 257, |x, y| {
+            image::Rgb([(x * 3 + y) as u8, (x * y) as u8, (x ^ y) as u8])
+        });
+        for t in [
+            CenterCropEval::IMAGENET,
+            CenterCropEval {
+                resize: 200,
+                crop: 230,
+                ..CenterCropEval::IMAGENET
+            },
+        ] {
+            let (w, h) = resized_size(img.width(), img.height(), t.resize).unwrap();
+            let whole = crate::pil_resize::resize_bilinear(&img, w, h).unwrap();
+            assert_eq!(
+                t.crop_image(&img).unwrap(),
+                center_crop(&whole, t.crop, t.crop).unwrap()
+            );
+        }
+        // A 1 × 1,000,000 image resizes to 256 × 256,000,000 (196 GB of RGB); the crop alone
+        // is computed. (Under the tests' memory this would abort if it were not.)
+        let thin = RgbImage::from_fn(1, 1_000_000, |_, y| image::Rgb([(y % 251) as u8, 7, 9]));
+        let crop = CenterCropEval::IMAGENET.crop_image(&thin).unwrap();
+        assert_eq!(crop.dimensions(), (224, 224));
+        assert!(crop.pixels().all(|p| p.0[1] == 7 && p.0[2] == 9));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use crate::error::DataError;
 use image::RgbImage;
+use std::ops::Range;
 
 /// Fixed-point precision of the weights (Pillow's `PRECISION_BITS`, 32 − 8 − 2).
 const PRECISION_BITS: u32 = 22;
@@ -33,37 +34,47 @@ fn triangle(x: f64) -> f64 {
     }
 }
 
-/// The taps of every output pixel of an axis resized from `input` to `output` pixels.
-fn taps(input: usize, output: usize) -> Vec<Taps> {
+/// The taps of the output pixels `kept` of an axis resized from `input` to `output` pixels.
+fn taps(input: usize, output: usize, kept: Range<usize>) -> Vec<Taps> {
     let scale = input as f64 / output as f64;
     let filter_scale = scale.max(1.0);
     let support = filter_scale; // The triangle's support is 1.
     let inv = 1.0 / filter_scale;
-    (0..output)
-        .map(|i| {
-            let centre = (i as f64 + 0.5) * scale;
-            // C's (int) cast truncates toward zero, as `as` does.
-            let first = ((centre - support + 0.5) as i64).max(0) as usize;
-            let end = ((centre + support + 0.5) as i64).min(input as i64) as usize;
-            let raw: Vec<f64> = (first..end.max(first))
-                .map(|x| triangle((x as f64 - centre + 0.5) * inv))
-                .collect();
-            let total: f64 = raw.iter().sum();
-            let one = f64::from(1u32 << PRECISION_BITS);
-            let weights = raw
-                .iter()
-                .map(|&w| {
-                    let w = if total != 0.0 { w / total } else { w };
-                    if w < 0.0 {
-                        (-0.5 + w * one) as i32
-                    } else {
-                        (0.5 + w * one) as i32
-                    }
-                })
-                .collect();
-            Taps { first, weights }
-        })
-        .collect()
+    kept.map(|i| {
+        let centre = (i as f64 + 0.5) * scale;
+        // C's (int) cast truncates toward zero, as `as` does.
+        let first = ((centre - support + 0.5) as i64).max(0) as usize;
+        let end = ((centre + support + 0.5) as i64).min(input as i64) as usize;
+        let raw: Vec<f64> = (first..end.max(first))
+            .map(|x| triangle((x as f64 - centre + 0.5) * inv))
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let one = f64::from(1u32 << PRECISION_BITS);
+        let weights = raw
+            .iter()
+            .map(|&w| {
+                let w = if total != 0.0 { w / total } else { w };
+                if w < 0.0 {
+                    (-0.5 + w * one) as i32
+                } else {
+                    (0.5 + w * one) as i32
+                }
+            })
+            .collect();
+        Taps { first, weights }
+    })
+    .collect()
+}
+
+/// The input indices a set of taps reads: from the lowest first tap to the highest last one.
+fn span(taps: &[Taps]) -> Range<usize> {
+    let start = taps.iter().map(|t| t.first).min().unwrap_or(0);
+    let end = taps
+        .iter()
+        .map(|t| t.first + t.weights.len())
+        .max()
+        .unwrap_or(start);
+    start..end.max(start)
 }
 
 /// One fixed-point sum to a `u8`, as Pillow's `clip8`.
@@ -71,9 +82,10 @@ fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resamples along x: `src` is `width × rows` RGB (row-major, 3 bytes a pixel).
-fn horizontal(src: &[u8], width: usize, rows: usize, out_width: usize) -> Vec<u8> {
-    let taps = taps(width, out_width);
+/// Resamples along x: `src` is `width × rows` RGB (row-major, 3 bytes a pixel); the output has
+/// one column per tap list.
+fn horizontal(src: &[u8], width: usize, rows: usize, taps: &[Taps]) -> Vec<u8> {
+    let out_width = taps.len();
     let mut out = vec![0u8; out_width * rows * 3];
     for y in 0..rows {
         let row = &src[y * width * 3..(y + 1) * width * 3];
@@ -90,16 +102,17 @@ fn horizontal(src: &[u8], width: usize, rows: usize, out_width: usize) -> Vec<u8
     out
 }
 
-/// Resamples along y: `src` is `width × height` RGB.
-fn vertical(src: &[u8], width: usize, height: usize, out_height: usize) -> Vec<u8> {
-    let taps = taps(height, out_height);
+/// Resamples along y: `src` holds `width`-pixel RGB rows of the input from row `first_row` on;
+/// the output has one row per tap list.
+fn vertical(src: &[u8], width: usize, taps: &[Taps], first_row: usize) -> Vec<u8> {
     let stride = width * 3;
-    let mut out = vec![0u8; stride * out_height];
+    let mut out = vec![0u8; stride * taps.len()];
     for (y, t) in taps.iter().enumerate() {
+        let top = t.first - first_row;
         for i in 0..stride {
             let mut acc: i64 = 1 << (PRECISION_BITS - 1);
             for (k, &w) in t.weights.iter().enumerate() {
-                acc += i64::from(src[(t.first + k) * stride + i]) * i64::from(w);
+                acc += i64::from(src[(top + k) * stride + i]) * i64::from(w);
             }
             out[y * stride + i] = clip8(acc);
         }
@@ -110,6 +123,20 @@ fn vertical(src: &[u8], width: usize, height: usize, out_height: usize) -> Vec<u
 /// Resizes `img` to `width × height` with Pillow's antialiased bilinear filter (see the module
 /// documentation). A zero size, of the image or of the target, is an error.
 pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> Result<RgbImage, DataError> {
+    resize_bilinear_region(img, width, height, 0..width, 0..height)
+}
+
+/// The columns `cols` and rows `rows` of [`resize_bilinear`]`(img, width, height)`, computed
+/// alone: the same pixels, at the cost of the region (and the input rows it reads) only, so that
+/// a centre crop of a huge resize costs what the crop costs. An empty region or one outside
+/// `width × height` is an error.
+pub fn resize_bilinear_region(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    cols: Range<u32>,
+    rows: Range<u32>,
+) -> Result<RgbImage, DataError> {
     let (w, h) = img.dimensions();
     if w == 0 || h == 0 {
         return Err(DataError::value(
@@ -123,15 +150,41 @@ pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> Result<RgbIma
             format!("expected a positive target size, got {width}×{height}"),
         ));
     }
+    if cols.is_empty() || rows.is_empty() || cols.end > width || rows.end > height {
+        return Err(DataError::value(
+            "region",
+            format!(
+                "expected a non-empty region of the {width}×{height} output, got columns \
+                 {cols:?} and rows {rows:?}"
+            ),
+        ));
+    }
     let (w, h, ow, oh) = (w as usize, h as usize, width as usize, height as usize);
-    let mut buf = img.as_raw().clone();
-    if ow != w {
-        buf = horizontal(&buf, w, h, ow);
-    }
-    if oh != h {
-        buf = vertical(&buf, ow, h, oh);
-    }
-    Ok(RgbImage::from_raw(width, height, buf).expect("the buffer has width · height · 3 bytes"))
+    let (cols, rows) = (
+        cols.start as usize..cols.end as usize,
+        rows.start as usize..rows.end as usize,
+    );
+    // The input rows the kept output rows read: the vertical taps' span, or the rows themselves
+    // when the height does not change.
+    let vtaps = (oh != h).then(|| taps(h, oh, rows.clone()));
+    let src_rows = vtaps.as_deref().map_or(rows.clone(), span);
+    let src = &img.as_raw()[src_rows.start * w * 3..src_rows.end * w * 3];
+    let buf = if ow != w {
+        horizontal(src, w, src_rows.len(), &taps(w, ow, cols.clone()))
+    } else {
+        src.chunks_exact(w * 3)
+            .flat_map(|row| &row[cols.start * 3..cols.end * 3])
+            .copied()
+            .collect()
+    };
+    let buf = match vtaps {
+        Some(t) => vertical(&buf, cols.len(), &t, src_rows.start),
+        None => buf,
+    };
+    Ok(
+        RgbImage::from_raw(cols.len() as u32, rows.len() as u32, buf)
+            .expect("the buffer has one RGB pixel per kept column and row"),
+    )
 }
 
 #[cfg(test)]
@@ -184,6 +237,36 @@ mod tests {
         );
         // Same size: untouched.
         assert_eq!(resize_bilinear(&img, 9, 4).unwrap(), img);
+    }
+
+    #[test]
+    fn regions_equal_the_same_pixels_of_the_whole_resize() {
+        let img = RgbImage::from_fn(13, 9, |x, y| {
+            image::Rgb([
+                (x * 19 + y * 7) as u8,
+                (x * y * 5) as u8,
+                ((x ^ y) * 20) as u8,
+            ])
+        });
+        for (ow, oh) in [(5, 4), (30, 20), (13, 4), (6, 9), (13, 9)] {
+            let whole = resize_bilinear(&img, ow, oh).unwrap();
+            for (cols, rows) in [(0..ow, 0..oh), (1..ow - 1, 2..oh), (ow - 1..ow, 0..1)] {
+                let part =
+                    resize_bilinear_region(&img, ow, oh, cols.clone(), rows.clone()).unwrap();
+                let want = image::imageops::crop_imm(
+                    &whole,
+                    cols.start,
+                    rows.start,
+                    cols.len() as u32,
+                    rows.len() as u32,
+                )
+                .to_image();
+                assert_eq!(part, want, "{ow}×{oh} {cols:?} {rows:?}");
+            }
+        }
+        let e = resize_bilinear_region(&img, 5, 4, 0..6, 0..4).unwrap_err();
+        assert!(e.to_string().contains("region"), "{e}");
+        assert!(resize_bilinear_region(&img, 5, 4, 2..2, 0..4).is_err());
     }
 
     #[test]

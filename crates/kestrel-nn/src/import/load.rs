@@ -50,11 +50,12 @@ pub fn load_classifier_at(
         width,
         num_classes,
     };
-    // Checks the width (a bad one would panic while building).
+    // Checks the width (a bad one would panic while building) and the class count the file
+    // asks for (a huge one would exhaust memory), before anything is built.
     spec.describe(32)
         .map_err(|e| ImportError::UnsupportedArch {
-            arch: arch.to_string(),
-            detail: e.to_string(),
+            arch: format!("{}: {arch}", path.display()),
+            detail: format!("{e} (the class count is the rows of `{key}`)"),
         })?;
     let model = spec.init(device);
     apply_state_dict(model, &sd).map_err(|e| match e {

@@ -11,10 +11,11 @@
 //! # Ok::<(), kestrel_nn::import::ImportError>(())
 //! ```
 //!
-//! The byte-level readers (`dtype` … `format`) do not use Burn, so fuzz targets can build them
+//! The byte-level readers (`budget`, `dtype` … `format`) do not use Burn, so fuzz targets can build them
 //! alone (see `fuzz/` at the workspace root).
 
 pub mod apply;
+pub mod budget;
 pub mod dtype;
 pub mod error;
 pub mod fit;

@@ -2,6 +2,7 @@
 //! name to `{dtype, shape, data_offsets: [begin, end]}` (offsets into the data after the
 //! header; `__metadata__` holds free-form strings), then the raw little-endian data.
 
+use super::budget::Budget;
 use super::dtype::DType;
 use super::read_error::{corrupt, ReadError};
 use super::state_dict::{StateDict, TensorEntry, Values};
@@ -42,6 +43,7 @@ pub fn read_safetensors(data: &[u8]) -> Result<StateDict, ReadError> {
     let Json::Object(map) = json else {
         return Err(corrupt("safetensors header is not a JSON object"));
     };
+    let mut budget = Budget::for_file(data.len());
     let mut tensors = Vec::new();
     for (key, spec) in &map {
         if key == "__metadata__" {
@@ -85,6 +87,7 @@ pub fn read_safetensors(data: &[u8]) -> Result<StateDict, ReadError> {
         dtype
             .check_len(bytes, numel, "data")
             .map_err(|e| tensor_err(key, e.to_string()))?;
+        budget.take(key, numel as u64)?;
         let values = if dtype.is_float() {
             Values::F32(dtype.gather_f32(bytes, 0..numel))
         } else {

@@ -1,13 +1,20 @@
 //! Turning a pickled tensor (a strided view of a storage) into a [`TensorEntry`], with every
 //! index checked against the storage before anything is allocated.
 
+use super::budget::Budget;
 use super::pickle::Value;
 use super::read_error::{corrupt, ReadError};
 use super::state_dict::{StateDict, TensorEntry, Values};
 use super::torch_globals::{StorageRef, TensorRef};
 
-/// Copies the elements of `t` out of `storage` (the bytes of its whole root storage).
-pub fn materialize(key: &str, t: &TensorRef, storage: &[u8]) -> Result<TensorEntry, ReadError> {
+/// Copies the elements of `t` out of `storage` (the bytes of its whole root storage), within
+/// what `budget` allows.
+pub fn materialize(
+    key: &str,
+    t: &TensorRef,
+    storage: &[u8],
+    budget: &mut Budget,
+) -> Result<TensorEntry, ReadError> {
     let err = |detail: String| ReadError::Tensor {
         key: key.to_string(),
         detail,
@@ -61,6 +68,7 @@ pub fn materialize(key: &str, t: &TensorRef, storage: &[u8]) -> Result<TensorEnt
              supported)"
         )));
     }
+    budget.take(key, numel)?;
     let indices = StridedIndices::new(base as usize, &shape, &t.stride);
     let values = if dtype.is_float() {
         Values::F32(dtype.gather_f32(storage, indices))
@@ -139,10 +147,11 @@ fn tensor_dict(root: &Value) -> Result<&Value, ReadError> {
 }
 
 /// Builds the state dict of an unpickled torch object; `bytes_of` gives each storage's bytes
-/// (all of its root storage).
+/// (all of its root storage); `budget` bounds what the tensors may decode to.
 pub fn state_dict_from_pickle<'s>(
     root: &Value,
     bytes_of: &mut dyn FnMut(&StorageRef) -> Result<&'s [u8], ReadError>,
+    budget: &mut Budget,
 ) -> Result<StateDict, ReadError> {
     let Value::Dict(map) = tensor_dict(root)? else {
         unreachable!("tensor_dict returns dicts")
@@ -162,7 +171,7 @@ pub fn state_dict_from_pickle<'s>(
             });
         };
         let bytes = bytes_of(&t.storage)?;
-        sd.insert(key.to_string(), materialize(key, t, bytes)?)?;
+        sd.insert(key.to_string(), materialize(key, t, bytes, budget)?)?;
     }
     Ok(sd)
 }
@@ -191,26 +200,38 @@ mod tests {
         (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect()
     }
 
+    /// Materialises `t` out of [`bytes`] as tensor `w`, with a generous budget.
+    fn read(t: &TensorRef) -> Result<TensorEntry, ReadError> {
+        materialize("w", t, &bytes(), &mut Budget::for_file(1000))
+    }
+
     #[test]
     fn strided_views_match_numpy() {
         // np.arange(12.)[1:].reshape(...) equivalents: as_strided(offset 1, (2, 3), (4, 2))
         // = [[1, 3, 5], [5, 7, 9]]; a transposed (3, 4) view: arange(12).reshape(3, 4).T.
-        let t = materialize("x", &view(1, &[2, 3], &[4, 2]), &bytes()).unwrap();
+        let t = read(&view(1, &[2, 3], &[4, 2])).unwrap();
         assert_eq!(t.as_f32().unwrap(), [1.0, 3.0, 5.0, 5.0, 7.0, 9.0]);
-        let t = materialize("x", &view(0, &[4, 3], &[1, 4]), &bytes()).unwrap();
+        let t = read(&view(0, &[4, 3], &[1, 4])).unwrap();
         assert_eq!(
             t.as_f32().unwrap(),
             [0.0, 4.0, 8.0, 1.0, 5.0, 9.0, 2.0, 6.0, 10.0, 3.0, 7.0, 11.0]
         );
         // A 0-d tensor and an empty one.
-        let t = materialize("x", &view(7, &[], &[]), &bytes()).unwrap();
+        let t = read(&view(7, &[], &[])).unwrap();
         assert_eq!((t.shape.len(), t.as_f32().unwrap()), (0, &[7.0f32][..]));
-        let t = materialize("x", &view(99, &[0, 5], &[5, 1]), &bytes()).unwrap();
+        let t = read(&view(99, &[0, 5], &[5, 1])).unwrap();
         assert!(t.values.is_empty());
     }
 
     #[test]
     fn out_of_range_views_are_errors() {
+        // Views of one storage, each within it, are refused once they add up past the budget.
+        let mut budget = Budget::for_file(30);
+        let whole = view(0, &[12], &[1]);
+        materialize("a", &whole, &bytes(), &mut budget).unwrap();
+        materialize("b", &whole, &bytes(), &mut budget).unwrap();
+        let e = materialize("c", &whole, &bytes(), &mut budget).unwrap_err();
+        assert!(e.to_string().contains("limit of 30 elements"), "{e}");
         for (o, size, stride) in [
             (1u64, vec![12u64], vec![1u64]),
             (0, vec![3, 5], vec![5, 1]),
@@ -219,7 +240,7 @@ mod tests {
             (0, vec![2, 1 << 62], vec![1 << 62, 4]),
             (0, vec![100], vec![0]),
         ] {
-            let e = materialize("w", &view(o, &size, &stride), &bytes()).unwrap_err();
+            let e = read(&view(o, &size, &stride)).unwrap_err();
             assert!(
                 matches!(&e, ReadError::Tensor { key, .. } if key == "w"),
                 "{e}"

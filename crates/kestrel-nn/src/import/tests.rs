@@ -526,3 +526,49 @@ fn a_mobilenet_v1_is_seeded_from_a_kestrel_one() {
     }
     assert_eq!(report.loaded, source.len() - 2);
 }
+
+/// A safetensors file of the given header entries (JSON objects by name) and data bytes.
+fn safetensors_file(dir: &Path, name: &str, header: &str, data: &[u8]) -> PathBuf {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn hostile_files_are_refused_before_anything_large_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    // An empty classifier weight of 10^12 rows: no data, but it would build 10^12 classes.
+    let p = safetensors_file(
+        dir.path(),
+        "classes.safetensors",
+        r#"{"fc.weight":{"dtype":"F32","shape":[1000000000000,0],"data_offsets":[0,0]}}"#,
+        &[],
+    );
+    let e = load_classifier(Arch::ResNet18, &p, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("classes.safetensors") && e.contains("1 to 100000") && e.contains("fc.weight"),
+        "{e}"
+    );
+    // Thousands of tensors over the same 4 KiB of data: each alone fits, together they would
+    // decode to far more than the file holds.
+    let entries: Vec<String> = (0..2000)
+        .map(|i| format!(r#""t{i}":{{"dtype":"F32","shape":[1024],"data_offsets":[0,4096]}}"#))
+        .collect();
+    let p = safetensors_file(
+        dir.path(),
+        "overlap.safetensors",
+        &format!("{{{}}}", entries.join(",")),
+        &[0; 4096],
+    );
+    let e = read_state_dict(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("overlap.safetensors") && e.contains("decoding limit"),
+        "{e}"
+    );
+}

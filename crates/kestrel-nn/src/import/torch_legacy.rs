@@ -9,6 +9,7 @@
 //! 5. a pickle of the list of storage keys;
 //! 6. per key, in that order: the element count as 8 bytes little-endian, then the raw bytes.
 
+use super::budget::Budget;
 use super::dtype::DType;
 use super::pickle::{unpickle, Value};
 use super::read_error::{corrupt, ReadError};
@@ -122,5 +123,5 @@ pub fn read_torch_legacy(data: &[u8]) -> Result<StateDict, ReadError> {
             .copied()
             .ok_or_else(|| corrupt(format!("storage `{}` has no data record", s.key)))
     };
-    state_dict_from_pickle(&root, &mut bytes_of)
+    state_dict_from_pickle(&root, &mut bytes_of, &mut Budget::for_file(data.len()))
 }

@@ -2,6 +2,7 @@
 //! whose persistent ids name storages stored as `<dir>/data/<key>` (raw little-endian bytes).
 //! The folder name `<dir>` is whatever the file was called when saved.
 
+use super::budget::Budget;
 use super::pickle::unpickle;
 use super::read_error::{corrupt, ReadError};
 use super::state_dict::StateDict;
@@ -49,5 +50,5 @@ pub fn read_torch_zip(data: &[u8]) -> Result<StateDict, ReadError> {
         }
         Ok(bytes)
     };
-    state_dict_from_pickle(&root, &mut bytes_of)
+    state_dict_from_pickle(&root, &mut bytes_of, &mut Budget::for_file(data.len()))
 }

@@ -4,7 +4,9 @@
 //! the layer lists).
 
 use crate::info::{describe, InfoError, ModelInfo};
-use crate::models::zoo::{Arch, ArchConfig, ClassifierSpec, MAX_WIDTH, OUTPUT_STRIDES};
+use crate::models::zoo::{
+    Arch, ArchConfig, ClassifierSpec, MAX_CLASSES, MAX_WIDTH, OUTPUT_STRIDES,
+};
 
 impl ClassifierSpec {
     /// [`ClassifierSpec::describe`] of the dilated backbone with output stride 8, 16 or 32
@@ -38,7 +40,7 @@ impl ClassifierSpec {
 
     /// The network's layers, parameters and multiply-adds on `resolution` × `resolution` RGB
     /// inputs, without building it (see [`crate::info`]). Errors name the bad setting: a width
-    /// outside (0, [`MAX_WIDTH`]] (MobileNets), zero classes, an input too small for some layer,
+    /// outside (0, [`MAX_WIDTH`]] (MobileNets), zero classes or more than [`MAX_CLASSES`], an input too small for some layer,
     /// or counts beyond 64 bits.
     pub fn describe(&self, resolution: usize) -> Result<ModelInfo, InfoError> {
         self.describe_at(resolution, 32)
@@ -58,8 +60,12 @@ impl ClassifierSpec {
                 self.width.to_string(),
             ));
         }
-        if self.num_classes == 0 {
-            return Err(bad("classes", "at least 1", "0".into()));
+        if !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return Err(bad(
+                "classes",
+                &format!("1 to {MAX_CLASSES} (kestrel's limit on class counts)"),
+                self.num_classes.to_string(),
+            ));
         }
         Ok(())
     }

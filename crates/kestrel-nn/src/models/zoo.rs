@@ -48,6 +48,11 @@ pub const ARCH_NAMES: [&str; 5] = [
 /// configuration).
 pub const MAX_WIDTH: f64 = 4.0;
 
+/// The most classes [`ClassifierSpec::describe`] accepts: a class count read from a file (a
+/// checkpoint, a weights file's classifier) must not build a network of any size it likes. Five
+/// times ImageNet-21k's 21,841 classes; a ResNet-50 head of this size has 205 M parameters.
+pub const MAX_CLASSES: usize = 100_000;
+
 /// An unknown `--model` name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown model `{0}`; expected one of: {names}", names = ARCH_NAMES.join(", "))]

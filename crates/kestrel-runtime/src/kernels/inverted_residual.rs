@@ -139,6 +139,57 @@ impl InvertedResidual<'_> {
         threads > 1 && self.pointwise_expansion().is_some() && self.out_hw().0 < 16 * threads
     }
 
+    /// Panics unless the operands fit together: the depthwise weights and biases, the expansion
+    /// from `hwc` to the depthwise input (its channels, its output size for a fused stem), the
+    /// projection from the hidden channels, and the biases. The schedules that split channels
+    /// across threads reach the scratch through raw pointers sized by these dimensions.
+    fn check(&self) {
+        let [h, w, cin] = self.hwc;
+        let hidden = self.hidden();
+        self.dw.check();
+        match &self.expand {
+            Some(Expansion::Pointwise(e)) => {
+                assert_eq!(
+                    self.dw.hwc[..2],
+                    [h, w],
+                    "inverted residual: expansion size"
+                );
+                assert_eq!(
+                    (e.weight.k, e.weight.n),
+                    (cin, hidden),
+                    "inverted residual: expansion weights"
+                );
+                assert!(e.bias.len() >= hidden, "inverted residual: expansion bias");
+            }
+            Some(Expansion::Dense { conv, weight }) => {
+                assert_eq!(conv.hwc, self.hwc, "inverted residual: stem input");
+                assert_eq!(conv.groups, 1, "inverted residual: a stem has one group");
+                let out = conv
+                    .geom
+                    .output_hw(h, w)
+                    .expect("inverted residual: stem window");
+                assert_eq!(
+                    [out.0, out.1, conv.cout],
+                    self.dw.hwc,
+                    "inverted residual: stem output"
+                );
+                assert_eq!(
+                    (weight.k, weight.n),
+                    (conv.patch_len(), hidden),
+                    "inverted residual: stem weights"
+                );
+                assert!(conv.bias.len() >= hidden, "inverted residual: stem bias");
+            }
+            None => assert_eq!(self.dw.hwc, self.hwc, "inverted residual: no expansion"),
+        }
+        let project = self.project.weight;
+        assert_eq!(project.k, hidden, "inverted residual: projection weights");
+        assert!(
+            self.project.bias.len() >= project.n,
+            "inverted residual: projection bias"
+        );
+    }
+
     /// Scratch floats [`inverted_residual`] needs with `threads` threads.
     pub fn scratch_floats(&self, threads: usize) -> usize {
         let [h, w, _] = self.dw.hwc;
@@ -185,7 +236,8 @@ impl InvertedResidual<'_> {
 
 /// Runs the block on `n` images: `out = project(dw(expand(input))) + residual`. Each image's
 /// output rows (or, on small maps, its channels) are split across the threads; `scratch` holds
-/// [`InvertedResidual::scratch_floats`] floats.
+/// [`InvertedResidual::scratch_floats`] floats. Operands that do not fit together (weights,
+/// biases, buffer lengths) panic before anything is read.
 #[allow(clippy::too_many_arguments)]
 pub fn inverted_residual(
     par: Par,
@@ -203,6 +255,21 @@ pub fn inverted_residual(
     let per_thread = p.scratch_per_thread();
     let in_len = h * w * cin;
     let out_len = oh * ow * cout;
+    p.check();
+    assert!(
+        input.len() >= n * in_len,
+        "inverted residual: input too short"
+    );
+    assert!(
+        out.len() >= n * out_len,
+        "inverted residual: output too short"
+    );
+    if let Some(r) = residual {
+        assert!(
+            r.len() >= n * out_len,
+            "inverted residual: residual too short"
+        );
+    }
     let by_channels = p.channel_split(par.threads(), simd);
     assert!(scratch.len() >= p.scratch_floats(par.threads()));
     let shared = !by_channels && p.shared_expansion(par.threads());

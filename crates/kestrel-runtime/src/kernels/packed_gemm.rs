@@ -47,6 +47,15 @@ impl PackedB {
         PackedB { k, n, data }
     }
 
+    /// Panics unless `data` holds every panel its `k` and `n` say (its fields are public, and the
+    /// tile loops read panels through raw pointers).
+    fn check(&self) {
+        assert!(
+            self.data.len() >= self.n.div_ceil(NR) * self.k * NR,
+            "gemm_packed: packed weights shorter than their k × n"
+        );
+    }
+
     fn panel(&self, p: usize) -> &[f32] {
         &self.data[p * self.k * NR..(p + 1) * self.k * NR]
     }
@@ -179,6 +188,7 @@ pub unsafe fn gemm_packed_panels(
     if m == 0 || n == 0 {
         return;
     }
+    b.check();
     assert!(a.len() >= (m - 1) * lda + k, "gemm_packed: lhs too short");
     assert!(ep.bias.len() >= n, "gemm_packed: bias too short");
     assert!(
@@ -236,6 +246,7 @@ pub unsafe fn gemm_packed_segments(
     if m == 0 || b.n == 0 {
         return;
     }
+    b.check();
     assert!(
         segs.iter().all(|s| s.b_row + s.k <= b.k),
         "gemm_packed_segments: segment beyond the weights"
@@ -597,6 +608,27 @@ unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_weights_shorter_than_their_size_are_refused() {
+        let mut b = PackedB::pack(&[1.0; 3 * 20], 3, 20, 20);
+        b.data.truncate(b.data.len() - 1);
+        let (a, bias) = ([1.0f32; 2 * 3], [0.0f32; 20]);
+        let ep = Epilogue {
+            bias: &bias,
+            residual: None,
+            act: crate::Activation::None,
+        };
+        for simd in [false, true] {
+            let e = std::panic::catch_unwind(|| {
+                let mut c = [0.0f32; 2 * 20];
+                gemm_packed(2, &a, 3, &b, &mut c, 20, &ep, simd)
+            })
+            .unwrap_err();
+            let e = e.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(e.contains("packed weights shorter"), "{e}");
+        }
+    }
 
     #[test]
     fn matmul_uninit_writes_the_whole_product() {

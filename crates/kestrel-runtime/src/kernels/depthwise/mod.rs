@@ -47,6 +47,16 @@ impl Depthwise<'_> {
             .output_hw(self.hwc[0], self.hwc[1])
             .expect("depthwise geometry checked by the plan")
     }
+
+    /// Panics unless the weights and biases have the lengths the channels and the kernel
+    /// size say and the window fits the input: the SIMD kernels read them by those sizes.
+    pub(crate) fn check(&self) {
+        let c = self.hwc[2];
+        let [kh, kw] = self.geom.kernel;
+        assert_eq!(self.weight.len(), kh * kw * c, "depthwise: weight length");
+        assert_eq!(self.bias.len(), c, "depthwise: bias length");
+        self.out_hw();
+    }
 }
 
 /// Computes a batch of `n` images; `simd` selects the AVX2 path (ignored where unavailable).
@@ -62,7 +72,7 @@ pub fn depthwise(
     let [h, w, c] = p.hwc;
     let (oh, ow) = p.out_hw();
     assert!(input.len() >= n * h * w * c && out.len() >= n * oh * ow * c);
-    assert!(p.weight.len() == p.geom.kernel[0] * p.geom.kernel[1] * c && p.bias.len() == c);
+    p.check();
     let simd = simd && super::simd_available();
     let row_len = ow * c;
     let rows = n * oh;
@@ -113,6 +123,10 @@ pub fn depthwise_rows(
 
 /// [`depthwise_rows`] for the channels `chs` only: `out` still has rows of all channels, and only
 /// `chs` of each pixel are written (so threads can fill disjoint channel ranges of one output).
+///
+/// Every operand is checked (a panic, never an out-of-bounds access): the weight and bias
+/// lengths, the channel range, the output rows (within the output and `out`), and the band
+/// (from at most the first row the windows read, to at least the last).
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_rows_channels(
     p: &Depthwise,
@@ -125,14 +139,22 @@ pub fn depthwise_rows_channels(
     simd: bool,
 ) {
     let [h, w, c] = p.hwc;
-    let (_, ow) = p.out_hw();
+    p.check();
+    let (oh, ow) = p.out_hw();
     assert!(chs.end <= c, "depthwise: channel range out of bounds");
+    assert!(oy1 <= oh, "depthwise: output rows past the output");
     assert!(
-        out.len() >= (oy1 - oy0) * ow * c,
+        out.len() >= oy1.saturating_sub(oy0) * ow * c,
         "depthwise: output too short"
     );
     if oy1 > oy0 {
         let g = &p.geom;
+        let first =
+            ((oy0 * g.stride[0]) as isize - g.padding[0] as isize).clamp(0, h as isize) as usize;
+        assert!(
+            row_base <= first,
+            "depthwise: the band starts at row {row_base}, after the first row read ({first})"
+        );
         let last = (((oy1 - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0]) as isize
             - g.padding[0] as isize)
             .clamp(0, h as isize - 1) as usize;

@@ -82,3 +82,72 @@ fn mobilenet_shapes_both_paths() {
         }
     }
 }
+
+#[test]
+fn row_entry_points_refuse_operands_that_do_not_fit() {
+    // A 3×3 stride-1 padding-1 convolution over 6 × 5 × 4: each bad operand panics (with its
+    // name) instead of being read out of bounds, on both paths.
+    let geom = ConvGeometry::square(3, 1, 1, 1);
+    let (weight, bias) = (vec![0.5f32; 9 * 4], vec![0.0f32; 4]);
+    let band = vec![1.0f32; 6 * 5 * 4];
+    let ok = Depthwise {
+        hwc: [6, 5, 4],
+        geom,
+        weight: &weight,
+        bias: &bias,
+        act: Activation::None,
+    };
+    let run = |p: Depthwise, row_base: usize, oy: std::ops::Range<usize>, simd: bool| {
+        let mut out = vec![0.0f32; 6 * 5 * 4];
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            depthwise_rows(
+                &p,
+                &band[row_base * 20..],
+                row_base,
+                oy.start,
+                oy.end,
+                &mut out,
+                simd,
+            )
+        }))
+        .map_err(|e| {
+            e.downcast_ref::<String>().cloned().unwrap_or_else(|| {
+                e.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            })
+        })
+    };
+    for simd in [false, true] {
+        assert!(run(ok, 0, 0..6, simd).is_ok());
+        // The band may start at the first row the windows read: row 2 for output rows 3..5.
+        assert!(run(ok, 2, 3..5, simd).is_ok());
+        let short_w = &weight[..35];
+        let short_b = &bias[..3];
+        for (p, row_base, oy, what) in [
+            (
+                Depthwise {
+                    weight: short_w,
+                    ..ok
+                },
+                0,
+                0..6,
+                "weight length",
+            ),
+            (
+                Depthwise {
+                    bias: short_b,
+                    ..ok
+                },
+                0,
+                0..6,
+                "bias length",
+            ),
+            (ok, 3, 3..5, "after the first row read"),
+            (ok, 0, 0..7, "past the output"),
+        ] {
+            let e = run(p, row_base, oy, simd).unwrap_err();
+            assert!(e.contains(what), "{what}: {e}");
+        }
+    }
+}
