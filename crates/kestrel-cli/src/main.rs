@@ -13,6 +13,7 @@ mod cmd_split;
 mod cmd_train;
 mod exit;
 mod model_arg;
+mod panic_exit;
 mod pretrained;
 
 use clap::{Parser, Subcommand};
@@ -50,8 +51,10 @@ enum Command {
 }
 
 fn main() {
+    panic_exit::install();
     allocator::keep_freed_buffers();
     let cli = Cli::parse();
+    panic_exit::debug_panic_if_asked();
     let result = match cli.command {
         Command::Train(a) => cmd_train::run(*a),
         Command::Eval(a) => cmd_eval::run(a),
