@@ -231,7 +231,7 @@ mod tests {
             );
         }
         // A 1 × 1,000,000 image resizes to 256 × 256,000,000 (196 GB of RGB); the crop alone
-        // is computed. (Under the tests' memory this would abort if it were not.)
+        // is computed (the CLI's hostile-file tests run this under a 1 GiB address-space limit).
         let thin = RgbImage::from_fn(1, 1_000_000, |_, y| image::Rgb([(y % 251) as u8, 7, 9]));
         let crop = CenterCropEval::IMAGENET.crop_image(&thin).unwrap();
         assert_eq!(crop.dimensions(), (224, 224));

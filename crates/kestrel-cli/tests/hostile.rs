@@ -1,0 +1,187 @@
+//! Hostile files and faults (issue "Hostile files and faults"): each crafted file is tiny and
+//! generated here, and `kestrel` reads it in a child process whose address space is limited to
+//! 1 GiB. Before the fixes each of them asked for gigabytes to terabytes (and the process
+//! aborted); now each is refused with exit 2 and a message naming the file and the limit, or —
+//! for a legitimate but extreme image — answered within the limit.
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+mod common;
+use common::{assert_exit_2_naming, command, stderr};
+
+/// The address-space limit of every run here.
+const ADDRESS_SPACE: u64 = 1 << 30;
+
+/// Runs `kestrel args` with its address space limited to [`ADDRESS_SPACE`] and `env` set.
+fn kestrel_limited(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command();
+    cmd.args(args).envs(env.iter().copied());
+    // SAFETY: the closure runs in the child between fork and exec and only calls `setrlimit`,
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE,
+                rlim_max: ADDRESS_SPACE,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    cmd.output().expect("the kestrel binary runs")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// torchvision-format weights of a MobileNetV2 of width 0.1 with 10 classes (a real file).
+fn small_weights() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kestrel-nn/tests/fixtures/import");
+    dir.join("mnv2_w010.safetensors")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A safetensors file of the given JSON header and data.
+fn safetensors(dir: &Path, name: &str, header: &str, data: &[u8]) -> PathBuf {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `kestrel predict --arch ARCH --width W --weights FILE IMAGE --json`, limited.
+fn predict_limited(arch: &str, width: &str, weights: &str, image: &Path) -> Output {
+    kestrel_limited(
+        &[
+            "predict",
+            "--arch",
+            arch,
+            "--width",
+            width,
+            "--weights",
+            weights,
+            "--json",
+            path_str(image),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn a_normal_prediction_fits_in_the_limit() {
+    // The limit itself is no obstacle: the refusals below come from kestrel's checks.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ok.png");
+    common::solid_png(&img, 300, 200, [10, 200, 30]);
+    let o = predict_limited("mobilenet-v2", "0.1", &small_weights(), &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_weights_file_cannot_ask_for_a_huge_class_count() {
+    // An empty classifier weight of 10^12 rows: no data, and 10^12 classes if believed.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ok.png");
+    common::solid_png(&img, 64, 64, [1, 2, 3]);
+    let w = safetensors(
+        dir.path(),
+        "classes.safetensors",
+        r#"{"fc.weight":{"dtype":"F32","shape":[1000000000000,0],"data_offsets":[0,0]}}"#,
+        &[],
+    );
+    let o = predict_limited("resnet18", "1", path_str(&w), &img);
+    assert_exit_2_naming(&o, &["classes.safetensors", "fc.weight", "100000"]);
+}
+
+#[test]
+fn tensors_sharing_data_cannot_decode_past_the_files_size() {
+    // 20,000 entries over the same 64 KiB: 1.3 GB of tensors from a 1.4 MB file.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ok.png");
+    common::solid_png(&img, 64, 64, [1, 2, 3]);
+    let entries: Vec<String> = (0..20_000)
+        .map(|i| format!(r#""t{i}":{{"dtype":"F32","shape":[16384],"data_offsets":[0,65536]}}"#))
+        .collect();
+    let w = safetensors(
+        dir.path(),
+        "overlap.safetensors",
+        &format!("{{{}}}", entries.join(",")),
+        &[0; 65536],
+    );
+    let o = predict_limited("resnet18", "1", path_str(&w), &img);
+    assert_exit_2_naming(&o, &["overlap.safetensors", "decoding limit"]);
+}
+
+#[test]
+fn a_very_thin_image_is_cropped_without_resizing_all_of_it() {
+    // 1 × 1,000,000 pixels: resized to 256 on the short side it would be 256 × 256,000,000
+    // (196 GB of RGB); only the 224 × 224 crop is resampled, so the prediction just works.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("thin.png");
+    common::solid_png(&img, 1, 1_000_000, [200, 100, 50]);
+    let o = predict_limited("mobilenet-v2", "0.1", &small_weights(), &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["top"].as_array().unwrap().len(), 3, "{v}");
+}
+
+#[test]
+fn an_image_declaring_huge_dimensions_is_refused_from_its_header() {
+    // A PNG header of 100,000 × 100,000 pixels and a little compressed data: 10^10 pixels.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("bomb.png");
+    let mut file = Vec::new();
+    let mut enc = png::Encoder::new(&mut file, 100_000, 100_000);
+    enc.set_color(png::ColorType::Rgb);
+    let mut writer = enc.write_header().unwrap();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut z, &vec![0u8; 1 << 20]).unwrap();
+    writer
+        .write_chunk(png::chunk::IDAT, &z.finish().unwrap())
+        .unwrap();
+    drop(writer);
+    std::fs::write(&img, &file).unwrap();
+    let o = predict_limited("mobilenet-v2", "0.1", &small_weights(), &img);
+    assert_exit_2_naming(&o, &["bomb.png", "100000×100000", "67108864 pixels"]);
+}
+
+#[test]
+fn a_panic_inside_a_verb_exits_1_with_the_hooks_message() {
+    for (where_, what) in [("main", "asked for a panic"), ("worker", "in a worker")] {
+        let o = kestrel_limited(&["info", "resnet18"], &[("KESTREL_DEBUG_PANIC", where_)]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{where_}: {err}");
+        assert!(
+            err.starts_with("internal error: ")
+                && err.contains(what)
+                && err.contains("panic_exit.rs:")
+                && err.contains("please report"),
+            "{where_}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `kestrel info --json | head -c 0`: the reader is gone before kestrel writes.
+    let mut child = command()
+        .args(["info", "resnet50", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
