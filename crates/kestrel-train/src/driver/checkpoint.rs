@@ -183,7 +183,7 @@ pub fn save(
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
-    kestrel_fsio::write_atomic(path, &out).map_err(|e| TrainError::Runtime(e.to_string()))
+    super::run_dir::write(path, &out)
 }
 
 impl Checkpoint {

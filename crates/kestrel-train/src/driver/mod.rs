@@ -201,6 +201,13 @@ pub fn run<T: TaskLoop>(
             grouped(start.params.frozen as u64)
         ));
     }
+    // A run killed after its last epoch only needs its summary and report.
+    let last_epoch = if start.finished {
+        log.say("training was over; writing the summary and report that were missing".into());
+        start.done
+    } else {
+        cfg.epochs
+    };
     let mut guard = StepGuard::new(cfg, out, &log, std::mem::take(&mut start.grad_log));
     let mut end = EpochEnd::new(cfg, out, opts, &log, task.model_meta(), &mut start);
     let Start {
@@ -210,7 +217,7 @@ pub fn run<T: TaskLoop>(
         done,
         ..
     } = start;
-    for epoch in done + 1..=cfg.epochs {
+    for epoch in done + 1..=last_epoch {
         let started = Instant::now();
         if let Some(spec) = cfg.freeze_spec(epoch) {
             if cfg.unfreeze_at == Some(epoch) {

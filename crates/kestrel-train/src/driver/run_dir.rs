@@ -3,6 +3,7 @@
 
 use super::weights::WeightsRecord;
 use crate::error::{Result, TrainError};
+use crate::report::plots::PLOTS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,8 +103,15 @@ pub fn create(run: &Path) -> Result<()> {
             run.display()
         ))
     })?;
-    // Prove the folder writable before spending minutes on training.
-    write(&run.join(".write-test"), b"")?;
+    // Prove the folder writable before spending minutes on training: a folder that is not is
+    // the user's to fix (bad input), unlike a write that fails later on (a full disk).
+    kestrel_fsio::write_atomic(&run.join(".write-test"), b"").map_err(|e| {
+        TrainError::BadInput(format!(
+            "cannot write into run folder {}: {}; expected a writable path for --out",
+            run.display(),
+            e.source
+        ))
+    })?;
     let _ = std::fs::remove_file(run.join(".write-test"));
     Ok(())
 }
@@ -116,14 +124,39 @@ pub fn default_run_dir(root: &Path, model: &str, task: &str) -> PathBuf {
         .expect("an unused run folder name")
 }
 
-/// Writes a file of the run atomically.
+/// Writes a file of the run atomically. A failure (a full disk, a file-size limit, a folder made
+/// read-only during the run) is a runtime error naming the file: the file as it was is intact.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    kestrel_fsio::write_atomic(path, bytes).map_err(|e| match e.source.kind() {
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound => {
-            TrainError::BadInput(format!("cannot write {}: {}", e.path.display(), e.source))
-        }
-        _ => TrainError::Runtime(e.to_string()),
+    kestrel_fsio::write_atomic(path, bytes).map_err(|e| {
+        TrainError::Runtime(format!(
+            "cannot write {}: {}; the previous version of the file is intact",
+            e.path.display(),
+            e.source
+        ))
     })
+}
+
+/// Removes the temporary files that a process killed while writing left in the run folder, its
+/// checkpoints and its plots (see [`kestrel_fsio::remove_stale_temporaries`]: those of running
+/// writers stay); returns how many.
+pub fn remove_stale_temporaries(run: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for dir in [run.to_path_buf(), run.join(CHECKPOINTS), run.join(PLOTS)] {
+        removed += kestrel_fsio::remove_stale_temporaries(&dir).map_err(|e| {
+            TrainError::Runtime(format!(
+                "cannot clear unfinished temporary files in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(removed)
+}
+
+/// Whether the run in `run` is complete after `epochs` epochs: its `summary.json` says so (a run
+/// killed after its last checkpoint and before its summary is not; one killed while writing its
+/// report is, and `kestrel report` writes the report again).
+pub fn is_complete(run: &Path, epochs: usize) -> bool {
+    read_summary(run).is_ok_and(|s| s.epochs_run == epochs)
 }
 
 /// Writes `value` as pretty JSON, atomically.

@@ -43,6 +43,10 @@ pub(super) struct Start<M> {
     pub weights: Option<WeightsRecord>,
     /// Trainable and frozen parameters in the first epoch.
     pub params: ParamCounts,
+    /// Whether training is over (the last epoch, or early stopping) though the run was not
+    /// complete: it was killed before its summary was written, which (with the report) is all
+    /// that is left to do.
+    pub finished: bool,
 }
 
 /// The trainable and frozen parameters of `model` in the run's first epoch; a `--freeze` name
@@ -103,6 +107,7 @@ pub(super) fn fresh<T: TaskLoop>(
         task_state: None,
         weights,
         params,
+        finished: false,
     })
 }
 
@@ -124,16 +129,10 @@ pub(super) fn resumed<T: TaskLoop>(
             path.display()
         ))
     })?;
-    if meta.epoch >= cfg.epochs {
-        return Err(TrainError::BadInput(format!(
-            "--resume: the run in {} has already trained {} epoch(s); expected --epochs above {}",
-            out.display(),
-            meta.epoch,
-            meta.epoch
-        )));
-    }
-    if let Some(p) = cfg.patience {
-        if state.epochs_since_best >= p {
+    let stopped_early = cfg.patience.filter(|&p| state.epochs_since_best >= p);
+    let finished = meta.epoch >= cfg.epochs || stopped_early.is_some();
+    if finished && run_dir::is_complete(out, meta.epoch) {
+        if stopped_early.is_some() && meta.epoch < cfg.epochs {
             return Err(TrainError::BadInput(format!(
                 "--resume: the run in {} stopped early ({} epochs without a better val {}); expected --patience above {}",
                 out.display(),
@@ -142,7 +141,14 @@ pub(super) fn resumed<T: TaskLoop>(
                 state.epochs_since_best
             )));
         }
+        return Err(TrainError::BadInput(format!(
+            "--resume: the run in {} has already trained {} epoch(s); expected --epochs above {}",
+            out.display(),
+            meta.epoch,
+            meta.epoch
+        )));
     }
+    run_dir::remove_stale_temporaries(out)?;
     let model = task.load_model(&ckpt, device)?;
     let optim = Optim::new(cfg, &model, task.steps_per_epoch())?.restore(|o| ckpt.optimizer(o))?;
     let records = resume::kept_lines(&out.join(run_dir::METRICS), meta.epoch)?;
@@ -180,5 +186,6 @@ pub(super) fn resumed<T: TaskLoop>(
         task_state: state.task_state,
         weights: state.weights,
         model,
+        finished,
     })
 }

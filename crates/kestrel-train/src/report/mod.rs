@@ -117,6 +117,8 @@ pub fn write(run: &Path, inputs: &ReportInputs) -> Result<ReportFiles> {
 /// Bad input when the run folder, its log, checkpoint or data cannot be read.
 pub fn write_run_report(run: &Path) -> Result<ReportFiles> {
     let mut inputs = ReportInputs::read(run)?;
+    // What a run killed while writing its report (or anything else) left behind.
+    run_dir::remove_stale_temporaries(run)?;
     // A multi-task run's confusion and IoU plots are not drawn yet: its report has the curves.
     let multitask = inputs
         .summary

@@ -42,9 +42,13 @@ pub enum EvalReport {
 }
 
 /// Evaluates the best checkpoint of `run` on `split`. Reading the test split sets
-/// `test_evaluated` in `summary.json`.
+/// `test_evaluated` in `summary.json`, so it needs a finished run; the validation split is read
+/// from the best checkpoint alone, also in a run that is still training or was interrupted.
 pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
-    let summary = run_dir::read_summary(run)?;
+    let summary = match split {
+        EvalSplit::Test => Some(run_dir::read_summary(run)?),
+        EvalSplit::Val => None,
+    };
     let opened = OpenRun::open(run, split)?;
     let report = match &opened.ckpt.meta.spec {
         ModelSpec::Classifier(_) => EvalReport::Classify(classify::eval::eval_split(&opened)?),
@@ -53,7 +57,7 @@ pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
             EvalReport::Multitask(multitask::eval::eval_split(&opened, spec)?)
         }
     };
-    if split == EvalSplit::Test && !summary.test_evaluated {
+    if let Some(summary) = summary.filter(|s| !s.test_evaluated) {
         let summary = Summary {
             test_evaluated: true,
             ..summary
