@@ -39,6 +39,18 @@ impl From<TrainError> for CliError {
     }
 }
 
+/// Makes a file-size limit (`ulimit -f`) an error that kestrel reports (exit 1, the file named,
+/// the previous version intact) instead of a signal that kills the process mid-write: with
+/// `SIGXFSZ` ignored, a write past the limit fails with `EFBIG`.
+pub fn file_size_limit_is_an_error() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler; called first in
+    // `main`, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Prints `value` as one JSON document on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Runtime(e.to_string()))?;

@@ -52,6 +52,7 @@ enum Command {
 
 fn main() {
     panic_exit::install();
+    exit::file_size_limit_is_an_error();
     allocator::keep_freed_buffers();
     let cli = Cli::parse();
     panic_exit::debug_panic_if_asked();
