@@ -185,3 +185,21 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_data_spec_cannot_ask_for_a_trillion_images() {
+    // Labels and indices of 10^12 `shapes` images would take terabytes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = kestrel_limited(
+        &[
+            "train",
+            "--data",
+            "shapes:n=1000000000000",
+            "--out",
+            path_str(&out),
+        ],
+        &[],
+    );
+    assert_exit_2_naming(&o, &["`n`", "10000000", "1000000000000"]);
+}

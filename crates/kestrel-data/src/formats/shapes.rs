@@ -42,11 +42,18 @@ impl Default for ShapesConfig {
     }
 }
 
+/// The most images a `shapes` spec may ask for: images are drawn on demand, but every image has
+/// a label and an index in memory (ten million take about 100 MB).
+pub const MAX_SHAPES: usize = 10_000_000;
+
 impl ShapesConfig {
     /// Checks every option's range.
     pub fn validate(&self) -> Result<(), DataError> {
-        if self.n == 0 {
-            return Err(DataError::value("n", "expected at least 1 image"));
+        if !(1..=MAX_SHAPES).contains(&self.n) {
+            return Err(DataError::value(
+                "n",
+                format!("expected 1..={MAX_SHAPES} images, got {}", self.n),
+            ));
         }
         if !(16..=1024).contains(&self.size) {
             return Err(DataError::value(
@@ -420,5 +427,15 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("imbalance"), "{err}");
+        // A count that would need a terabyte of labels is refused before anything is allocated.
+        for n in [0, MAX_SHAPES + 1, 1_000_000_000_000] {
+            let err = Shapes::new(ShapesConfig {
+                n,
+                ..ShapesConfig::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("`n`") && err.contains("10000000"), "{err}");
+        }
     }
 }
