@@ -203,3 +203,45 @@ fn a_data_spec_cannot_ask_for_a_trillion_images() {
     );
     assert_exit_2_naming(&o, &["`n`", "10000000", "1000000000000"]);
 }
+
+#[test]
+fn a_run_predicts_very_wide_and_very_tall_images_within_the_limit() {
+    // A run at 224 px resizes each image to 224 × 224: a 1,000,000 × 1 image once made a
+    // 3.6 GB intermediate (the `image` crate filters columns first).
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = common::kestrel(&[
+        "train",
+        "--data",
+        "shapes:n=24,size=32,classes=3,seed=2",
+        "--resolution",
+        "224",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        path_str(&run),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (wide, tall) = (dir.path().join("wide.png"), dir.path().join("tall.png"));
+    common::solid_png(&wide, 1_000_000, 1, [200, 100, 50]);
+    common::solid_png(&tall, 1, 1_000_000, [200, 100, 50]);
+    let o = kestrel_limited(
+        &[
+            "predict",
+            "--run",
+            path_str(&run),
+            "--json",
+            path_str(&wide),
+            path_str(&tall),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The same colour either way: the same scores.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["top"], v[1]["top"], "{v}");
+}

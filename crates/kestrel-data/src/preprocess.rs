@@ -20,13 +20,30 @@ impl Normalize {
     };
 }
 
+/// The most pixels of the intermediate image of a one-step [`push_chw`] resize (16 bytes each).
+const MAX_INTERMEDIATE_PIXELS: u64 = 1 << 24;
+
 /// Resizes `img` to `width × height` (bilinear) when it differs, and appends its normalised CHW
 /// values to `out`.
+///
+/// The `image` crate filters columns first, into an `f32` RGBA image of the input's width and the
+/// output's height: for a very wide input (a 1,000,000 × 1 image to 224 rows: 3.6 GB) the width is
+/// resized first, then the height (rounding to bytes between the two steps). Every image whose
+/// intermediate stays under 2^24 pixels (any up to 8192 wide at 2048 px) takes the one step.
 pub fn push_chw(img: &RgbImage, width: u32, height: u32, norm: &Normalize, out: &mut Vec<f32>) {
+    use image::imageops::{resize, FilterType::Triangle};
     let resized;
     let img = if img.dimensions() != (width, height) {
-        resized =
-            image::imageops::resize(img, width, height, image::imageops::FilterType::Triangle);
+        resized = if u64::from(img.width()) * u64::from(height) > MAX_INTERMEDIATE_PIXELS {
+            resize(
+                &resize(img, width, img.height(), Triangle),
+                width,
+                height,
+                Triangle,
+            )
+        } else {
+            resize(img, width, height, Triangle)
+        };
         &resized
     } else {
         img
@@ -47,6 +64,23 @@ pub fn push_chw(img: &RgbImage, width: u32, height: u32, norm: &Normalize, out: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn very_wide_images_are_narrowed_first() {
+        // 200,000 × 2 pixels to 224 × 224: one step would filter into 200,000 × 224 floats × 4.
+        let wide = RgbImage::from_fn(200_000, 2, |x, _| image::Rgb([(x / 1000) as u8, 60, 90]));
+        let mut out = Vec::new();
+        let norm = Normalize {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        push_chw(&wide, 224, 224, &norm, &mut out);
+        assert_eq!(out.len(), 3 * 224 * 224);
+        // Columns follow the horizontal ramp (0 to 199 over the width); rows are all alike.
+        let px = |c: usize, y: usize, x: usize| out[c * 224 * 224 + y * 224 + x] * 255.0;
+        assert!((px(0, 0, 0) - 0.0).abs() <= 1.0 && (px(0, 0, 223) - 199.0).abs() <= 1.0);
+        assert!((0..224).all(|y| px(0, y, 100) == px(0, 0, 100) && px(1, y, 7).round() == 60.0));
+    }
 
     #[test]
     fn normalises_into_planes() {
