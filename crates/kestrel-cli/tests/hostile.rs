@@ -245,3 +245,98 @@ fn a_run_predicts_very_wide_and_very_tall_images_within_the_limit() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["top"], v[1]["top"], "{v}");
 }
+
+/// A PyTorch zip checkpoint (stored entries `a/data.pkl` and `a/data/0`) whose state dict maps
+/// `keys` names to one and the same tensor of `numel` floats: the pickle builds the tensor once
+/// and memoises it, every further key fetches it from the memo (a few bytes each).
+fn shared_storage_pth(keys: usize, numel: i32) -> Vec<u8> {
+    let text = |p: &mut Vec<u8>, s: &str| {
+        p.push(b'X'); // BINUNICODE
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+    };
+    let int = |p: &mut Vec<u8>, v: i32| {
+        p.push(b'J'); // BININT
+        p.extend_from_slice(&v.to_le_bytes());
+    };
+    let mut p = vec![0x80, 2, b'}', b'(']; // PROTO 2, EMPTY_DICT, MARK
+    text(&mut p, "t0");
+    p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    p.push(b'('); // the persistent id ('storage', FloatStorage, '0', 'cpu', numel)
+    text(&mut p, "storage");
+    p.extend_from_slice(b"ctorch\nFloatStorage\n");
+    text(&mut p, "0");
+    text(&mut p, "cpu");
+    int(&mut p, numel);
+    p.extend_from_slice(b"tQ"); // TUPLE, BINPERSID
+    int(&mut p, 0); // storage offset
+    p.push(b'(');
+    int(&mut p, numel);
+    p.push(b't'); // size
+    p.push(b'(');
+    int(&mut p, 1);
+    p.push(b't'); // stride
+    p.push(0x89); // NEWFALSE: requires_grad
+    p.extend_from_slice(b"ccollections\nOrderedDict\n)R"); // backward hooks
+    p.extend_from_slice(b"tR"); // the arguments, then _rebuild_tensor_v2(...)
+    p.extend_from_slice(&[b'q', 0]); // BINPUT 0
+    for i in 1..keys {
+        text(&mut p, &format!("t{i}"));
+        p.extend_from_slice(&[b'h', 0]); // BINGET 0
+    }
+    p.extend_from_slice(b"u."); // SETITEMS, STOP
+    let storage = vec![0u8; numel as usize * 4];
+    stored_zip(&[("a/data.pkl", &p), ("a/data/0", &storage)])
+}
+
+/// A zip archive of stored (uncompressed) entries.
+fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let (mut zip, mut central) = (Vec::new(), Vec::new());
+    let u16s = |v: &mut Vec<u8>, xs: &[u16]| xs.iter().for_each(|x| v.extend(x.to_le_bytes()));
+    let u32s = |v: &mut Vec<u8>, xs: &[u32]| xs.iter().for_each(|x| v.extend(x.to_le_bytes()));
+    for (name, data) in entries {
+        let (crc, len, offset) = (
+            kestrel_nn::import::zip_archive::crc32(data),
+            data.len() as u32,
+            zip.len() as u32,
+        );
+        u32s(&mut zip, &[0x0403_4b50]);
+        u16s(&mut zip, &[20, 0, 0, 0, 0]); // version, flags, stored, time, date
+        u32s(&mut zip, &[crc, len, len]);
+        u16s(&mut zip, &[name.len() as u16, 0]);
+        zip.extend_from_slice(name.as_bytes());
+        zip.extend_from_slice(data);
+        u32s(&mut central, &[0x0201_4b50]);
+        u16s(&mut central, &[20, 20, 0, 0, 0, 0]);
+        u32s(&mut central, &[crc, len, len]);
+        u16s(&mut central, &[name.len() as u16, 0, 0, 0, 0]);
+        u32s(&mut central, &[0, offset]);
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_size) = (zip.len() as u32, central.len() as u32);
+    zip.extend_from_slice(&central);
+    u32s(&mut zip, &[0x0605_4b50]);
+    let n = entries.len() as u16;
+    u16s(&mut zip, &[0, 0, n, n]);
+    u32s(&mut zip, &[cd_size, cd_offset]);
+    u16s(&mut zip, &[0]);
+    zip
+}
+
+#[test]
+fn pickled_tensors_sharing_a_storage_cannot_decode_past_the_files_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ok.png");
+    common::solid_png(&img, 64, 64, [1, 2, 3]);
+    // The format itself is read: two keys over one 64-float storage load (and do not fit).
+    let small = dir.path().join("small.pth");
+    std::fs::write(&small, shared_storage_pth(2, 64)).unwrap();
+    let sd = kestrel_nn::import::read_state_dict(&small).unwrap();
+    assert_eq!(sd.len(), 2);
+    assert_eq!(sd.get("t1").unwrap().shape, [64]);
+    // 20,000 keys over one 64 KiB storage: 1.3 GB of tensors from a 300 kB file.
+    let big = dir.path().join("shared.pth");
+    std::fs::write(&big, shared_storage_pth(20_000, 16_384)).unwrap();
+    let o = predict_limited("resnet18", "1", path_str(&big), &img);
+    assert_exit_2_naming(&o, &["shared.pth", "decoding limit"]);
+}
