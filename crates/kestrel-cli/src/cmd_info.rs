@@ -4,7 +4,7 @@
 use crate::exit::{print_json, CliError};
 use clap::Args;
 use kestrel_nn::info::grouped;
-use kestrel_nn::models::zoo::ClassifierSpec;
+use kestrel_nn::info::named::{self, NamedError};
 use kestrel_nn::{InfoError, LayerKind, ModelInfo};
 
 /// Flags of `kestrel info`.
@@ -49,36 +49,21 @@ pub fn run(a: InfoArgs) -> Result<(), CliError> {
 
 /// The description `a` asks for; bad input names the flag and what was expected.
 fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
-    let (result, width, classes) = if a.model.starts_with("fcn") {
-        let spec = crate::model_arg::segmenter_spec(
-            &a.model,
-            a.width,
-            a.classes,
-            a.output_stride,
-            &a.upsampler,
-        )?;
-        let (width, classes) = (spec.width, spec.num_classes);
-        (spec.describe(a.resolution), width, classes)
-    } else {
-        let (arch, width) = crate::model_arg::arch_and_width(&a.model, a.width, "")?;
-        let classes = a.classes.unwrap_or(1000);
-        let spec = ClassifierSpec {
-            arch,
-            width,
-            num_classes: classes,
-        };
-        (
-            spec.describe_at(a.resolution, a.output_stride),
-            width,
-            classes,
-        )
-    };
+    let result = named::describe_named(
+        &a.model,
+        a.width,
+        a.resolution,
+        a.classes,
+        &a.upsampler,
+        a.output_stride,
+    );
     result.map_err(|e| match e {
-        InfoError::BadValue {
+        NamedError::Name(m) => CliError::BadInput(m),
+        NamedError::Info(InfoError::BadValue {
             field,
             expected,
             got,
-        } => {
+        }) => {
             let field = if field == "num-classes" {
                 "classes".into()
             } else {
@@ -88,12 +73,16 @@ fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
                 "bad value for `--{field}`: expected {expected}, got {got}"
             ))
         }
-        InfoError::TooSmall { .. } => CliError::BadInput(format!("`--resolution`: {e}")),
-        InfoError::Overflow(_) => CliError::BadInput(format!(
-            "{e} (--width {width}, --resolution {}, --classes {classes})",
-            a.resolution
+        NamedError::Info(e @ InfoError::TooSmall { .. }) => {
+            CliError::BadInput(format!("`--resolution`: {e}"))
+        }
+        NamedError::Info(e @ InfoError::Overflow(_)) => CliError::BadInput(format!(
+            "{e} (--width {}, --resolution {}, --classes {})",
+            a.width.unwrap_or(1.0),
+            a.resolution,
+            a.classes.map_or("default".into(), |c| c.to_string())
         )),
-        InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
+        NamedError::Info(e @ InfoError::Inconsistent { .. }) => CliError::Runtime(e.to_string()),
     })
 }
 

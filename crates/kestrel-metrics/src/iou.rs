@@ -2,6 +2,7 @@
 //! class, its mean (mIoU) and pixel accuracy.
 
 use crate::confusion::ConfusionMatrix;
+use crate::{MetricsError, Result};
 use serde::Serialize;
 
 /// IoU scores, serialised with the field names of `kestrel eval`'s
@@ -19,6 +20,45 @@ pub struct SegmentationScores {
     pub pixel_accuracy: Option<f64>,
     /// IoU of each class.
     pub iou_per_class: Vec<Option<f64>>,
+}
+
+/// The Jaccard index (IoU) of a confusion matrix combined as scikit-learn's
+/// `jaccard_score(average=...)`: one class's, micro (`Σ tp / Σ (tp + fp + fn)`),
+/// macro (the mean of the per-class IoUs) or weighted (by support). A class whose
+/// union is empty counts 0, as scikit-learn's default `zero_division`.
+///
+/// # Errors
+/// An empty matrix, or a binary class out of range.
+pub fn jaccard(cm: &ConfusionMatrix, average: crate::Average) -> Result<f64> {
+    use crate::Average;
+    if cm.total() <= 0.0 {
+        return Err(MetricsError::Empty {
+            what: "confusion matrix",
+        });
+    }
+    let k = cm.n_classes();
+    let union = |c: usize| cm.support(c) + cm.predicted(c) - cm.true_positives(c);
+    let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
+    let class = |c: usize| ratio(cm.true_positives(c), union(c));
+    Ok(match average {
+        Average::Binary { positive } if positive >= k => {
+            return Err(MetricsError::InvalidParameter {
+                name: "positive",
+                value: positive.to_string(),
+                expected: "a class index below n_classes",
+            })
+        }
+        Average::Binary { positive } => class(positive),
+        Average::Micro => ratio(
+            (0..k).map(|c| cm.true_positives(c)).sum(),
+            (0..k).map(union).sum(),
+        ),
+        Average::Macro => (0..k).map(class).sum::<f64>() / k as f64,
+        Average::Weighted => ratio(
+            (0..k).map(|c| cm.support(c) * class(c)).sum(),
+            (0..k).map(|c| cm.support(c)).sum(),
+        ),
+    })
 }
 
 /// Per-class IoU, mIoU and pixel accuracy of a confusion matrix.

@@ -57,7 +57,7 @@ pub use classification_accumulator::{ClassificationAccumulator, ClassificationSu
 pub use confusion::ConfusionMatrix;
 pub use curve::BinaryCurve;
 pub use error::{MetricsError, Result};
-pub use iou::SegmentationScores;
+pub use iou::{jaccard, SegmentationScores};
 pub use label::Label;
 pub use predict::argmax;
 pub use predictions::{Predictions, Scores};

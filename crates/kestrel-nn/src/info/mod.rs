@@ -28,6 +28,7 @@ pub mod classifier;
 pub mod fcn;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
+pub mod named;
 pub mod resnet;
 mod tracer;
 
