@@ -31,10 +31,6 @@ __all__ = [
     "UndefinedMetricWarning",
 ]
 
-BinaryAccumulator = _kestrel.BinaryAccumulator
-ClassificationAccumulator = _kestrel.ClassificationAccumulator
-SegmentationAccumulator = _kestrel.SegmentationAccumulator
-
 
 class UndefinedMetricWarning(UserWarning):
     """A metric is ill-defined for the input and was set to a conventional value."""
@@ -339,3 +335,106 @@ def jaccard_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary",
     cm = _confusion(ti, pi, len(classes), w)
     _zero_division(zero_division, [])
     return _kestrel.jaccard(np.ascontiguousarray(cm), average, pos)
+
+
+def _flat(x, dtype):
+    return np.ascontiguousarray(np.asarray(x).ravel(), dtype=dtype)
+
+
+class BinaryAccumulator:
+    """Binary targets and scores, batch by batch; ``merge`` adds another accumulator's samples.
+
+    The results equal :func:`roc_auc_score`, :func:`average_precision_score`,
+    :func:`roc_curve` and :func:`precision_recall_curve` on all the samples at once.
+
+    Examples
+    --------
+    >>> acc = BinaryAccumulator()
+    >>> acc.update([0, 1, 1], [0.2, 0.9, 0.4])
+    >>> acc.roc_auc()
+    1.0
+    """
+
+    def __init__(self):
+        self._acc = _kestrel.BinaryAccumulator()
+
+    def update(self, y_true, y_score, sample_weight=None):
+        """Adds targets (bool or 0/1), scores and optional weights."""
+        w = None if sample_weight is None else _flat(sample_weight, np.float64)
+        self._acc.update(_flat(y_true, bool), _flat(y_score, np.float64), w)
+
+    def merge(self, other):
+        """Adds the samples of another ``BinaryAccumulator``."""
+        self._acc.merge(other._acc)
+
+    def __len__(self):
+        return len(self._acc)
+
+    def roc_auc(self):
+        """Area under the ROC curve."""
+        return self._acc.roc_auc()
+
+    def average_precision(self):
+        """Average precision."""
+        return self._acc.average_precision()
+
+    def roc_curve(self, drop_intermediate=True):
+        """``(fpr, tpr, thresholds)``."""
+        return self._acc.roc_curve(drop_intermediate)
+
+    def precision_recall_curve(self):
+        """``(precision, recall, thresholds)``."""
+        return self._acc.precision_recall_curve()
+
+
+class ClassificationAccumulator:
+    """Class indices ``0..n_classes`` and rows of class probabilities, batch by batch.
+
+    ``compute()`` gives ``{"accuracy", "macro_f1", "per_class", "roc_auc_ovr_macro",
+    "confusion"}`` (the argmax of each row is the prediction), as ``kestrel eval`` reports them.
+    """
+
+    def __init__(self, n_classes):
+        self._acc = _kestrel.ClassificationAccumulator(n_classes)
+
+    def update(self, y_true, y_prob):
+        """Adds class indices (n,) and probabilities (n, n_classes)."""
+        p = np.ascontiguousarray(y_prob, dtype=np.float64)
+        if p.ndim != 2:
+            raise ValueError(f"`y_prob` must be 2-D (n_samples, n_classes), got shape {p.shape}")
+        self._acc.update(_flat(y_true, np.int64), p)
+
+    def merge(self, other):
+        """Adds the samples of another ``ClassificationAccumulator`` of the same classes."""
+        self._acc.merge(other._acc)
+
+    def __len__(self):
+        return len(self._acc)
+
+    def compute(self):
+        """The scores of every sample added so far."""
+        return self._acc.compute()
+
+
+class SegmentationAccumulator:
+    """True and predicted masks (class indices, any shape), batch by batch; pixels whose true
+    class is ``ignore_index`` (255 by default, ``None`` for none) are left out.
+
+    ``compute()`` gives ``{"miou", "pixel_accuracy", "iou_per_class"}`` (``None`` where a class
+    is neither present nor predicted).
+    """
+
+    def __init__(self, n_classes, ignore_index=255):
+        self._acc = _kestrel.SegmentationAccumulator(n_classes, ignore_index)
+
+    def update(self, y_true, y_pred):
+        """Adds the pixels of masks of equal shape."""
+        self._acc.update(_flat(y_true, np.int64), _flat(y_pred, np.int64))
+
+    def merge(self, other):
+        """Adds the pixels of another ``SegmentationAccumulator``."""
+        self._acc.merge(other._acc)
+
+    def compute(self):
+        """The scores of every pixel added so far."""
+        return self._acc.compute()

@@ -1,0 +1,53 @@
+from os import PathLike
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import metrics as metrics
+
+__version__: str
+
+_Path = Union[str, PathLike]
+
+class Engine:
+    """kestrel-runtime on a plan file or a run folder's best checkpoint."""
+
+    def __init__(self, source: _Path, threads: int = 0) -> None: ...
+    @property
+    def input_shape(self) -> Tuple[int, int, int]: ...
+    @property
+    def output_shape(self) -> List[int]: ...
+    @property
+    def threads(self) -> int: ...
+    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+class Run:
+    """A trained run folder."""
+
+    def __init__(self, path: _Path) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def class_names(self) -> List[str]: ...
+    @property
+    def config(self) -> Dict[str, Any]: ...
+    def predict(self, images: Sequence[_Path], top_k: int = 3) -> List[Dict[str, Any]]: ...
+    def evaluate(self, split: str = "val") -> Dict[str, Any]: ...
+
+def preprocess_imagenet(path: _Path) -> npt.NDArray[np.float32]: ...
+def info(
+    model: str,
+    *,
+    width: Optional[float] = None,
+    resolution: int = 224,
+    classes: Optional[int] = None,
+    upsampler: str = "bilinear",
+    output_stride: int = 32,
+) -> Dict[str, Any]: ...
+def train(
+    *, out: Optional[_Path] = None, resume: bool = False, progress: bool = True, **settings: Any
+) -> str: ...
+def load_run(path: _Path) -> Run: ...
