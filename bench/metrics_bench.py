@@ -1,41 +1,26 @@
 #!/usr/bin/env python3
-"""ROC-AUC and average precision on 10 M scores: kestrel-metrics against scikit-learn.
+"""ROC-AUC and average precision on 10 M scores from Python: kestrel.metrics against
+scikit-learn, like with like.
 
-Usage (from the repository root; needs `pip install scikit-learn numpy`):
+Usage (from the repository root, with the `kestrel` package importable — `maturin develop
+--release -m crates/kestrel-py/Cargo.toml` — and `pip install scikit-learn numpy`):
 
-    python3 bench/metrics_bench.py [--n 10000000] [--prevalence 0.5] [--seed 0] [--repeats 5]
+    python3 bench/metrics_bench.py [--n 10000000] [--prevalence 0.5] [--round DIGITS]
+        [--threads 1] [--rounds 5] [--seed 0]
 
-One invocation generates the labels and scores (seeded NumPy), writes them to two
-binary files in a temporary directory (`labels.u8`: one byte per sample; `scores.f64`:
-little-endian float64), builds and runs the Rust side
-(`cargo run --release -p kestrel-metrics --example bench_auc`) on those files, times
-scikit-learn's `roc_auc_score` and `average_precision_score` on the same arrays,
-checks that both sides agree within 1e-9 and prints the times and the speed-up.
-Times are the best of `--repeats` runs (scikit-learn: `--sk-repeats`), excluding
-file reading. Set CARGO_TARGET_DIR as you build; RAYON_NUM_THREADS=1 runs kestrel on
-one thread.
+Both sides are called the way a user calls them — `roc_auc_score(y, scores)` and
+`average_precision_score(y, scores)` on the same int64 labels and float64 scores — so label
+checks and conversions are timed on both sides. kestrel runs on `--threads` rayon threads
+(RAYON_NUM_THREADS, set before import; default 1, as scikit-learn's single thread). After one
+untimed call of each, the engines alternate for `--rounds` rounds; each round times one call of
+each function on each side, and the speed-up reported is the median of the rounds' ratios
+(scikit-learn time / kestrel time). The values must agree within 1e-9.
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-
-import numpy as np
-import sklearn
-from sklearn.metrics import average_precision_score, roc_auc_score
-
-
-def best_of(repeats, f):
-    times, value = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        value = f()
-        times.append(time.perf_counter() - t)
-    return value, min(times), sorted(times)[len(times) // 2]
 
 
 def main():
@@ -43,46 +28,58 @@ def main():
     ap.add_argument("--n", type=int, default=10_000_000)
     ap.add_argument("--prevalence", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=5, help="kestrel runs")
-    ap.add_argument("--sk-repeats", type=int, default=3, help="scikit-learn runs")
     ap.add_argument("--round", type=int, default=None, help="round scores to this many decimals (ties)")
+    ap.add_argument("--threads", type=int, default=1, help="kestrel's rayon threads")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    for v in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
+        os.environ[v] = "1"
+
+    import numpy as np
+    import sklearn
+    import sklearn.metrics as sk
+
+    from kestrel import metrics as km
 
     rng = np.random.default_rng(args.seed)
-    y = (rng.random(args.n) < args.prevalence).astype(np.uint8)
+    y = (rng.random(args.n) < args.prevalence).astype(np.int64)
     scores = 1.0 / (1.0 + np.exp(-(rng.standard_normal(args.n) + 1.0 * y)))
     if args.round is not None:
         scores = np.round(scores, args.round)
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with tempfile.TemporaryDirectory() as tmp:
-        labels_path = os.path.join(tmp, "labels.u8")
-        scores_path = os.path.join(tmp, "scores.f64")
-        y.tofile(labels_path)
-        scores.astype("<f8").tofile(scores_path)
-        cmd = [
-            "cargo", "run", "--quiet", "--release", "-p", "kestrel-metrics", "--example", "bench_auc",
-            "--", labels_path, scores_path, str(args.repeats),
-        ]
-        print("$ " + " ".join(cmd), file=sys.stderr)
-        out = subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True).stdout
-        rust = json.loads(out.strip().splitlines()[-1])
+    def timed(f):
+        t = time.perf_counter()
+        v = f()
+        return v, time.perf_counter() - t
 
-    y64 = y.astype(np.int64)
-    sk_auc, sk_auc_min, _ = best_of(args.sk_repeats, lambda: roc_auc_score(y64, scores))
-    sk_ap, sk_ap_min, _ = best_of(args.sk_repeats, lambda: average_precision_score(y64, scores))
+    pairs = {
+        "roc_auc_score": (km.roc_auc_score, sk.roc_auc_score),
+        "average_precision_score": (km.average_precision_score, sk.average_precision_score),
+    }
+    values, times = {}, {name: ([], []) for name in pairs}
+    for name, (k, s) in pairs.items():  # warm-up, and the values
+        values[name] = (k(y, scores), s(y, scores))
+    for r in range(args.rounds):
+        for name, (k, s) in pairs.items():
+            order = [(0, k), (1, s)] if r % 2 == 0 else [(1, s), (0, k)]
+            for side, f in order:
+                times[name][side].append(timed(lambda: f(y, scores))[1])
 
-    ok_auc = abs(sk_auc - rust["roc_auc"]) <= 1e-9
-    ok_ap = abs(sk_ap - rust["average_precision"]) <= 1e-9
     print(f"n = {args.n:,}, positives = {y.mean():.1%}, distinct scores = {len(np.unique(scores)):,}")
-    print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; kestrel on {rust['threads']} rayon thread(s)")
-    print(f"{'metric':<20}{'kestrel s':>12}{'sklearn s':>12}{'speed-up':>10}  values agree")
-    for name, k, s, ok, kv, sv in [
-        ("roc_auc", rust["roc_auc_min_s"], sk_auc_min, ok_auc, rust["roc_auc"], sk_auc),
-        ("average_precision", rust["ap_min_s"], sk_ap_min, ok_ap, rust["average_precision"], sk_ap),
-    ]:
-        print(f"{name:<20}{k:>12.3f}{s:>12.3f}{s / k:>9.1f}x  {ok} ({kv!r} vs {sv!r})")
-    if not (ok_auc and ok_ap):
+    print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; kestrel on {args.threads} "
+          f"thread(s); {args.rounds} alternating rounds")
+    print(f"{'function':<26}{'kestrel s':>11}{'sklearn s':>11}{'speed-up':>10}  rounds' ratios")
+    ok = True
+    for name in pairs:
+        kt, st = times[name]
+        ratios = sorted(s / k for k, s in zip(kt, st))
+        med = ratios[len(ratios) // 2]
+        kv, sv = values[name]
+        ok &= abs(kv - sv) <= 1e-9
+        print(f"{name:<26}{sorted(kt)[len(kt) // 2]:>11.3f}{sorted(st)[len(st) // 2]:>11.3f}"
+              f"{med:>9.1f}x  {', '.join(f'{x:.1f}' for x in ratios)}  (values {kv!r} vs {sv!r})")
+    if not ok:
         sys.exit("values differ by more than 1e-9")
 
 

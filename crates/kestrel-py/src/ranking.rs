@@ -24,19 +24,45 @@ pub fn distinct_values(
     limit: usize,
 ) -> PyResult<Vec<f64>> {
     let y = slice(&y, "y_true")?;
-    Ok(py.detach(|| {
-        let mut seen: Vec<f64> = Vec::new();
-        for &v in y {
-            if !seen.iter().any(|&s| s == v || (s.is_nan() && v.is_nan())) {
-                seen.push(v);
-                if seen.len() >= limit {
-                    break;
+    Ok(py.detach(|| distinct(y, limit)))
+}
+
+/// See [`distinct_values`]. Once two values are known, the rest is checked against them in
+/// blocks (a loop the compiler vectorises); a block with a third value is scanned one by one.
+fn distinct(y: &[f64], limit: usize) -> Vec<f64> {
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    let mut seen: Vec<f64> = Vec::new();
+    let mut add = |v: f64, seen: &mut Vec<f64>| {
+        if !seen.iter().any(|&s| same(s, v)) {
+            seen.push(v);
+        }
+    };
+    let mut rest = y;
+    while seen.len() < limit.min(2) {
+        let Some((&v, tail)) = rest.split_first() else {
+            break;
+        };
+        add(v, &mut seen);
+        rest = tail;
+    }
+    if let [a, b] = seen[..] {
+        for block in rest.chunks(4096) {
+            if seen.len() >= limit {
+                break;
+            }
+            if !block.iter().all(|&v| v == a || v == b) {
+                for &v in block {
+                    add(v, &mut seen);
+                    if seen.len() >= limit {
+                        break;
+                    }
                 }
             }
         }
-        seen.sort_by(f64::total_cmp);
-        seen
-    }))
+    }
+    seen.truncate(limit);
+    seen.sort_by(f64::total_cmp);
+    seen
 }
 
 /// Three arrays: a curve's two coordinates and its thresholds.

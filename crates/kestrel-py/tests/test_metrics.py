@@ -208,3 +208,16 @@ def test_bad_input_raises_value_error_with_a_message():
     with pytest.raises(ValueError):
         acc.update(np.array([True, False]), np.array([0.1, np.inf]))
     assert len(acc) == 0
+
+
+def test_distinct_values_scan_finds_every_value_up_to_the_limit():
+    from kestrel import _kestrel
+
+    y = np.zeros(20000)
+    y[1] = 1.0
+    y[15000] = 2.0  # a third value in a later block
+    assert _kestrel.distinct_values(y, 5) == [0.0, 1.0, 2.0]
+    assert _kestrel.distinct_values(y, 2) == [0.0, 1.0]
+    got = _kestrel.distinct_values(np.array([1.0, np.nan, 1.0, np.nan, 0.0]), 5)
+    assert got[:2] == [0.0, 1.0] and np.isnan(got[2]) and len(got) == 3
+    assert _kestrel.distinct_values(np.array([]), 3) == []

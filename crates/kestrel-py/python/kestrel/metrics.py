@@ -66,13 +66,15 @@ def _distinct(y, limit):
     return list(np.unique(y)[:limit])
 
 
-def _binary_truth(y_true, pos_label, n_scores):
+def _binary_truth(y_true, pos_label, n_scores, classes=None):
     """``y_true == pos_label`` as a contiguous bool array, after scikit-learn's label checks
-    (``pos_label=None`` needs labels in {0, 1} or {-1, 1})."""
+    (``pos_label=None`` needs labels in {0, 1} or {-1, 1}); ``classes`` are ``_distinct(y_true,
+    3)`` when the caller has them."""
     y = _array(y_true, "y_true")
     if len(y) != n_scores:
         raise ValueError(f"`y_true` has {len(y)} entries but `y_score` has {n_scores}")
-    classes = _distinct(y, 3)
+    if classes is None:
+        classes = _distinct(y, 3)
     if len(classes) > 2:
         raise ValueError(f"y_true has more than two classes ({classes[:3]}...): expected binary labels")
     if pos_label is None:
@@ -203,7 +205,7 @@ def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_f
             stacklevel=2,
         )
         return float("nan")
-    truth, _ = _binary_truth(y, classes[1], len(s))
+    truth, _ = _binary_truth(y, classes[1], len(s), classes)
     return _kestrel.roc_auc(truth, s, _weights(sample_weight, len(s)))
 
 
