@@ -32,7 +32,7 @@ pub fn distinct_values(
 fn distinct(y: &[f64], limit: usize) -> Vec<f64> {
     let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
     let mut seen: Vec<f64> = Vec::new();
-    let mut add = |v: f64, seen: &mut Vec<f64>| {
+    let add = |v: f64, seen: &mut Vec<f64>| {
         if !seen.iter().any(|&s| same(s, v)) {
             seen.push(v);
         }
