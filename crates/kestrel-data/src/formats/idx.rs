@@ -26,9 +26,21 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Parses the bytes of an IDX file of unsigned bytes with `want_dims` dimensions; `path` names it
-/// in errors.
-pub fn parse_idx(bytes: &[u8], want_dims: usize, path: &Path) -> Result<IdxArray, DataError> {
+/// The most a gzip file inflates to per byte of its own. Deflate's densest code is a 258-byte
+/// match in 2 bits (a 1-bit length and a 1-bit distance code), 1032 bytes per input byte; block
+/// headers, the gzip header and its trailer only add input bytes, so a gzip file of `M` bytes
+/// decodes to at most `GZIP_MAX_RATIO * M` bytes.
+pub const GZIP_MAX_RATIO: u64 = 1032;
+
+/// What an IDX header says: the dimensions, the header's length and the file's whole length.
+struct IdxHeader {
+    dims: Vec<usize>,
+    header_len: usize,
+    total: usize,
+}
+
+/// The header `4 + 4 * want_dims` bytes long: parses the start of `bytes` (which may hold more).
+fn parse_header(bytes: &[u8], want_dims: usize, path: &Path) -> Result<IdxHeader, DataError> {
     let bad = |reason: String| DataError::format(path, reason);
     if bytes.len() < 4 {
         return Err(bad(format!(
@@ -59,54 +71,129 @@ pub fn parse_idx(bytes: &[u8], want_dims: usize, path: &Path) -> Result<IdxArray
             }
         )));
     }
-    let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let header_len = 4 + 4 * ndims;
+    if bytes.len() < header_len {
         return Err(bad(format!(
-            "truncated: expected at least {header} header bytes, got {}",
+            "truncated: expected at least {header_len} header bytes, got {}",
             bytes.len()
         )));
     }
-    let dims: Vec<usize> = bytes[4..header]
+    let dims: Vec<usize> = bytes[4..header_len]
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let total = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| n.checked_add(header))
+        .and_then(|n| n.checked_add(header_len))
         .ok_or_else(|| bad(format!("dimensions {dims:?} are too large")))?;
-    if bytes.len() != total {
-        return Err(bad(format!(
-            "{}: expected {total} bytes for dimensions {dims:?}, got {}",
-            if bytes.len() < total {
+    Ok(IdxHeader {
+        dims,
+        header_len,
+        total,
+    })
+}
+
+/// The error for `got` bytes where the header of `path` declares `total`.
+fn length_error(path: &Path, h: &IdxHeader, got: usize, unpacked: &str) -> DataError {
+    DataError::format(
+        path,
+        format!(
+            "{}: expected {} bytes{unpacked} for dimensions {:?}, got {got}",
+            if got < h.total {
                 "truncated"
             } else {
                 "trailing data"
             },
-            bytes.len()
-        )));
+            h.total,
+            h.dims
+        ),
+    )
+}
+
+/// Parses the bytes of an IDX file of unsigned bytes with `want_dims` dimensions; `path` names it
+/// in errors.
+pub fn parse_idx(bytes: &[u8], want_dims: usize, path: &Path) -> Result<IdxArray, DataError> {
+    let h = parse_header(bytes, want_dims, path)?;
+    if bytes.len() != h.total {
+        return Err(length_error(path, &h, bytes.len(), ""));
     }
     Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
+        data: bytes[h.header_len..].to_vec(),
+        dims: h.dims,
     })
 }
 
-/// Reads `path`, un-gzipping when its name ends in `.gz`.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+/// Decodes the bytes `raw` of the IDX file `path`: gzipped when `gzipped`, else as
+/// [`parse_idx`]. A gzipped file is inflated only as far as its header says: the header is read
+/// first, a declared size beyond [`GZIP_MAX_RATIO`] times the file's size is refused before
+/// anything is inflated, and at most the declared size (plus one byte, to tell trailing data)
+/// is ever inflated.
+pub fn decode_idx(
+    raw: &[u8],
+    gzipped: bool,
+    want_dims: usize,
+    path: &Path,
+) -> Result<IdxArray, DataError> {
+    if !gzipped {
+        return parse_idx(raw, want_dims, path);
+    }
+    let gzip_error =
+        |e: std::io::Error| DataError::format(path, format!("not a complete gzip file ({e})"));
+    let mut decoder = flate2::read::GzDecoder::new(raw);
+    let mut head = Vec::new();
+    (&mut decoder)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(gzip_error)?;
+    if let [0, 0, 0x08, n] = head[..] {
+        // Only the dimensions this header announces; a wrong count is refused below.
+        (&mut decoder)
+            .take(4 * u64::from(n).min(want_dims as u64))
+            .read_to_end(&mut head)
+            .map_err(gzip_error)?;
+    }
+    let h = parse_header(&head, want_dims, path)?;
+    let limit = GZIP_MAX_RATIO.saturating_mul(raw.len() as u64);
+    if h.total as u64 > limit {
+        return Err(DataError::format(
+            path,
+            format!(
+                "the header declares dimensions {:?}, {} bytes unpacked, more than a gzip file \
+                 of {} bytes can hold: at most {limit} bytes (deflate's maximum ratio is \
+                 {GZIP_MAX_RATIO}:1)",
+                h.dims,
+                h.total,
+                raw.len()
+            ),
+        ));
+    }
+    let body = h.total - h.header_len;
+    let mut data = Vec::new();
+    decoder
+        .take(body as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(gzip_error)?;
+    if data.len() != body {
+        return Err(length_error(
+            path,
+            &h,
+            h.header_len + data.len(),
+            " unpacked",
+        ));
+    }
+    Ok(IdxArray { dims: h.dims, data })
+}
+
+/// Reads and decodes the IDX file `path`, gzipped when its name ends in `.gz` (see
+/// [`decode_idx`]).
+fn read_idx(path: &Path, want_dims: usize) -> Result<IdxArray, DataError> {
     let raw = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::format(path, format!("not a complete gzip file ({e})")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+    let gzipped = path.extension().is_some_and(|e| e == "gz");
+    decode_idx(&raw, gzipped, want_dims, path)
 }
 
 /// The file of `prefix` (`train` or `t10k`) and `kind` (`images-idx3` or `labels-idx1`) in `dir`,
@@ -143,8 +230,8 @@ struct Part {
 }
 
 fn read_part(images_path: &Path, labels_path: &Path) -> Result<Part, DataError> {
-    let images = parse_idx(&read_maybe_gz(images_path)?, 3, images_path)?;
-    let labels = parse_idx(&read_maybe_gz(labels_path)?, 1, labels_path)?.data;
+    let images = read_idx(images_path, 3)?;
+    let labels = read_idx(labels_path, 1)?.data;
     if images.dims[0] != labels.len() {
         return Err(DataError::format(
             labels_path,
@@ -408,6 +495,60 @@ mod tests {
         let e = parse_idx(&good, 1, p).unwrap_err().to_string();
         assert!(e.contains("3 dimensions: expected 1"), "{e}");
         assert!(parse_idx(&[0, 0], 1, p).is_err());
+    }
+
+    #[test]
+    fn a_gzip_header_declaring_more_than_the_file_can_hold_is_refused_before_inflating() {
+        let p = Path::new("bomb-idx3-ubyte.gz");
+        // 10^9 images of 28x28 declared; the file holds the header only (a few dozen bytes).
+        let bomb = gz(&idx_bytes(&[1_000_000_000, 28, 28], &[]));
+        let e = decode_idx(&bomb, true, 3, p).unwrap_err().to_string();
+        let limit = GZIP_MAX_RATIO * bomb.len() as u64;
+        assert!(
+            e.contains("bomb-idx3-ubyte.gz")
+                && e.contains("784000000016 bytes unpacked")
+                && e.contains(&format!("at most {limit} bytes"))
+                && e.contains("1032:1"),
+            "{e}"
+        );
+        // The same header uncompressed: its declared size is checked against the file's.
+        let raw = idx_bytes(&[1_000_000_000, 28, 28], &[]);
+        let e = decode_idx(&raw, false, 3, Path::new("bomb-idx3-ubyte"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bomb-idx3-ubyte:") && e.contains("expected 784000000016 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_gzip_stream_is_inflated_no_further_than_its_header_declares() {
+        let p = Path::new("l-idx1-ubyte.gz");
+        // Three labels declared (8 + 3 bytes), a megabyte of zeros after them.
+        let long = gz(&idx_bytes(&[3], &vec![0; 1 << 20]));
+        let e = decode_idx(&long, true, 1, p).unwrap_err().to_string();
+        // One byte past the declared 11 is all that was inflated.
+        assert!(
+            e.contains("l-idx1-ubyte.gz")
+                && e.contains("trailing data: expected 11 bytes unpacked")
+                && e.contains("got 12"),
+            "{e}"
+        );
+        let short = gz(&idx_bytes(&[3], &[1, 2]));
+        let e = decode_idx(&short, true, 1, p).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated: expected 11 bytes unpacked") && e.contains("got 10"),
+            "{e}"
+        );
+        let exact = decode_idx(&gz(&idx_bytes(&[3], &[1, 2, 0])), true, 1, p).unwrap();
+        assert_eq!((exact.dims, exact.data), (vec![3], vec![1, 2, 0]));
+        // A corrupt CRC in the trailer is still noticed: the stream is read to its end.
+        let mut bad_crc = gz(&idx_bytes(&[3], &[1, 2, 0]));
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        let e = decode_idx(&bad_crc, true, 1, p).unwrap_err().to_string();
+        assert!(e.contains("gzip"), "{e}");
     }
 
     #[test]
