@@ -26,9 +26,17 @@ impl ConfusionMatrix {
                 expected: "at least 1",
             });
         }
+        let cells =
+            n_classes
+                .checked_mul(n_classes)
+                .ok_or_else(|| MetricsError::InvalidParameter {
+                    name: "n_classes",
+                    value: n_classes.to_string(),
+                    expected: "a class count whose square fits in memory addresses",
+                })?;
         Ok(Self {
             n_classes,
-            cells: vec![0.0; n_classes * n_classes],
+            cells: vec![0.0; cells],
         })
     }
 
@@ -253,6 +261,9 @@ mod tests {
         assert_eq!(m.total(), 0.0);
         assert_eq!(m.accuracy(), None);
         assert!(ConfusionMatrix::new(0).is_err());
+        // k² past usize: refused, not wrapped round to a small buffer.
+        let e = ConfusionMatrix::new(1 << 33).unwrap_err().to_string();
+        assert!(e.contains("invalid n_classes = 8589934592"), "{e}");
     }
 
     #[test]

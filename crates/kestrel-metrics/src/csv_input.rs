@@ -26,6 +26,11 @@ pub fn load(path: &Path) -> Result<Predictions> {
     parse(std::io::BufReader::new(file), path)
 }
 
+/// The most `p_<class>` columns a predictions CSV may have. The report's confusion matrix has k²
+/// cells (held as counts and as weights, and printed), so k is bounded before anything of that
+/// size is allocated: 4096 classes make 16.8 million cells, about 134 MB per copy.
+pub const MAX_CLASSES: usize = 4096;
+
 /// Where the class scores are.
 enum Layout {
     Binary {
@@ -95,6 +100,18 @@ pub fn parse<R: Read>(reader: R, path: &Path) -> Result<Predictions> {
                 return Err(duplicate(h));
             }
         } else if let Some(name) = h.strip_prefix("p_") {
+            if p_cols.len() == MAX_CLASSES {
+                return Err(csv_error(
+                    path,
+                    1,
+                    h,
+                    format!(
+                        "more than {MAX_CLASSES} p_<class> columns: expected at most \
+                         {MAX_CLASSES} classes (the confusion matrix has k x k cells, one per \
+                         pair of classes)"
+                    ),
+                ));
+            }
             if name.is_empty() {
                 return Err(csv_error(path, 1, h, "expected a class name after p_"));
             }
@@ -310,5 +327,29 @@ mod tests {
         assert!(msg("").contains("empty file"));
         let e = load(Path::new("/nonexistent/x.csv")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/x.csv: "), "{e}");
+    }
+
+    #[test]
+    fn the_class_count_is_capped_before_anything_of_its_square_is_built() {
+        let header = |k: usize| {
+            let mut h = String::from("y_true");
+            for c in 0..k {
+                h.push_str(&format!(",p_{c}"));
+            }
+            h
+        };
+        // At the cap: read (one row, all mass on class 0).
+        let mut row = String::from("0,1");
+        row.push_str(&",0".repeat(MAX_CLASSES - 1));
+        let r = p(&format!("{}\n{row}\n", header(MAX_CLASSES))).unwrap();
+        assert_eq!(r.n_classes(), MAX_CLASSES);
+        // One more column: refused at the header, naming the file, the column and the limit.
+        let e = msg(&format!("{}\n", header(MAX_CLASSES + 1)));
+        assert!(
+            e.starts_with("in.csv: line 1, column p_4096: more than 4096 p_<class> columns")
+                && e.contains("at most 4096 classes")
+                && e.contains("confusion matrix"),
+            "{e}"
+        );
     }
 }
