@@ -18,6 +18,26 @@ impl Normalize {
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
     };
+
+    /// Checks that every mean is finite and every standard deviation finite and positive (the
+    /// values divide by it); the message names the field and the channel.
+    pub fn check(&self) -> Result<(), String> {
+        for c in 0..3 {
+            if !self.mean[c].is_finite() {
+                return Err(format!(
+                    "mean[{c}] is {}: expected a finite number",
+                    self.mean[c]
+                ));
+            }
+            if !(self.std[c].is_finite() && self.std[c] > 0.0) {
+                return Err(format!(
+                    "std[{c}] is {}: expected a finite number > 0",
+                    self.std[c]
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The most pixels of the intermediate image of a one-step [`push_chw`] resize (16 bytes each).
@@ -64,6 +84,24 @@ pub fn push_chw(img: &RgbImage, width: u32, height: u32, norm: &Normalize, out: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalisation_statistics_are_checked() {
+        assert_eq!(Normalize::IMAGENET.check(), Ok(()));
+        let zero = Normalize {
+            std: [0.2, 0.0, 0.2],
+            ..Normalize::IMAGENET
+        };
+        assert_eq!(
+            zero.check().unwrap_err(),
+            "std[1] is 0: expected a finite number > 0"
+        );
+        let nan = Normalize {
+            mean: [0.5, 0.5, f32::NAN],
+            ..Normalize::IMAGENET
+        };
+        assert!(nan.check().unwrap_err().starts_with("mean[2] is NaN"));
+    }
 
     #[test]
     fn very_wide_images_are_narrowed_first() {

@@ -45,6 +45,18 @@ impl ModelSpec {
         }
     }
 
+    /// Checks every setting of the spec without building anything: widths, output strides and
+    /// class counts (at most [`MAX_CLASSES`](crate::models::zoo::MAX_CLASSES) image classes and
+    /// [`MAX_SEG_CLASSES`](crate::models::fcn::MAX_SEG_CLASSES) segmentation classes), each by
+    /// the check its own spec type makes before building. The message names the field.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            ModelSpec::Classifier(s) => s.check().map_err(|e| e.to_string()),
+            ModelSpec::Segmenter(s) => s.check().map_err(|e| e.to_string()),
+            ModelSpec::Multitask(s) => s.check().map_err(|e| e.to_string()),
+        }
+    }
+
     /// Builds the network, freshly initialised, on `device`.
     pub fn init(&self, device: &Device) -> Result<Model, UpsampleError> {
         Ok(match self {

@@ -46,8 +46,8 @@ impl ClassifierSpec {
         self.describe_at(resolution, 32)
     }
 
-    /// Checks the width and the class count.
-    fn check(&self) -> Result<(), InfoError> {
+    /// Checks the width and the class count (1 to [`MAX_CLASSES`]).
+    pub(crate) fn check(&self) -> Result<(), InfoError> {
         let bad = |field: &str, expected: &str, got: String| InfoError::BadValue {
             field: field.into(),
             expected: expected.into(),

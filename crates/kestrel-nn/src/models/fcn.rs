@@ -92,6 +92,12 @@ impl fmt::Display for SegmenterName {
     }
 }
 
+/// The most classes (background included) a segmentation model may have: masks hold one byte per
+/// pixel and 255 is the ignored label, so classes 0 to 254 are all a mask can name. Specs read
+/// from files are checked against it before a network is built (a transposed-convolution
+/// upsampler holds classes² weights).
+pub const MAX_SEG_CLASSES: usize = 255;
+
 /// What it takes to build an [`Fcn`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegmenterSpec {
@@ -185,6 +191,7 @@ impl SegmenterSpec {
         }
     }
 
+    /// Checks the output stride, the class count (1 to [`MAX_SEG_CLASSES`]) and the width.
     pub(crate) fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field: &'static str, got: String, expected: &str| {
             Err(UpsampleError::field("fcn", field, got, expected))
@@ -196,8 +203,12 @@ impl SegmenterSpec {
                 "8, 16 or 32",
             );
         }
-        if self.num_classes == 0 {
-            return bad("num_classes", "0".into(), ">= 1");
+        if !(1..=MAX_SEG_CLASSES).contains(&self.num_classes) {
+            return bad(
+                "num_classes",
+                self.num_classes.to_string(),
+                &format!("1 to {MAX_SEG_CLASSES} (a mask holds one byte per pixel)"),
+            );
         }
         if !(self.width > 0.0 && self.width <= crate::models::zoo::MAX_WIDTH) {
             return bad("width", self.width.to_string(), "in (0, 4]");

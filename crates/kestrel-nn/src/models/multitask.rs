@@ -16,6 +16,7 @@ use crate::layers::conv_bn_act::ConvBnAct;
 use crate::layers::init::mobilenet_classifier;
 use crate::layers::pool::global_avg_pool;
 use crate::models::fcn::{Fcn, FcnBackbone, SegmenterName, SegmenterSpec};
+use crate::models::zoo::MAX_CLASSES;
 use crate::upsample::{UpsampleError, UpsamplerKind};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::Conv2d;
@@ -90,12 +91,23 @@ impl MultiTaskSpec {
         features + if self.cascade { self.seg_classes } else { 0 }
     }
 
+    /// Checks the image class count (1 to [`MAX_CLASSES`]) and the segmenter's settings.
+    pub(crate) fn check(&self) -> Result<(), UpsampleError> {
+        if !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return Err(UpsampleError::field(
+                "multitask",
+                "num_classes",
+                self.num_classes,
+                format!("1 to {MAX_CLASSES}"),
+            ));
+        }
+        self.segmenter().check()
+    }
+
     /// Builds the model: the FCN as [`SegmenterSpec::init`] builds it, the classifier as
     /// MobileNetV2's (weights N(0, 0.01²), zero bias). Errors name the bad field.
     pub fn init(&self, device: &Device) -> Result<MultiTask, UpsampleError> {
-        if self.num_classes == 0 {
-            return Err(UpsampleError::field("multitask", "num_classes", 0, ">= 1"));
-        }
+        self.check()?;
         let fcn = self.segmenter().init(device)?;
         let classifier = mobilenet_classifier(self.classifier_inputs(), self.num_classes, device);
         Ok(MultiTask {

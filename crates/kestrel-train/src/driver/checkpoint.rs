@@ -143,6 +143,8 @@ pub struct Checkpoint {
     pub meta: CheckpointMeta,
     model: Vec<u8>,
     optimizer: Vec<u8>,
+    /// The file, for errors.
+    path: std::path::PathBuf,
 }
 
 /// A model's parameters and buffers as a burnpack record, ready for [`save`].
@@ -187,11 +189,21 @@ pub fn save(
 }
 
 impl Checkpoint {
-    /// Reads a checkpoint; a missing, truncated or foreign file is bad input naming the file.
+    /// Reads a checkpoint; a missing, truncated or foreign file is bad input naming the file, and
+    /// so is metadata that does not pass [`CheckpointMeta::check`] (see [`Checkpoint::from_bytes`]).
     pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            TrainError::BadInput(format!("{}: cannot read checkpoint ({e})", path.display()))
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses the bytes of a checkpoint file; `path` names it in errors. Each section's length is
+    /// checked against the bytes that remain, and the metadata by [`CheckpointMeta::check`]; the
+    /// network of the spec is built later, by [`Checkpoint::load_model`] and its kin, once
+    /// [`CheckpointMeta::check_record`] has found the model record large enough for it.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |why: &str| TrainError::BadInput(format!("{}: {why}", path.display()));
-        let bytes =
-            std::fs::read(path).map_err(|e| bad(&format!("cannot read checkpoint ({e})")))?;
         let mut rest = bytes
             .strip_prefix(MAGIC)
             .ok_or_else(|| bad("not a kestrel checkpoint (bad magic)"))?;
@@ -200,11 +212,15 @@ impl Checkpoint {
             if rest.len() < 8 {
                 return Err(bad("truncated checkpoint"));
             }
-            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
             rest = &rest[8..];
-            if rest.len() < len {
-                return Err(bad("truncated checkpoint"));
+            if (rest.len() as u64) < len {
+                return Err(bad(&format!(
+                    "truncated checkpoint: a section of {len} bytes, {} bytes left in the file",
+                    rest.len()
+                )));
             }
+            let len = len as usize;
             sections.push(rest[..len].to_vec());
             rest = &rest[len..];
         }
@@ -212,16 +228,26 @@ impl Checkpoint {
         let model = sections.pop().expect("three sections");
         let meta: CheckpointMeta = serde_json::from_slice(&sections[0])
             .map_err(|e| bad(&format!("bad checkpoint metadata ({e})")))?;
+        meta.check().map_err(|e| bad(&e))?;
         Ok(Self {
             meta,
             model,
             optimizer,
+            path: path.to_path_buf(),
         })
     }
 
     fn record(&self) -> Result<ModuleRecord> {
         ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
             .map_err(|e| TrainError::BadInput(format!("bad model record in checkpoint: {e}")))
+    }
+
+    /// Bad input naming the file unless the model record can hold the network of the spec (see
+    /// [`CheckpointMeta::check_record`]); called before that network is built.
+    pub fn check_record(&self) -> Result<()> {
+        self.meta
+            .check_record(self.model.len())
+            .map_err(|e| TrainError::BadInput(format!("{}: {e}", self.path.display())))
     }
 
     /// Loads the saved parameters and buffers into `model`, built from the checkpoint's spec.
@@ -264,7 +290,10 @@ impl Checkpoint {
     /// Rebuilds the classifier on `device`; any other checkpoint is bad input.
     pub fn model(&self, device: &Device) -> Result<Classifier> {
         match &self.meta.spec {
-            ModelSpec::Classifier(spec) => self.load_into(spec.init(device)),
+            ModelSpec::Classifier(spec) => {
+                self.check_record()?;
+                self.load_into(spec.init(device))
+            }
             _ => Err(self.holds("a classifier")),
         }
     }
@@ -273,6 +302,7 @@ impl Checkpoint {
     pub fn segmenter(&self, device: &Device) -> Result<Fcn> {
         match &self.meta.spec {
             ModelSpec::Segmenter(spec) => {
+                self.check_record()?;
                 self.load_into(spec.init(device).map_err(|e| self.bad_spec(e))?)
             }
             _ => Err(self.holds("a segmentation model")),
@@ -283,6 +313,7 @@ impl Checkpoint {
     pub fn multitask_model(&self, device: &Device) -> Result<MultiTask> {
         match &self.meta.spec {
             ModelSpec::Multitask(spec) => {
+                self.check_record()?;
                 self.load_into(spec.init(device).map_err(|e| self.bad_spec(e))?)
             }
             _ => Err(self.holds("a multitask model")),

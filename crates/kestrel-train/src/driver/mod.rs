@@ -16,6 +16,7 @@
 //! they write: [`checkpoint`], [`run_dir`], with [`resume`] and [`grad_health`].
 
 pub(crate) mod checkpoint;
+mod checkpoint_check;
 mod epoch_end;
 pub(crate) mod grad_health;
 mod progress;
