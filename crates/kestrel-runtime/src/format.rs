@@ -26,7 +26,8 @@ pub const VERSION: u32 = 2;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// The FNV-1a 64 checksum a plan file ends with, of every byte before it.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for &b in bytes {
         h ^= b as u64;
