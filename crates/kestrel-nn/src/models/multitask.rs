@@ -264,6 +264,36 @@ mod tests {
     }
 
     #[test]
+    fn class_counts_are_checked_before_building() {
+        use crate::ModelSpec;
+        let check = |num_classes: usize, seg_classes: usize| {
+            ModelSpec::Multitask(MultiTaskSpec {
+                num_classes,
+                seg_classes,
+                ..spec("fcn32s-mobilenet-v2", true)
+            })
+            .check()
+        };
+        assert_eq!(check(3, 4), Ok(()));
+        let e = check(0, 4).unwrap_err();
+        assert!(
+            e.contains("num_classes") && e.contains("1 to 100000"),
+            "{e}"
+        );
+        let e = check(MAX_CLASSES + 1, 4).unwrap_err();
+        assert!(e.contains("100001"), "{e}");
+        // The segmentation classes: what a byte mask can name.
+        let e = check(3, 256).unwrap_err();
+        assert!(
+            e.contains("num_classes") && e.contains("is 256") && e.contains("1 to 255"),
+            "{e}"
+        );
+        assert!(spec("fcn32s-mobilenet-v2", true)
+            .init(&Device::flex())
+            .is_ok());
+    }
+
+    #[test]
     fn outputs_have_the_class_and_pixel_shapes() {
         let device = Device::flex();
         for (name, cascade) in [
