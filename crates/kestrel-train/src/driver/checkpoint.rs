@@ -190,7 +190,7 @@ pub fn save(
 
 impl Checkpoint {
     /// Reads a checkpoint; a missing, truncated or foreign file is bad input naming the file, and
-    /// so is metadata that does not pass [`CheckpointMeta::check`] (see [`Checkpoint::from_bytes`]).
+    /// so is metadata that does not pass `CheckpointMeta::check` (see [`Checkpoint::from_bytes`]).
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| {
             TrainError::BadInput(format!("{}: cannot read checkpoint ({e})", path.display()))
@@ -199,9 +199,9 @@ impl Checkpoint {
     }
 
     /// Parses the bytes of a checkpoint file; `path` names it in errors. Each section's length is
-    /// checked against the bytes that remain, and the metadata by [`CheckpointMeta::check`]; the
+    /// checked against the bytes that remain, and the metadata by `CheckpointMeta::check`; the
     /// network of the spec is built later, by [`Checkpoint::load_model`] and its kin, once
-    /// [`CheckpointMeta::check_record`] has found the model record large enough for it.
+    /// `CheckpointMeta::check_record` has found the model record large enough for it.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |why: &str| TrainError::BadInput(format!("{}: {why}", path.display()));
         let mut rest = bytes
@@ -243,7 +243,7 @@ impl Checkpoint {
     }
 
     /// Bad input naming the file unless the model record can hold the network of the spec (see
-    /// [`CheckpointMeta::check_record`]); called before that network is built.
+    /// `CheckpointMeta::check_record`); called before that network is built.
     pub fn check_record(&self) -> Result<()> {
         self.meta
             .check_record(self.model.len())
