@@ -340,3 +340,143 @@ fn pickled_tensors_sharing_a_storage_cannot_decode_past_the_files_size() {
     let o = predict_limited("resnet18", "1", path_str(&big), &img);
     assert_exit_2_naming(&o, &["shared.pth", "decoding limit"]);
 }
+
+/// A gzip stream of `bytes`.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut z, bytes).unwrap();
+    z.finish().unwrap()
+}
+
+/// An IDX header of unsigned bytes with these dimensions.
+fn idx_header(dims: &[u32]) -> Vec<u8> {
+    let mut h = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        h.extend_from_slice(&d.to_be_bytes());
+    }
+    h
+}
+
+#[test]
+fn a_gzipped_idx_file_cannot_declare_more_than_gzip_can_hold() {
+    // 10^9 images of 28 × 28 (784 GB) declared by a gzip file of a few dozen bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bomb");
+    std::fs::create_dir(&data).unwrap();
+    let mut images = idx_header(&[1_000_000_000, 28, 28]);
+    images.extend_from_slice(&[0; 4096]);
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), gzip(&images)).unwrap();
+    let mut labels = idx_header(&[3]);
+    labels.extend_from_slice(&[0, 1, 2]);
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
+    let spec = format!("idx:{}", path_str(&data));
+    let out = dir.path().join("split.json");
+    let o = kestrel_limited(
+        &[
+            "split",
+            "--data",
+            &spec,
+            "--val",
+            "0.2",
+            "--test",
+            "0.2",
+            "--out",
+            path_str(&out),
+        ],
+        &[],
+    );
+    assert_exit_2_naming(
+        &o,
+        &["train-images-idx3-ubyte.gz", "1032:1", "784000000016"],
+    );
+}
+
+#[test]
+fn a_predictions_csv_cannot_ask_for_a_huge_confusion_matrix() {
+    // 100,000 p_<class> columns: a 10^10-cell confusion matrix from a 1 MB header.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("scores.csv");
+    let header: Vec<String> = std::iter::once("y_true".to_string())
+        .chain((0..100_000).map(|c| format!("p_{c}")))
+        .collect();
+    let mut row = vec!["0".to_string(), "1".to_string()];
+    row.extend(std::iter::repeat_n("0".to_string(), 99_999));
+    std::fs::write(&csv, format!("{}\n{}\n", header.join(","), row.join(","))).unwrap();
+    let o = kestrel_limited(&["metrics", "--input", path_str(&csv)], &[]);
+    assert_exit_2_naming(&o, &["scores.csv", "4096"]);
+}
+
+/// The sections of a checkpoint file: metadata (as JSON), model and optimiser bytes.
+fn checkpoint_sections(bytes: &[u8]) -> (serde_json::Value, Vec<u8>, Vec<u8>) {
+    let mut rest = &bytes[b"KESTREL-CKPT1\n".len()..];
+    let mut sections = Vec::new();
+    for _ in 0..3 {
+        let n = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+        sections.push(rest[8..8 + n].to_vec());
+        rest = &rest[8 + n..];
+    }
+    let model = sections.remove(1);
+    let optim = sections.remove(1);
+    (serde_json::from_slice(&sections[0]).unwrap(), model, optim)
+}
+
+/// A checkpoint file of these sections.
+fn checkpoint_file(meta: &serde_json::Value, model: &[u8], optim: &[u8]) -> Vec<u8> {
+    let mut out = b"KESTREL-CKPT1\n".to_vec();
+    for s in [&serde_json::to_vec(meta).unwrap()[..], model, optim] {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s);
+    }
+    out
+}
+
+#[test]
+fn checkpoint_metadata_is_checked_before_a_model_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = common::train_tiny(common::SMALL_SHAPES, &run, &["--epochs", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let best = run.join("checkpoints/best.ckpt");
+    let (meta, model, optim) = checkpoint_sections(&std::fs::read(&best).unwrap());
+    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut m = meta.clone();
+        edit(&mut m);
+        std::fs::write(&best, checkpoint_file(&m, &model, &optim)).unwrap();
+        kestrel_limited(&["eval", "--run", path_str(&run)], &[])
+    };
+    // 10^12 classes: refused by the class-count limit, before the network exists.
+    let o = tampered(&|m| m["spec"]["classifier"]["num_classes"] = 1_000_000_000_000u64.into());
+    assert_exit_2_naming(&o, &["best.ckpt", "`spec`", "100000"]);
+    // Two names for three classes: refused, not mislabelled.
+    let o = tampered(&|m| m["class_names"] = serde_json::json!(["circle", "square"]));
+    assert_exit_2_naming(&o, &["best.ckpt", "`class_names`", "one name per class"]);
+    // A segmentation model whose upsampler alone would take a gigabyte (255 classes, a
+    // transposed ×32): a record padded to 8 MB holds its backbone, not the upsampler. (Exported:
+    // `eval` would first refuse the data's other classes.)
+    let model = [&model[..], &vec![0u8; 8 << 20][..]].concat();
+    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut m = meta.clone();
+        edit(&mut m);
+        std::fs::write(&best, checkpoint_file(&m, &model, &optim)).unwrap();
+        kestrel_limited(&["eval", "--run", path_str(&run)], &[])
+    };
+    let o = tampered(&|m| {
+        m["spec"] = serde_json::json!({"segmenter": {
+            "name": {"variant": "fcn32s", "backbone": "mobilenet-v2"}, "width": 0.25, "num_classes": 255,
+            "output_stride": 32, "upsampler": "transposed"}});
+        m["class_names"] = (0..255).map(|c| c.to_string()).collect();
+    });
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let plan = dir.path().join("x.plan");
+    let args = [
+        "export",
+        "--run",
+        path_str(&run),
+        "--format",
+        "plan",
+        "--out",
+        path_str(&plan),
+    ];
+    let o = kestrel_limited(&args, &[]);
+    assert_exit_2_naming(&o, &["best.ckpt", "the model record has"]);
+}

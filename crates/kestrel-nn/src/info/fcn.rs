@@ -9,11 +9,9 @@
 //! module [`UpsamplerConfig::init`] builds (small: a few classes wide), counted on it.
 
 use crate::info::{Cursor, InfoError, ModelInfo, Tracer};
-use crate::layers::params::trainable_params;
 use crate::models::fcn::{FcnVariant, SegmenterSpec};
 use crate::models::zoo::Arch;
 use crate::upsample::{UpsampleError, UpsamplerConfig, UpsamplerKind};
-use burn::tensor::Device;
 
 fn bad_value(e: UpsampleError) -> InfoError {
     match e {
@@ -55,7 +53,6 @@ impl SegmenterSpec {
         };
         t.set_prefix("");
         let [f32_, f16, f_final] = self.factors();
-        let device = Device::flex();
         let mut upsample = |t: &mut Tracer, name: &str, factor: usize| -> Result<(), InfoError> {
             let (kind, factor) = if factor == 1 {
                 (UpsamplerKind::Nearest, 1)
@@ -63,11 +60,8 @@ impl SegmenterSpec {
                 (self.upsampler, factor)
             };
             let cfg = UpsamplerConfig::for_kind(kind, k, k, factor).map_err(bad_value)?;
-            let params = if kind.learnable() {
-                trainable_params(&cfg.init(&device).map_err(bad_value)?) as u64
-            } else {
-                0
-            };
+            // Counted, not built: the layer may be large (a transposed ×32 of many classes).
+            let params = cfg.param_count().map_err(bad_value)?;
             t.upsample(name, &cfg, params)
         };
         // Scores of a tap, then the running sum brought to its resolution, cropped and added.
@@ -109,6 +103,7 @@ mod tests {
     use crate::info::LayerKind;
     use crate::layers::params::{for_each_tensor, is_buffer};
     use crate::models::zoo::ClassifierSpec;
+    use burn::tensor::Device;
     use burn::tensor::{Distribution, Tensor};
 
     fn spec(name: &str, os: usize, up: UpsamplerKind) -> SegmenterSpec {

@@ -45,7 +45,8 @@ pub struct CarafeConfig {
 
 impl CarafeConfig {
     /// Checks the configuration and builds the module (Burn's default convolution init).
-    pub fn init(&self, device: &Device) -> Result<Carafe, UpsampleError> {
+    /// Checks the configuration: positive sizes, odd kernels.
+    pub fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field, got: usize, expected: &str| {
             Err(UpsampleError::field("carafe", field, got, expected))
         };
@@ -64,6 +65,22 @@ impl CarafeConfig {
         if self.up_kernel.is_multiple_of(2) {
             return bad("up_kernel", self.up_kernel, "an odd size");
         }
+        Ok(())
+    }
+
+    /// Trainable parameters of the module [`CarafeConfig::init`] builds, without building it.
+    pub fn param_count(&self) -> Result<u64, UpsampleError> {
+        self.check()?;
+        let (c, m) = (self.channels as u64, self.compressed_channels as u64);
+        let s2k2 = (self.factor * self.factor * self.up_kernel * self.up_kernel) as u64;
+        let e2 = (self.encoder_kernel * self.encoder_kernel) as u64;
+        // The 1×1 compressor and the encoder, with biases.
+        Ok(c * m + m + m * s2k2 * e2 + s2k2)
+    }
+
+    /// Checks the configuration and builds the module.
+    pub fn init(&self, device: &Device) -> Result<Carafe, UpsampleError> {
+        self.check()?;
         let s2k2 = self.factor * self.factor * self.up_kernel * self.up_kernel;
         let p = same_padding(self.encoder_kernel, 1);
         Ok(Carafe {

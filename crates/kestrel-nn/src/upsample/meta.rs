@@ -65,7 +65,9 @@ pub fn meta_positions(input: usize, output: usize, r: f64) -> (Vec<usize>, Vec<f
 
 impl MetaUpscaleConfig {
     /// Checks the configuration and builds the module.
-    pub fn init(&self, device: &Device) -> Result<MetaUpscale, UpsampleError> {
+    /// Checks the configuration: positive channels and hidden width, an odd kernel, a finite
+    /// scale above 0.
+    pub fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field, got: String, expected: &str| {
             Err(UpsampleError::field("meta", field, got, expected))
         };
@@ -85,6 +87,21 @@ impl MetaUpscaleConfig {
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return bad("scale", self.scale.to_string(), "a finite factor > 0");
         }
+        Ok(())
+    }
+
+    /// Trainable parameters of the module [`MetaUpscaleConfig::init`] builds, without building
+    /// it: the two linear layers of the weight prediction, with biases.
+    pub fn param_count(&self) -> Result<u64, UpsampleError> {
+        self.check()?;
+        let h = self.hidden as u64;
+        let filter = (self.out_channels * self.in_channels * self.kernel * self.kernel) as u64;
+        Ok(3 * h + h + h * filter + filter)
+    }
+
+    /// Checks the configuration and builds the module.
+    pub fn init(&self, device: &Device) -> Result<MetaUpscale, UpsampleError> {
+        self.check()?;
         let filter = self.out_channels * self.in_channels * self.kernel * self.kernel;
         Ok(MetaUpscale {
             fc1: LinearConfig::new(3, self.hidden).init(device),

@@ -82,7 +82,9 @@ impl PixelShuffleConfig {
     }
 
     /// Checks the configuration and builds the module.
-    pub fn init(&self, device: &Device) -> Result<PixelShuffle, UpsampleError> {
+    /// Checks the configuration: a factor and channels of at least 1; with a convolution an odd
+    /// kernel, without one input channels divisible by factor².
+    pub fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field, got: String, expected: &str| {
             Err(UpsampleError::field("pixelshuffle", field, got, expected))
         };
@@ -93,30 +95,40 @@ impl PixelShuffleConfig {
             return bad("in_channels", "0".into(), ">= 1");
         }
         let r2 = self.factor * self.factor;
-        let conv = match self.conv_out_channels {
-            Some(0) => return bad("conv_out_channels", "0".into(), ">= 1"),
-            Some(c) => {
-                if self.kernel.is_multiple_of(2) {
-                    return bad("kernel", self.kernel.to_string(), "an odd size");
-                }
-                let p = same_padding(self.kernel, 1);
-                Some(
-                    Conv2dConfig::new([self.in_channels, c * r2], [self.kernel; 2])
-                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                        .init(device),
-                )
+        match self.conv_out_channels {
+            Some(0) => bad("conv_out_channels", "0".into(), ">= 1"),
+            Some(_) if self.kernel.is_multiple_of(2) => {
+                bad("kernel", self.kernel.to_string(), "an odd size")
             }
-            None => {
-                if !self.in_channels.is_multiple_of(r2) {
-                    return bad(
-                        "in_channels",
-                        self.in_channels.to_string(),
-                        &format!("a multiple of factor² = {r2} (or set conv_out_channels)"),
-                    );
-                }
-                None
-            }
-        };
+            None if !self.in_channels.is_multiple_of(r2) => bad(
+                "in_channels",
+                self.in_channels.to_string(),
+                &format!("a multiple of factor² = {r2} (or set conv_out_channels)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Trainable parameters of the module [`PixelShuffleConfig::init`] builds, without building
+    /// it: the sub-pixel convolution's, with its bias (none without one).
+    pub fn param_count(&self) -> Result<u64, UpsampleError> {
+        self.check()?;
+        Ok(self.conv_out_channels.map_or(0, |c| {
+            let out = (c * self.factor * self.factor) as u64;
+            self.in_channels as u64 * out * (self.kernel * self.kernel) as u64 + out
+        }))
+    }
+
+    /// Checks the configuration and builds the module.
+    pub fn init(&self, device: &Device) -> Result<PixelShuffle, UpsampleError> {
+        self.check()?;
+        let r2 = self.factor * self.factor;
+        let conv = self.conv_out_channels.map(|c| {
+            let p = same_padding(self.kernel, 1);
+            Conv2dConfig::new([self.in_channels, c * r2], [self.kernel; 2])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .init(device)
+        });
         Ok(PixelShuffle {
             conv,
             factor: self.factor,

@@ -55,6 +55,20 @@ pub fn bilinear_kernel_1d(k: usize) -> Vec<f32> {
 }
 
 impl TransposedConfig {
+    /// Trainable parameters of the module [`TransposedConfig::init`] builds, without building
+    /// it: `in × out/groups × kh × kw` weights and, with a bias, `out` more.
+    pub fn param_count(&self) -> Result<u64, UpsampleError> {
+        self.check()?;
+        let [kh, kw] = self.kernel;
+        let weights = (self.in_channels * (self.out_channels / self.groups) * kh * kw) as u64;
+        Ok(weights
+            + if self.bias {
+                self.out_channels as u64
+            } else {
+                0
+            })
+    }
+
     fn check(&self) -> Result<(), UpsampleError> {
         let bad = |field, got: String, expected: &str| {
             Err(UpsampleError::field("transposed", field, got, expected))

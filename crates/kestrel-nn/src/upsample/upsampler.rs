@@ -206,6 +206,18 @@ impl UpsamplerConfig {
         }
     }
 
+    /// Trainable parameters of the module [`UpsamplerConfig::init`] would build, counted without
+    /// building it (a transposed ×32 of 255 classes is a gigabyte), after the same checks.
+    pub fn param_count(&self) -> Result<u64, UpsampleError> {
+        match self {
+            UpsamplerConfig::Interpolate(c) => c.init().map(|_| 0),
+            UpsamplerConfig::Transposed(c) => c.param_count(),
+            UpsamplerConfig::PixelShuffle(c) => c.param_count(),
+            UpsamplerConfig::Carafe(c) => c.param_count(),
+            UpsamplerConfig::Meta(c) => c.param_count(),
+        }
+    }
+
     /// Checks the configuration and builds the module.
     pub fn init(&self, device: &Device) -> Result<Upsampler, UpsampleError> {
         Ok(match self {
@@ -260,6 +272,36 @@ impl Upsampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_counts_equal_the_built_modules() {
+        use crate::layers::params::trainable_params;
+        let device = Device::flex();
+        for kind in UpsamplerKind::ALL {
+            for (cin, cout, factor) in [(5, 5, 2), (3, 3, 4), (4, 4, 3)] {
+                let Ok(cfg) = UpsamplerConfig::for_kind(kind, cin, cout, factor) else {
+                    continue;
+                };
+                let built = trainable_params(&cfg.init(&device).unwrap()) as u64;
+                assert_eq!(
+                    cfg.param_count().unwrap(),
+                    built,
+                    "{kind:?} {cin}->{cout} x{factor}"
+                );
+            }
+        }
+        for cfg in [
+            UpsamplerConfig::for_kind(UpsamplerKind::Meta, 3, 6, 2).unwrap(),
+            UpsamplerConfig::for_kind(UpsamplerKind::PixelShuffle, 4, 7, 2).unwrap(),
+            UpsamplerConfig::for_kind(UpsamplerKind::Transposed, 4, 6, 2).unwrap(),
+        ] {
+            let built = trainable_params(&cfg.init(&device).unwrap()) as u64;
+            assert_eq!(cfg.param_count().unwrap(), built, "{cfg:?}");
+        }
+        // A transposed ×32 of 255 classes: counted (266 M), never built.
+        let big = UpsamplerConfig::for_kind(UpsamplerKind::Transposed, 255, 255, 32).unwrap();
+        assert_eq!(big.param_count().unwrap(), 255 * 255 * 64 * 64 + 255);
+    }
     use burn::module::{ModuleVisitor, Param};
     use burn::tensor::Distribution;
     use proptest::prelude::*;

@@ -62,10 +62,21 @@ impl CheckpointMeta {
     /// network only to find that its record does not fit.
     pub fn check_record(&self, model_bytes: usize) -> Result<(), String> {
         let (classifier, output_stride) = classifier_within(&self.spec);
-        let params = classifier
+        let describe_err = |e: kestrel_nn::InfoError| field("spec", e.to_string());
+        let mut params = classifier
             .describe_at(224, output_stride)
-            .map_err(|e| field("spec", e.to_string()))?
+            .map_err(describe_err)?
             .params;
+        // An FCN's score layers and upsamplers come on top (counted, not built: a transposed ×32
+        // of 255 classes alone is a gigabyte).
+        let fcn = match &self.spec {
+            ModelSpec::Classifier(_) => None,
+            ModelSpec::Segmenter(s) => Some(s.clone()),
+            ModelSpec::Multitask(s) => Some(s.segmenter()),
+        };
+        if let Some(fcn) = fcn {
+            params = params.max(fcn.describe(224).map_err(describe_err)?.params);
+        }
         let needed = params.saturating_mul(MIN_BYTES_PER_PARAM);
         if needed > model_bytes as u64 {
             return Err(field(
