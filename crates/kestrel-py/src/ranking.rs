@@ -81,6 +81,22 @@ pub fn triple(py: Python<'_>, a: Vec<f64>, b: Vec<f64>, c: Vec<f64>) -> Triple<'
     )
 }
 
+/// The slices of a binary metric's targets, scores and optional weights.
+type Binary<'a> = (&'a [bool], &'a [f64], Option<&'a [f64]>);
+
+/// [`Binary`] slices of the arrays.
+pub fn binary<'a>(
+    y_true: &'a PyReadonlyArray1<'_, bool>,
+    y_score: &'a PyReadonlyArray1<'_, f64>,
+    sample_weight: &'a Option<PyReadonlyArray1<'_, f64>>,
+) -> PyResult<Binary<'a>> {
+    let w = sample_weight
+        .as_ref()
+        .map(|w| slice(w, "sample_weight"))
+        .transpose()?;
+    Ok((slice(y_true, "y_true")?, slice(y_score, "y_score")?, w))
+}
+
 /// Area under the ROC curve of binary targets.
 #[pyfunction]
 #[pyo3(signature = (y_true, y_score, sample_weight=None))]
@@ -90,11 +106,7 @@ pub fn roc_auc(
     y_score: PyReadonlyArray1<'_, f64>,
     sample_weight: Option<PyReadonlyArray1<'_, f64>>,
 ) -> PyResult<f64> {
-    let (y, s) = (slice(&y_true, "y_true")?, slice(&y_score, "y_score")?);
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let (y, s, w) = binary(&y_true, &y_score, &sample_weight)?;
     py.detach(|| kestrel_metrics::roc::roc_auc(y, s, w))
         .map_err(errors::metrics)
 }
@@ -108,11 +120,7 @@ pub fn average_precision(
     y_score: PyReadonlyArray1<'_, f64>,
     sample_weight: Option<PyReadonlyArray1<'_, f64>>,
 ) -> PyResult<f64> {
-    let (y, s) = (slice(&y_true, "y_true")?, slice(&y_score, "y_score")?);
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let (y, s, w) = binary(&y_true, &y_score, &sample_weight)?;
     py.detach(|| kestrel_metrics::pr::average_precision(y, s, w))
         .map_err(errors::metrics)
 }
@@ -127,11 +135,7 @@ pub fn roc_curve<'py>(
     sample_weight: Option<PyReadonlyArray1<'_, f64>>,
     drop_intermediate: bool,
 ) -> PyResult<Triple<'py>> {
-    let (y, s) = (slice(&y_true, "y_true")?, slice(&y_score, "y_score")?);
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let (y, s, w) = binary(&y_true, &y_score, &sample_weight)?;
     let c = py
         .detach(|| kestrel_metrics::roc::roc_curve(y, s, w, drop_intermediate))
         .map_err(errors::metrics)?;
@@ -147,11 +151,7 @@ pub fn precision_recall_curve<'py>(
     y_score: PyReadonlyArray1<'_, f64>,
     sample_weight: Option<PyReadonlyArray1<'_, f64>>,
 ) -> PyResult<Triple<'py>> {
-    let (y, s) = (slice(&y_true, "y_true")?, slice(&y_score, "y_score")?);
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let (y, s, w) = binary(&y_true, &y_score, &sample_weight)?;
     let c = py
         .detach(|| kestrel_metrics::pr::precision_recall_curve(y, s, w))
         .map_err(errors::metrics)?;
