@@ -58,7 +58,7 @@ fn describe(a: &InfoArgs) -> Result<ModelInfo, CliError> {
         a.output_stride,
     );
     result.map_err(|e| match e {
-        NamedError::Name(m) => CliError::BadInput(m),
+        e @ (NamedError::Name(_) | NamedError::Setting { .. }) => crate::model_arg::bad_input(e),
         NamedError::Info(InfoError::BadValue {
             field,
             expected,

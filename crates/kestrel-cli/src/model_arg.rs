@@ -1,5 +1,6 @@
 //! The `MODEL` / `--arch` and `--width` arguments shared by `info`, `bench`, `predict` and
-//! `export`: kestrel-nn's model names ([`kestrel_nn::info::named`]), errors as bad input.
+//! `export`: kestrel-nn's model names ([`kestrel_nn::info::named`]), errors as bad input naming
+//! the flag.
 
 use crate::exit::CliError;
 use kestrel_nn::info::named::{self, NamedError};
@@ -13,7 +14,7 @@ pub fn arch_and_width(name: &str, width: Option<f64>, flag: &str) -> Result<(Arc
         NamedError::Name(m) if !flag.is_empty() => {
             CliError::BadInput(m.replacen(&format!("`{name}`"), &format!("`{name}`{flag}"), 1))
         }
-        e => CliError::BadInput(e.to_string()),
+        e => bad_input(e),
     })
 }
 
@@ -25,6 +26,15 @@ pub fn segmenter_spec(
     output_stride: usize,
     upsampler: &str,
 ) -> Result<SegmenterSpec, CliError> {
-    named::segmenter_spec(name, width, classes, output_stride, upsampler)
-        .map_err(|e| CliError::BadInput(e.to_string()))
+    named::segmenter_spec(name, width, classes, output_stride, upsampler).map_err(bad_input)
+}
+
+/// A naming error as bad input; a setting is named as its flag (`--width`).
+pub fn bad_input(e: NamedError) -> CliError {
+    match e {
+        NamedError::Setting { setting, detail } => {
+            CliError::BadInput(format!("bad value for `--{setting}`: {detail}"))
+        }
+        e => CliError::BadInput(e.to_string()),
+    }
 }

@@ -16,9 +16,17 @@ pub const CLASSIFIER_CLASSES: usize = 1000;
 /// Why a named model cannot be described.
 #[derive(Debug, thiserror::Error)]
 pub enum NamedError {
-    /// The name or a setting is not one kestrel knows (the message says what is expected).
+    /// The name is not one kestrel knows (the message says what is expected).
     #[error("{0}")]
     Name(String),
+    /// A setting does not suit the model (`setting` is its name: `width`, `upsampler`).
+    #[error("bad value for `{setting}`: {detail}")]
+    Setting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong and what was expected.
+        detail: String,
+    },
     /// The settings do not describe a valid network.
     #[error(transparent)]
     Info(#[from] InfoError),
@@ -34,9 +42,10 @@ pub fn arch_and_width(name: &str, width: Option<f64>) -> Result<(Arch, f64), Nam
         ))
     })?;
     match width {
-        Some(w) if !arch.has_width() && w != 1.0 => Err(NamedError::Name(format!(
-            "bad value for width: {arch} has no width multiplier (expected 1, got {w})"
-        ))),
+        Some(w) if !arch.has_width() && w != 1.0 => Err(NamedError::Setting {
+            setting: "width",
+            detail: format!("{arch} has no width multiplier (expected 1, got {w})"),
+        }),
         Some(w) => Ok((arch, w)),
         None => Ok((arch, 1.0)),
     }
@@ -58,10 +67,10 @@ pub fn segmenter_spec(
     let (_, width) = arch_and_width(&name.backbone.to_string(), width)?;
     let upsampler: UpsamplerKind = upsampler.parse().map_err(|_| {
         let names: Vec<&str> = UpsamplerKind::ALL.iter().map(|k| k.name()).collect();
-        NamedError::Name(format!(
-            "bad value for upsampler: expected one of {}, got `{upsampler}`",
-            names.join(", ")
-        ))
+        NamedError::Setting {
+            setting: "upsampler",
+            detail: format!("expected one of {}, got `{upsampler}`", names.join(", ")),
+        }
     })?;
     Ok(SegmenterSpec {
         name,
