@@ -13,17 +13,40 @@ pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
 /// [`MAX_IMAGE_PIXELS`] fits.
 const MAX_DECODE_BYTES: u64 = 512 << 20;
 
-/// Refuses a `width × height` image over [`MAX_IMAGE_PIXELS`], naming the file and the limit.
-fn check_pixels(path: &Path, width: u32, height: u32) -> Result<(), DataError> {
+/// The most pixels a PNG file may declare per byte of file: deflate packs at most 1032 bytes into
+/// one, and a 1-bit image holds 8 pixels a byte.
+const PNG_PIXELS_PER_FILE_BYTE: u64 = 8 * 1032;
+
+/// Refuses a `width × height` image over [`MAX_IMAGE_PIXELS`], or, for a PNG (`png_bytes`: the
+/// file's size), more pixels than its compressed data can hold, naming the file and the limit.
+fn check_pixels(
+    path: &Path,
+    width: u32,
+    height: u32,
+    png_bytes: Option<usize>,
+) -> Result<(), DataError> {
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > MAX_IMAGE_PIXELS {
-        return Err(DataError::Image {
+    let bad = |reason: String| {
+        Err(DataError::Image {
             path: path.to_path_buf(),
-            reason: format!(
-                "a {width}×{height} image ({pixels} pixels) is larger than kestrel decodes (at \
-                 most {MAX_IMAGE_PIXELS} pixels, e.g. 8192×8192): downscale it first"
-            ),
-        });
+            reason,
+        })
+    };
+    if pixels > MAX_IMAGE_PIXELS {
+        return bad(format!(
+            "a {width}×{height} image ({pixels} pixels) is larger than kestrel decodes (at \
+             most {MAX_IMAGE_PIXELS} pixels, e.g. 8192×8192): downscale it first"
+        ));
+    }
+    if let Some(len) = png_bytes {
+        let most = (len as u64).saturating_mul(PNG_PIXELS_PER_FILE_BYTE);
+        if pixels > most {
+            return bad(format!(
+                "a PNG of {len} bytes declares {width}×{height} pixels, more than its data can \
+                 hold (at most {most}: deflate packs at most 1032 bytes into one, 8 pixels a \
+                 byte): a corrupt or forged header"
+            ));
+        }
     }
     Ok(())
 }
@@ -44,9 +67,10 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
         .with_guessed_format()
         .map_err(|e| bad(e.to_string()))?;
     reader.limits(limits);
+    let png = (reader.format() == Some(image::ImageFormat::Png)).then_some(bytes.len());
     let decoder = reader.into_decoder().map_err(not_an_image)?;
     let (width, height) = decoder.dimensions();
-    check_pixels(path, width, height)?;
+    check_pixels(path, width, height, png)?;
     let img = DynamicImage::from_decoder(decoder).map_err(not_an_image)?;
     Ok(img.to_rgb8())
 }
@@ -80,7 +104,7 @@ pub fn load_mask(path: &Path) -> Result<GrayImage, DataError> {
         .read_info()
         .map_err(|e| bad(format!("expected a PNG mask ({e})")))?;
     let header = reader.info();
-    check_pixels(path, header.width, header.height)?;
+    check_pixels(path, header.width, header.height, Some(bytes.len()))?;
     let (color, depth) = reader.output_color_type();
     let single = matches!(color, png::ColorType::Grayscale | png::ColorType::Indexed);
     if !single || depth != png::BitDepth::Eight {
@@ -144,6 +168,32 @@ mod tests {
             let e = e.to_string();
             assert!(
                 e.contains("bomb.png") && e.contains("100000×100000") && e.contains("67108864"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_png_cannot_declare_more_pixels_than_its_data_can_hold() {
+        // 8000 × 8000 (under MAX_IMAGE_PIXELS) from a file of under 1 KB: at most ~8 M pixels.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("small.png");
+        let mut file = Vec::new();
+        let mut enc = png::Encoder::new(&mut file, 8000, 8000);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut writer = enc.write_header().unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &[0u8; 8001]).unwrap();
+        writer
+            .write_chunk(png::chunk::IDAT, &z.finish().unwrap())
+            .unwrap();
+        drop(writer);
+        assert!(file.len() < 1024, "{}", file.len());
+        std::fs::write(&p, &file).unwrap();
+        for e in [load_rgb(&p).unwrap_err(), load_mask(&p).unwrap_err()] {
+            let e = e.to_string();
+            assert!(
+                e.contains("small.png") && e.contains("8000×8000") && e.contains("1032"),
                 "{e}"
             );
         }
