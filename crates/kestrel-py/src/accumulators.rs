@@ -3,10 +3,9 @@
 //! what one pass over all the data gives.
 
 use crate::errors;
-use crate::ranking::{slice, triple, Triple};
+use crate::ranking::{matrix, slice, triple, Triple};
 use crate::run::to_python;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 /// Binary scores, kept for the exact ROC and PR curves.
@@ -103,9 +102,7 @@ impl ClassificationAccumulator {
         y_prob: PyReadonlyArray2<'_, f64>,
     ) -> PyResult<()> {
         let y = slice(&y_true, "y_true")?;
-        let p = y_prob
-            .as_slice()
-            .map_err(|_| PyValueError::new_err("`y_prob` must be a contiguous 2-D array"))?;
+        let p = matrix(&y_prob, "y_prob")?;
         self.inner.update(y, p).map_err(errors::metrics)
     }
 

@@ -2,7 +2,7 @@
 //! recall, F-beta, support, Jaccard). `kestrel.metrics` maps labels to indices `0..k` first.
 
 use crate::errors;
-use crate::ranking::slice;
+use crate::ranking::{matrix, slice, weights};
 use kestrel_metrics::classification::{averaged_scores, per_class_scores};
 use kestrel_metrics::{Average, ConfusionMatrix};
 use numpy::{
@@ -23,10 +23,7 @@ pub fn confusion_matrix<'py>(
     sample_weight: Option<PyReadonlyArray1<'_, f64>>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let (t, p) = (slice(&y_true, "y_true")?, slice(&y_pred, "y_pred")?);
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let w = weights(&sample_weight)?;
     let cm = py
         .detach(|| ConfusionMatrix::from_labels(t, p, n_classes, w))
         .map_err(errors::metrics)?;
@@ -40,9 +37,7 @@ fn from_dense(cm: &PyReadonlyArray2<'_, f64>) -> PyResult<ConfusionMatrix> {
     if cm.shape()[1] != k {
         return Err(PyValueError::new_err("the confusion matrix must be square"));
     }
-    let cells = cm
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("the confusion matrix must be contiguous"))?;
+    let cells = matrix(cm, "cm")?;
     let mut m = ConfusionMatrix::new(k).map_err(errors::metrics)?;
     for (i, &w) in cells.iter().enumerate() {
         if w != 0.0 {

@@ -15,6 +15,17 @@ pub fn slice<'a, T: numpy::Element>(
         .map_err(|_| PyValueError::new_err(format!("`{name}` must be a contiguous 1-D array")))
 }
 
+/// The optional sample weights as a slice.
+pub fn weights<'a>(w: &'a Option<PyReadonlyArray1<'_, f64>>) -> PyResult<Option<&'a [f64]>> {
+    w.as_ref().map(|w| slice(w, "sample_weight")).transpose()
+}
+
+/// A contiguous 2-D array as a row-major slice.
+pub fn matrix<'a>(a: &'a PyReadonlyArray2<'_, f64>, name: &str) -> PyResult<&'a [f64]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("`{name}` must be a contiguous 2-D array")))
+}
+
 /// The distinct values of `y` in increasing order, at most `limit` of them (a linear scan: the
 /// label checks of binary metrics on millions of samples cost no sort).
 #[pyfunction]
@@ -90,10 +101,7 @@ pub fn binary<'a>(
     y_score: &'a PyReadonlyArray1<'_, f64>,
     sample_weight: &'a Option<PyReadonlyArray1<'_, f64>>,
 ) -> PyResult<Binary<'a>> {
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let w = weights(sample_weight)?;
     Ok((slice(y_true, "y_true")?, slice(y_score, "y_score")?, w))
 }
 
@@ -171,13 +179,8 @@ pub fn roc_auc_ovr(
 ) -> PyResult<f64> {
     let k = y_score.shape()[1];
     let y = slice(&y_true, "y_true")?;
-    let s = y_score
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("`y_score` must be a contiguous 2-D array"))?;
-    let w = sample_weight
-        .as_ref()
-        .map(|w| slice(w, "sample_weight"))
-        .transpose()?;
+    let s = matrix(&y_score, "y_score")?;
+    let w = weights(&sample_weight)?;
     let auc = py
         .detach(|| kestrel_metrics::ovr::roc_auc_ovr(y, s, k, w))
         .map_err(errors::metrics)?;
