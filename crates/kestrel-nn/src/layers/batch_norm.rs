@@ -6,7 +6,9 @@
 //!
 //! Training (autodiff device and training flag on): normalise with the batch mean and biased
 //! variance over (N, H, W) per channel; update `running = (1 − m)·running + m·batch` with the
-//! unbiased variance. Eval: normalise with the running statistics.
+//! unbiased variance. Eval: normalise with the running statistics. While a data-parallel driver
+//! has installed a replica sum ([`crate::ops::batch_norm_sync`]), the batch statistics and the
+//! unbiased variance's count are those of every replica's batch together (SyncBatchNorm).
 //!
 //! On the Flex autodiff device the training forward and backward run kestrel's fused kernels
 //! ([`crate::ops::batch_norm_train`]) unless `KESTREL_PLAIN_OPS=1`.
@@ -114,6 +116,17 @@ impl BatchNorm2d {
             .map(|(_, d)| d)
             .product();
         let device = input.device();
+        let synced = crate::ops::batch_norm_sync::is_active();
+        assert!(
+            !synced || crate::ops::use_training_kernels(&input),
+            "synchronised BatchNorm needs kestrel's training kernels (unset KESTREL_PLAIN_OPS)"
+        );
+        // Over every replica's batch when synchronised (the kernel sums the statistics too).
+        let n = if synced {
+            crate::ops::batch_norm_sync::total_count(n)
+        } else {
+            n
+        };
         // Kestrel's fused kernels on Flex ([`crate::ops::batch_norm_train`]), Burn's otherwise.
         let out = if crate::ops::use_training_kernels(&input) {
             let o = crate::ops::batch_norm_train::batch_norm_clamp_train(

@@ -10,7 +10,11 @@
 //! The op also returns μ and σ² (biased, detached) so that the caller updates its running
 //! statistics — [`crate::layers::batch_norm::BatchNorm2d`] does that with PyTorch's unbiased
 //! variance.
+//!
+//! With a [`super::batch_norm_sync::ReplicaSum`] installed on the calling thread, μ, σ², m and
+//! the backward's two sums are those of every replica's batch together (SyncBatchNorm).
 
+use super::batch_norm_sync::{self, ReplicaSum};
 use super::flex_io;
 use super::simd::simd_kernel;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -345,7 +349,10 @@ fn scale_shift(gamma: f32, inv_std: f32, beta: f32, mean: f32) -> (f32, f32) {
 
 /// Training-mode BatchNorm backward, overwriting the output gradient `dy` with `dx`; returns
 /// `(dγ, dβ)`. With a clamp `mask`, `dy` is first zeroed where the clamped output is not inside
-/// its bounds.
+/// its bounds. With `sync` (SyncBatchNorm), `(sync, m)`: the per-channel sums of `dy` and
+/// `dy·(x − μ)` are summed over the replicas and `m` is the count of values per channel over
+/// all of them; `(dγ, dβ)` stay this replica's own.
+#[allow(clippy::too_many_arguments)]
 pub fn backward_in_place(
     x: &[f32],
     dy: &mut [f32],
@@ -354,6 +361,7 @@ pub fn backward_in_place(
     inv_std: &[f32],
     gamma: &[f32],
     mask: Option<ClampMask>,
+    sync: Option<(&dyn ReplicaSum, f64)>,
 ) -> (Vec<f32>, Vec<f32>) {
     if let Some(m) = mask {
         assert_eq!(m.beta.len(), c, "batch norm backward: β length");
@@ -374,7 +382,7 @@ pub fn backward_in_place(
         "batch norm backward: lengths"
     );
     // Pass 1: Σ dy and Σ dy·(x − μ) per channel.
-    let (sum_dy, sum_dy_xc): (Vec<f64>, Vec<f64>) = (0..c)
+    let (mut sum_dy, mut sum_dy_xc): (Vec<f64>, Vec<f64>) = (0..c)
         .into_par_iter()
         .map(|ch| {
             let (mut a, mut b) = (0.0f64, 0.0f64);
@@ -396,8 +404,15 @@ pub fn backward_in_place(
         .zip(inv_std)
         .map(|(&v, &r)| (v * r as f64) as f32)
         .collect();
+    let mut m = (n * hw) as f64;
+    if let Some((sum, total)) = sync {
+        let mut both = [sum_dy.as_slice(), sum_dy_xc.as_slice()].concat();
+        sum.sum(&mut both);
+        sum_dy.copy_from_slice(&both[..c]);
+        sum_dy_xc.copy_from_slice(&both[c..]);
+        m = total;
+    }
     // Pass 2: dx = γ·r·(dy − dβ/m − (x − μ)·r²·Σdy(x − μ)/m).
-    let m = (n * hw) as f64;
     if hw > 0 {
         dy.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
@@ -417,18 +432,34 @@ pub fn backward_in_place(
     (dgamma, dbeta)
 }
 
-/// Forward on Flex primitives: `(y, mean, biased var, inv_std)`.
+/// The statistics a forward normalised with.
+struct Stats {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    inv_std: Vec<f32>,
+    /// Values per channel over every replica, when synchronised.
+    synced_count: Option<f64>,
+}
+
+/// Forward on Flex primitives: the output and its statistics (over every replica when a
+/// [`ReplicaSum`] is installed).
 fn forward(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
     epsilon: f64,
     clamp: (f32, f32),
-) -> (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (FlexTensor, Stats) {
     let dims = flex_io::dims(x);
     let shape = split(&dims);
     let xs = flex_io::values(x);
-    let (mean, var) = channel_stats(&xs, shape.0, shape.1, shape.2);
+    let (mut mean, mut var) = channel_stats(&xs, shape.0, shape.1, shape.2);
+    let mut synced_count = None;
+    if let Some(sum) = batch_norm_sync::installed() {
+        let (m, v, total) =
+            batch_norm_sync::combine_stats(sum.as_ref(), &mean, &var, shape.0 * shape.2);
+        (mean, var, synced_count) = (m, v, Some(total));
+    }
     let inv_std: Vec<f32> = var
         .iter()
         .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
@@ -442,7 +473,13 @@ fn forward(
         &flex_io::values(beta),
         clamp,
     );
-    (flex_io::tensor(y, &dims), mean, var, inv_std)
+    let stats = Stats {
+        mean,
+        var,
+        inv_std,
+        synced_count,
+    };
+    (flex_io::tensor(y, &dims), stats)
 }
 
 impl BatchNormTrainOps for Flex {
@@ -455,9 +492,13 @@ impl BatchNormTrainOps for Flex {
         clamp_hi: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let clamp = (clamp_lo as f32, clamp_hi as f32);
-        let (y, mean, var, _) = forward(&x, &gamma, &beta, epsilon, clamp);
-        let c = mean.len();
-        (y, flex_io::tensor(mean, &[c]), flex_io::tensor(var, &[c]))
+        let (y, stats) = forward(&x, &gamma, &beta, epsilon, clamp);
+        let c = stats.mean.len();
+        (
+            y,
+            flex_io::tensor(stats.mean, &[c]),
+            flex_io::tensor(stats.var, &[c]),
+        )
     }
 }
 
@@ -470,6 +511,8 @@ struct BatchNormState {
     inv_std: Vec<f32>,
     /// β and the clamp bounds, when the output is clamped.
     clamped: Option<(Vec<f32>, f32, f32)>,
+    /// Values per channel over every replica, when the forward was synchronised.
+    synced_count: Option<f64>,
 }
 
 /// The backward step.
@@ -493,8 +536,14 @@ impl Backward<Flex, 3> for BatchNormBackward {
         });
         let shape = split(&dims);
         // dx overwrites dy (a copy of it if its buffer is shared).
+        let sum = s.synced_count.map(|total| {
+            let sum = batch_norm_sync::installed()
+                .expect("a synchronised BatchNorm's backward needs its replica sum installed");
+            (sum, total)
+        });
+        let sync = sum.as_ref().map(|(s, total)| (s.as_ref(), *total));
         let (dx, (dgamma, dbeta)) = flex_io::modify(dy, |g| {
-            backward_in_place(&x, g, shape, &s.mean, &s.inv_std, &gamma, mask)
+            backward_in_place(&x, g, shape, &s.mean, &s.inv_std, &gamma, mask, sync)
         });
         let c = dims[1];
         if let Some(node) = node_x {
@@ -522,7 +571,13 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
         let (gamma, gamma_node) = gamma.into_parts();
         let (beta, beta_node) = beta.into_parts();
         let clamp = (clamp_lo as f32, clamp_hi as f32);
-        let (y, mean, var, inv_std) = forward(&x, &gamma, &beta, epsilon, clamp);
+        let (y, stats) = forward(&x, &gamma, &beta, epsilon, clamp);
+        let Stats {
+            mean,
+            var,
+            inv_std,
+            synced_count,
+        } = stats;
         let clamped = (clamp_lo > f64::NEG_INFINITY || clamp_hi < f64::INFINITY)
             .then(|| (flex_io::values(&beta).into_owned(), clamp.0, clamp.1));
         let c = mean.len();
@@ -544,6 +599,7 @@ impl<C: CheckpointStrategy> BatchNormTrainOps for Autodiff<Flex, C> {
                     mean,
                     inv_std,
                     clamped,
+                    synced_count,
                 },
                 y,
             ),
@@ -693,6 +749,61 @@ mod tests {
                 let tol = if offset > 0.0 { 1e-3 } else { 1e-4 };
                 assert_close(&got[i], &want[i], tol, &format!("{name} {shape:?}"));
             }
+        }
+    }
+
+    /// Two replicas, each with a shard of the batch (3 and 5 of 8 images) and a replica sum
+    /// installed, against one forward and backward of the whole batch: the same output, mean and
+    /// variance, the same input gradient, and γ's and β's gradients summing to the whole batch's.
+    #[test]
+    fn synchronised_replicas_equal_the_whole_batch() {
+        use crate::ops::batch_norm_sync::{install, tests::ThreadSum};
+        let device = Device::flex().autodiff();
+        let shape = [8usize, 3, 5, 4];
+        let case = Case::new(11, shape, 3.0, (0.5, 1.5), (-1.0, 1.0), &device);
+        let op = |x, g, b| {
+            let o = batch_norm_clamp_train(x, g, b, 1e-5, (0.0, 6.0));
+            (o.output, vec![o.mean, o.variance])
+        };
+        let whole = case.run(op);
+        let plane = shape[1] * shape[2] * shape[3];
+        let shards = [(0usize, 3usize), (3, 8)];
+        let runs: Vec<Vec<Vec<f32>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ThreadSum::group(2)
+                .into_iter()
+                .zip(shards)
+                .map(|(sum, (lo, hi))| {
+                    let case = &case;
+                    scope.spawn(move || {
+                        let _sync = install(std::rc::Rc::new(sum));
+                        let device = Device::flex().autodiff();
+                        let part = Case {
+                            shape: [hi - lo, shape[1], shape[2], shape[3]],
+                            x: case.x[lo * plane..hi * plane].to_vec(),
+                            gamma: case.gamma.clone(),
+                            beta: case.beta.clone(),
+                            weights: case.weights.clone().slice([lo..hi]).to_device(&device),
+                        };
+                        part.run(op)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // y and dx: the shards concatenated; mean and variance: on each replica.
+        for (i, name) in [(0, "y"), (3, "dx")] {
+            let joined: Vec<f32> = runs.iter().flat_map(|r| r[i].clone()).collect();
+            assert_close(&joined, &whole[i], 1e-4, name);
+        }
+        for r in &runs {
+            assert_close(&r[1], &whole[1], 1e-5, "mean");
+            assert_close(&r[2], &whole[2], 1e-4, "var");
+        }
+        for (i, name) in [(4, "dgamma"), (5, "dbeta")] {
+            let summed: Vec<f32> = (0..shape[1])
+                .map(|c| runs[0][i][c] + runs[1][i][c])
+                .collect();
+            assert_close(&summed, &whole[i], 1e-4, name);
         }
     }
 

@@ -10,13 +10,15 @@
 //! - [`pointwise`]: 1×1 convolution whose gradients are matrix products with transposed operands
 //!   read in place;
 //! - [`relu6`]: clamp to [0, 6] with a backward that does not materialise a mask;
-//! - [`batch_norm_train`]: training-mode BatchNorm with one-pass forward and backward.
+//! - [`batch_norm_train`]: training-mode BatchNorm with one-pass forward and backward, and
+//!   [`batch_norm_sync`]: its statistics summed over data-parallel replicas (SyncBatchNorm).
 //!
 //! They apply only on the Flex device (with or without autodiff) and `f32` tensors; everywhere
 //! else, and whenever the environment variable `KESTREL_PLAIN_OPS=1` is set, the callers fall back
 //! to Burn's own operations ([`custom_ops_enabled`]); [`with_plain_ops`] does the same for one
 //! closure on one thread.
 
+pub mod batch_norm_sync;
 pub mod batch_norm_train;
 pub mod depthwise;
 pub mod depthwise_kernel;
