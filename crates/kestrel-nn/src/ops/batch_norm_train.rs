@@ -782,7 +782,11 @@ mod tests {
                             x: case.x[lo * plane..hi * plane].to_vec(),
                             gamma: case.gamma.clone(),
                             beta: case.beta.clone(),
-                            weights: case.weights.clone().slice([lo..hi]).to_device(&device),
+                            weights: case
+                                .weights
+                                .clone()
+                                .narrow(0, lo, hi - lo)
+                                .to_device(&device),
                         };
                         part.run(op)
                     })
