@@ -7,6 +7,7 @@
 //! exported here; the rest is internal.
 
 mod config;
+pub mod distributed;
 mod driver;
 mod error;
 mod infer;
@@ -26,4 +27,4 @@ pub use report::write_run_report;
 pub use tasks::classify::imagenet::{predict_imagenet, predict_imagenet_on};
 pub use tasks::eval::{eval_run, EvalReport, EvalSplit};
 pub use tasks::predict::{predict_run, predict_run_on, Prediction};
-pub use tasks::{train, train_run};
+pub use tasks::{train, train_replicated, train_run};

@@ -4,11 +4,12 @@
 
 use super::checkpoint::{self, CheckpointMeta, LoopState};
 use super::progress::Log;
-use super::run_dir::{self, EpochRecord, ParamCounts, Summary, GRAD_NORMS};
+use super::run_dir::{self, EpochRecord, ParamCounts, ReplicaRecord, Summary, GRAD_NORMS};
 use super::start::Start;
 use super::weights::WeightsRecord;
 use super::{ModelMeta, RunOptions, TaskLoop};
 use crate::config::{TrainConfig, NORMALIZE};
+use crate::distributed::{model_sync, Replicas};
 use crate::error::{Result, TrainError};
 use crate::optim::Optim;
 use burn::module::Module;
@@ -20,8 +21,10 @@ use std::time::Instant;
 pub(super) struct EpochStats {
     /// Σ loss × samples over the steps.
     pub loss_sum: f64,
-    /// Samples seen.
+    /// Samples seen (by every replica together).
     pub seen: usize,
+    /// The epoch's training accuracy (over every replica's samples).
+    pub train_accuracy: f64,
     /// The learning rate of each group at the last step.
     pub lr: BTreeMap<String, f64>,
     /// When the epoch started.
@@ -46,6 +49,7 @@ pub(super) struct EpochEnd<'a> {
     epochs_run: usize,
     weights: Option<WeightsRecord>,
     params: ParamCounts,
+    replicas: &'a Replicas,
 }
 
 /// One line of `steps.jsonl`.
@@ -66,6 +70,7 @@ impl<'a> EpochEnd<'a> {
         log: &'a Log,
         meta: ModelMeta,
         start: &mut Start<M>,
+        replicas: &'a Replicas,
     ) -> Self {
         Self {
             cfg,
@@ -83,6 +88,7 @@ impl<'a> EpochEnd<'a> {
             epochs_run: start.done,
             weights: start.weights.take(),
             params: start.params,
+            replicas,
         }
     }
 
@@ -119,9 +125,10 @@ impl<'a> EpochEnd<'a> {
         grad_log: &str,
     ) -> Result<bool> {
         let (cfg, out, metric) = (self.cfg, self.out, self.metric.as_str());
-        let eval_model = model.valid();
-        let val = task
-            .validate(&eval_model)
+        // Replica 0's BatchNorm statistics everywhere: the model its checkpoints hold.
+        let eval_model = model_sync::from_leader(self.replicas, model.valid())?;
+        let val = self
+            .validate(task, &eval_model)
             .inspect_err(|_| self.log.clear())?;
         let value = *val.get(metric).ok_or_else(|| {
             TrainError::Runtime(format!(
@@ -131,7 +138,8 @@ impl<'a> EpochEnd<'a> {
             ))
         })?;
         let train_loss = stats.loss_sum / stats.seen.max(1) as f64;
-        let (label, train_accuracy) = task.train_accuracy();
+        let (label, _) = task.train_accuracy();
+        let train_accuracy = stats.train_accuracy;
         let record = EpochRecord {
             epoch,
             train_loss: task
@@ -147,11 +155,14 @@ impl<'a> EpochEnd<'a> {
         self.records
             .push_str(&serde_json::to_string(&record).expect("serialisable"));
         self.records.push('\n');
+        let writes = self.replicas.is_leader();
         // Logs first: a crash before the `last` checkpoint is replaced leaves lines that a
         // resume from the older checkpoint drops.
-        run_dir::write(&out.join(run_dir::METRICS), self.records.as_bytes())?;
-        run_dir::write(&out.join(run_dir::STEPS), self.steps.as_bytes())?;
-        run_dir::write(&out.join(GRAD_NORMS), grad_log.as_bytes())?;
+        if writes {
+            run_dir::write(&out.join(run_dir::METRICS), self.records.as_bytes())?;
+            run_dir::write(&out.join(run_dir::STEPS), self.steps.as_bytes())?;
+            run_dir::write(&out.join(GRAD_NORMS), grad_log.as_bytes())?;
+        }
 
         let improved = self.best.as_ref().is_none_or(|(_, b)| value > b[metric]);
         if improved {
@@ -171,8 +182,12 @@ impl<'a> EpochEnd<'a> {
             val_metric: value,
             loop_state: None,
         };
-        let model_bytes = checkpoint::encode_model(&eval_model)?;
-        if improved {
+        let model_bytes = if writes {
+            checkpoint::encode_model(&eval_model)?
+        } else {
+            Vec::new()
+        };
+        if improved && writes {
             checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
         }
         meta.loop_state = Some(LoopState {
@@ -183,8 +198,10 @@ impl<'a> EpochEnd<'a> {
             task_state: task.state(),
             weights: self.weights.clone(),
         });
-        let last = run_dir::last_checkpoint(out);
-        checkpoint::save(&last, &meta, &model_bytes, Some(optim.module_optimizer()))?;
+        if writes {
+            let last = run_dir::last_checkpoint(out);
+            checkpoint::save(&last, &meta, &model_bytes, Some(optim.module_optimizer()))?;
+        }
         self.epochs_run = epoch;
         self.log.say(format!(
             "epoch {epoch}/{}  train loss {train_loss:.4}  {label} {train_accuracy:.3}  |  {}{}  |  {:.1} s",
@@ -193,7 +210,29 @@ impl<'a> EpochEnd<'a> {
             if improved { "  (best)" } else { "" },
             record.seconds
         ));
-        Ok(self.stops_after(epoch))
+        // Replica 0 decides (every replica saw the same metrics), and all stop together.
+        let stops = self.stops_after(epoch);
+        if self.replicas.is_distributed() {
+            return self.replicas.broadcast_bool(stops, "the decision to stop");
+        }
+        Ok(stops)
+    }
+
+    /// The validation metrics of `model` (in evaluation mode, identical on every replica): each
+    /// replica scores its part of the validation set and the parts' counts are summed, when the
+    /// task can; otherwise every replica scores the whole set.
+    fn validate<T: TaskLoop>(&self, task: &T, model: &T::Model) -> Result<BTreeMap<String, f64>> {
+        let replicas = self.replicas;
+        if replicas.is_distributed() {
+            if let Some(mut counts) = task.validation_counts(model, replicas.shard())? {
+                replicas.check_same(counts.len() as f64, "the number of validation counts")?;
+                replicas
+                    .world
+                    .sum_f64(&mut counts, "the validation counts")?;
+                return task.metrics_from_counts(&counts);
+            }
+        }
+        task.validate(model)
     }
 
     /// Whether the run stops after `epoch`, before its last: `--stop-after`, or no better
@@ -242,7 +281,15 @@ impl<'a> EpochEnd<'a> {
             train_seconds: self.seconds(),
             params: self.params,
             weights: self.weights.take(),
+            replicas: self.replicas.is_distributed().then(|| ReplicaRecord {
+                count: self.replicas.world.size(),
+                sync_bn: self.replicas.sync_bn,
+                communication_seconds: self.replicas.world.seconds(),
+            }),
         };
+        if !self.replicas.is_leader() {
+            return Ok(summary);
+        }
         run_dir::write_json(&self.out.join(run_dir::SUMMARY), &summary)?;
         // The run is complete without its report: a failure here is a warning, and
         // `kestrel report --run DIR` writes it again.

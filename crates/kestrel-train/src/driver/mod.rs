@@ -1,6 +1,6 @@
 //! The one training loop every task runs on. A task (classification, segmentation, …) supplies
 //! its model, its batches' forward pass and loss, and its validation metrics through
-//! [`TaskLoop`]; the driver [`run`] owns everything else: epochs, the learning-rate schedule, the
+//! [`TaskLoop`]; the driver [`run_replicated`] owns everything else: epochs, the learning-rate schedule, the
 //! optimiser step, gradient health (sampled norms in `grad_norms.jsonl`, alarms, clipping), the
 //! progress bar and epoch lines, `metrics.jsonl`, the `last` and `best` checkpoints, early
 //! stopping, `--resume` and `summary.json`.
@@ -9,6 +9,11 @@
 //! and the device RNG (dropout) is re-seeded from (seed, epoch) at the start of every epoch, so a
 //! run resumed from the `last` checkpoint of epoch e repeats exactly what the uninterrupted run
 //! did in epochs e + 1, ….
+//!
+//! Data-parallel runs ([`run_replicated`], [`crate::distributed`]): every replica takes its part
+//! of each batch, the step's loss and gradients are averaged over the replicas before the step
+//! (so every check and decision sees the same numbers everywhere), validation is split over the
+//! replicas and its counts summed, and replica 0 alone writes the run folder and speaks.
 //!
 //! `run` reads as the loop itself; its parts live beside it: [`start`] (a fresh run or
 //! `--resume`), [`step_guard`] (the checks around every optimiser step), [`epoch_end`]
@@ -29,6 +34,8 @@ mod tests;
 pub(crate) mod weights;
 
 use crate::config::TrainConfig;
+use crate::distributed::collective::BatchNormSum;
+use crate::distributed::{gradients, model_sync, Replicas};
 use crate::error::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -36,13 +43,16 @@ use burn::tensor::{Device, Tensor};
 use checkpoint::Checkpoint;
 use epoch_end::{EpochEnd, EpochStats};
 use kestrel_data::rng::Rng;
+use kestrel_data::Shard;
 use kestrel_nn::info::grouped;
 use kestrel_nn::layers::freeze::set_frozen;
+use kestrel_nn::ops::batch_norm_sync;
 use kestrel_nn::ModelSpec;
 use progress::Log;
 use start::Start;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Instant;
 use step_guard::{main_lr, StepGuard};
 
@@ -152,6 +162,31 @@ pub trait TaskLoop {
     }
     /// Called after the epoch's last step, before validation.
     fn end_epoch(&mut self) {}
+    /// From now on, take part `shard` of every batch (in data-parallel training, one replica's
+    /// part; the epoch's order and batches are unchanged). By default a task cannot.
+    fn shard_batches(&mut self, shard: Shard) -> Result<()> {
+        let _ = shard;
+        Err(crate::TrainError::BadInput(format!(
+            "task `{}` cannot train on several processes yet; run it as one process",
+            self.name()
+        )))
+    }
+    /// Counts over part `shard` of the validation set that add up over the parts and from which
+    /// [`TaskLoop::metrics_from_counts`] gives [`TaskLoop::validate`]'s metrics exactly (a
+    /// confusion matrix, say); `None` (the default) when the task has none, and every replica
+    /// then validates the whole set.
+    fn validation_counts(&self, model: &Self::Model, shard: Shard) -> Result<Option<Vec<f64>>> {
+        let _ = (model, shard);
+        Ok(None)
+    }
+    /// The validation metrics from the counts of every part, summed.
+    fn metrics_from_counts(&self, counts: &[f64]) -> Result<BTreeMap<String, f64>> {
+        let _ = counts;
+        Err(crate::TrainError::Runtime(format!(
+            "task `{}` has no validation counts",
+            self.name()
+        )))
+    }
     /// State of the task that `--resume` must restore (e.g. learned loss weights).
     fn state(&self) -> Option<serde_json::Value> {
         None
@@ -169,24 +204,67 @@ pub fn epoch_device_seed(seed: u64, epoch: usize) -> u64 {
     Rng::stream(seed, 4_000_000 + epoch as u64).next_u64()
 }
 
+/// Seed of the device RNG of replica `rank` at the start of `epoch`: replica 0's is
+/// [`epoch_device_seed`], the others' are streams of their own (each replica draws its own
+/// dropout masks).
+fn replica_device_seed(seed: u64, epoch: usize, rank: usize) -> u64 {
+    match rank {
+        0 => epoch_device_seed(seed, epoch),
+        r => Rng::stream(seed, 5_000_000 + (r as u64) * 1_000_000 + epoch as u64).next_u64(),
+    }
+}
+
+/// One process's run, for the driver's tests.
+#[cfg(test)]
+pub(crate) fn run<T: TaskLoop>(
+    task: T,
+    cfg: &TrainConfig,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<Summary> {
+    run_replicated(task, cfg, out, opts, &Replicas::solo())
+}
+
 /// Trains `task` as `cfg` says, writing (or, with `opts.resume`, continuing) the run folder `out`.
 /// `cfg` must have passed [`TrainConfig::validate`]. Errors: a non-finite loss, a non-finite or
 /// (without clipping) exploding gradient norm stop the run with [`crate::TrainError::Runtime`]
 /// naming the layer, the epoch and step and the last good checkpoint; `last` and `best` are only
 /// ever replaced, atomically, at the end of an epoch.
-pub fn run<T: TaskLoop>(
+///
+/// With several `replicas`, this is one of them (every replica calls it with the same
+/// configuration): the global batch is `cfg.batch_size`, split over the replicas.
+pub fn run_replicated<T: TaskLoop>(
     mut task: T,
     cfg: &TrainConfig,
     out: &Path,
     opts: &RunOptions,
+    replicas: &Replicas,
 ) -> Result<Summary> {
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
-    let mut start = if opts.resume {
-        start::resumed(&task, cfg, out, &device)?
-    } else {
-        start::fresh(&task, cfg, out, &device)?
+    let leader = replicas.is_leader();
+    let distributed = replicas.is_distributed();
+    if distributed {
+        task.shard_batches(replicas.shard())?;
+    }
+    let opts = &RunOptions {
+        progress: if leader {
+            opts.progress
+        } else {
+            Progress::Quiet
+        },
+        ..*opts
     };
+    let _sync_bn = replicas
+        .sync_bn
+        .then(|| batch_norm_sync::install(Rc::new(BatchNormSum(replicas.world.clone()))));
+    let mut start = if opts.resume {
+        start::resumed(&task, cfg, out, &device, leader)?
+    } else {
+        start::fresh(&task, cfg, out, &device, leader)?
+    };
+    // Every replica starts from replica 0's model (identical already when resumed).
+    start.model = model_sync::from_leader(replicas, start.model)?;
     if let Some(state) = &start.task_state {
         task.restore_state(state)?;
     }
@@ -209,8 +287,10 @@ pub fn run<T: TaskLoop>(
     } else {
         cfg.epochs
     };
-    let mut guard = StepGuard::new(cfg, out, &log, std::mem::take(&mut start.grad_log));
-    let mut end = EpochEnd::new(cfg, out, opts, &log, task.model_meta(), &mut start);
+    let grad_log = std::mem::take(&mut start.grad_log);
+    let mut guard = StepGuard::new(cfg, out, &log, grad_log, leader);
+    let meta = task.model_meta();
+    let mut end = EpochEnd::new(cfg, out, opts, &log, meta, &mut start, replicas);
     let Start {
         mut model,
         mut optim,
@@ -229,21 +309,32 @@ pub fn run<T: TaskLoop>(
             }
             model = set_frozen(model, &spec);
         }
-        device.seed(epoch_device_seed(cfg.seed, epoch));
+        device.seed(replica_device_seed(cfg.seed, epoch, replicas.rank()));
         task.start_epoch(epoch).inspect_err(|_| log.clear())?;
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        // `seen` counts every replica's samples, `own_seen` this one's.
+        let (mut loss_sum, mut seen, mut own_seen) = (0.0f64, 0usize, 0usize);
         let mut lr = optim.lrs(step);
         while let Some(StepLoss { loss, samples }) = task
             .next_step(&model, &device)
             .inspect_err(|_| log.clear())?
         {
             lr = optim.lrs(step);
-            let loss_value = guard.loss_value(&loss, &model, epoch, step)?;
+            own_seen += samples;
+            let (loss, loss_value, samples) = if distributed {
+                replica_loss(replicas, loss, samples)?
+            } else {
+                {
+                    let value = loss.clone().into_scalar::<f32>() as f64;
+                    (loss, value, samples)
+                }
+            };
+            let loss_value = guard.check_loss(loss_value, &model, epoch, step)?;
             // The L1 penalty joins the loss being minimised, not the reported one.
             let loss = optim.regularize(loss, &model);
             let grads = task
                 .gradients(loss, &model, main_lr(&lr, cfg))
                 .inspect_err(|_| log.clear())?;
+            let grads = gradients::average(replicas, &model, grads)?;
             let (grads, before) = guard.gradients(&model, grads, epoch, step)?;
             model = optim.step(step, model, grads);
             guard.check_update(before, &model, epoch, step)?;
@@ -264,6 +355,7 @@ pub fn run<T: TaskLoop>(
         let stats = EpochStats {
             loss_sum,
             seen,
+            train_accuracy: replica_accuracy(replicas, task.train_accuracy().1, own_seen)?,
             lr,
             started,
         };
@@ -272,4 +364,36 @@ pub fn run<T: TaskLoop>(
         }
     }
     end.summary(task.name())
+}
+
+/// A replica's step loss for data-parallel training: the loss to differentiate, scaled so that
+/// the mean of the replicas' gradients is the whole batch's (`samples · replicas / batch`: 1
+/// when the batch splits evenly); the whole batch's mean loss; and the whole batch's samples.
+fn replica_loss(
+    replicas: &Replicas,
+    loss: Tensor<1>,
+    samples: usize,
+) -> Result<(Tensor<1>, f64, usize)> {
+    let local = loss.clone().into_scalar::<f32>() as f64;
+    let mut v = [local * samples as f64, samples as f64];
+    replicas.world.sum_f64(&mut v, "the step's loss")?;
+    let total = v[1];
+    let scale = samples as f64 * replicas.world.size() as f64 / total;
+    let loss = if scale == 1.0 {
+        loss
+    } else {
+        loss.mul_scalar(scale)
+    };
+    Ok((loss, v[0] / total, total as usize))
+}
+
+/// The training accuracy over every replica's samples, from each replica's own `accuracy` over
+/// its `seen` samples.
+fn replica_accuracy(replicas: &Replicas, accuracy: f64, seen: usize) -> Result<f64> {
+    if !replicas.is_distributed() {
+        return Ok(accuracy);
+    }
+    let mut v = [accuracy * seen as f64, seen as f64];
+    replicas.world.sum_f64(&mut v, "the training accuracy")?;
+    Ok(v[0] / v[1].max(1.0))
 }

@@ -59,6 +59,20 @@ pub struct Summary {
     /// What `--weights` loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsRecord>,
+    /// The processes of a data-parallel run (absent for one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaRecord>,
+}
+
+/// How a data-parallel run was spread (`replicas` in `summary.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    /// Processes (MPI ranks).
+    pub count: usize,
+    /// Whether BatchNorm used the statistics of the whole batch (`--sync-bn`).
+    pub sync_bn: bool,
+    /// Seconds replica 0 spent in collectives in the last session (MPI's clock).
+    pub communication_seconds: f64,
 }
 
 /// Parameter counts as `kestrel info` gives them (BatchNorm statistics not counted).

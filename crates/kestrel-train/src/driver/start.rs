@@ -73,12 +73,14 @@ fn param_counts<M: Module>(cfg: &TrainConfig, model: &M) -> Result<ParamCounts> 
     })
 }
 
-/// A new run: a freshly initialised model, and the run folder with its `config.toml`.
+/// A new run: a freshly initialised model, and (when `writes`: replica 0 of a data-parallel
+/// run, or the only process) the run folder with its `config.toml`.
 pub(super) fn fresh<T: TaskLoop>(
     task: &T,
     cfg: &TrainConfig,
     out: &Path,
     device: &Device,
+    writes: bool,
 ) -> Result<Start<T::Model>> {
     let model = task.init_model(device)?;
     let (model, weights) = match &cfg.weights {
@@ -91,8 +93,10 @@ pub(super) fn fresh<T: TaskLoop>(
     let params = param_counts(cfg, &model)?;
     // Built before the run folder: a parameter group that matches nothing is bad input.
     let optim = Optim::new(cfg, &model, task.steps_per_epoch())?;
-    run_dir::create(out)?;
-    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    if writes {
+        run_dir::create(out)?;
+        run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    }
     Ok(Start {
         model,
         optim,
@@ -112,12 +116,14 @@ pub(super) fn fresh<T: TaskLoop>(
 }
 
 /// The run in `out` as its `last` checkpoint left it; a run that cannot continue with `cfg` (a
-/// changed setting, nothing left to train, other data) is bad input saying why.
+/// changed setting, nothing left to train, other data) is bad input saying why. Only when
+/// `writes` does it tidy the folder and rewrite `config.toml`.
 pub(super) fn resumed<T: TaskLoop>(
     task: &T,
     cfg: &TrainConfig,
     out: &Path,
     device: &Device,
+    writes: bool,
 ) -> Result<Start<T::Model>> {
     resume::check_config(cfg, out)?;
     let path = run_dir::last_checkpoint(out);
@@ -148,7 +154,9 @@ pub(super) fn resumed<T: TaskLoop>(
             meta.epoch
         )));
     }
-    run_dir::remove_stale_temporaries(out)?;
+    if writes {
+        run_dir::remove_stale_temporaries(out)?;
+    }
     let model = task.load_model(&ckpt, device)?;
     let optim = Optim::new(cfg, &model, task.steps_per_epoch())?.restore(|o| ckpt.optimizer(o))?;
     let records = resume::kept_lines(&out.join(run_dir::METRICS), meta.epoch)?;
@@ -171,7 +179,9 @@ pub(super) fn resumed<T: TaskLoop>(
     }
     let steps = resume::kept_lines(&out.join(run_dir::STEPS), meta.epoch)?;
     let grad_log = resume::kept_lines(&out.join(run_dir::GRAD_NORMS), meta.epoch)?;
-    run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    if writes {
+        run_dir::write(&out.join(run_dir::CONFIG), cfg.to_toml().as_bytes())?;
+    }
     Ok(Start {
         optim,
         done: meta.epoch,

@@ -13,7 +13,6 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -85,12 +84,21 @@ pub(super) struct StepGuard<'a> {
     vanishing_before: HashSet<String>,
     /// `grad_norms.jsonl` so far.
     pub grad_log: String,
+    /// Whether this process writes the run folder.
+    writes: bool,
 }
 
 impl<'a> StepGuard<'a> {
-    /// The guard of a run writing to `out`, continuing `grad_log`.
-    pub fn new(cfg: &'a TrainConfig, out: &'a Path, log: &'a Log, grad_log: String) -> Self {
+    /// The guard of a run writing (when `writes`) to `out`, continuing `grad_log`.
+    pub fn new(
+        cfg: &'a TrainConfig,
+        out: &'a Path,
+        log: &'a Log,
+        grad_log: String,
+        writes: bool,
+    ) -> Self {
         Self {
+            writes,
             cfg,
             out,
             log,
@@ -118,6 +126,9 @@ impl<'a> StepGuard<'a> {
             "{what} at epoch {epoch}, step {step}{detail}; training stopped; {}; {hint}",
             last_good(self.out, epoch - 1)
         );
+        if !self.writes {
+            return TrainError::Runtime(message);
+        }
         match run_dir::write(&self.out.join(GRAD_NORMS), self.grad_log.as_bytes()) {
             Ok(()) => TrainError::Runtime(message),
             Err(e) => TrainError::Runtime(format!("{message} (and {e})")),
@@ -132,16 +143,16 @@ impl<'a> StepGuard<'a> {
         }
     }
 
-    /// The value of the step's training loss; a non-finite one stops the run, naming the largest
-    /// (or an already non-finite) parameter of `model`.
-    pub fn loss_value<M: Module>(
+    /// The value of the step's training loss (for a data-parallel step, the mean over the
+    /// replicas); a non-finite one stops the run, naming the largest (or an already
+    /// non-finite) parameter of `model`.
+    pub fn check_loss<M: Module>(
         &self,
-        loss: &Tensor<1>,
+        value: f64,
         model: &M,
         epoch: usize,
         step: usize,
     ) -> Result<f64> {
-        let value = loss.clone().into_scalar::<f32>() as f64;
         if value.is_finite() {
             return Ok(value);
         }

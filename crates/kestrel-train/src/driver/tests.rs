@@ -454,7 +454,7 @@ fn a_dead_layer_is_reported_and_a_zero_initialised_head_is_not() {
     };
     let dir = tempfile::tempdir().unwrap();
     let log = progress::Log::new(&cfg, 3, Progress::Quiet, 0);
-    let mut guard = StepGuard::new(&cfg, dir.path(), &log, String::new());
+    let mut guard = StepGuard::new(&cfg, dir.path(), &log, String::new(), true);
     let mut sgd = SgdConfig::new().init();
     for step in 0..3 {
         let out = net.head.forward(net.body.forward(x.clone()))

@@ -92,6 +92,7 @@ fn run_folder(grad_norms: bool) -> tempfile::TempDir {
         train_seconds: 3.75,
         params: Default::default(),
         weights: None,
+        replicas: None,
     };
     run_dir::write_json(&run.join(run_dir::SUMMARY), &summary).unwrap();
     if grad_norms {

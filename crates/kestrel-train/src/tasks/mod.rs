@@ -9,10 +9,13 @@ pub(crate) mod predict;
 pub(crate) mod segment;
 
 use crate::config::{Task, TrainConfig};
+use crate::distributed::Replicas;
 use crate::driver::{self, Progress, RunOptions, Summary};
 use crate::error::{Result, TrainError};
 use burn::tensor::Tensor;
 use kestrel_data::loader::LoaderOptions;
+use kestrel_data::Shard;
+use kestrel_metrics::ConfusionMatrix;
 use std::path::Path;
 
 /// Trains as `cfg` says (the task is `cfg.task`), writing the run folder `out`. Returns the
@@ -32,6 +35,17 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: Progress) -> Result<Summar
 /// [`train`] with every option: `opts.resume` continues the run in `out` from its `last`
 /// checkpoint (see `driver::resume`).
 pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Summary> {
+    train_replicated(cfg, out, opts, &Replicas::solo())
+}
+
+/// [`train_run`] as one process of a data-parallel run over `replicas` (every process calls it
+/// with the same configuration and output folder; replica 0 writes the folder).
+pub fn train_replicated(
+    cfg: &TrainConfig,
+    out: &Path,
+    opts: &RunOptions,
+    replicas: &Replicas,
+) -> Result<Summary> {
     let (data, _) = cfg.validate()?;
     let cfg = &TrainConfig {
         augment: cfg.augment.for_data(&data),
@@ -42,25 +56,51 @@ pub fn train_run(cfg: &TrainConfig, out: &Path, opts: &RunOptions) -> Result<Sum
         driver::resume::check_config(cfg, out)?;
     }
     match cfg.task {
-        Task::Classify => driver::run(
+        Task::Classify => driver::run_replicated(
             classify::ClassifyTask::new(cfg, opts.progress)?,
             cfg,
             out,
             opts,
+            replicas,
         ),
-        Task::Segment => driver::run(
+        Task::Segment => driver::run_replicated(
             segment::SegmentTask::new(cfg, opts.progress)?,
             cfg,
             out,
             opts,
+            replicas,
         ),
-        Task::Multitask => driver::run(
+        Task::Multitask => driver::run_replicated(
             multitask::MultiTaskTask::new(cfg, opts.progress)?,
             cfg,
             out,
             opts,
+            replicas,
         ),
     }
+}
+
+/// The rows of part `shard` of a list of `len` items scored `batch` at a time: whole batches,
+/// so that every forward pass is the one the unsplit list would run.
+pub(crate) fn shard_rows(len: usize, batch: usize, shard: Shard) -> Vec<usize> {
+    let batches = shard.range(len.div_ceil(batch));
+    (batches.start * batch..(batches.end * batch).min(len)).collect()
+}
+
+/// The confusion matrix of `n_classes` classes from its row-major counts (true class by row), as
+/// the parts of a split validation sum them.
+pub(crate) fn confusion_from_counts(counts: &[f64], n_classes: usize) -> Result<ConfusionMatrix> {
+    let mut cm = ConfusionMatrix::new(n_classes)?;
+    if counts.len() != n_classes * n_classes {
+        return Err(TrainError::Runtime(format!(
+            "{} confusion counts for {n_classes} classes",
+            counts.len()
+        )));
+    }
+    for (i, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0.0) {
+        cm.add(i / n_classes, i % n_classes, c)?;
+    }
+    Ok(cm)
 }
 
 /// Threads of a training loader: up to 4, fewer on smaller machines.

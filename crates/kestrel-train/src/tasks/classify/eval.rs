@@ -6,9 +6,12 @@ use crate::tasks::classify::data::TensorSet;
 use crate::tasks::eval::OpenRun;
 use burn::tensor::activation::softmax;
 use burn::tensor::Device;
-use kestrel_metrics::{ClassificationAccumulator, ClassificationSummary};
+use kestrel_data::Shard;
+use kestrel_metrics::classification::averaged_scores;
+use kestrel_metrics::{Average, ClassificationAccumulator, ClassificationSummary};
 use kestrel_nn::Classifier;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Images per forward pass during evaluation.
 pub const EVAL_BATCH: usize = 128;
@@ -16,8 +19,18 @@ pub const EVAL_BATCH: usize = 128;
 /// Class probabilities (row-major, n × classes) of every image of `set`, from a model in eval
 /// mode on a plain (non-autodiff) device.
 pub fn predict_probs(model: &Classifier, set: &TensorSet, device: &Device) -> Result<Vec<f32>> {
-    let mut probs = Vec::new();
     let rows: Vec<usize> = (0..set.len()).collect();
+    predict_rows(model, set, &rows, device)
+}
+
+/// [`predict_probs`] of the images `rows` of `set`, `EVAL_BATCH` at a time.
+fn predict_rows(
+    model: &Classifier,
+    set: &TensorSet,
+    rows: &[usize],
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let mut probs = Vec::new();
     for chunk in rows.chunks(EVAL_BATCH) {
         let (x, _) = set.batch(chunk, device);
         let p = softmax(model.forward(x), 1);
@@ -42,6 +55,37 @@ pub fn evaluate(
     acc.update(&set.labels, &probs)?;
     Ok(acc.summary()?)
 }
+/// The confusion matrix (row-major counts, true class by row) of `model` on part `shard` of
+/// `set`: the parts' matrices add up to the whole set's.
+pub(crate) fn confusion_counts(
+    model: &Classifier,
+    set: &TensorSet,
+    n_classes: usize,
+    shard: Shard,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    let rows = crate::tasks::shard_rows(set.len(), EVAL_BATCH, shard);
+    let probs = predict_rows(model, set, &rows, device)?;
+    let labels: Vec<usize> = rows.iter().map(|&r| set.labels[r]).collect();
+    let mut acc = ClassificationAccumulator::new(n_classes)?.without_roc_auc();
+    acc.update(&labels, &probs)?;
+    Ok(acc.confusion().rows().concat())
+}
+
+/// Validation accuracy and macro-F1 from a confusion matrix's counts (as
+/// [`confusion_counts`] gives them, possibly summed over parts).
+pub(crate) fn val_metrics(counts: &[f64], n_classes: usize) -> Result<BTreeMap<String, f64>> {
+    let cm = crate::tasks::confusion_from_counts(counts, n_classes)?;
+    Ok([
+        ("accuracy".to_string(), cm.accuracy().unwrap_or(0.0)),
+        (
+            "macro_f1".to_string(),
+            averaged_scores(&cm, 1.0, Average::Macro)?.f_score,
+        ),
+    ]
+    .into())
+}
+
 /// The JSON of `kestrel eval` for a classifier.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassifyEvalReport {

@@ -20,10 +20,10 @@ use crate::loss::CrossEntropy;
 use balance::{epoch_rows, loss_weights};
 use burn::tensor::Device;
 use data::{batch_tensors, TensorSet, TensorSource};
-use eval::evaluate;
+use eval::{confusion_counts, val_metrics};
 use kestrel_data::loader::{chunk_plan, plan_samples, BatchSource, Loader};
 use kestrel_data::rng::Rng;
-use kestrel_data::{standard_augment, Dataset, DecodeSource};
+use kestrel_data::{standard_augment, Dataset, DecodeSource, Shard};
 use kestrel_metrics::ConfusionMatrix;
 use kestrel_nn::{Classifier, ClassifierSpec, ModelSpec};
 use std::collections::BTreeMap;
@@ -48,6 +48,8 @@ pub struct ClassifyTask {
     /// Cross-entropy, class-weighted for `balance = weights`.
     loss: CrossEntropy,
     eval_device: Device,
+    /// This process's part of every batch (data-parallel training).
+    shard: Shard,
     loader: Option<Loader>,
     confusion: ConfusionMatrix,
 }
@@ -121,6 +123,7 @@ impl ClassifyTask {
             steps_per_epoch: rows_per_epoch / cfg.batch_size,
             loss: CrossEntropy::new().with_weights(weights),
             eval_device: Device::flex(),
+            shard: Shard::WHOLE,
             loader: None,
         })
     }
@@ -182,7 +185,11 @@ impl TaskLoop for ClassifyTask {
         };
         let samples = plan_samples(rows.iter().map(|&r| index(r)), &mut seeds);
         // Drop the last incomplete batch: a batch of one would break BatchNorm's statistics.
-        let plan = chunk_plan(&samples, cfg.batch_size, true);
+        // Each replica's part of every batch (data-parallel training; the whole batch alone).
+        let plan = chunk_plan(&samples, cfg.batch_size, true)
+            .into_iter()
+            .map(|batch| self.shard.slice(&batch).to_vec())
+            .collect();
         self.loader = Some(Loader::spawn(
             self.source.clone(),
             plan,
@@ -213,12 +220,28 @@ impl TaskLoop for ClassifyTask {
     }
 
     fn validate(&self, model: &Classifier) -> Result<BTreeMap<String, f64>> {
-        let summary = evaluate(model, &self.val_set, &self.class_names, &self.eval_device)?;
-        Ok([
-            ("accuracy".to_string(), summary.accuracy),
-            ("macro_f1".to_string(), summary.macro_f1),
-        ]
-        .into())
+        let counts = self.validation_counts(model, Shard::WHOLE)?;
+        self.metrics_from_counts(&counts.unwrap_or_default())
+    }
+
+    fn shard_batches(&mut self, shard: Shard) -> Result<()> {
+        if self.cfg.batch_size < shard.count {
+            return Err(TrainError::BadInput(format!(
+                "--batch-size {} is split over {} processes; expected at least one image each",
+                self.cfg.batch_size, shard.count
+            )));
+        }
+        self.shard = shard;
+        Ok(())
+    }
+
+    fn validation_counts(&self, model: &Classifier, shard: Shard) -> Result<Option<Vec<f64>>> {
+        let k = self.class_names.len();
+        confusion_counts(model, &self.val_set, k, shard, &self.eval_device).map(Some)
+    }
+
+    fn metrics_from_counts(&self, counts: &[f64]) -> Result<BTreeMap<String, f64>> {
+        val_metrics(counts, self.class_names.len())
     }
 
     fn val_text(&self, val: &BTreeMap<String, f64>) -> String {

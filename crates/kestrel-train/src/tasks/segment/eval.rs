@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::tasks::eval::OpenRun;
 use crate::tasks::segment::data::{seg_class_names, SegSet};
 use burn::tensor::Device;
+use kestrel_data::Shard;
 use kestrel_metrics::SegmentationAccumulator;
 use kestrel_nn::models::fcn::Fcn;
 use serde::Serialize;
@@ -30,8 +31,20 @@ pub fn pixel_confusion(
     classes: usize,
     device: &Device,
 ) -> Result<SegmentationAccumulator> {
+    pixel_confusion_part(model, set, classes, Shard::WHOLE, device)
+}
+
+/// [`pixel_confusion`] of part `shard` of `set` (whole evaluation batches): the parts'
+/// matrices add up to the whole set's.
+pub fn pixel_confusion_part(
+    model: &Fcn,
+    set: &SegSet,
+    classes: usize,
+    shard: Shard,
+    device: &Device,
+) -> Result<SegmentationAccumulator> {
     let mut acc = SegmentationAccumulator::new(classes)?;
-    let rows: Vec<usize> = (0..set.len()).collect();
+    let rows = crate::tasks::shard_rows(set.len(), SEG_EVAL_BATCH, shard);
     for chunk in rows.chunks(SEG_EVAL_BATCH) {
         let (x, _, truth) = set.batch(chunk, None, device);
         let pred = crate::tasks::predicted_classes(model.forward(x))?;

@@ -15,11 +15,11 @@ use crate::driver::{ModelMeta, Progress, StepLoss, TaskLoop};
 use crate::error::{Result, TrainError};
 use crate::loss::CrossEntropy;
 use crate::tasks::segment::data::{seg_class_names, SegSet};
-use crate::tasks::segment::eval::evaluate_segmenter;
+use crate::tasks::segment::eval::pixel_confusion_part;
 use burn::tensor::Device;
 use kestrel_data::imbalance::{inverse_frequency_weights_or_zero, mask_pixel_counts};
 use kestrel_data::rng::Rng;
-use kestrel_data::IGNORE_LABEL;
+use kestrel_data::{Shard, IGNORE_LABEL};
 use kestrel_nn::models::fcn::{Fcn, SegmenterSpec};
 use kestrel_nn::ModelSpec;
 use std::collections::BTreeMap;
@@ -45,6 +45,8 @@ pub struct SegmentTask {
     val_set: SegSet,
     loss_fn: CrossEntropy,
     eval_device: Device,
+    /// This process's part of every batch (data-parallel training).
+    shard: Shard,
     /// The epoch's stream: its shuffle, then each batch's flip/turn draws.
     rng: Rng,
     order: Vec<usize>,
@@ -82,6 +84,7 @@ impl SegmentTask {
             val_set,
             loss_fn: CrossEntropy::segmentation().with_weights(weights),
             eval_device: Device::flex(),
+            shard: Shard::WHOLE,
             rng: Rng::stream(cfg.seed, 3_000_000),
             order: Vec::new(),
             next: 0,
@@ -146,7 +149,9 @@ impl TaskLoop for SegmentTask {
             .iter()
             .map(|_| self.rng.below(n.unwrap_or(8)))
             .collect();
-        let ops = n.map(|_| &ops[..]);
+        // This replica's part of the batch (data-parallel training; the whole batch alone).
+        let (rows, ops) = (self.shard.slice(rows), self.shard.slice(&ops));
+        let ops = n.map(|_| ops);
         let (x, y, y_host) = self.train_set.batch(rows, ops, device);
         let logits = model.forward(x);
         let pred = crate::tasks::predicted_classes(logits.clone())?;
@@ -157,7 +162,10 @@ impl TaskLoop for SegmentTask {
             }
         }
         let loss = self.loss_fn.forward_nchw(logits, y)?;
-        Ok(Some(StepLoss { loss, samples: bs }))
+        Ok(Some(StepLoss {
+            loss,
+            samples: rows.len(),
+        }))
     }
 
     fn train_accuracy(&self) -> (&'static str, f64) {
@@ -168,8 +176,30 @@ impl TaskLoop for SegmentTask {
     }
 
     fn validate(&self, model: &Fcn) -> Result<BTreeMap<String, f64>> {
+        let counts = self.validation_counts(model, Shard::WHOLE)?;
+        self.metrics_from_counts(&counts.unwrap_or_default())
+    }
+
+    fn shard_batches(&mut self, shard: Shard) -> Result<()> {
+        if self.cfg.batch_size < shard.count {
+            return Err(TrainError::BadInput(format!(
+                "--batch-size {} is split over {} processes; expected at least one image each",
+                self.cfg.batch_size, shard.count
+            )));
+        }
+        self.shard = shard;
+        Ok(())
+    }
+
+    fn validation_counts(&self, model: &Fcn, shard: Shard) -> Result<Option<Vec<f64>>> {
         let k = self.class_names.len();
-        let scores = evaluate_segmenter(model, &self.val_set, k, &self.eval_device)?;
+        let acc = pixel_confusion_part(model, &self.val_set, k, shard, &self.eval_device)?;
+        Ok(Some(acc.confusion().rows().concat()))
+    }
+
+    fn metrics_from_counts(&self, counts: &[f64]) -> Result<BTreeMap<String, f64>> {
+        let cm = crate::tasks::confusion_from_counts(counts, self.class_names.len())?;
+        let scores = kestrel_metrics::iou::iou(&cm);
         Ok([
             ("miou".to_string(), scores.miou.unwrap_or(0.0)),
             (
