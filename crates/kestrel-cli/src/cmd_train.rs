@@ -2,7 +2,7 @@
 
 use crate::exit::{print_json, CliError};
 use clap::Args;
-use kestrel_train::{train_run, Progress, RunOptions, TrainConfig};
+use kestrel_train::{train_replicated, Progress, RunOptions, TrainConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -136,6 +136,15 @@ pub struct TrainArgs {
     /// --epochs and --patience may change).
     #[arg(long)]
     resume: bool,
+    /// In a run of several processes (`mpirun -np N kestrel train …`, built with the `mpi`
+    /// feature): BatchNorm normalises with the statistics of the whole batch, summed over the
+    /// processes (PyTorch's SyncBatchNorm), instead of each process's part of it.
+    #[arg(long)]
+    sync_bn: bool,
+    /// In a run of several processes: how long one process waits for the others in any exchange
+    /// before it stops with exit 1 (a process failed or hangs).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    collective_timeout: f64,
     /// Stop after epoch N as if interrupted (the schedule still spans --epochs); continue later
     /// with --resume.
     #[arg(long, value_name = "N")]
@@ -299,15 +308,45 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     } else {
         Progress::Lines
     };
-    eprintln!(
-        "{} {} (width {}) on {} -> {}",
-        if a.resume { "resuming" } else { "training" },
-        cfg.model,
-        cfg.width,
-        cfg.data,
-        out.display()
-    );
-    let summary = train_run(
+    if !(a.collective_timeout.is_finite() && a.collective_timeout > 0.0) {
+        return Err(CliError::BadInput(format!(
+            "bad value for `--collective-timeout`: {}; expected seconds > 0",
+            a.collective_timeout
+        )));
+    }
+    let replicas = crate::replicas::join(
+        a.sync_bn,
+        std::time::Duration::from_secs_f64(a.collective_timeout),
+    )?;
+    let leader = replicas.is_leader();
+    if replicas.is_distributed() && leader {
+        eprintln!(
+            "{} processes, each with {} of every batch of {}{}",
+            replicas.world.size(),
+            if cfg.batch_size % replicas.world.size() == 0 {
+                format!("{}", cfg.batch_size / replicas.world.size())
+            } else {
+                "a part".to_string()
+            },
+            cfg.batch_size,
+            if replicas.sync_bn {
+                "; BatchNorm statistics over the whole batch (--sync-bn)"
+            } else {
+                ""
+            }
+        );
+    }
+    if leader {
+        eprintln!(
+            "{} {} (width {}) on {} -> {}",
+            if a.resume { "resuming" } else { "training" },
+            cfg.model,
+            cfg.width,
+            cfg.data,
+            out.display()
+        );
+    }
+    let summary = train_replicated(
         &cfg,
         &out,
         &RunOptions {
@@ -315,7 +354,26 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             resume: a.resume,
             stop_after: a.stop_after,
         },
-    )?;
+        &replicas,
+    );
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) if replicas.is_distributed() => {
+            // MPI's finalisation would wait for the processes that failed: leave without it.
+            std::mem::forget(replicas);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !leader {
+        return Ok(());
+    }
+    if let Some(r) = &summary.replicas {
+        eprintln!(
+            "{} processes: {:.1} s of {:.1} s in collectives on process 0",
+            r.count, r.communication_seconds, summary.train_seconds
+        );
+    }
     if a.json {
         print_json(&summary)?;
     } else if cfg.task == kestrel_train::Task::Multitask {

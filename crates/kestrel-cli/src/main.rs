@@ -15,6 +15,7 @@ mod exit;
 mod model_arg;
 mod panic_exit;
 mod pretrained;
+mod replicas;
 
 use clap::{Parser, Subcommand};
 
