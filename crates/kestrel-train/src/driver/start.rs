@@ -9,8 +9,8 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::groups::parameter_paths;
 use crate::optim::Optim;
-use burn::module::Module;
-use burn::tensor::Device;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
 use kestrel_nn::layers::freeze::count_frozen;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,6 +73,19 @@ fn param_counts<M: Module>(cfg: &TrainConfig, model: &M) -> Result<ParamCounts> 
     })
 }
 
+/// Draws every lazily initialised parameter of `model` now, in the module's order: the random
+/// initialisation then depends on the seed alone, not on which code first reads each parameter
+/// (the first forward pass of one process, or replica 0's broadcast of a data-parallel run).
+fn materialise<M: Module>(model: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
 /// A new run: a freshly initialised model, and (when `writes`: replica 0 of a data-parallel
 /// run, or the only process) the run folder with its `config.toml`.
 pub(super) fn fresh<T: TaskLoop>(
@@ -83,6 +96,7 @@ pub(super) fn fresh<T: TaskLoop>(
     writes: bool,
 ) -> Result<Start<T::Model>> {
     let model = task.init_model(device)?;
+    materialise(&model);
     let (model, weights) = match &cfg.weights {
         Some(path) => {
             let (model, w) = task.fit_weights(model, path)?;
