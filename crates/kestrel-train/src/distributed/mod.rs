@@ -20,5 +20,7 @@ pub(crate) mod gradients;
 pub(crate) mod model_sync;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+#[cfg(test)]
+mod tests;
 
 pub use collective::{Collective, Replicas, Solo};
