@@ -319,23 +319,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         std::time::Duration::from_secs_f64(a.collective_timeout),
     )?;
     let leader = replicas.is_leader();
-    if replicas.is_distributed() && leader {
-        eprintln!(
-            "{} processes, each with {} of every batch of {}{}",
-            replicas.world.size(),
-            if cfg.batch_size % replicas.world.size() == 0 {
-                format!("{}", cfg.batch_size / replicas.world.size())
-            } else {
-                "a part".to_string()
-            },
-            cfg.batch_size,
-            if replicas.sync_bn {
-                "; BatchNorm statistics over the whole batch (--sync-bn)"
-            } else {
-                ""
-            }
-        );
-    }
+    crate::replicas::announce(&replicas, cfg.batch_size);
     if leader {
         eprintln!(
             "{} {} (width {}) on {} -> {}",

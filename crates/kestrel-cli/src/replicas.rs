@@ -26,6 +26,25 @@ pub fn join(sync_bn: bool, timeout: Duration) -> Result<Replicas, CliError> {
     mpi_world(n, sync_bn, timeout)
 }
 
+/// Says on stderr (process 0 of several) how the batch is split.
+pub fn announce(replicas: &Replicas, batch: usize) {
+    if !(replicas.is_distributed() && replicas.is_leader()) {
+        return;
+    }
+    let n = replicas.world.size();
+    let part = if batch % n == 0 {
+        (batch / n).to_string()
+    } else {
+        format!("{} or {}", batch / n + 1, batch / n)
+    };
+    let sync = if replicas.sync_bn {
+        "; BatchNorm statistics over the whole batch (--sync-bn)"
+    } else {
+        ""
+    };
+    eprintln!("{n} processes, each with {part} of every batch of {batch}{sync}");
+}
+
 #[cfg(feature = "mpi")]
 fn mpi_world(n: usize, sync_bn: bool, timeout: Duration) -> Result<Replicas, CliError> {
     use kestrel_train::distributed::mpi::MpiWorld;

@@ -1,9 +1,9 @@
 //! The one training loop every task runs on. A task (classification, segmentation, …) supplies
 //! its model, its batches' forward pass and loss, and its validation metrics through
-//! [`TaskLoop`]; the driver [`run_replicated`] owns everything else: epochs, the learning-rate schedule, the
-//! optimiser step, gradient health (sampled norms in `grad_norms.jsonl`, alarms, clipping), the
-//! progress bar and epoch lines, `metrics.jsonl`, the `last` and `best` checkpoints, early
-//! stopping, `--resume` and `summary.json`.
+//! [`TaskLoop`]; the driver [`run_replicated`] owns everything else: epochs, the learning-rate
+//! schedule, the optimiser step, gradient health (sampled norms in `grad_norms.jsonl`, alarms,
+//! clipping), the progress bar and epoch lines, `metrics.jsonl`, the `last` and `best`
+//! checkpoints, early stopping, `--resume` and `summary.json`.
 //!
 //! Determinism: the data order of an epoch is a function of (seed, epoch) (the task's business),
 //! and the device RNG (dropout) is re-seeded from (seed, epoch) at the start of every epoch, so a
@@ -15,7 +15,7 @@
 //! (so every check and decision sees the same numbers everywhere), validation is split over the
 //! replicas and its counts summed, and replica 0 alone writes the run folder and speaks.
 //!
-//! `run` reads as the loop itself; its parts live beside it: [`start`] (a fresh run or
+//! `run_replicated` reads as the loop itself; its parts live beside it: [`start`] (a fresh run or
 //! `--resume`), [`step_guard`] (the checks around every optimiser step), [`epoch_end`]
 //! (validation, logs, checkpoints, stopping), [`progress`] (what the user sees), and the files
 //! they write: [`checkpoint`], [`run_dir`], with [`resume`] and [`grad_health`].
@@ -323,10 +323,8 @@ pub fn run_replicated<T: TaskLoop>(
             let (loss, loss_value, samples) = if distributed {
                 replica_loss(replicas, loss, samples)?
             } else {
-                {
-                    let value = loss.clone().into_scalar::<f32>() as f64;
-                    (loss, value, samples)
-                }
+                let value = loss.clone().into_scalar::<f32>() as f64;
+                (loss, value, samples)
             };
             let loss_value = guard.check_loss(loss_value, &model, epoch, step)?;
             // The L1 penalty joins the loss being minimised, not the reported one.
