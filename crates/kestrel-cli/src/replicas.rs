@@ -32,7 +32,7 @@ pub fn announce(replicas: &Replicas, batch: usize) {
         return;
     }
     let n = replicas.world.size();
-    let part = if batch % n == 0 {
+    let part = if batch.is_multiple_of(n) {
         (batch / n).to_string()
     } else {
         format!("{} or {}", batch / n + 1, batch / n)
