@@ -7,7 +7,7 @@ use crate::label::to_indices;
 use crate::ovr::roc_auc_ovr;
 use crate::predict::argmax;
 use crate::{MetricsError, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Classification scores of an evaluation, serialised with the field names of
 /// `kestrel eval`'s JSON (the CLI adds `split`).
@@ -36,7 +36,18 @@ pub struct ClassificationSummary {
 /// `8 · n_samples · n_classes` bytes.
 ///
 /// Partial accumulators merge exactly: counts add, kept scores concatenate.
-#[derive(Debug, Clone)]
+///
+/// Serialises (serde) as `{"class_names", "confusion", "labels", "prob_bits"}`:
+/// `confusion` the whole counts (a row per true class), `labels` the true class
+/// of every sample in order, and `prob_bits` the kept probabilities as IEEE-754
+/// bit patterns (`u64`, row-major; `null` without ROC-AUC), since a float
+/// written as JSON text may come back a bit off. Reading it back checks every
+/// part against the others (shapes, label range, finite probabilities, the
+/// confusion matrix against the labels and predictions), so a part that was
+/// edited or cut short is an error, and the result merges and summarises
+/// exactly as the accumulator that was written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Stored")]
 pub struct ClassificationAccumulator {
     n_classes: usize,
     class_names: Vec<String>,
@@ -184,6 +195,95 @@ impl ClassificationAccumulator {
     }
 }
 
+/// The serialised form of a [`ClassificationAccumulator`], as it is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    class_names: Vec<String>,
+    confusion: Vec<Vec<u64>>,
+    labels: Vec<usize>,
+    prob_bits: Option<Vec<u64>>,
+}
+
+/// `f64`s serialised as their bit patterns, without a copy.
+struct Bits<'a>(&'a [f64]);
+
+impl Serialize for Bits<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|v| v.to_bits()))
+    }
+}
+
+impl Serialize for ClassificationAccumulator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        /// The serialised form, borrowed.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            class_names: &'a [String],
+            confusion: Vec<Vec<u64>>,
+            labels: &'a [usize],
+            prob_bits: Option<Bits<'a>>,
+        }
+        // Unweighted updates only: every cell is a whole count.
+        let confusion = self
+            .confusion
+            .counts()
+            .ok_or_else(|| serde::ser::Error::custom("confusion cells are not whole counts"))?;
+        Out {
+            class_names: &self.class_names,
+            confusion,
+            labels: &self.labels,
+            prob_bits: self.probs.as_deref().map(Bits),
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<Stored> for ClassificationAccumulator {
+    type Error = MetricsError;
+
+    fn try_from(w: Stored) -> Result<Self> {
+        let mut acc = Self::with_class_names(w.class_names)?;
+        let k = acc.n_classes;
+        let confusion = ConfusionMatrix::from_counts(&w.confusion)?;
+        crate::validate::same_len("confusion", k, confusion.n_classes())?;
+        match w.prob_bits {
+            Some(bits) => {
+                // The matrix is rebuilt from the labels and the predictions, and must agree.
+                let probs: Vec<f64> = bits.into_iter().map(f64::from_bits).collect();
+                acc.update(&w.labels, &probs)?;
+                if acc.confusion != confusion {
+                    return Err(MetricsError::InvalidParameter {
+                        name: "confusion",
+                        value: format!("{:?}", w.confusion),
+                        expected: "the counts of the labels against the argmax of prob_bits",
+                    });
+                }
+            }
+            None => {
+                let y = to_indices("labels", &w.labels, k)?;
+                let mut support = vec![0u128; k];
+                for &t in &y {
+                    support[t] += 1;
+                }
+                for (row, &n) in w.confusion.iter().zip(&support) {
+                    if row.iter().map(|&c| u128::from(c)).sum::<u128>() != n {
+                        return Err(MetricsError::InvalidParameter {
+                            name: "confusion",
+                            value: format!("{:?}", w.confusion),
+                            expected: "rows that sum to the count of each class in labels",
+                        });
+                    }
+                }
+                acc.probs = None;
+                acc.labels = y;
+                acc.confusion = confusion;
+            }
+        }
+        Ok(acc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +354,70 @@ mod tests {
         let s = b.summary().unwrap();
         assert_eq!(s.roc_auc_ovr_macro, None);
         assert!(!s.warnings.is_empty());
+    }
+
+    #[test]
+    fn serialises_exactly_and_refuses_inconsistent_parts() {
+        let mut a =
+            ClassificationAccumulator::with_class_names(vec!["a".into(), "b".into()]).unwrap();
+        // 0.1f32 and 1/3 are not short decimals: the bits must come back as they were.
+        let third = 1.0f64 / 3.0;
+        a.update(
+            &[0u8, 1, 1],
+            &[0.9f64, 0.1f32 as f64, third, 1.0 - third, 0.5, 0.5],
+        )
+        .unwrap();
+        let text = serde_json::to_string(&a).unwrap();
+        let back: ClassificationAccumulator = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.probs, a.probs);
+        assert_eq!(back.labels, a.labels);
+        assert_eq!(back.summary().unwrap(), a.summary().unwrap());
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["confusion"], serde_json::json!([[1, 0], [1, 1]]));
+        assert_eq!(json["prob_bits"][2], third.to_bits());
+
+        let no_auc = a.clone().without_roc_auc();
+        let mut b = ClassificationAccumulator::with_class_names(vec!["a".into(), "b".into()])
+            .unwrap()
+            .without_roc_auc();
+        b.update(&[0u8, 1, 1], &[0.9f64, 0.1, third, 1.0 - third, 0.5, 0.5])
+            .unwrap();
+        let back: ClassificationAccumulator =
+            serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert!(back.probs.is_none());
+        assert_eq!(back.summary().unwrap(), b.summary().unwrap());
+        assert!(back.clone().merge(&no_auc).is_ok());
+        // An empty part (a shard with no items) round-trips and merges to nothing.
+        let empty = ClassificationAccumulator::new(2).unwrap();
+        let back: ClassificationAccumulator =
+            serde_json::from_str(&serde_json::to_string(&empty).unwrap()).unwrap();
+        assert!(back.is_empty());
+
+        let bad = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = json.clone();
+            edit(&mut v);
+            serde_json::from_value::<ClassificationAccumulator>(v)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(&|v| v["confusion"][0][0] = 2.into());
+        assert!(e.contains("confusion"), "{e}");
+        let e = bad(&|v| v["labels"][0] = 2.into());
+        assert!(e.contains("labels[0] is 2"), "{e}");
+        let e = bad(&|v| v["prob_bits"].as_array_mut().unwrap().truncate(5));
+        assert!(e.contains("length mismatch"), "{e}");
+        let e = bad(&|v| v["prob_bits"][0] = f64::NAN.to_bits().into());
+        assert!(e.contains("finite"), "{e}");
+        let e = bad(&|v| v["confusion"] = serde_json::json!([[1, 0, 0], [1, 1, 0]]));
+        assert!(e.contains("confusion row"), "{e}");
+        let e = bad(&|v| v["class_names"] = serde_json::json!([]));
+        assert!(e.contains("n_classes"), "{e}");
+        let e = bad(&|v| v["extra"] = 1.into());
+        assert!(e.contains("unknown field"), "{e}");
+        let e = bad(&|v| {
+            v["prob_bits"] = serde_json::Value::Null;
+            v["confusion"] = serde_json::json!([[1, 0], [0, 1]]);
+        });
+        assert!(e.contains("rows that sum"), "{e}");
     }
 }

@@ -5,6 +5,9 @@ use crate::label::{checked_index, Label};
 use crate::validate;
 use crate::{MetricsError, Result};
 
+/// The largest count an `f64` holds exactly together with every count below it: 2⁵³.
+const MAX_EXACT_COUNT: u64 = 1 << 53;
+
 /// A square confusion matrix of (weighted) counts. Cell `(t, p)` holds the
 /// weight of samples of true class `t` predicted as class `p`.
 ///
@@ -188,7 +191,7 @@ impl ConfusionMatrix {
         if self
             .cells
             .iter()
-            .all(|&c| c >= 0.0 && c.fract() == 0.0 && c <= 9_007_199_254_740_992.0)
+            .all(|&c| c >= 0.0 && c.fract() == 0.0 && c <= MAX_EXACT_COUNT as f64)
         {
             Some(
                 self.cells
@@ -199,6 +202,29 @@ impl ConfusionMatrix {
         } else {
             None
         }
+    }
+
+    /// A matrix of whole counts, one row per true class (the inverse of
+    /// [`ConfusionMatrix::counts`]), as the accumulators' serialised form holds it.
+    ///
+    /// # Errors
+    /// No rows, a row whose length is not the number of rows, or a count past
+    /// 2⁵³ (not exact in an `f64`).
+    pub(crate) fn from_counts(rows: &[Vec<u64>]) -> Result<Self> {
+        let mut m = Self::new(rows.len())?;
+        for row in rows {
+            validate::same_len("confusion row", rows.len(), row.len())?;
+            if let Some(&c) = row.iter().find(|&&c| c > MAX_EXACT_COUNT) {
+                return Err(MetricsError::InvalidParameter {
+                    name: "confusion count",
+                    value: c.to_string(),
+                    expected: "at most 2^53",
+                });
+            }
+        }
+        let flat: Vec<u64> = rows.concat();
+        m.add_counts(&flat);
+        Ok(m)
     }
 
     /// Total weight of all samples.

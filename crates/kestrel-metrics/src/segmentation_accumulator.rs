@@ -3,6 +3,7 @@
 use crate::confusion::ConfusionMatrix;
 use crate::iou::{iou, SegmentationScores};
 use crate::{MetricsError, Result};
+use serde::{Deserialize, Serialize};
 
 /// The ignore label of `seg:` masks.
 pub const DEFAULT_IGNORE_INDEX: u64 = 255;
@@ -10,7 +11,12 @@ pub const DEFAULT_IGNORE_INDEX: u64 = 255;
 /// Accumulates per-pixel `(true, predicted)` labels into a confusion matrix,
 /// skipping pixels whose true label is the ignore index (255 by default).
 /// Partial accumulators merge exactly (integer counts).
-#[derive(Debug, Clone)]
+///
+/// Serialises (serde) as `{"confusion", "ignore_index"}`: the whole pixel
+/// counts, a row per true class, and the ignore label (`null` for none).
+/// Reading it back checks that the matrix is square and its counts exact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Stored")]
 pub struct SegmentationAccumulator {
     confusion: ConfusionMatrix,
     ignore_index: Option<u64>,
@@ -74,6 +80,40 @@ impl SegmentationAccumulator {
     }
 }
 
+/// The serialised form of a [`SegmentationAccumulator`], as it is read.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    confusion: Vec<Vec<u64>>,
+    ignore_index: Option<u64>,
+}
+
+impl Serialize for SegmentationAccumulator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        // Unweighted updates only: every cell is a whole count.
+        let confusion = self
+            .confusion
+            .counts()
+            .ok_or_else(|| serde::ser::Error::custom("confusion cells are not whole counts"))?;
+        Stored {
+            confusion,
+            ignore_index: self.ignore_index,
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<Stored> for SegmentationAccumulator {
+    type Error = MetricsError;
+
+    fn try_from(w: Stored) -> Result<Self> {
+        Ok(Self {
+            confusion: ConfusionMatrix::from_counts(&w.confusion)?,
+            ignore_index: w.ignore_index,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +136,30 @@ mod tests {
         assert!(a.merge(&c).is_err());
         let mut c = c;
         assert!(c.update(&[255u8], &[0u8]).is_err());
+    }
+
+    #[test]
+    fn serialises_its_counts() {
+        let mut a = SegmentationAccumulator::new(2).unwrap();
+        a.update(&[0u8, 1, 255, 1], &[0u8, 0, 1, 1]).unwrap();
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(text, r#"{"confusion":[[1,0],[1,1]],"ignore_index":255}"#);
+        let back: SegmentationAccumulator = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.summary(), a.summary());
+        assert_eq!(back.ignore_index, a.ignore_index);
+        let none = a.clone().with_ignore_index(None);
+        let back: SegmentationAccumulator =
+            serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(back.ignore_index, None);
+        for bad in [
+            r#"{"confusion":[[1,0],[1]],"ignore_index":255}"#,
+            r#"{"confusion":[],"ignore_index":255}"#,
+            r#"{"confusion":[[9007199254740993]],"ignore_index":null}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<SegmentationAccumulator>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

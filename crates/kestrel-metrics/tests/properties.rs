@@ -1,9 +1,13 @@
 //! Properties that must hold for any input: ROC-AUC is a rank statistic
 //! (invariant under strictly increasing transforms, equal to Mann–Whitney U
-//! over P·N with ties counting one half), streaming equals one pass, and the
-//! sorted curve equals a naive one.
+//! over P·N with ties counting one half), streaming equals one pass (also
+//! through the accumulators' serialised form), and the sorted curve equals a
+//! naive one.
 
-use kestrel_metrics::{pr, roc, BinaryAccumulator, BinaryCurve, ConfusionMatrix};
+use kestrel_metrics::{
+    pr, roc, BinaryAccumulator, BinaryCurve, ClassificationAccumulator, ConfusionMatrix,
+    SegmentationAccumulator,
+};
 use proptest::prelude::*;
 
 /// Scores on a small integer grid (so ties are common) with labels; at least
@@ -133,5 +137,53 @@ proptest! {
         y[1] = false;
         let auc = roc::roc_auc(&y, &s, None).unwrap();
         prop_assert!((auc - mann_whitney(&s, &y, None)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn serialised_parts_merge_to_one_pass(
+        rows in prop::collection::vec((0u8..3, 0.01f32..1.0, 0.01f32..1.0, 0.01f32..1.0), 1..200),
+        cuts in prop::collection::vec(0usize..200, 0..4),
+    ) {
+        // Softmax-like rows in f32, as evaluation produces them.
+        let labels: Vec<u8> = rows.iter().map(|r| r.0).collect();
+        let probs: Vec<f32> = rows
+            .iter()
+            .flat_map(|&(_, a, b, c)| [a / (a + b + c), b / (a + b + c), c / (a + b + c)])
+            .collect();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows.len())).collect();
+        cuts.push(0);
+        cuts.push(rows.len());
+        cuts.sort_unstable();
+        let mut merged: Option<ClassificationAccumulator> = None;
+        let mut merged_seg: Option<SegmentationAccumulator> = None;
+        for w in cuts.windows(2) {
+            let mut part = ClassificationAccumulator::new(3).unwrap();
+            part.update(&labels[w[0]..w[1]], &probs[3 * w[0]..3 * w[1]]).unwrap();
+            let mut seg = SegmentationAccumulator::new(3).unwrap();
+            let pred: Vec<u8> = probs[3 * w[0]..3 * w[1]]
+                .chunks_exact(3)
+                .map(|r| kestrel_metrics::argmax(&r.iter().map(|&p| f64::from(p)).collect::<Vec<_>>()) as u8)
+                .collect();
+            seg.update(&labels[w[0]..w[1]], &pred).unwrap();
+            let part: ClassificationAccumulator =
+                serde_json::from_str(&serde_json::to_string(&part).unwrap()).unwrap();
+            let seg: SegmentationAccumulator =
+                serde_json::from_str(&serde_json::to_string(&seg).unwrap()).unwrap();
+            match &mut merged {
+                None => merged = Some(part),
+                Some(m) => m.merge(&part).unwrap(),
+            }
+            match &mut merged_seg {
+                None => merged_seg = Some(seg),
+                Some(m) => m.merge(&seg).unwrap(),
+            }
+        }
+        let mut whole = ClassificationAccumulator::new(3).unwrap();
+        whole.update(&labels, &probs).unwrap();
+        let merged = merged.unwrap();
+        prop_assert_eq!(merged.summary().unwrap(), whole.summary().unwrap());
+        prop_assert_eq!(merged.confusion(), whole.confusion());
+        let merged_seg = merged_seg.unwrap();
+        prop_assert_eq!(merged_seg.confusion(), whole.confusion());
     }
 }
