@@ -1,6 +1,11 @@
 //! The engine that runs `kestrel predict`: kestrel-runtime on the exported plan (batch norm
 //! folded, NHWC; the default) or the Burn model on Flex. Both take the same NCHW preprocessed
 //! images and return softmax probabilities in the same layout, so callers do not care which ran.
+//!
+//! Either engine runs the images in batches of [`InferenceEngine::batch`], counted from the
+//! first image given: `kestrel predict --shard` cuts the image list at multiples of it, so every
+//! batch a shard runs is one the unsharded command runs too, and the probabilities are the same
+//! bits.
 
 use crate::error::{Result, TrainError};
 use burn::module::Module;
@@ -19,6 +24,25 @@ pub enum InferenceEngine {
     Runtime,
     /// The Burn model (eval mode, batch norm folded) on the Flex backend.
     Burn,
+}
+
+impl InferenceEngine {
+    /// Images per run of the engine. Burn's is smaller: its activations of a large model at
+    /// 224 px take far more memory than the runtime's arena.
+    pub fn batch(self) -> usize {
+        match self {
+            InferenceEngine::Runtime => 64,
+            InferenceEngine::Burn => 8,
+        }
+    }
+
+    /// `runtime` or `burn`, as `--engine` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            InferenceEngine::Runtime => "runtime",
+            InferenceEngine::Burn => "burn",
+        }
+    }
 }
 
 fn export_error(e: ExportError) -> TrainError {
@@ -45,16 +69,39 @@ fn softmax_rows(x: &mut [f32], k: usize) {
     }
 }
 
-/// Runs `plan` on NCHW images `x` (`n` of them) and returns the NHWC output.
+/// Runs `plan` on NCHW images `x` (`n` of them), [`InferenceEngine::batch`] at a time, and
+/// returns the NHWC output.
 fn run_plan(plan: Plan, x: &[f32], n: usize) -> Result<Vec<f32>> {
     let is = plan.input_shape();
+    let per_out = plan.output_shape().len();
     let nhwc = nchw_to_nhwc(x, n, is.c, is.h * is.w);
     let mut engine = Engine::new(plan, EngineOptions::default())
         .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
-    let out = engine
-        .run(&nhwc, n)
-        .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
-    Ok(out.to_vec())
+    let batch = InferenceEngine::Runtime.batch();
+    let mut out = Vec::with_capacity(n * per_out);
+    for chunk in nhwc.chunks(batch * is.len()) {
+        let y = engine
+            .run(chunk, chunk.len() / is.len())
+            .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
+        out.extend_from_slice(y);
+    }
+    Ok(out)
+}
+
+/// `f` (a Burn forward pass and softmax) on the NCHW images `x` of `r` × `r`,
+/// [`InferenceEngine::batch`] at a time, on the device `model` lives on; the outputs in order.
+fn burn_batches<M: Module>(
+    model: &M,
+    x: &[f32],
+    r: usize,
+    f: impl Fn(Tensor<4>) -> Result<Vec<f32>>,
+) -> Result<Vec<f32>> {
+    let plane = 3 * r * r;
+    let mut out = Vec::new();
+    for chunk in x.chunks(InferenceEngine::Burn.batch() * plane) {
+        out.extend(f(input_for(model, chunk.to_vec(), chunk.len() / plane, r))?);
+    }
+    Ok(out)
 }
 
 fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -102,7 +149,7 @@ pub fn classifier_probs(
         }
         InferenceEngine::Burn => {
             let model = model.valid().fold_bn();
-            read(softmax(model.forward(input_for(&model, x, n, r)), 1))
+            burn_batches(&model, &x, r, |t| read(softmax(model.forward(t), 1)))
         }
     }
 }
@@ -121,7 +168,7 @@ pub fn segmenter_probs(
             let (p, k) = plan_probs(segmenter_to_plan(model, r), &x, n)?;
             Ok(nhwc_to_nchw(&p, n, k, r * r))
         }
-        InferenceEngine::Burn => read(softmax(model.forward(input_for(model, x, n, r)), 1)),
+        InferenceEngine::Burn => burn_batches(model, &x, r, |t| read(softmax(model.forward(t), 1))),
     }
 }
 

@@ -12,9 +12,6 @@ use kestrel_nn::imagenet;
 use kestrel_nn::Classifier;
 use std::path::PathBuf;
 
-/// Images per forward pass.
-const BATCH: usize = 8;
-
 /// [`predict_imagenet_on`] on kestrel-runtime.
 pub fn predict_imagenet(
     model: Classifier,
@@ -44,26 +41,19 @@ pub fn predict_imagenet_on(
         })?;
     }
     let classes = model.num_classes();
-    let plane = 3 * side * side;
-    let mut out = Vec::with_capacity(images.len());
-    // One engine for all images: the runtime takes any batch, so no chunking is needed there.
-    let chunk = match engine {
-        InferenceEngine::Runtime => images.len().max(1),
-        InferenceEngine::Burn => BATCH,
-    };
-    for (paths, chunk) in images.chunks(chunk).zip(x.chunks(chunk * plane)) {
-        let probs = classifier_probs(model.clone(), chunk.to_vec(), paths.len(), side, engine)?;
-        for (path, row) in paths.iter().zip(probs.chunks_exact(classes)) {
-            out.push(Prediction {
-                image: path.clone(),
-                top: ranked(row, 0..classes, top_k, |c| {
-                    imagenet::class_label(c, classes)
-                }),
-                boxes: None,
-            });
-        }
-    }
-    Ok(out)
+    // The engine runs the images in its own batches (`InferenceEngine::batch`).
+    let probs = classifier_probs(model, x, images.len(), side, engine)?;
+    Ok(images
+        .iter()
+        .zip(probs.chunks_exact(classes))
+        .map(|(path, row)| Prediction {
+            image: path.clone(),
+            top: ranked(row, 0..classes, top_k, |c| {
+                imagenet::class_label(c, classes)
+            }),
+            boxes: None,
+        })
+        .collect())
 }
 
 #[cfg(test)]
