@@ -25,6 +25,6 @@ pub use error::{Result, TrainError};
 pub use infer::InferenceEngine;
 pub use report::write_run_report;
 pub use tasks::classify::imagenet::{predict_imagenet, predict_imagenet_on};
-pub use tasks::eval::{eval_run, EvalReport, EvalSplit};
+pub use tasks::eval::{eval_run, EvalPartial, EvalReport, EvalSplit};
 pub use tasks::predict::{predict_run, predict_run_on, Prediction};
 pub use tasks::{train, train_replicated, train_run};

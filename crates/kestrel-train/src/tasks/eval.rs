@@ -6,8 +6,9 @@ use crate::driver::checkpoint::Checkpoint;
 use crate::driver::run_dir::{self, Summary};
 use crate::error::{Result, TrainError};
 use kestrel_data::{DataSpec, Dataset, Split};
+use kestrel_metrics::{ClassificationAccumulator, SegmentationAccumulator};
 use kestrel_nn::ModelSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Which held-out split to read.
@@ -50,21 +51,158 @@ pub fn eval_run(run: &Path, split: EvalSplit) -> Result<EvalReport> {
         EvalSplit::Val => None,
     };
     let opened = OpenRun::open(run, split)?;
-    let report = match &opened.ckpt.meta.spec {
-        ModelSpec::Classifier(_) => EvalReport::Classify(classify::eval::eval_split(&opened)?),
-        ModelSpec::Segmenter(_) => EvalReport::Segment(segment::eval::eval_split(&opened)?),
-        ModelSpec::Multitask(spec) => {
-            EvalReport::Multitask(multitask::eval::eval_split(&opened, spec)?)
-        }
-    };
-    if let Some(summary) = summary.filter(|s| !s.test_evaluated) {
-        let summary = Summary {
-            test_evaluated: true,
-            ..summary
-        };
-        run_dir::write_json(&run.join(run_dir::SUMMARY), &summary)?;
+    let report = opened.score(opened.items()?)?.report(split.name())?;
+    if let Some(summary) = summary {
+        record_test_evaluated(run, summary)?;
     }
     Ok(report)
+}
+
+/// Sets `test_evaluated` in the `summary.json` of `run`, read as `summary`, unless it is set.
+pub(crate) fn record_test_evaluated(run: &Path, summary: Summary) -> Result<()> {
+    if summary.test_evaluated {
+        return Ok(());
+    }
+    let summary = Summary {
+        test_evaluated: true,
+        ..summary
+    };
+    run_dir::write_json(&run.join(run_dir::SUMMARY), &summary)
+}
+
+/// What an evaluation has counted, before its metrics are computed: the task's accumulators,
+/// which merge exactly, and the class names its report needs. A shard of `kestrel eval` writes
+/// one; `kestrel merge` adds them up in shard order and reports the sum, which is the
+/// evaluation of the whole split. Serialises as `{"task": "classify" | "segment" | "multitask",
+/// ...}` with the fields of its variant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EvalPartial {
+    /// A classifier's.
+    Classify {
+        /// Labels, probabilities and confusion.
+        classification: ClassificationAccumulator,
+    },
+    /// A segmentation model's.
+    Segment {
+        /// Mask class names, in index order.
+        class_names: Vec<String>,
+        /// The pixel confusion.
+        segmentation: SegmentationAccumulator,
+    },
+    /// A multi-task model's.
+    Multitask {
+        /// The image classification's.
+        classification: ClassificationAccumulator,
+        /// Mask class names, in index order.
+        seg_class_names: Vec<String>,
+        /// The pixel confusion.
+        segmentation: SegmentationAccumulator,
+    },
+}
+
+impl EvalPartial {
+    /// Adds `other`, the partial of the items that follow. Bad input when the two are of
+    /// different tasks, classes or settings.
+    pub fn merge(&mut self, other: &Self) -> Result<()> {
+        let names = |a: &[String], b: &[String]| {
+            if a == b {
+                Ok(())
+            } else {
+                Err(TrainError::BadInput(format!(
+                    "mask classes {b:?}, expected {a:?}"
+                )))
+            }
+        };
+        let incompatible = |e: kestrel_metrics::MetricsError| TrainError::BadInput(e.to_string());
+        match (self, other) {
+            (
+                EvalPartial::Classify { classification: a },
+                EvalPartial::Classify { classification: b },
+            ) => a.merge(b).map_err(incompatible),
+            (
+                EvalPartial::Segment {
+                    class_names: na,
+                    segmentation: a,
+                },
+                EvalPartial::Segment {
+                    class_names: nb,
+                    segmentation: b,
+                },
+            ) => {
+                names(na, nb)?;
+                a.merge(b).map_err(incompatible)
+            }
+            (
+                EvalPartial::Multitask {
+                    classification: ca,
+                    seg_class_names: na,
+                    segmentation: sa,
+                },
+                EvalPartial::Multitask {
+                    classification: cb,
+                    seg_class_names: nb,
+                    segmentation: sb,
+                },
+            ) => {
+                names(na, nb)?;
+                ca.merge(cb).map_err(incompatible)?;
+                sa.merge(sb).map_err(incompatible)
+            }
+            (a, b) => Err(TrainError::BadInput(format!(
+                "a {} evaluation, expected a {} one",
+                b.task(),
+                a.task()
+            ))),
+        }
+    }
+
+    /// `classify`, `segment` or `multitask`.
+    pub fn task(&self) -> &'static str {
+        match self {
+            EvalPartial::Classify { .. } => "classify",
+            EvalPartial::Segment { .. } => "segment",
+            EvalPartial::Multitask { .. } => "multitask",
+        }
+    }
+
+    /// The number of images counted, where the partial knows it (a segmentation model's counts
+    /// pixels, not images).
+    pub fn images(&self) -> Option<usize> {
+        match self {
+            EvalPartial::Classify { classification }
+            | EvalPartial::Multitask { classification, .. } => Some(classification.len()),
+            EvalPartial::Segment { .. } => None,
+        }
+    }
+
+    /// The report of `kestrel eval` on split `split` (`val` or `test`) from the partial of all
+    /// its images.
+    pub fn report(&self, split: &str) -> Result<EvalReport> {
+        Ok(match self {
+            EvalPartial::Classify { classification } => EvalReport::Classify(
+                classify::eval::ClassifyEvalReport::new(split, classification)?,
+            ),
+            EvalPartial::Segment {
+                class_names,
+                segmentation,
+            } => EvalReport::Segment(segment::eval::SegEvalReport::new(
+                split,
+                class_names,
+                segmentation,
+            )),
+            EvalPartial::Multitask {
+                classification,
+                seg_class_names,
+                segmentation,
+            } => EvalReport::Multitask(multitask::eval::MultiTaskEvalReport::new(
+                split,
+                classification,
+                seg_class_names,
+                segmentation,
+            )?),
+        })
+    }
 }
 
 /// A run opened for evaluation: its best checkpoint and its data.
@@ -84,7 +222,15 @@ pub(crate) struct OpenRun<'a> {
 impl<'a> OpenRun<'a> {
     /// Reads the run's best checkpoint and opens its data.
     pub fn open(run: &'a Path, split: EvalSplit) -> Result<Self> {
-        let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+        Self::with_checkpoint(
+            run,
+            split,
+            Checkpoint::load(&run_dir::best_checkpoint(run))?,
+        )
+    }
+
+    /// Opens the data of `run` for its best checkpoint `ckpt`, already read.
+    pub fn with_checkpoint(run: &'a Path, split: EvalSplit, ckpt: Checkpoint) -> Result<Self> {
         let cfg = &ckpt.meta.config;
         let (data, _) = cfg.validate()?;
         let ds = kestrel_data::open(&data)?;
@@ -96,6 +242,32 @@ impl<'a> OpenRun<'a> {
             data,
             ds,
             parts,
+        })
+    }
+
+    /// The task's partial evaluation of the best checkpoint on the dataset items `items` (the
+    /// split's, or a contiguous run of them starting at a multiple of the task's batch).
+    pub fn score(&self, items: &[usize]) -> Result<EvalPartial> {
+        Ok(match &self.ckpt.meta.spec {
+            ModelSpec::Classifier(_) => EvalPartial::Classify {
+                classification: classify::eval::score(self, items)?,
+            },
+            ModelSpec::Segmenter(_) => {
+                let (class_names, segmentation) = segment::eval::score(self, items)?;
+                EvalPartial::Segment {
+                    class_names,
+                    segmentation,
+                }
+            }
+            ModelSpec::Multitask(spec) => {
+                let (classification, seg_class_names, segmentation) =
+                    multitask::eval::score(self, spec, items)?;
+                EvalPartial::Multitask {
+                    classification,
+                    seg_class_names,
+                    segmentation,
+                }
+            }
         })
     }
 

@@ -43,18 +43,21 @@ fn predict_rows(
     Ok(probs)
 }
 
-/// Accuracy, macro F1, per-class scores, confusion matrix and OvR ROC-AUC of `model` on `set`.
-pub fn evaluate(
+/// The labels and probabilities of `model` on every image of `set`, in their accumulator: what
+/// `kestrel eval` summarises (accuracy, macro F1, per-class scores, confusion matrix and OvR
+/// ROC-AUC), and what a shard of it keeps to merge.
+pub fn accumulate(
     model: &Classifier,
     set: &TensorSet,
     class_names: &[String],
     device: &Device,
-) -> Result<ClassificationSummary> {
+) -> Result<ClassificationAccumulator> {
     let probs = predict_probs(model, set, device)?;
     let mut acc = ClassificationAccumulator::with_class_names(class_names.to_vec())?;
     acc.update(&set.labels, &probs)?;
-    Ok(acc.summary()?)
+    Ok(acc)
 }
+
 /// The confusion matrix (row-major counts, true class by row) of `model` on part `shard` of
 /// `set`: the parts' matrices add up to the whole set's.
 pub(crate) fn confusion_counts(
@@ -96,27 +99,40 @@ pub struct ClassifyEvalReport {
     pub metrics: ClassificationSummary,
 }
 
+impl ClassifyEvalReport {
+    /// The report of split `split` from the accumulator of all its images.
+    pub(crate) fn new(split: &str, acc: &ClassificationAccumulator) -> Result<Self> {
+        Ok(Self {
+            split: split.to_string(),
+            metrics: acc.summary()?,
+        })
+    }
+}
+
 /// The images of the split of `run`, preprocessed as in training; bad input unless the data
 /// still has the run's classes.
 pub(crate) fn split_set(run: &OpenRun) -> Result<TensorSet> {
+    set_of(run, run.items()?)
+}
+
+/// The dataset items `items` of `run`, preprocessed as in training; bad input unless the data
+/// still has the run's classes.
+fn set_of(run: &OpenRun, items: &[usize]) -> Result<TensorSet> {
     let meta = &run.ckpt.meta;
     run.check_classes(&run.ds.class_names())?;
     TensorSet::load(
         run.ds.as_ref(),
-        run.items()?,
+        items,
         meta.config.resolution,
         &meta.normalize,
     )
 }
 
-/// Scores the best checkpoint of the classification run `run` on its split.
-pub(crate) fn eval_split(run: &OpenRun) -> Result<ClassifyEvalReport> {
-    let meta = &run.ckpt.meta;
-    let set = split_set(run)?;
+/// The accumulator of the best checkpoint of the classification run `run` on the dataset items
+/// `items` (its split or a shard of it), evaluated in batches of [`EVAL_BATCH`] from the first.
+pub(crate) fn score(run: &OpenRun, items: &[usize]) -> Result<ClassificationAccumulator> {
+    let set = set_of(run, items)?;
     let device = Device::flex();
     let model = run.ckpt.model(&device)?;
-    Ok(ClassifyEvalReport {
-        split: run.split.name().to_string(),
-        metrics: evaluate(&model, &set, &meta.class_names, &device)?,
-    })
+    accumulate(&model, &set, &run.ckpt.meta.class_names, &device)
 }

@@ -68,6 +68,23 @@ pub fn evaluate_multitask(
     seg_classes: usize,
     device: &Device,
 ) -> Result<MultiTaskScores> {
+    let (cls, seg) = accumulate_multitask(model, set, labels, class_names, seg_classes, device)?;
+    Ok(MultiTaskScores {
+        classification: cls.summary()?,
+        segmentation: seg.summary(),
+    })
+}
+
+/// Both tasks' accumulators of `model` on every image of `set` (arguments as
+/// [`evaluate_multitask`], which summarises them), in batches of [`MULTITASK_EVAL_BATCH`].
+pub fn accumulate_multitask(
+    model: &MultiTask,
+    set: &SegSet,
+    labels: &[usize],
+    class_names: &[String],
+    seg_classes: usize,
+    device: &Device,
+) -> Result<(ClassificationAccumulator, SegmentationAccumulator)> {
     if labels.len() != set.len() {
         return Err(TrainError::BadInput(format!(
             "{} image labels for {} images; expected one per image",
@@ -94,10 +111,7 @@ pub fn evaluate_multitask(
         let truth: Vec<usize> = truth.into_iter().map(usize::from).collect();
         seg.update(&truth, &pred)?;
     }
-    Ok(MultiTaskScores {
-        classification: cls.summary()?,
-        segmentation: seg.summary(),
-    })
+    Ok((cls, seg))
 }
 
 /// The JSON of `kestrel eval` for a multi-task run: the classification report's fields, then
@@ -125,8 +139,39 @@ pub fn labels_of(ds: &dyn kestrel_data::Dataset, indices: &[usize]) -> Vec<usize
     indices.iter().map(|&i| all[i]).collect()
 }
 
-/// Scores the best checkpoint of the multi-task run `run` (whose model `spec` is) on its split.
-pub(crate) fn eval_split(run: &OpenRun, spec: &MultiTaskSpec) -> Result<MultiTaskEvalReport> {
+impl MultiTaskEvalReport {
+    /// The report of split `split` from both tasks' accumulators of all its images;
+    /// `seg_class_names` are the mask classes.
+    pub(crate) fn new(
+        split: &str,
+        cls: &ClassificationAccumulator,
+        seg_class_names: &[String],
+        seg: &SegmentationAccumulator,
+    ) -> Result<Self> {
+        let seg_scores = seg.summary();
+        Ok(Self {
+            split: split.to_string(),
+            classification: cls.summary()?,
+            miou: seg_scores.miou,
+            pixel_accuracy: seg_scores.pixel_accuracy,
+            iou_per_class: seg_scores.iou_per_class,
+            seg_class_names: seg_class_names.to_vec(),
+        })
+    }
+}
+
+/// Both tasks' accumulators of the best checkpoint of the multi-task run `run` (whose model
+/// `spec` is) on the dataset items `items` (its split or a shard of it), with the mask class
+/// names.
+pub(crate) fn score(
+    run: &OpenRun,
+    spec: &MultiTaskSpec,
+    items: &[usize],
+) -> Result<(
+    ClassificationAccumulator,
+    Vec<String>,
+    SegmentationAccumulator,
+)> {
     let meta = &run.ckpt.meta;
     let cfg = &meta.config;
     run.check_classes(&run.ds.class_names())?;
@@ -139,18 +184,17 @@ pub(crate) fn eval_split(run: &OpenRun, spec: &MultiTaskSpec) -> Result<MultiTas
             spec.seg_classes
         )));
     }
-    let indices = run.items()?;
     let set = SegSet::load(
         run.ds.as_ref(),
-        indices,
+        items,
         cfg.resolution,
         &meta.normalize,
         spec.seg_classes,
     )?;
-    let labels = labels_of(run.ds.as_ref(), indices);
+    let labels = labels_of(run.ds.as_ref(), items);
     let device = Device::flex();
     let model = run.ckpt.multitask_model(&device)?;
-    let scores = evaluate_multitask(
+    let (cls, seg) = accumulate_multitask(
         &model,
         &set,
         &labels,
@@ -158,14 +202,7 @@ pub(crate) fn eval_split(run: &OpenRun, spec: &MultiTaskSpec) -> Result<MultiTas
         spec.seg_classes,
         &device,
     )?;
-    Ok(MultiTaskEvalReport {
-        split: run.split.name().to_string(),
-        classification: scores.classification,
-        miou: scores.segmentation.miou,
-        pixel_accuracy: scores.segmentation.pixel_accuracy,
-        iou_per_class: scores.segmentation.iou_per_class,
-        seg_class_names: seg_names,
-    })
+    Ok((cls, seg_names, seg))
 }
 
 #[cfg(test)]

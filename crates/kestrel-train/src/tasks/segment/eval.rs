@@ -13,7 +13,9 @@ use serde::Serialize;
 /// Images per forward pass during evaluation.
 pub const SEG_EVAL_BATCH: usize = 32;
 
-/// The scores of `model` (eval mode, plain device) on every image of `set`.
+/// The scores of `model` (eval mode, plain device) on every image of `set` (`kestrel eval`
+/// summarises [`pixel_confusion`]'s accumulator itself, so that shards can merge it first).
+#[cfg(test)]
 pub fn evaluate_segmenter(
     model: &Fcn,
     set: &SegSet,
@@ -24,7 +26,7 @@ pub fn evaluate_segmenter(
 }
 
 /// The pixel confusion matrix (inside its accumulator) of `model` on every image of `set`: what
-/// [`evaluate_segmenter`] summarises, kept whole for the report's confusion plot.
+/// `kestrel eval` summarises, kept whole for the report's confusion plot.
 pub fn pixel_confusion(
     model: &Fcn,
     set: &SegSet,
@@ -69,15 +71,36 @@ pub struct SegEvalReport {
     pub class_names: Vec<String>,
 }
 
+impl SegEvalReport {
+    /// The report of split `split`, whose mask classes are `class_names`, from the accumulator
+    /// of all its images.
+    pub(crate) fn new(split: &str, class_names: &[String], acc: &SegmentationAccumulator) -> Self {
+        let scores = acc.summary();
+        Self {
+            split: split.to_string(),
+            miou: scores.miou,
+            pixel_accuracy: scores.pixel_accuracy,
+            iou_per_class: scores.iou_per_class,
+            class_names: class_names.to_vec(),
+        }
+    }
+}
+
 /// The class names and the images and masks of the split of `run`, preprocessed as in
 /// training; bad input unless the data still has the run's classes.
 pub(crate) fn split_set(run: &OpenRun) -> Result<(Vec<String>, SegSet)> {
+    set_of(run, run.items()?)
+}
+
+/// The class names and the images and masks of the dataset items `items` of `run`,
+/// preprocessed as in training; bad input unless the data still has the run's classes.
+fn set_of(run: &OpenRun, items: &[usize]) -> Result<(Vec<String>, SegSet)> {
     let meta = &run.ckpt.meta;
     let names = seg_class_names(&run.data, run.ds.as_ref());
     run.check_classes(&names)?;
     let set = SegSet::load(
         run.ds.as_ref(),
-        run.items()?,
+        items,
         meta.config.resolution,
         &meta.normalize,
         names.len(),
@@ -85,20 +108,18 @@ pub(crate) fn split_set(run: &OpenRun) -> Result<(Vec<String>, SegSet)> {
     Ok((names, set))
 }
 
-/// Scores the best checkpoint of the segmentation run `run` on its split.
-pub(crate) fn eval_split(run: &OpenRun) -> Result<SegEvalReport> {
-    let (names, set) = split_set(run)?;
-    let k = names.len();
+/// The class names and the pixel confusion of the best checkpoint of the segmentation run `run`
+/// on the dataset items `items` (its split or a shard of it), in batches of [`SEG_EVAL_BATCH`]
+/// from the first.
+pub(crate) fn score(
+    run: &OpenRun,
+    items: &[usize],
+) -> Result<(Vec<String>, SegmentationAccumulator)> {
+    let (names, set) = set_of(run, items)?;
     let device = Device::flex();
     let model = run.ckpt.segmenter(&device)?;
-    let scores = evaluate_segmenter(&model, &set, k, &device)?;
-    Ok(SegEvalReport {
-        split: run.split.name().to_string(),
-        miou: scores.miou,
-        pixel_accuracy: scores.pixel_accuracy,
-        iou_per_class: scores.iou_per_class,
-        class_names: names,
-    })
+    let acc = pixel_confusion(&model, &set, names.len(), &device)?;
+    Ok((names, acc))
 }
 
 #[cfg(test)]
