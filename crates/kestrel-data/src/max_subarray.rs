@@ -8,7 +8,7 @@
 //! f64. Among equal sums, the one found first wins (smallest end, then the shortest).
 
 use crate::error::DataError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A maximum-sum run `start..end` of a 1-D array.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,7 +38,7 @@ pub struct Rectangle {
 
 /// One box from [`mask_to_boxes`]: the rectangle of pixels where class `class` is most
 /// concentrated above the threshold. Serialises as `{class, x0, y0, x1, y1, score}`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaskBox {
     /// Class index (the plane of the probability stack).
     pub class: usize,

@@ -26,5 +26,10 @@ pub use infer::InferenceEngine;
 pub use report::write_run_report;
 pub use tasks::classify::imagenet::{predict_imagenet, predict_imagenet_on};
 pub use tasks::eval::{eval_run, EvalPartial, EvalReport, EvalSplit};
+pub use tasks::merge::{merge_parts, Merged};
 pub use tasks::predict::{predict_run, predict_run_on, Prediction};
+pub use tasks::shard::{
+    check_out_folder, eval_shard, predict_imagenet_shard, predict_run_shard, EvalJob, Job,
+    ModelFile, Part, PredictJob,
+};
 pub use tasks::{train, train_replicated, train_run};

@@ -245,8 +245,18 @@ impl<'a> OpenRun<'a> {
         })
     }
 
+    /// Images per forward pass of the task's evaluation; a shard of the split starts at a
+    /// multiple of it, so that its batches are those of the whole split.
+    pub fn eval_batch(&self) -> usize {
+        match &self.ckpt.meta.spec {
+            ModelSpec::Classifier(_) => classify::eval::EVAL_BATCH,
+            ModelSpec::Segmenter(_) => segment::eval::SEG_EVAL_BATCH,
+            ModelSpec::Multitask(_) => multitask::eval::MULTITASK_EVAL_BATCH,
+        }
+    }
+
     /// The task's partial evaluation of the best checkpoint on the dataset items `items` (the
-    /// split's, or a contiguous run of them starting at a multiple of the task's batch).
+    /// split's, or a contiguous run of them starting at a multiple of [`OpenRun::eval_batch`]).
     pub fn score(&self, items: &[usize]) -> Result<EvalPartial> {
         Ok(match &self.ckpt.meta.spec {
             ModelSpec::Classifier(_) => EvalPartial::Classify {

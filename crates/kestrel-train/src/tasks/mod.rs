@@ -1,12 +1,15 @@
 //! The tasks kestrel trains, one folder each: [`classify`], [`segment`] and [`multitask`], each
 //! with its training task (a [`crate::driver::TaskLoop`]), its evaluation, prediction and data
-//! pieces; [`eval`] dispatches `kestrel eval` on the checkpoint's model.
+//! pieces; [`eval`] dispatches `kestrel eval` on the checkpoint's model; [`shard`] and [`merge`]
+//! spread `kestrel eval` and `kestrel predict` over shards and put the parts back together.
 
 pub(crate) mod classify;
 pub(crate) mod eval;
+pub(crate) mod merge;
 pub(crate) mod multitask;
 pub(crate) mod predict;
 pub(crate) mod segment;
+pub(crate) mod shard;
 
 use crate::config::{Task, TrainConfig};
 use crate::distributed::Replicas;
@@ -83,8 +86,17 @@ pub fn train_replicated(
 /// The rows of part `shard` of a list of `len` items scored `batch` at a time: whole batches,
 /// so that every forward pass is the one the unsplit list would run.
 pub(crate) fn shard_rows(len: usize, batch: usize, shard: Shard) -> Vec<usize> {
+    shard_range(len, batch, shard).collect()
+}
+
+/// The positions of [`shard_rows`]: the `⌈len / batch⌉` batches shared out by
+/// [`Shard::range`] (the first parts one batch longer), so every non-empty part starts at a
+/// multiple of `batch`; a part past the last batch is `len..len`. A `batch` of 0 counts as 1.
+pub(crate) fn shard_range(len: usize, batch: usize, shard: Shard) -> std::ops::Range<usize> {
+    let batch = batch.max(1);
     let batches = shard.range(len.div_ceil(batch));
-    (batches.start * batch..(batches.end * batch).min(len)).collect()
+    let at = |b: usize| b.saturating_mul(batch).min(len);
+    at(batches.start)..at(batches.end)
 }
 
 /// The confusion matrix of `n_classes` classes from its row-major counts (true class by row), as

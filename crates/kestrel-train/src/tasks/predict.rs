@@ -7,11 +7,11 @@ use crate::driver::run_dir;
 use crate::error::{Result, TrainError};
 use crate::infer::InferenceEngine;
 use kestrel_nn::ModelSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// One ranked class.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopClass {
     /// Class index.
     pub class: usize,
@@ -22,7 +22,7 @@ pub struct TopClass {
 }
 
 /// The prediction for one image.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// The image path as given.
     pub image: PathBuf,
@@ -50,11 +50,22 @@ pub fn predict_run_on(
 ) -> Result<Vec<Prediction>> {
     check_top_k(top_k)?;
     let ckpt = Checkpoint::load(&run_dir::best_checkpoint(run))?;
+    predict_checkpoint_on(&ckpt, images, top_k, engine)
+}
+
+/// [`predict_run_on`] with the run's best checkpoint already read.
+pub(crate) fn predict_checkpoint_on(
+    ckpt: &Checkpoint,
+    images: &[PathBuf],
+    top_k: usize,
+    engine: InferenceEngine,
+) -> Result<Vec<Prediction>> {
+    check_top_k(top_k)?;
     match ckpt.meta.spec {
-        ModelSpec::Segmenter(_) => segment::predict::predict_segment(&ckpt, images, top_k, engine),
+        ModelSpec::Segmenter(_) => segment::predict::predict_segment(ckpt, images, top_k, engine),
         // A multi-task checkpoint is refused by the classifier's loader, naming what it holds.
         ModelSpec::Classifier(_) | ModelSpec::Multitask(_) => {
-            classify::predict::predict_classifier(&ckpt, images, top_k, engine)
+            classify::predict::predict_classifier(ckpt, images, top_k, engine)
         }
     }
 }
