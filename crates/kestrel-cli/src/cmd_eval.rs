@@ -1,9 +1,10 @@
 //! `kestrel eval`.
 
 use crate::exit::{print_json, CliError};
+use crate::shard_arg::{write_part, ShardArgs};
 use clap::{Args, ValueEnum};
 use kestrel_metrics::ClassificationSummary;
-use kestrel_train::{eval_run, EvalReport, EvalSplit};
+use kestrel_train::{eval_run, eval_shard, EvalReport, EvalSplit};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -21,22 +22,34 @@ pub struct EvalArgs {
     /// Which held-out split to read; `test` is recorded in summary.json.
     #[arg(long, value_enum, default_value = "val")]
     split: SplitArg,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// One JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
 
 /// Runs `kestrel eval`: scores the run's best checkpoint on its validation or test split and
-/// prints the metrics (one JSON document with `--json`).
+/// prints the metrics (one JSON document with `--json`); with `--shard`, scores the shard's slice
+/// of the split and writes the part file.
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
     let split = match a.split {
         SplitArg::Val => EvalSplit::Val,
         SplitArg::Test => EvalSplit::Test,
     };
+    if let Some((shard, out)) = a.shard.get()? {
+        return write_part(&eval_shard(&a.run, split, shard)?, out, a.json);
+    }
     let report = eval_run(&a.run, split)?;
     if a.json {
         return print_json(&report);
     }
+    print_report(&report);
+    Ok(())
+}
+
+/// The text of `kestrel eval` (and of `kestrel merge` of its parts).
+pub fn print_report(report: &EvalReport) {
     let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     match report {
         EvalReport::Classify(r) => print_classification(&r.split, &r.metrics),
@@ -68,7 +81,6 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
             }
         }
     }
-    Ok(())
 }
 
 /// The text of a classifier's evaluation.

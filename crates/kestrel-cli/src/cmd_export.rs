@@ -70,7 +70,7 @@ pub fn run(a: ExportArgs) -> Result<(), CliError> {
                 ckpt.meta.normalize,
             )
         }
-        Source::Pretrained { arch, model } => {
+        Source::Pretrained { arch, model, .. } => {
             // torchvision's evaluation input: 224 × 224 after resize 256 and centre crop.
             let classes = model.num_classes();
             let names = (0..classes)

@@ -3,9 +3,13 @@
 use crate::cmd_bench::EngineKind;
 use crate::exit::{print_json, CliError};
 use crate::pretrained::Source;
+use crate::shard_arg::{write_part, ShardArgs};
 use burn::tensor::Device;
 use clap::Args;
-use kestrel_train::{predict_imagenet_on, predict_run_on, InferenceEngine};
+use kestrel_train::{
+    predict_imagenet_on, predict_imagenet_shard, predict_run_on, predict_run_shard,
+    InferenceEngine, Prediction,
+};
 use std::path::PathBuf;
 
 /// Flags of `kestrel predict`.
@@ -19,6 +23,8 @@ pub struct PredictArgs {
     /// Inference engine: kestrel-runtime on the exported plan (default), or the Burn model.
     #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
     engine: EngineKind,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// One JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -28,22 +34,46 @@ pub struct PredictArgs {
 }
 
 /// Runs `kestrel predict`: the top classes (and, for segmentation models, boxes) of each image
-/// from a run's best checkpoint or a pretrained ImageNet model, on the chosen engine.
+/// from a run's best checkpoint or a pretrained ImageNet model, on the chosen engine; with
+/// `--shard`, those of the shard's slice of the images, written to the part file.
 pub fn run(a: PredictArgs) -> Result<(), CliError> {
     let engine = match a.engine {
         EngineKind::Runtime => InferenceEngine::Runtime,
         EngineKind::Burn => InferenceEngine::Burn,
     };
-    let predictions = match a.source.resolve(&Device::flex())? {
-        Source::Run(run) => predict_run_on(run, &a.images, a.top_k, engine)?,
-        Source::Pretrained { model, .. } => {
-            predict_imagenet_on(*model, &a.images, a.top_k, engine)?
+    let shard = a.shard.get()?;
+    let (images, k) = (&a.images, a.top_k);
+    let predictions = match (a.source.resolve(&Device::flex())?, shard) {
+        (Source::Run(run), None) => predict_run_on(run, images, k, engine)?,
+        (Source::Pretrained { model, .. }, None) => predict_imagenet_on(*model, images, k, engine)?,
+        (Source::Run(run), Some((shard, out))) => {
+            let part = predict_run_shard(run, images, shard, k, engine)?;
+            return write_part(&part, out, a.json);
+        }
+        (
+            Source::Pretrained {
+                arch,
+                width,
+                weights,
+                model,
+            },
+            Some((shard, out)),
+        ) => {
+            let source = format!("{arch} width {width}");
+            let part = predict_imagenet_shard(*model, source, weights, images, shard, k, engine)?;
+            return write_part(&part, out, a.json);
         }
     };
     if a.json {
         return print_json(&predictions);
     }
-    for p in &predictions {
+    print_predictions(&predictions);
+    Ok(())
+}
+
+/// The text of `kestrel predict` (and of `kestrel merge` of its parts).
+pub fn print_predictions(predictions: &[Prediction]) {
+    for p in predictions {
         let tops: Vec<String> = p
             .top
             .iter()
@@ -62,5 +92,4 @@ pub fn run(a: PredictArgs) -> Result<(), CliError> {
             );
         }
     }
-    Ok(())
 }

@@ -45,15 +45,7 @@ fn data_error(e: DataError) -> CliError {
 /// (the manifest as JSON with `--json`).
 pub fn run(a: SplitArgs) -> Result<(), CliError> {
     let spec: DataSpec = a.data.parse().map_err(data_error)?;
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(CliError::BadInput(format!(
-                "--out {}: folder {} does not exist",
-                a.out.display(),
-                dir.display()
-            )));
-        }
-    }
+    kestrel_train::check_out_folder(&a.out)?;
     let opened = open_with(
         &spec,
         OpenOptions {

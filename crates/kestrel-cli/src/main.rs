@@ -6,6 +6,7 @@ mod cmd_bench_train;
 mod cmd_eval;
 mod cmd_export;
 mod cmd_info;
+mod cmd_merge;
 mod cmd_metrics;
 mod cmd_predict;
 mod cmd_report;
@@ -16,6 +17,7 @@ mod model_arg;
 mod panic_exit;
 mod pretrained;
 mod replicas;
+mod shard_arg;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,9 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// Classify image files with a trained run.
     Predict(cmd_predict::PredictArgs),
+    /// Put together the part files of `eval --shard` or `predict --shard`: prints what the
+    /// unsharded command prints.
+    Merge(cmd_merge::MergeArgs),
     /// Score predictions already made (a CSV of labels and scores), with optional plots.
     Metrics(cmd_metrics::MetricsArgs),
     /// Layers, parameters and multiply-adds of a model at an input size, without running it.
@@ -61,6 +66,7 @@ fn main() {
         Command::Train(a) => cmd_train::run(*a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Predict(a) => cmd_predict::run(a),
+        Command::Merge(a) => cmd_merge::run(a),
         Command::Metrics(a) => cmd_metrics::run(a),
         Command::Info(a) => cmd_info::run(a),
         Command::Split(a) => cmd_split::run(a),

@@ -49,6 +49,10 @@ pub enum Source<'a> {
     Pretrained {
         /// The architecture's name as given.
         arch: &'a str,
+        /// `--width`.
+        width: f64,
+        /// The weights file.
+        weights: &'a Path,
         /// The model with the weights in it.
         model: Box<Classifier>,
     },
@@ -61,6 +65,8 @@ impl ModelSource {
             (Some(run), _, _) => Ok(Source::Run(run)),
             (None, Some(arch), Some(weights)) => Ok(Source::Pretrained {
                 arch,
+                width: self.width,
+                weights,
                 model: Box::new(load(arch, self.width, weights, device)?),
             }),
             _ => Err(CliError::BadInput(
