@@ -6,13 +6,13 @@
 //!
 //! - [`collective`]: what the replicas exchange ([`Collective`]: elementwise sums), the one-process
 //!   [`Solo`], and the adapter that lets SyncBatchNorm sum through it;
-//! - [`gradients`]: the gradient all-reduce, in buckets, in the model's parameter order;
-//! - [`model_sync`]: replica 0's model values (parameters and BatchNorm running statistics) to
+//! - `gradients`: the gradient all-reduce, in buckets, in the model's parameter order;
+//! - `model_sync`: replica 0's model values (parameters and BatchNorm running statistics) to
 //!   every replica: at the start, and before validation;
 //! - `mpi` (cargo feature `mpi`): the [`Collective`] of an MPI job (Open MPI through the `mpi`
 //!   crate), with a timeout on every collective.
 //!
-//! The driver ([`crate::driver`]) decides what is exchanged when; replica 0 alone writes the run
+//! The driver (`driver/`, behind [`crate::train_replicated`]) decides what is exchanged when; replica 0 alone writes the run
 //! folder.
 
 pub mod collective;
