@@ -137,6 +137,7 @@ fn two_processes_with_sync_bn_equal_one_with_the_whole_batch() {
         return;
     };
     let d = largest_relative_difference(&one, &two);
+    eprintln!("--sync-bn: largest relative difference after 5 steps {d:e}");
     assert!(d < 1e-5, "largest relative difference {d:e}");
     let summary = common::read_json(&two.join(run_dir::SUMMARY));
     assert_eq!(summary["replicas"]["count"], 2);
@@ -154,10 +155,12 @@ fn without_sync_bn_only_batch_norm_makes_a_difference() {
         return;
     };
     let d = largest_relative_difference(&one, &two);
+    eprintln!("local BatchNorm: largest relative difference after 5 steps {d:e}");
     assert!(d > 1e-3, "local BatchNorm statistics should differ: {d:e}");
     let one = five_steps(dir.path(), "one-frozen", 1, &["--freeze-bn"]).unwrap();
     let two = five_steps(dir.path(), "two-frozen", 2, &["--freeze-bn"]).unwrap();
     let d = largest_relative_difference(&one, &two);
+    eprintln!("frozen BatchNorm: largest relative difference after 5 steps {d:e}");
     assert!(
         d < 1e-5,
         "frozen BatchNorm: largest relative difference {d:e}"
