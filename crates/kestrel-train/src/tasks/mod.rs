@@ -99,6 +99,18 @@ pub(crate) fn shard_range(len: usize, batch: usize, shard: Shard) -> std::ops::R
     at(batches.start)..at(batches.end)
 }
 
+/// `shard` as a replica's part of every batch of `batch_size` images: bad input unless every
+/// replica gets at least one image.
+pub(crate) fn batch_shard(batch_size: usize, shard: Shard) -> Result<Shard> {
+    if batch_size < shard.count {
+        return Err(TrainError::BadInput(format!(
+            "--batch-size {batch_size} is split over {} processes; expected at least one image each",
+            shard.count
+        )));
+    }
+    Ok(shard)
+}
+
 /// The confusion matrix of `n_classes` classes from its row-major counts (true class by row), as
 /// the parts of a split validation sum them.
 pub(crate) fn confusion_from_counts(counts: &[f64], n_classes: usize) -> Result<ConfusionMatrix> {

@@ -181,13 +181,7 @@ impl TaskLoop for SegmentTask {
     }
 
     fn shard_batches(&mut self, shard: Shard) -> Result<()> {
-        if self.cfg.batch_size < shard.count {
-            return Err(TrainError::BadInput(format!(
-                "--batch-size {} is split over {} processes; expected at least one image each",
-                self.cfg.batch_size, shard.count
-            )));
-        }
-        self.shard = shard;
+        self.shard = crate::tasks::batch_shard(self.cfg.batch_size, shard)?;
         Ok(())
     }
 
