@@ -134,8 +134,17 @@ pub trait TaskLoop {
     /// `pixel acc`).
     fn train_accuracy(&self) -> (&'static str, f64);
     /// Validation metrics of `model` (in evaluation mode): every name of
-    /// [`crate::Task::val_metrics`], higher is better.
-    fn validate(&self, model: &Self::Model) -> Result<BTreeMap<String, f64>>;
+    /// [`crate::Task::val_metrics`], higher is better. By default the metrics of the whole
+    /// validation set's [`TaskLoop::validation_counts`]; a task without counts implements this.
+    fn validate(&self, model: &Self::Model) -> Result<BTreeMap<String, f64>> {
+        match self.validation_counts(model, Shard::WHOLE)? {
+            Some(counts) => self.metrics_from_counts(&counts),
+            None => Err(crate::TrainError::Runtime(format!(
+                "task `{}` has no validation",
+                self.name()
+            ))),
+        }
+    }
     /// The validation part of an epoch line, e.g. `val acc 0.9310  macro-F1 0.9288`.
     fn val_text(&self, val: &BTreeMap<String, f64>) -> String;
 

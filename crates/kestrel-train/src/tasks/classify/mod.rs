@@ -219,11 +219,6 @@ impl TaskLoop for ClassifyTask {
         ("acc", self.confusion.accuracy().unwrap_or(0.0))
     }
 
-    fn validate(&self, model: &Classifier) -> Result<BTreeMap<String, f64>> {
-        let counts = self.validation_counts(model, Shard::WHOLE)?;
-        self.metrics_from_counts(&counts.unwrap_or_default())
-    }
-
     fn shard_batches(&mut self, shard: Shard) -> Result<()> {
         self.shard = crate::tasks::batch_shard(self.cfg.batch_size, shard)?;
         Ok(())

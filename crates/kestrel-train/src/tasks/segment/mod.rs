@@ -175,11 +175,6 @@ impl TaskLoop for SegmentTask {
         )
     }
 
-    fn validate(&self, model: &Fcn) -> Result<BTreeMap<String, f64>> {
-        let counts = self.validation_counts(model, Shard::WHOLE)?;
-        self.metrics_from_counts(&counts.unwrap_or_default())
-    }
-
     fn shard_batches(&mut self, shard: Shard) -> Result<()> {
         self.shard = crate::tasks::batch_shard(self.cfg.batch_size, shard)?;
         Ok(())
