@@ -211,7 +211,8 @@ impl ConfusionMatrix {
     /// No rows, a row whose length is not the number of rows, or a count past
     /// 2⁵³ (not exact in an `f64`).
     pub(crate) fn from_counts(rows: &[Vec<u64>]) -> Result<Self> {
-        let mut m = Self::new(rows.len())?;
+        // Every row is checked before the k × k matrix is allocated: a short file of k empty
+        // rows must not ask for k² cells.
         for row in rows {
             validate::same_len("confusion row", rows.len(), row.len())?;
             if let Some(&c) = row.iter().find(|&&c| c > MAX_EXACT_COUNT) {
@@ -222,6 +223,7 @@ impl ConfusionMatrix {
                 });
             }
         }
+        let mut m = Self::new(rows.len())?;
         let flat: Vec<u64> = rows.concat();
         m.add_counts(&flat);
         Ok(m)
@@ -310,5 +312,15 @@ mod tests {
             .unwrap();
         assert_eq!(m.counts().unwrap(), vec![vec![1, 0], vec![1, 0]]);
         assert!(m.update_ignoring(&[0u8], &[255], 255).is_err());
+    }
+
+    /// A million empty rows (a few megabytes of JSON) are refused before anything of size 10¹²
+    /// is allocated; a square matrix reads back.
+    #[test]
+    fn counts_are_checked_before_the_matrix_is_allocated() {
+        let rows = vec![Vec::new(); 1_000_000];
+        assert!(ConfusionMatrix::from_counts(&rows).is_err());
+        let m = ConfusionMatrix::from_counts(&[vec![1, 2], vec![0, 3]]).unwrap();
+        assert_eq!(m.counts().unwrap(), vec![vec![1, 2], vec![0, 3]]);
     }
 }
