@@ -14,19 +14,29 @@ pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce(Par) -> R) -> R {
     f(Par::new(Some(&pool), threads))
 }
 
+/// `n` states of a linear congruential generator seeded with `seed`.
+fn lcg_states(n: usize, seed: u64) -> impl Iterator<Item = u64> {
+    let step = |s: u64| {
+        s.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+    };
+    let mut s = step(seed);
+    (0..n).map(move |_| {
+        s = step(s);
+        s
+    })
+}
+
 /// Deterministic pseudo-random values in [-1, 1).
 pub(crate) fn lcg_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
+    lcg_states(n, seed)
+        .map(|s| ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
         .collect()
+}
+
+/// Deterministic pseudo-random bytes (read as `u8` or `i8`, every value likely).
+pub(crate) fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
+    lcg_states(n, seed).map(|s| (s >> 40) as u8).collect()
 }
 
 /// Asserts `got` equals `want` within `tol` relative to `max(1, |want|)`.
