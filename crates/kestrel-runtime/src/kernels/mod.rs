@@ -7,6 +7,7 @@ pub mod eltwise;
 pub mod epilogue;
 pub mod geometry;
 pub mod im2col;
+pub mod int8_depthwise;
 pub mod int8_gemm;
 pub mod inverted_residual;
 pub mod packed_gemm;

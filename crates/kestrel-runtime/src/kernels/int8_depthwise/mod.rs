@@ -1,0 +1,110 @@
+//! Int8 depthwise convolution on NHWC data: `u8` activations with a zero point, `s8` weights per
+//! channel (`[kh][kw][c]`), exact `i32` sums `Σ (x − z)·w` over the window's taps that fall inside
+//! the image (padding is the real zero, `x = z`, so it adds nothing). Requantisation comes after.
+//!
+//! The taps of each output pixel come from the geometry (any kernel, stride, padding and
+//! dilation); each tap adds one row of channels, vectorised over channels: `scalar` (the
+//! reference every path must equal), `avx512` (16 channels per register) and `avx2` (8), chosen
+//! at run time like the int8 GEMM's ([`super::int8_gemm::Int8Path`]). Every product fits 16 bits
+//! (|±255 × −128| < 2¹⁵) and the sums 32, so every path is exact.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+#[cfg(test)]
+mod tests;
+
+use super::geometry::ConvGeometry;
+use super::int8_gemm::Int8Path;
+
+/// The operands of an int8 depthwise convolution.
+#[derive(Clone, Copy)]
+pub struct DepthwiseI8<'a> {
+    /// Input `(height, width, channels)`.
+    pub hwc: [usize; 3],
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeometry,
+    /// The activations' zero point.
+    pub zero: u8,
+    /// `[kh][kw][c]` weights.
+    pub weight: &'a [i8],
+}
+
+impl DepthwiseI8<'_> {
+    /// Output `(height, width)`.
+    ///
+    /// # Panics
+    /// If the window does not fit the input, or the weights are not `kh·kw·c` long.
+    pub fn out_hw(&self) -> (usize, usize) {
+        let [kh, kw] = self.geom.kernel;
+        assert_eq!(
+            self.weight.len(),
+            kh * kw * self.hwc[2],
+            "int8 depthwise: weight length"
+        );
+        self.geom
+            .output_hw(self.hwc[0], self.hwc[1])
+            .expect("int8 depthwise: the window does not fit the input")
+    }
+}
+
+/// The sums of one image (`input` is `h·w·c` values) into `out` (`oh·ow·c`), on the fastest path.
+///
+/// # Panics
+/// As [`DepthwiseI8::out_hw`], and if `input` or `out` has the wrong length.
+pub fn depthwise_u8i8(op: &DepthwiseI8, input: &[u8], out: &mut [i32]) {
+    depthwise_u8i8_with(Int8Path::best(), op, input, out)
+}
+
+/// [`depthwise_u8i8`] on a given path (tests force each one).
+///
+/// # Panics
+/// As [`depthwise_u8i8`], and if this CPU cannot run `path`.
+pub fn depthwise_u8i8_with(path: Int8Path, op: &DepthwiseI8, input: &[u8], out: &mut [i32]) {
+    let [h, w, c] = op.hwc;
+    let (oh, ow) = op.out_hw();
+    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
+    assert_eq!(out.len(), oh * ow * c, "int8 depthwise: output length");
+    assert!(
+        path.available(),
+        "int8 depthwise: this CPU cannot run {path:?}"
+    );
+    let g = op.geom;
+    let (rows, cols) = (g.axis(0, h), g.axis(1, w));
+    out.fill(0);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let acc = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            let ((ky0, ky1), (kx0, kx1)) = (rows.valid_taps(oy), cols.valid_taps(ox));
+            for ky in ky0..ky1 {
+                let iy = rows.input_at(oy, ky) as usize;
+                for kx in kx0..kx1 {
+                    let ix = cols.input_at(ox, kx) as usize;
+                    let x = &input[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                    let wt =
+                        &op.weight[(ky * g.kernel[1] + kx) * c..(ky * g.kernel[1] + kx + 1) * c];
+                    tap(path, acc, x, wt, op.zero);
+                }
+            }
+        }
+    }
+}
+
+/// `acc[i] += (x[i] − zero)·w[i]` over the channels (all three the same length).
+#[inline]
+fn tap(path: Int8Path, acc: &mut [i32], x: &[u8], w: &[i8], zero: u8) {
+    match path {
+        Int8Path::Scalar => scalar::tap(acc, x, w, zero),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU has AVX2; the three slices have one length.
+        Int8Path::Avx2 => unsafe { avx2::tap(acc, x, w, zero) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU has AVX-512 F (with VNNI, the path's name); the
+        // three slices have one length.
+        Int8Path::Avx512Vnni => unsafe { avx512::tap(acc, x, w, zero) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("checked by available()"),
+    }
+}

@@ -1,0 +1,117 @@
+//! Every path against an integer reference written here from the definition: odd sizes, channel
+//! tails, strides, padding, dilation and extreme values.
+
+use super::*;
+use crate::kernels::reference::lcg_bytes;
+
+/// `Σ (x − z)·w` over the in-image taps, straight from the definition, in i64.
+fn reference(op: &DepthwiseI8, input: &[u8]) -> Vec<i64> {
+    let [h, w, c] = op.hwc;
+    let g = op.geom;
+    let (oh, ow) = g.output_hw(h, w).unwrap();
+    let mut out = vec![0i64; oh * ow * c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ky in 0..g.kernel[0] {
+                for kx in 0..g.kernel[1] {
+                    let iy =
+                        (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+                    let ix =
+                        (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
+                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                        continue;
+                    }
+                    for ch in 0..c {
+                        let x = input[((iy as usize) * w + ix as usize) * c + ch];
+                        let wt = op.weight[(ky * g.kernel[1] + kx) * c + ch];
+                        out[(oy * ow + ox) * c + ch] +=
+                            (i64::from(x) - i64::from(op.zero)) * i64::from(wt);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn paths() -> Vec<Int8Path> {
+    [Int8Path::Scalar, Int8Path::Avx2, Int8Path::Avx512Vnni]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect()
+}
+
+#[test]
+fn every_path_equals_the_integer_reference() {
+    for (seed, hwc, geom, zero) in [
+        (
+            1u64,
+            [7usize, 9, 3],
+            ConvGeometry::square(3, 1, 1, 1),
+            128u8,
+        ),
+        (2, [8, 8, 16], ConvGeometry::square(3, 2, 1, 1), 0),
+        (3, [11, 6, 37], ConvGeometry::square(3, 1, 2, 2), 17),
+        (4, [5, 5, 24], ConvGeometry::square(5, 2, 2, 1), 255),
+        (5, [9, 13, 71], ConvGeometry::square(3, 2, 0, 1), 90),
+        (6, [4, 4, 8], ConvGeometry::square(3, 1, 1, 1), 3),
+    ] {
+        let [h, w, c] = hwc;
+        let weight: Vec<i8> = lcg_bytes(geom.kernel[0] * geom.kernel[1] * c, seed + 100)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect();
+        let op = DepthwiseI8 {
+            hwc,
+            geom,
+            zero,
+            weight: &weight,
+        };
+        let input = lcg_bytes(h * w * c, seed);
+        let want = reference(&op, &input);
+        let (oh, ow) = op.out_hw();
+        for path in paths() {
+            let mut out = vec![7i32; oh * ow * c];
+            depthwise_u8i8_with(path, &op, &input, &mut out);
+            let got: Vec<i64> = out.iter().map(|&v| i64::from(v)).collect();
+            assert!(got == want, "{path:?} case {seed}");
+        }
+    }
+}
+
+/// The largest products on every tap: (0 − 255) × −128 and (255 − 0) × −128.
+#[test]
+fn extreme_values_are_exact() {
+    let (hwc, geom) = ([6usize, 6, 35], ConvGeometry::square(3, 1, 1, 1));
+    let weight = vec![-128i8; 9 * 35];
+    for (x, zero) in [(0u8, 255u8), (255, 0)] {
+        let op = DepthwiseI8 {
+            hwc,
+            geom,
+            zero,
+            weight: &weight,
+        };
+        let input = vec![x; 6 * 6 * 35];
+        let want = reference(&op, &input);
+        for path in paths() {
+            let mut out = vec![0i32; 6 * 6 * 35];
+            depthwise_u8i8_with(path, &op, &input, &mut out);
+            assert!(
+                out.iter().zip(&want).all(|(&g, &w)| i64::from(g) == w),
+                "{path:?}"
+            );
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "weight length")]
+fn weights_of_the_wrong_length_are_refused() {
+    let op = DepthwiseI8 {
+        hwc: [4, 4, 2],
+        geom: ConvGeometry::square(3, 1, 1, 1),
+        zero: 0,
+        weight: &[0i8; 17],
+    };
+    depthwise_u8i8(&op, &[0u8; 32], &mut [0i32; 32]);
+}
