@@ -34,13 +34,6 @@ fn reference(op: &DepthwiseI8, input: &[u8]) -> Vec<i64> {
     out
 }
 
-fn paths() -> Vec<Int8Path> {
-    [Int8Path::Scalar, Int8Path::Avx2, Int8Path::Avx512Vnni]
-        .into_iter()
-        .filter(|p| p.available())
-        .collect()
-}
-
 #[test]
 fn every_path_equals_the_integer_reference() {
     for (seed, hwc, geom, zero) in [
@@ -70,7 +63,7 @@ fn every_path_equals_the_integer_reference() {
         let input = lcg_bytes(h * w * c, seed);
         let want = reference(&op, &input);
         let (oh, ow) = op.out_hw();
-        for path in paths() {
+        for path in Int8Path::all_available() {
             let mut out = vec![7i32; oh * ow * c];
             depthwise_u8i8_with(path, &op, &input, &mut out);
             let got: Vec<i64> = out.iter().map(|&v| i64::from(v)).collect();
@@ -93,7 +86,7 @@ fn extreme_values_are_exact() {
         };
         let input = vec![x; 6 * 6 * 35];
         let want = reference(&op, &input);
-        for path in paths() {
+        for path in Int8Path::all_available() {
             let mut out = vec![0i32; 6 * 6 * 35];
             depthwise_u8i8_with(path, &op, &input, &mut out);
             assert!(

@@ -123,6 +123,15 @@ impl Int8Path {
         Int8Path::Scalar
     }
 
+    /// Every path this CPU can run, slowest first (tests check each against the reference).
+    #[cfg(test)]
+    pub(crate) fn all_available() -> Vec<Int8Path> {
+        [Int8Path::Scalar, Int8Path::Avx2, Int8Path::Avx512Vnni]
+            .into_iter()
+            .filter(|p| p.available())
+            .collect()
+    }
+
     /// Whether this CPU can run the path.
     pub fn available(self) -> bool {
         match self {
