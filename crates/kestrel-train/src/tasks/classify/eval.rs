@@ -52,9 +52,22 @@ pub fn accumulate(
     class_names: &[String],
     device: &Device,
 ) -> Result<ClassificationAccumulator> {
-    let probs = predict_probs(model, set, device)?;
-    let mut acc = ClassificationAccumulator::with_class_names(class_names.to_vec())?;
-    acc.update(&set.labels, &probs)?;
+    let rows: Vec<usize> = (0..set.len()).collect();
+    let acc = ClassificationAccumulator::with_class_names(class_names.to_vec())?;
+    accumulate_rows(model, set, &rows, acc, device)
+}
+
+/// `acc` with the labels and probabilities of `model` on the images `rows` of `set` added.
+fn accumulate_rows(
+    model: &Classifier,
+    set: &TensorSet,
+    rows: &[usize],
+    mut acc: ClassificationAccumulator,
+    device: &Device,
+) -> Result<ClassificationAccumulator> {
+    let probs = predict_rows(model, set, rows, device)?;
+    let labels: Vec<usize> = rows.iter().map(|&r| set.labels[r]).collect();
+    acc.update(&labels, &probs)?;
     Ok(acc)
 }
 
@@ -68,10 +81,8 @@ pub(crate) fn confusion_counts(
     device: &Device,
 ) -> Result<Vec<f64>> {
     let rows = crate::tasks::shard_rows(set.len(), EVAL_BATCH, shard);
-    let probs = predict_rows(model, set, &rows, device)?;
-    let labels: Vec<usize> = rows.iter().map(|&r| set.labels[r]).collect();
-    let mut acc = ClassificationAccumulator::new(n_classes)?.without_roc_auc();
-    acc.update(&labels, &probs)?;
+    let acc = ClassificationAccumulator::new(n_classes)?.without_roc_auc();
+    let acc = accumulate_rows(model, set, &rows, acc, device)?;
     Ok(acc.confusion().rows().concat())
 }
 
