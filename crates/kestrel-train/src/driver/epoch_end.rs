@@ -171,36 +171,8 @@ impl<'a> EpochEnd<'a> {
         } else {
             self.since_best += 1;
         }
-        let (best_epoch, best_val) = self.best.as_ref().expect("set above");
-        let mut meta = CheckpointMeta {
-            epoch,
-            step,
-            config: cfg.clone(),
-            spec: self.meta.spec.clone(),
-            class_names: self.meta.class_names.clone(),
-            normalize: NORMALIZE,
-            val_metric: value,
-            loop_state: None,
-        };
-        let model_bytes = if writes {
-            checkpoint::encode_model(&eval_model)?
-        } else {
-            Vec::new()
-        };
-        if improved && writes {
-            checkpoint::save(&run_dir::best_checkpoint(out), &meta, &model_bytes, None)?;
-        }
-        meta.loop_state = Some(LoopState {
-            best_epoch: *best_epoch,
-            best_val_bits: LoopState::val_bits(best_val),
-            epochs_since_best: self.since_best,
-            train_seconds: self.seconds(),
-            task_state: task.state(),
-            weights: self.weights.clone(),
-        });
         if writes {
-            let last = run_dir::last_checkpoint(out);
-            checkpoint::save(&last, &meta, &model_bytes, Some(optim.module_optimizer()))?;
+            self.save_checkpoints(task, &eval_model, optim, (epoch, step), value, improved)?;
         }
         self.epochs_run = epoch;
         self.log.say(format!(
@@ -216,6 +188,45 @@ impl<'a> EpochEnd<'a> {
             return self.replicas.broadcast_bool(stops, "the decision to stop");
         }
         Ok(stops)
+    }
+
+    /// Writes the `last` checkpoint of `epoch` (`step` steps in all, validation metric `value`)
+    /// and, when `improved`, the `best` one, both holding `eval_model`.
+    fn save_checkpoints<T: TaskLoop>(
+        &self,
+        task: &T,
+        eval_model: &T::Model,
+        optim: &Optim,
+        (epoch, step): (usize, usize),
+        value: f64,
+        improved: bool,
+    ) -> Result<()> {
+        let (best_epoch, best_val) = self.best.as_ref().expect("a best epoch after validation");
+        let mut meta = CheckpointMeta {
+            epoch,
+            step,
+            config: self.cfg.clone(),
+            spec: self.meta.spec.clone(),
+            class_names: self.meta.class_names.clone(),
+            normalize: NORMALIZE,
+            val_metric: value,
+            loop_state: None,
+        };
+        let model_bytes = checkpoint::encode_model(eval_model)?;
+        if improved {
+            let best = run_dir::best_checkpoint(self.out);
+            checkpoint::save(&best, &meta, &model_bytes, None)?;
+        }
+        meta.loop_state = Some(LoopState {
+            best_epoch: *best_epoch,
+            best_val_bits: LoopState::val_bits(best_val),
+            epochs_since_best: self.since_best,
+            train_seconds: self.seconds(),
+            task_state: task.state(),
+            weights: self.weights.clone(),
+        });
+        let last = run_dir::last_checkpoint(self.out);
+        checkpoint::save(&last, &meta, &model_bytes, Some(optim.module_optimizer()))
     }
 
     /// The validation metrics of `model` (in evaluation mode, identical on every replica): each
