@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 /// `mpirun -np N kestrel ARGS`, one thread per process, or `None` (with the reason printed) when
 /// Open MPI's launcher is not installed.
 fn mpirun(n: usize, extra: &[&str], args: &[&str]) -> Option<Command> {
+    launch(n, extra, env!("CARGO_BIN_EXE_kestrel"), args)
+}
+
+/// `mpirun EXTRA -np N PROGRAM ARGS` ([`mpirun`] with any program).
+fn launch(n: usize, extra: &[&str], program: &str, args: &[&str]) -> Option<Command> {
     let found = Command::new("mpirun").arg("--version").output();
     if !found.is_ok_and(|o| o.status.success()) {
         eprintln!("skipped: mpirun not found (install Open MPI: apt-get install openmpi-bin)");
@@ -31,7 +36,7 @@ fn mpirun(n: usize, extra: &[&str], args: &[&str]) -> Option<Command> {
         &n.to_string(),
     ])
     .args(extra)
-    .arg(env!("CARGO_BIN_EXE_kestrel"))
+    .arg(program)
     .args(args)
     .env("RAYON_NUM_THREADS", "1")
     // Root in containers and CI; shared memory without the ptrace-based single copy.
@@ -222,23 +227,10 @@ fn a_killed_process_stops_the_others_within_the_timeout() {
         codes.display()
     );
     std::fs::create_dir_all(&codes).unwrap();
-    let found = Command::new("mpirun").arg("--version").output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: mpirun not found (install Open MPI: apt-get install openmpi-bin)");
+    let Some(mut job) = launch(2, &["--enable-recovery"], "sh", &["-c", &script]) else {
         return;
-    }
-    let mut job = Command::new("mpirun")
-        .args([
-            "--oversubscribe",
-            "--enable-recovery",
-            "-x",
-            "RAYON_NUM_THREADS",
-        ])
-        .args(["-np", "2", "sh", "-c", &script])
-        .env("RAYON_NUM_THREADS", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+    };
+    let mut job = job
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
