@@ -432,3 +432,24 @@ fn the_default_augmentation_is_resolved_by_the_data() {
         );
     }
 }
+
+/// The flags of runs over several processes: a timeout that is not a positive number of seconds
+/// is exit 2 naming the flag, and a kestrel built without MPI that an MPI launcher started as
+/// one of several processes says how to build one with it (exit 2), before reading any data.
+#[test]
+fn several_process_flags_are_checked() {
+    let o = kestrel(&["train", "--collective-timeout", "0", "--epochs", "1"]);
+    assert_exit_2_naming(&o, &["`--collective-timeout`", "seconds > 0"]);
+    #[cfg(not(feature = "mpi"))]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let o = common::command()
+            .args(["train", "--epochs", "1", "--out", out.to_str().unwrap()])
+            .env("OMPI_COMM_WORLD_SIZE", "2")
+            .output()
+            .unwrap();
+        assert_exit_2_naming(&o, &["one of 2 MPI processes", "--features mpi"]);
+        assert!(!out.exists(), "no run folder");
+    }
+}

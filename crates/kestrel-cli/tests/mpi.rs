@@ -210,6 +210,32 @@ fn a_two_process_default_run_trains_evaluates_and_resumes() {
     assert_eq!(lines.len() as u64, epochs, "one metrics line per epoch");
 }
 
+/// A task that cannot train on several processes yet (multitask) says so, exit 2 on each.
+#[test]
+fn multitask_refuses_several_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "train",
+        "--task",
+        "multitask",
+        "--data",
+        "shapes:n=64",
+        "--epochs",
+        "1",
+    ];
+    let Some(mut c) = mpirun(2, &[], &args) else {
+        return;
+    };
+    let o = c.args(["--out", out.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("task `multitask` cannot train on several processes"),
+        "{err}"
+    );
+}
+
 /// A process killed during training ends the job: the survivor's wait for it times out
 /// (`--collective-timeout 5`) and it exits with 1, saying which exchange failed. (mpirun's own
 /// reaction to a dead process, killing the rest, is switched off with `--enable-recovery` so
