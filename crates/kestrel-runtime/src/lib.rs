@@ -41,6 +41,7 @@ pub mod kernels;
 pub mod layout;
 pub(crate) mod parallel;
 pub mod plan;
+pub mod quant;
 pub(crate) mod schedule;
 
 pub use activation::Activation;
