@@ -127,6 +127,18 @@ pub fn quantize_weights(weights: &[f32], scales: &[f32]) -> Vec<i8> {
         .collect()
 }
 
+/// The int32 bias of an int8 op, in units of `input scale × weight scale` of its channel (as
+/// ONNX's QDQ convention and ONNX Runtime's quantiser store it): `round(b / (sx·sw))`, saturating.
+pub fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i32> {
+    bias.iter()
+        .zip(weight_scales)
+        .map(|(&b, &sw)| {
+            let q = (b as f64 / (input_scale * sw) as f64).round_ties_even();
+            q.clamp(-(i32::MAX as f64), i32::MAX as f64) as i32
+        })
+        .collect()
+}
+
 /// Whether `s` can be a scale: finite, positive and normal (so its products and quotients stay
 /// finite and non-zero).
 fn good_scale(s: f32) -> bool {
