@@ -25,6 +25,9 @@ use crate::plan::{ConvKind, Op, Plan};
 use crate::schedule::{assign_buffers, find_blocks, Slot, Step};
 use std::time::Instant;
 
+/// A callback given each value's floats as a run writes them: `(value, floats of the batch)`.
+pub type Observe<'a> = &'a mut (dyn FnMut(crate::ValueId, &[f32]) + Send);
+
 /// Which kernel implementations to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelPath {
@@ -293,6 +296,28 @@ impl Engine {
     /// Runs `batch` images given as NHWC `f32` (`batch × h × w × c` floats) and returns the output,
     /// `batch × output_shape().len()` floats, valid until the next call.
     pub fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32]> {
+        self.run_inner(input, batch, None)
+    }
+
+    /// As [`Engine::run`], op by op on the whole batch, calling `observe(value, floats)` for the
+    /// input and for every value as it is written (calibration reads every activation this way).
+    /// Values inside fused blocks are not seen: build the engine with `fuse_blocks: false` to
+    /// observe all of them.
+    pub fn run_observed(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        observe: &mut (dyn FnMut(crate::ValueId, &[f32]) + Send),
+    ) -> Result<&[f32]> {
+        self.run_inner(input, batch, Some(observe))
+    }
+
+    fn run_inner(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        observe: Option<Observe<'_>>,
+    ) -> Result<&[f32]> {
         let is = self.c.plan.input_shape();
         if batch == 0 {
             return Err(RuntimeError::Input("batch must be at least 1".into()));
@@ -313,7 +338,7 @@ impl Engine {
         let c = &self.c;
         let profile = self.profile;
         let micro = self.micro_batch;
-        if self.image_parallel && batch > 1 && batch >= self.threads {
+        if observe.is_none() && self.image_parallel && batch > 1 && batch >= self.threads {
             let parts = crate::parallel::split_rows(batch, self.threads, 1);
             let chunks = crate::parallel::chunks_by(out, &parts, per_out);
             let mut first = 0;
@@ -327,7 +352,7 @@ impl Engine {
                 for dst in chunk.chunks_mut(micro * per_out) {
                     let k = dst.len() / per_out;
                     let x = &input[img * per_in..(img + k) * per_in];
-                    dst.copy_from_slice(execute(c, arena, x, k, Par::SERIAL, profile));
+                    dst.copy_from_slice(execute(c, arena, x, k, Par::SERIAL, profile, None));
                     img += k;
                 }
             });
@@ -336,7 +361,10 @@ impl Engine {
             let arena = &mut self.arenas[0];
             // Run the op sequence on a pool worker: each op's parts then start on the current
             // worker and the others steal the rest, instead of a hand-off from this thread per op.
-            let mut go = || out.copy_from_slice(execute(c, arena, input, batch, par, profile));
+            let go = move || {
+                let y = execute(c, arena, input, batch, par, profile, observe);
+                out.copy_from_slice(y)
+            };
             match &self.pool {
                 Some(pool) => pool.install(go),
                 None => go(),
@@ -419,6 +447,7 @@ fn execute<'a>(
     n: usize,
     par: Par,
     profile: bool,
+    mut observe: Option<Observe<'_>>,
 ) -> &'a [f32] {
     if n > arena.capacity {
         for (i, &per) in c.per_image.iter().enumerate() {
@@ -438,6 +467,9 @@ fn execute<'a>(
     let plan = &c.plan;
     let vals = &plan.graph.values;
     let simd = c.simd;
+    if let Some(f) = observe.as_deref_mut() {
+        f(0, &input[..n * vals[0].len()]);
+    }
     for step in &c.steps {
         let t0 = profile.then(Instant::now);
         let Slot::Buffer(ob) = c.slots[step.writes(&plan.graph.ops)] else {
@@ -466,6 +498,10 @@ fn execute<'a>(
                 let x = get(step.reads(&plan.graph.ops)[0]);
                 let res = pc.residual.map(get);
                 inverted_residual(par, &p, n, x, res, &mut out, &mut arena.block_scratch, simd);
+                let v = step.writes(&plan.graph.ops);
+                if let Some(f) = observe.as_deref_mut() {
+                    f(v, &out[..n * vals[v].len()]);
+                }
                 arena.buffers[ob] = out;
                 if let Some(t0) = t0 {
                     record(&mut arena.profile, "inverted_residual", t0);
@@ -587,6 +623,10 @@ fn execute<'a>(
                     rearrange::crop([s.h, s.w, s.c], [os.h, os.w], n, get(*i), &mut out);
                 }
             }
+        }
+        if let Some(f) = observe.as_deref_mut() {
+            let v = op.output();
+            f(v, &out[..n * vals[v].len()]);
         }
         arena.buffers[ob] = out;
         if let Some(t0) = t0 {

@@ -46,7 +46,7 @@ pub(crate) mod schedule;
 
 pub use activation::Activation;
 pub use builder::{ConvParams, ConvTransposeParams, PlanBuilder};
-pub use engine::{Engine, EngineOptions, GemmBackend, KernelPath, OpProfile};
+pub use engine::{Engine, EngineOptions, GemmBackend, KernelPath, Observe, OpProfile};
 
 pub use error::RuntimeError;
 /// Window geometry: [`geometry::conv_out_len`], [`geometry::conv_transpose_out_len`] and

@@ -7,8 +7,17 @@
 //! the next value's codes. [`table`] holds the scales, [`file`] the plan file, [`calibrate`] the
 //! range estimators (min/max, percentile, entropy).
 
+mod build;
+mod engine;
 pub mod file;
+mod prepare;
+mod requant;
 pub mod table;
+#[cfg(test)]
+mod tests;
 
+pub use crate::kernels::int8_gemm::Int8Path;
+pub use build::build_table;
+pub use engine::{Int8Engine, Int8Options};
 pub use file::{is_int8_plan, QuantPlan};
 pub use table::{ActQuant, Calibration, QuantTable};

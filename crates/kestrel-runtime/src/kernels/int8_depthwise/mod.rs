@@ -63,25 +63,46 @@ pub fn depthwise_u8i8(op: &DepthwiseI8, input: &[u8], out: &mut [i32]) {
 /// # Panics
 /// As [`depthwise_u8i8`], and if this CPU cannot run `path`.
 pub fn depthwise_u8i8_with(path: Int8Path, op: &DepthwiseI8, input: &[u8], out: &mut [i32]) {
+    let (oh, _) = op.out_hw();
+    depthwise_u8i8_rows(path, op, input, 0..oh, out)
+}
+
+/// The sums of output rows `rows` of one image into `out` (`rows.len()·ow·c` values): the unit
+/// the engine splits across threads.
+///
+/// # Panics
+/// As [`depthwise_u8i8_with`], and if `rows` ends past the output.
+pub fn depthwise_u8i8_rows(
+    path: Int8Path,
+    op: &DepthwiseI8,
+    input: &[u8],
+    rows: std::ops::Range<usize>,
+    out: &mut [i32],
+) {
     let [h, w, c] = op.hwc;
     let (oh, ow) = op.out_hw();
+    assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
     assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
-    assert_eq!(out.len(), oh * ow * c, "int8 depthwise: output length");
+    assert_eq!(
+        out.len(),
+        rows.len() * ow * c,
+        "int8 depthwise: output length"
+    );
     assert!(
         path.available(),
         "int8 depthwise: this CPU cannot run {path:?}"
     );
     let g = op.geom;
-    let (rows, cols) = (g.axis(0, h), g.axis(1, w));
+    let (ry, cx) = (g.axis(0, h), g.axis(1, w));
     out.fill(0);
-    for oy in 0..oh {
+    for (r, oy) in rows.enumerate() {
         for ox in 0..ow {
-            let acc = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-            let ((ky0, ky1), (kx0, kx1)) = (rows.valid_taps(oy), cols.valid_taps(ox));
+            let acc = &mut out[(r * ow + ox) * c..(r * ow + ox + 1) * c];
+            let ((ky0, ky1), (kx0, kx1)) = (ry.valid_taps(oy), cx.valid_taps(ox));
             for ky in ky0..ky1 {
-                let iy = rows.input_at(oy, ky) as usize;
+                let iy = ry.input_at(oy, ky) as usize;
                 for kx in kx0..kx1 {
-                    let ix = cols.input_at(ox, kx) as usize;
+                    let ix = cx.input_at(ox, kx) as usize;
                     let x = &input[(iy * w + ix) * c..(iy * w + ix + 1) * c];
                     let wt =
                         &op.weight[(ky * g.kernel[1] + kx) * c..(ky * g.kernel[1] + kx + 1) * c];

@@ -1,0 +1,111 @@
+//! The epilogue of every int8 convolution and linear layer: from exact `i32` sums to the next
+//! value's `u8` codes (or to `f32` for the network's output), with the bias, the rescaled residual
+//! and the activation's clamp in one pass over the row.
+//!
+//! For output channel `o` with sum `acc = Σ qx·qw` (the GEMM) or `Σ (qx − zx)·qw` (depthwise):
+//!
+//! ```text
+//! y = (acc + corr[o]) · mult[o] + (qr − zr) · res_mult        corr = bias − zx·Σqw (GEMM) or bias
+//! q = clamp(round_half_even(y) + zy, lo, hi)                  mult = sx·sw[o] / sy
+//! ```
+//!
+//! `lo`/`hi` are the codes of the activation's bounds (ReLU: the zero point; ReLU6: the code of
+//! 6). Rounding adds and subtracts 1.5·2²³ after clamping `y` to ±1024 (far outside the codes),
+//! which rounds half to even in every lane without a libm call, so the scalar and vector forms of
+//! this loop give the same bits.
+
+use crate::Activation;
+
+/// 1.5·2²³: adding and subtracting it rounds an `f32` of magnitude below 2²² to the nearest
+/// integer, ties to even.
+const ROUND: f32 = 12_582_912.0;
+
+/// Per-channel constants of one op's epilogue.
+pub(crate) struct Requant<'a> {
+    /// Integer correction added to each sum (bias, zero-point term).
+    pub corr: &'a [i32],
+    /// Scale from the corrected sum to output codes (or to reals for `f32` output).
+    pub mult: &'a [f32],
+    /// `(scale ratio, zero point)` of the residual, if the op adds one.
+    pub residual: Option<(f32, u8)>,
+    /// Output zero point.
+    pub zero: u8,
+    /// Smallest and largest output code (the activation's clamp).
+    pub lo: u8,
+    /// See `lo`.
+    pub hi: u8,
+}
+
+impl Requant<'_> {
+    /// One row of `corr.len()` channels to codes.
+    #[inline]
+    pub fn row_u8(&self, acc: &[i32], res: Option<&[u8]>, out: &mut [u8]) {
+        let n = out.len();
+        let (acc, corr, mult) = (&acc[..n], &self.corr[..n], &self.mult[..n]);
+        let (z, lo, hi) = (self.zero as i32, self.lo as i32, self.hi as i32);
+        match (res, self.residual) {
+            (Some(r), Some((rm, rz))) => {
+                let r = &r[..n];
+                for i in 0..n {
+                    let y = acc[i].wrapping_add(corr[i]) as f32 * mult[i]
+                        + (r[i] as f32 - rz as f32) * rm;
+                    out[i] = code(y, z, lo, hi);
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    let y = acc[i].wrapping_add(corr[i]) as f32 * mult[i];
+                    out[i] = code(y, z, lo, hi);
+                }
+            }
+        }
+    }
+
+    /// One row to reals (the network's output): `mult` is then `sx·sw`, the residual ratio `sr`.
+    #[inline]
+    pub fn row_f32(&self, acc: &[i32], res: Option<&[u8]>, act: Activation, out: &mut [f32]) {
+        let n = out.len();
+        for i in 0..n {
+            let mut y = acc[i].wrapping_add(self.corr[i]) as f32 * self.mult[i];
+            if let (Some(r), Some((rm, rz))) = (res, self.residual) {
+                y += (r[i] as f32 - rz as f32) * rm;
+            }
+            out[i] = act.apply(y);
+        }
+    }
+}
+
+/// The code of real `y` (in output-scale units) with zero point `z`, clamped to `[lo, hi]`.
+#[inline(always)]
+pub(crate) fn code(y: f32, z: i32, lo: i32, hi: i32) -> u8 {
+    let r = (y.clamp(-1024.0, 1024.0) + ROUND) - ROUND;
+    (r as i32 + z).clamp(lo, hi) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_to_even_and_clamps() {
+        for (y, want) in [
+            (0.5, 10),
+            (1.5, 12),
+            (2.5, 12),
+            (-0.5, 10),
+            (-1.5, 8),
+            (0.49999997, 10),
+            (1e9, 255),
+            (-1e9, 0),
+        ] {
+            assert_eq!(code(y, 10, 0, 255), want, "{y}");
+            assert_eq!(
+                code(y, 10, 0, 255) as f32,
+                (y.round_ties_even() + 10.0).clamp(0.0, 255.0),
+                "{y}"
+            );
+        }
+        assert_eq!(code(-3.0, 10, 10, 200), 10);
+        assert_eq!(code(500.0, 10, 10, 200), 200);
+    }
+}
