@@ -8,7 +8,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use kestrel_data::rng::Rng;
 use kestrel_nn::models::zoo::{ClassifierSpec, ARCH_NAMES};
 use kestrel_nn::{InfoError, Model};
+use kestrel_runtime::quant::{
+    quantize, Int8Engine, Int8Options, Method, QuantPlan, QuantizeOptions,
+};
 use kestrel_runtime::{Engine, EngineOptions};
+use kestrel_train::{InferenceEngine, Int8Plan};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,7 +43,41 @@ pub enum EngineKind {
     Runtime,
     /// The Burn model on the Flex CPU backend (eval mode, NCHW).
     Burn,
+    /// kestrel-runtime's int8 engine on a quantised plan (`--plan FILE`, or for `bench infer`
+    /// without one, the random-weight model calibrated with min/max on 8 random images).
+    Int8,
 }
+
+/// The inference engine `--engine` and `--plan` name: `--plan FILE` means int8 on that plan;
+/// `--engine int8` alone takes `RUN/int8.plan` of `run`.
+pub(crate) fn inference_engine(
+    kind: EngineKind,
+    plan: Option<&std::path::Path>,
+    run: Option<&std::path::Path>,
+) -> Result<InferenceEngine, CliError> {
+    let default_plan = run.map(|r| r.join(INT8_PLAN));
+    match (kind, plan) {
+        (EngineKind::Burn, Some(_)) => Err(CliError::BadInput(
+            "--plan runs on the int8 engine; drop `--engine burn` or `--plan`".into(),
+        )),
+        (EngineKind::Runtime, None) => Ok(InferenceEngine::Runtime),
+        (EngineKind::Burn, None) => Ok(InferenceEngine::Burn),
+        (_, Some(p)) => Ok(InferenceEngine::Int8(Int8Plan::load(p)?)),
+        (EngineKind::Int8, None) => match default_plan {
+            Some(p) if p.exists() => Ok(InferenceEngine::Int8(Int8Plan::load(&p)?)),
+            Some(p) => Err(CliError::BadInput(format!(
+                "--engine int8: no int8 plan at {} (write it with `kestrel quantize --run ...`, or give --plan FILE)",
+                p.display()
+            ))),
+            None => Err(CliError::BadInput(
+                "--engine int8 needs --plan FILE (written by `kestrel quantize`)".into(),
+            )),
+        },
+    }
+}
+
+/// The file name `kestrel quantize --run DIR` writes in the run folder by default.
+pub(crate) const INT8_PLAN: &str = "int8.plan";
 
 /// Flags of `kestrel bench infer`.
 #[derive(Args, Debug)]
@@ -79,6 +117,10 @@ pub struct InferArgs {
     /// Timed runs (at least 10).
     #[arg(long, default_value_t = MIN_RUNS)]
     runs: usize,
+    /// With `--engine int8`: time this int8 plan (written by `kestrel quantize`) instead of a
+    /// random-weight model calibrated on random images.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
     /// Also write the benchmarked model (random weights) as ONNX to this file, for comparison
     /// with other engines (`bench/onnx_compare.py`).
     #[arg(long, value_name = "FILE")]
@@ -267,6 +309,47 @@ fn time_model(a: &InferArgs, name: String, model: Model) -> Result<(), CliError>
             )
             .map_err(runtime_err)?;
             // The layout is irrelevant to the timing; random values either way.
+            time_runs(a.warmup, a.runs, || {
+                engine.run(&input, b).map(|_| ()).map_err(runtime_err)
+            })?
+        }
+        EngineKind::Int8 => {
+            let q = match &a.plan {
+                Some(path) => {
+                    QuantPlan::load(path).map_err(|e| CliError::BadInput(e.to_string()))?
+                }
+                None => {
+                    let plan = model
+                        .to_plan(r)
+                        .map_err(|e| CliError::BadInput(e.to_string()))?;
+                    let calib: Vec<f32> = (0..8 * 3 * r * r)
+                        .map(|_| rng.uniform(-1.0, 1.0) as f32)
+                        .collect();
+                    let opts = QuantizeOptions {
+                        method: Method::MinMax,
+                        method_name: "minmax".into(),
+                        depthwise_per_tensor: false,
+                        threads,
+                    };
+                    quantize(plan, &calib, 8, &opts).map_err(runtime_err)?.0
+                }
+            };
+            drop(model);
+            let want = q.plan.input_shape().len() * b;
+            if want != input.len() {
+                return Err(CliError::BadInput(format!(
+                    "--plan {}: takes {} images, not {r}x{r}x3 (set --resolution)",
+                    a.plan
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string()),
+                    q.plan.input_shape()
+                )));
+            }
+            let opts = Int8Options {
+                threads,
+                ..Default::default()
+            };
+            let mut engine = Int8Engine::new(q, opts).map_err(runtime_err)?;
             time_runs(a.warmup, a.runs, || {
                 engine.run(&input, b).map(|_| ()).map_err(runtime_err)
             })?

@@ -1,10 +1,13 @@
 //! `kestrel eval`.
 
+use crate::cmd_bench::{inference_engine, EngineKind};
 use crate::exit::{print_json, CliError};
 use crate::shard_arg::{write_part, ShardArgs};
 use clap::{Args, ValueEnum};
 use kestrel_metrics::ClassificationSummary;
-use kestrel_train::{eval_run, eval_shard, EvalReport, EvalSplit};
+use kestrel_train::{
+    eval_int8, eval_run, eval_shard, EvalReport, EvalSplit, InferenceEngine, Int8EvalReport,
+};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -22,6 +25,13 @@ pub struct EvalArgs {
     /// Which held-out split to read; `test` is recorded in summary.json.
     #[arg(long, value_enum, default_value = "val")]
     split: SplitArg,
+    /// `int8`: score the split with the fp32 model and with its int8 plan side by side
+    /// (`--plan FILE`, default RUN/int8.plan), with their top-1 agreement.
+    #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
+    engine: EngineKind,
+    /// An int8 plan of the run's model (`kestrel quantize`); implies `--engine int8`.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     shard: ShardArgs,
     /// One JSON document on stdout.
@@ -37,6 +47,25 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         SplitArg::Val => EvalSplit::Val,
         SplitArg::Test => EvalSplit::Test,
     };
+    if a.plan.is_some() || a.engine == EngineKind::Int8 {
+        let InferenceEngine::Int8(q) =
+            inference_engine(EngineKind::Int8, a.plan.as_deref(), Some(&a.run))?
+        else {
+            unreachable!("asked for int8")
+        };
+        if a.shard.get()?.is_some() {
+            return Err(CliError::BadInput(
+                "--shard does not combine with an int8 plan: run `kestrel eval --plan` whole"
+                    .into(),
+            ));
+        }
+        let report = eval_int8(&a.run, split, &q)?;
+        if a.json {
+            return print_json(&report);
+        }
+        print_int8(&report);
+        return Ok(());
+    }
     if let Some((shard, out)) = a.shard.get()? {
         return write_part(&eval_shard(&a.run, split, shard)?, out, a.json);
     }
@@ -81,6 +110,27 @@ pub fn print_report(report: &EvalReport) {
             }
         }
     }
+}
+
+/// The text of `kestrel eval --plan`: fp32 and int8 side by side.
+fn print_int8(r: &Int8EvalReport) {
+    println!(
+        "split {} ({} images), int8 plan {}",
+        r.split, r.images, r.plan
+    );
+    println!("{:>22} {:>9} {:>9}", "", "fp32", "int8");
+    println!(
+        "{:>22} {:>9.4} {:>9.4}",
+        "accuracy", r.fp32.accuracy, r.int8.accuracy
+    );
+    println!(
+        "{:>22} {:>9.4} {:>9.4}",
+        "macro-F1", r.fp32.macro_f1, r.int8.macro_f1
+    );
+    println!(
+        "top-1 agreement {:.4}, accuracy drop {:.2} points",
+        r.top1_agreement, r.accuracy_drop_points
+    );
 }
 
 /// The text of a classifier's evaluation.

@@ -7,8 +7,7 @@ use crate::shard_arg::{write_part, ShardArgs};
 use burn::tensor::Device;
 use clap::Args;
 use kestrel_train::{
-    predict_imagenet_on, predict_imagenet_shard, predict_run_on, predict_run_shard,
-    InferenceEngine, Prediction,
+    predict_imagenet_on, predict_imagenet_shard, predict_run_on, predict_run_shard, Prediction,
 };
 use std::path::PathBuf;
 
@@ -23,6 +22,10 @@ pub struct PredictArgs {
     /// Inference engine: kestrel-runtime on the exported plan (default), or the Burn model.
     #[arg(long, value_enum, default_value_t = EngineKind::Runtime)]
     engine: EngineKind,
+    /// An int8 plan of the model (`kestrel quantize`) for `--engine int8` (implied); default
+    /// with `--run`: RUN/int8.plan.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     shard: ShardArgs,
     /// One JSON document on stdout.
@@ -37,13 +40,15 @@ pub struct PredictArgs {
 /// from a run's best checkpoint or a pretrained ImageNet model, on the chosen engine; with
 /// `--shard`, those of the shard's slice of the images, written to the part file.
 pub fn run(a: PredictArgs) -> Result<(), CliError> {
-    let engine = match a.engine {
-        EngineKind::Runtime => InferenceEngine::Runtime,
-        EngineKind::Burn => InferenceEngine::Burn,
+    let source = a.source.resolve(&Device::flex())?;
+    let run_dir = match &source {
+        Source::Run(run) => Some(*run),
+        Source::Pretrained { .. } => None,
     };
+    let engine = crate::cmd_bench::inference_engine(a.engine, a.plan.as_deref(), run_dir)?;
     let shard = a.shard.get()?;
     let (images, k) = (&a.images, a.top_k);
-    let predictions = match (a.source.resolve(&Device::flex())?, shard) {
+    let predictions = match (source, shard) {
         (Source::Run(run), None) => predict_run_on(run, images, k, engine)?,
         (Source::Pretrained { model, .. }, None) => predict_imagenet_on(*model, images, k, engine)?,
         (Source::Run(run), Some((shard, out))) => {

@@ -9,6 +9,7 @@ mod cmd_info;
 mod cmd_merge;
 mod cmd_metrics;
 mod cmd_predict;
+mod cmd_quantize;
 mod cmd_report;
 mod cmd_split;
 mod cmd_train;
@@ -46,6 +47,9 @@ enum Command {
     Info(cmd_info::InfoArgs),
     /// Write a stratified, seeded train/val/test split manifest of a data source.
     Split(cmd_split::SplitArgs),
+    /// Post-training int8 quantisation: calibrate a model's plan on sample images and write an
+    /// int8 plan (for `predict`, `eval` and `bench infer` with `--plan`).
+    Quantize(cmd_quantize::QuantizeArgs),
     /// A trained model with batch norm folded, as a kestrel-runtime plan or ONNX.
     Export(cmd_export::ExportArgs),
     /// Benchmarks: `bench infer` times inference of a model with random weights, `bench train`
@@ -70,6 +74,7 @@ fn main() {
         Command::Metrics(a) => cmd_metrics::run(a),
         Command::Info(a) => cmd_info::run(a),
         Command::Split(a) => cmd_split::run(a),
+        Command::Quantize(a) => cmd_quantize::run(a),
         Command::Export(a) => cmd_export::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Report(a) => cmd_report::run(a),

@@ -14,33 +14,90 @@ use burn::tensor::{Device, Tensor, TensorData};
 use kestrel_nn::export::{nchw_to_nhwc, nhwc_to_nchw, segmenter_to_plan, to_plan, ExportError};
 use kestrel_nn::models::fcn::Fcn;
 use kestrel_nn::Classifier;
+use kestrel_runtime::quant::{Int8Engine, Int8Options, QuantPlan};
 use kestrel_runtime::{Engine, EngineOptions, Plan};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Which engine runs inference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum InferenceEngine {
     /// kestrel-runtime on the model exported as a plan, all cores.
     #[default]
     Runtime,
     /// The Burn model (eval mode, batch norm folded) on the Flex backend.
     Burn,
+    /// kestrel-runtime's int8 engine on a quantised plan of the model (`kestrel quantize`).
+    Int8(Int8Plan),
+}
+
+/// A quantised plan read from a file, for [`InferenceEngine::Int8`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Plan {
+    /// The file it came from (named in errors).
+    pub path: PathBuf,
+    /// The plan.
+    pub plan: Arc<QuantPlan>,
+}
+
+impl Int8Plan {
+    /// Reads and validates an int8 plan file; a bad file is bad input naming it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let plan = QuantPlan::load(path).map_err(|e| TrainError::BadInput(e.to_string()))?;
+        Ok(Int8Plan {
+            path: path.to_path_buf(),
+            plan: Arc::new(plan),
+        })
+    }
+
+    /// Bad input unless the plan takes `side`×`side` RGB images and returns `classes` scores
+    /// per pixel (1×1 for a classifier): the plan must be of the model it stands in for.
+    pub fn check_fits(&self, side: usize, classes: usize) -> Result<()> {
+        let (i, o) = (self.plan.plan.input_shape(), self.plan.plan.output_shape());
+        if i != kestrel_runtime::Shape::new(side, side, 3) || o.c != classes {
+            return Err(TrainError::BadInput(format!(
+                "int8 plan {}: takes {i} images and gives {} classes, but the model takes {side}x{side}x3 and gives {classes}",
+                self.path.display(),
+                o.c
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the plan on NHWC images `x` (`n` of them) in batches of
+    /// [`InferenceEngine::batch`], returning the NHWC output.
+    pub fn run_nhwc(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let q = (*self.plan).clone();
+        let is = q.plan.input_shape();
+        let mut engine = Int8Engine::new(q, Int8Options::default())
+            .map_err(|e| TrainError::Runtime(format!("kestrel-runtime int8: {e}")))?;
+        let mut out = Vec::with_capacity(n * self.plan.plan.output_shape().len());
+        for chunk in x.chunks(InferenceEngine::Runtime.batch() * is.len()) {
+            let y = engine
+                .run(chunk, chunk.len() / is.len())
+                .map_err(|e| TrainError::Runtime(format!("kestrel-runtime int8: {e}")))?;
+            out.extend_from_slice(y);
+        }
+        Ok(out)
+    }
 }
 
 impl InferenceEngine {
     /// Images per run of the engine. Burn's is smaller: its activations of a large model at
     /// 224 px take far more memory than the runtime's arena.
-    pub fn batch(self) -> usize {
+    pub fn batch(&self) -> usize {
         match self {
-            InferenceEngine::Runtime => 64,
+            InferenceEngine::Runtime | InferenceEngine::Int8(_) => 64,
             InferenceEngine::Burn => 8,
         }
     }
 
-    /// `runtime` or `burn`, as `--engine` spells it.
-    pub fn name(self) -> &'static str {
+    /// `runtime`, `burn` or `int8`, as `--engine` spells it.
+    pub fn name(&self) -> &'static str {
         match self {
             InferenceEngine::Runtime => "runtime",
             InferenceEngine::Burn => "burn",
+            InferenceEngine::Int8(_) => "int8",
         }
     }
 }
@@ -55,7 +112,7 @@ fn export_error(e: ExportError) -> TrainError {
 }
 
 /// Softmax over each consecutive run of `k` values, in place.
-fn softmax_rows(x: &mut [f32], k: usize) {
+pub(crate) fn softmax_rows(x: &mut [f32], k: usize) {
     for row in x.chunks_exact_mut(k) {
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut s = 0.0f64;
@@ -140,7 +197,7 @@ pub fn classifier_probs(
     x: Vec<f32>,
     n: usize,
     r: usize,
-    engine: InferenceEngine,
+    engine: &InferenceEngine,
 ) -> Result<Vec<f32>> {
     match engine {
         InferenceEngine::Runtime => {
@@ -150,6 +207,13 @@ pub fn classifier_probs(
         InferenceEngine::Burn => {
             let model = model.valid().fold_bn();
             burn_batches(&model, &x, r, |t| read(softmax(model.forward(t), 1)))
+        }
+        InferenceEngine::Int8(q) => {
+            let k = model.num_classes();
+            q.check_fits(r, k)?;
+            let mut p = q.run_nhwc(&nchw_to_nhwc(&x, n, 3, r * r), n)?;
+            softmax_rows(&mut p, k);
+            Ok(p)
         }
     }
 }
@@ -161,7 +225,7 @@ pub fn segmenter_probs(
     x: Vec<f32>,
     n: usize,
     r: usize,
-    engine: InferenceEngine,
+    engine: &InferenceEngine,
 ) -> Result<Vec<f32>> {
     match engine {
         InferenceEngine::Runtime => {
@@ -169,6 +233,10 @@ pub fn segmenter_probs(
             Ok(nhwc_to_nchw(&p, n, k, r * r))
         }
         InferenceEngine::Burn => burn_batches(model, &x, r, |t| read(softmax(model.forward(t), 1))),
+        InferenceEngine::Int8(q) => Err(TrainError::BadInput(format!(
+            "int8 plan {}: int8 inference runs classifiers; segmentation models run in fp32 (`--engine runtime`)",
+            q.path.display()
+        ))),
     }
 }
 

@@ -22,9 +22,12 @@ pub use driver::checkpoint::Checkpoint;
 pub use driver::run_dir;
 pub use driver::{Progress, RunOptions};
 pub use error::{Result, TrainError};
-pub use infer::InferenceEngine;
+pub use infer::{InferenceEngine, Int8Plan};
 pub use report::write_run_report;
 pub use tasks::classify::imagenet::{predict_imagenet, predict_imagenet_on};
+pub use tasks::classify::int8::{
+    eval_int8, quantize_model, quantize_run, Int8EvalReport, QuantizeRequest, Quantized,
+};
 pub use tasks::eval::{eval_run, EvalPartial, EvalReport, EvalSplit};
 pub use tasks::merge::{merge_parts, Merged};
 pub use tasks::predict::{predict_run, predict_run_on, Prediction};

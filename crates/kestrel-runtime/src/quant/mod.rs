@@ -8,9 +8,11 @@
 //! range estimators (min/max, percentile, entropy).
 
 mod build;
+pub mod calibrate;
 mod engine;
 pub mod file;
 mod prepare;
+mod quantize;
 mod requant;
 pub mod table;
 #[cfg(test)]
@@ -18,6 +20,8 @@ mod tests;
 
 pub use crate::kernels::int8_gemm::Int8Path;
 pub use build::build_table;
+pub use calibrate::{Method, Observer};
 pub use engine::{Int8Engine, Int8Options};
 pub use file::{is_int8_plan, QuantPlan};
+pub use quantize::{quantize, QuantizeOptions, ValueReport};
 pub use table::{ActQuant, Calibration, QuantTable};

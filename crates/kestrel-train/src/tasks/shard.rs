@@ -362,7 +362,7 @@ pub fn predict_run_shard(
     drop(bytes);
     let batch = engine.batch();
     let slice = &images[shard_range(images.len(), batch, shard)];
-    let predictions = predict_checkpoint_on(&ckpt, slice, top_k, engine)?;
+    let predictions = predict_checkpoint_on(&ckpt, slice, top_k, engine.clone())?;
     let job = predict_job("run".to_string(), top_k, engine, predictions);
     Ok(Part::new(
         shard,
@@ -389,7 +389,8 @@ pub fn predict_imagenet_shard(
     let (_, file) = ModelFile::read(weights, "weights")?;
     let batch = engine.batch();
     let slice = &images[shard_range(images.len(), batch, shard)];
-    let predictions = super::classify::imagenet::predict_imagenet_on(model, slice, top_k, engine)?;
+    let predictions =
+        super::classify::imagenet::predict_imagenet_on(model, slice, top_k, engine.clone())?;
     let job = predict_job(source, top_k, engine, predictions);
     Ok(Part::new(
         shard,

@@ -42,7 +42,7 @@ pub fn predict_imagenet_on(
     }
     let classes = model.num_classes();
     // The engine runs the images in its own batches (`InferenceEngine::batch`).
-    let probs = classifier_probs(model, x, images.len(), side, engine)?;
+    let probs = classifier_probs(model, x, images.len(), side, &engine)?;
     Ok(images
         .iter()
         .zip(probs.chunks_exact(classes))

@@ -7,6 +7,7 @@ pub(crate) mod balance;
 pub(crate) mod data;
 pub(crate) mod eval;
 pub(crate) mod imagenet;
+pub(crate) mod int8;
 pub(crate) mod predict;
 #[cfg(test)]
 mod steps;

@@ -25,7 +25,7 @@ pub(crate) fn predict_classifier(
     // BatchNorm folded into the convolutions on either engine: the inference graph, as export
     // writes it.
     let model = ckpt.model(&Device::flex())?;
-    let probs = classifier_probs(model, x, images.len(), r, engine)?;
+    let probs = classifier_probs(model, x, images.len(), r, &engine)?;
     let k = ckpt.meta.class_names.len();
     Ok(images
         .iter()

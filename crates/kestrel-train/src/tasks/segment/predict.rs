@@ -60,7 +60,7 @@ pub fn predict_segment(
         push_chw(&img, r as u32, r as u32, &ckpt.meta.normalize, &mut x);
     }
     let model = ckpt.segmenter(&Device::flex())?;
-    let probs = segmenter_probs(&model, x, images.len(), r, engine)?;
+    let probs = segmenter_probs(&model, x, images.len(), r, &engine)?;
     let mut out = Vec::with_capacity(images.len());
     for ((path, stack), &(w, h)) in images.iter().zip(probs.chunks_exact(k * r * r)).zip(&sizes) {
         let mean: Vec<f64> = stack
