@@ -121,6 +121,14 @@ pub struct InferArgs {
     /// random-weight model calibrated on random images.
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
+    /// With `--engine int8`: calibrate the random-weight model with min/max on these images
+    /// (a data spec; torchvision's preprocessing, so `--resolution 224`) instead of random ones,
+    /// as another engine's quantiser can be given the same images.
+    #[arg(long, value_name = "SPEC", conflicts_with = "plan")]
+    calib: Option<String>,
+    /// Number of `--calib` images.
+    #[arg(long, default_value_t = 32)]
+    calib_n: usize,
     /// Also write the benchmarked model (random weights) as ONNX to this file, for comparison
     /// with other engines (`bench/onnx_compare.py`).
     #[arg(long, value_name = "FILE")]
@@ -334,7 +342,6 @@ fn time_model(a: &InferArgs, name: String, model: Model) -> Result<(), CliError>
                     quantize(plan, &calib, 8, &opts).map_err(runtime_err)?.0
                 }
             };
-            drop(model);
             let want = q.plan.input_shape().len() * b;
             if want != input.len() {
                 return Err(CliError::BadInput(format!(
