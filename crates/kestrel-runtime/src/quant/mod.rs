@@ -4,7 +4,7 @@
 //! `i8` symmetric per output channel, sums exact in `i32`
 //! ([`crate::kernels::int8_gemm`], [`crate::kernels::int8_depthwise`]); each convolution's
 //! epilogue adds the bias, the rescaled residual and clamps for ReLU / ReLU6 while requantising to
-//! the next value's codes. [`table`] holds the scales, [`file`] the plan file, [`calibrate`] the
+//! the next value's codes. [`table`] holds the scales, [`file`](mod@file) the plan file, [`calibrate`] the
 //! range estimators (min/max, percentile, entropy).
 
 mod build;
