@@ -322,11 +322,29 @@ fn time_model(a: &InferArgs, name: String, model: Model) -> Result<(), CliError>
             })?
         }
         EngineKind::Int8 => {
-            let q = match &a.plan {
-                Some(path) => {
+            let q = match (&a.plan, &a.calib, model) {
+                (Some(path), _, _) => {
                     QuantPlan::load(path).map_err(|e| CliError::BadInput(e.to_string()))?
                 }
-                None => {
+                (None, Some(spec), Model::Classifier(m)) => {
+                    let calib = spec
+                        .parse()
+                        .map_err(|e| CliError::BadInput(format!("--calib {spec}: {e}")))?;
+                    let req = kestrel_train::QuantizeRequest {
+                        method: Method::MinMax,
+                        method_name: "minmax".into(),
+                        depthwise_per_tensor: false,
+                        calib: Some(calib),
+                        calib_n: a.calib_n,
+                    };
+                    kestrel_train::quantize_model(*m, &req)?.plan
+                }
+                (None, Some(_), _) => {
+                    return Err(CliError::BadInput(
+                        "--calib calibrates classifiers; a segmenter is calibrated on random images (drop --calib)".into(),
+                    ))
+                }
+                (None, None, model) => {
                     let plan = model
                         .to_plan(r)
                         .map_err(|e| CliError::BadInput(e.to_string()))?;

@@ -35,9 +35,7 @@ impl ActQuant {
     /// The code of `x` (round half to even, saturating).
     #[inline]
     pub fn quantize(&self, x: f32) -> u8 {
-        (x / self.scale + self.zero as f32)
-            .round_ties_even()
-            .clamp(0.0, 255.0) as u8
+        super::requant::code(x / self.scale, self.zero as i32, 0, 255)
     }
 
     /// The real value of code `q`.
