@@ -6,13 +6,13 @@
 //! at a time; a smaller batch runs op by op with each convolution's rows split across threads.
 
 use super::prepare::{prepare, Int8Layer, Prepared};
-use super::requant::{code, Requant};
 use super::table::ActQuant;
 use super::QuantPlan;
 use crate::engine::Observe;
 use crate::error::{Result, RuntimeError};
-use crate::kernels::int8_depthwise::{depthwise_u8i8_rows, DepthwiseI8};
+use crate::kernels::int8_depthwise::{depthwise_u8i8_requant, depthwise_u8i8_rows, DepthwiseI8};
 use crate::kernels::int8_gemm::{gemm_u8i8_with, Int8Path, PackedB8};
+use crate::kernels::int8_requant::{code, Requant};
 use crate::parallel::{chunks_by, split_rows, Par};
 use crate::plan::{Op, ValueId};
 use crate::schedule::{assign_buffers, Slot, Step};
@@ -567,11 +567,27 @@ fn depthwise_rows(
     s: &mut Scratch,
 ) {
     let row_len = os.w * os.c;
+    let rq = requant(layer);
+    if let Dst::Codes(d) = &mut dst {
+        let mut r = rows.start;
+        while r < rows.end {
+            let (img, y0) = (r / os.h, r % os.h);
+            let y1 = os.h.min(y0 + rows.end - r);
+            let image = &x[img * is.len()..(img + 1) * is.len()];
+            let (a, b) = (
+                (r - rows.start) * row_len,
+                (r - rows.start + y1 - y0) * row_len,
+            );
+            let resr = res.map(|v| &v[r * row_len..(r + y1 - y0) * row_len]);
+            depthwise_u8i8_requant(path, op, image, y0..y1, &rq, resr, &mut d[a..b], &mut s.acc);
+            r += y1 - y0;
+        }
+        return;
+    }
     let per = (16 * 1024 / row_len.max(1)).max(1);
     if s.acc.len() < per * row_len {
         s.acc.resize(per * row_len, 0);
     }
-    let rq = requant(layer);
     let mut r = rows.start;
     while r < rows.end {
         let (img, y0) = (r / os.h, r % os.h);
@@ -583,9 +599,8 @@ fn depthwise_rows(
             let pix = (img * os.h + y0) * os.w + j;
             let resr = res.map(|v| &v[pix * os.c..(pix + 1) * os.c]);
             let at = (r - rows.start) * row_len + j * os.c;
-            match &mut dst {
-                Dst::Codes(d) => rq.row_u8(sums, resr, &mut d[at..at + os.c]),
-                Dst::Reals(d) => rq.row_f32(sums, resr, layer.epi.act, &mut d[at..at + os.c]),
+            if let Dst::Reals(d) = &mut dst {
+                rq.row_f32(sums, resr, layer.epi.act, &mut d[at..at + os.c]);
             }
         }
         r += y1 - y0;

@@ -13,7 +13,6 @@ mod engine;
 pub mod file;
 mod prepare;
 mod quantize;
-mod requant;
 pub mod table;
 #[cfg(test)]
 mod tests;

@@ -35,7 +35,7 @@ impl ActQuant {
     /// The code of `x` (round half to even, saturating).
     #[inline]
     pub fn quantize(&self, x: f32) -> u8 {
-        super::requant::code(x / self.scale, self.zero as i32, 0, 255)
+        crate::kernels::int8_requant::code(x / self.scale, self.zero as i32, 0, 255)
     }
 
     /// The real value of code `q`.

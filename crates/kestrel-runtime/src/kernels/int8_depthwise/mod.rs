@@ -113,6 +113,64 @@ pub fn depthwise_u8i8_rows(
     }
 }
 
+/// Output rows `rows` of one image as codes (`rows.len()·ow·c` of them into `out`): the sums
+/// of [`depthwise_u8i8_rows`] through the epilogue `rq` (with the residual codes `res` of the
+/// same pixels, if the op adds one). AVX-512 fuses the two ([`avx512::rows_requant`]); the other
+/// paths store the sums of each row in `scratch` first. Every path gives the same codes.
+///
+/// # Panics
+/// As [`depthwise_u8i8_rows`], and if `res` or the epilogue's channels do not fit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise_u8i8_requant(
+    path: Int8Path,
+    op: &DepthwiseI8,
+    input: &[u8],
+    rows: std::ops::Range<usize>,
+    rq: &crate::kernels::int8_requant::Requant,
+    res: Option<&[u8]>,
+    out: &mut [u8],
+    scratch: &mut Vec<i32>,
+) {
+    let [h, w, c] = op.hwc;
+    let (oh, ow) = op.out_hw();
+    assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
+    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
+    assert_eq!(
+        out.len(),
+        rows.len() * ow * c,
+        "int8 depthwise: output length"
+    );
+    assert!(
+        res.is_none_or(|r| r.len() == out.len()),
+        "int8 depthwise: residual length"
+    );
+    assert!(
+        rq.corr.len() >= c && rq.mult.len() >= c,
+        "int8 depthwise: epilogue channels"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path == Int8Path::Avx512Vnni
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: the CPU has AVX-512 F (the path is available) and BW (checked); the lengths
+        // were checked above.
+        return unsafe { avx512::rows_requant(op, input, rows, rq, res, out) };
+    }
+    let row = ow * c;
+    if scratch.len() < row {
+        scratch.resize(row, 0);
+    }
+    for (r, oy) in rows.enumerate() {
+        let acc = &mut scratch[..row];
+        depthwise_u8i8_rows(path, op, input, oy..oy + 1, acc);
+        for (j, sums) in acc.chunks_exact(c).enumerate() {
+            let at = (r * ow + j) * c;
+            rq.row_u8(sums, res.map(|v| &v[at..at + c]), &mut out[at..at + c]);
+        }
+    }
+}
+
 /// `acc[i] += (x[i] − zero)·w[i]` over the channels (all three the same length).
 #[inline]
 fn tap(path: Int8Path, acc: &mut [i32], x: &[u8], w: &[i8], zero: u8) {

@@ -1,4 +1,5 @@
-//! The epilogue of every int8 convolution and linear layer: from exact `i32` sums to the next
+//! The epilogue of every int8 convolution and linear layer (the int8 engine's, in
+//! [`crate::quant`]): from exact `i32` sums to the next
 //! value's `u8` codes (or to `f32` for the network's output), with the bias, the rescaled residual
 //! and the activation's clamp in one pass over the row.
 //!
@@ -21,6 +22,7 @@ use crate::Activation;
 const ROUND: f32 = 12_582_912.0;
 
 /// Per-channel constants of one op's epilogue.
+#[derive(Clone, Copy)]
 pub(crate) struct Requant<'a> {
     /// Integer correction added to each sum (bias, zero-point term).
     pub corr: &'a [i32],
@@ -104,6 +106,60 @@ impl Requant<'_> {
 pub(crate) fn code(y: f32, z: i32, lo: i32, hi: i32) -> u8 {
     let t = (y.clamp(-1024.0, 1024.0) + ROUND).to_bits() as i32 - ROUND.to_bits() as i32;
     (t + z).clamp(lo, hi) as u8
+}
+
+/// The AVX-512 form of [`code`] over 16 channels: the same operations in the same order.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use super::{Requant, ROUND};
+    use std::arch::x86_64::*;
+
+    /// The 16 codes of sums `acc` of channels `c0..c0 + 16` (lanes past `mask` unused), with the
+    /// residual codes at `res` (16 readable under `mask`) when the op has one.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VL; `rq.corr` and `rq.mult` hold the masked lanes from
+    /// `c0`, and `res`, if given, points at 16 codes of which the masked ones are readable.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn codes16(
+        rq: &Requant,
+        acc: __m512i,
+        c0: usize,
+        mask: __mmask16,
+        res: Option<*const u8>,
+    ) -> __m128i {
+        // SAFETY: the caller guarantees the masked lanes of every pointer are readable.
+        unsafe {
+            let corr = _mm512_maskz_loadu_epi32(mask, rq.corr.as_ptr().add(c0).cast());
+            let mult = _mm512_maskz_loadu_ps(mask, rq.mult.as_ptr().add(c0));
+            let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, corr)), mult);
+            if let (Some(r), Some((rm, rz))) = (res, rq.residual) {
+                let rv =
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, r.cast())));
+                let t = _mm512_mul_ps(
+                    _mm512_sub_ps(rv, _mm512_set1_ps(rz as f32)),
+                    _mm512_set1_ps(rm),
+                );
+                y = _mm512_add_ps(y, t);
+            }
+            let y = _mm512_max_ps(
+                _mm512_min_ps(y, _mm512_set1_ps(1024.0)),
+                _mm512_set1_ps(-1024.0),
+            );
+            let r = _mm512_add_ps(y, _mm512_set1_ps(ROUND));
+            let q = _mm512_sub_epi32(
+                _mm512_castps_si512(r),
+                _mm512_set1_epi32(ROUND.to_bits() as i32),
+            );
+            let q = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zero as i32));
+            let q = _mm512_min_epi32(
+                _mm512_max_epi32(q, _mm512_set1_epi32(rq.lo as i32)),
+                _mm512_set1_epi32(rq.hi as i32),
+            );
+            _mm512_cvtepi32_epi8(q)
+        }
+    }
 }
 
 #[cfg(test)]
