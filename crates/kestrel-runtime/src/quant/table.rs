@@ -189,7 +189,7 @@ impl QuantTable {
             );
             for (c, &s) in ws.iter().enumerate() {
                 let m = sx as f64 * s as f64 / sy as f64;
-                if !good_scale(s) || !(m.is_finite() && m > 1e-30 && m < 1e30) {
+                if !(good_scale(s) && m.is_finite() && m > 1e-30 && m < 1e30) {
                     return bad(format!(
                         "op {i} ({}) channel {c}: weight scale {s} (requantisation multiplier {m:e}), expected a finite positive number",
                         op.kind_name()
