@@ -14,6 +14,7 @@ pub mod lower;
 pub mod lower_fcn;
 pub mod network;
 pub mod onnx;
+mod onnx_graph;
 pub mod plan;
 pub mod proto;
 #[cfg(test)]
