@@ -4,7 +4,7 @@
 Usage (from the repository root; needs numpy, onnx, onnxruntime):
 
     python3 tools/check_qdq.py plan --plan MODEL.int8 [--kestrel target/debug/kestrel]
-                                    [--batch 8] [--seed 0] [--json]
+                                    [--input X.npy [--labels Y.npy] | --batch 8 --seed 0] [--json]
     python3 tools/check_qdq.py fixture [--out crates/kestrel-nn/tests/fixtures/qdq_ort.json]
 
 `plan`: a manual check of one int8 plan file (`kestrel quantize`'s output).
@@ -13,12 +13,13 @@ Usage (from the repository root; needs numpy, onnx, onnxruntime):
      written beside it and exported the same way as a float model: the same graph without
      quantisation.
   2. Both pass `onnx.checker.check_model(full_check=True)`.
-  3. On a seeded N(0, 1) NCHW batch ONNX Runtime (CPU) runs the QDQ model twice — with its
+  3. On `--input` (or a seeded N(0, 1) NCHW batch) ONNX Runtime (CPU) runs the QDQ model twice — with its
      graph optimisations (QDQ fused into its integer kernels) and without (DequantizeLinear /
      QuantizeLinear evaluated in float: the graph's exact semantics) — and the float model;
      kestrel-runtime itself runs the fp32 plan when the `kestrel` Python package is installed.
   4. Prints, for each pair, the largest absolute difference, that relative to the largest fp32
-     output, and (for per-image outputs) how often the top-1 class agrees.
+     output, and (for per-image outputs) how often the top-1 class agrees; with `--labels`, each
+     model's accuracy.
 
 `fixture`: what `export::qdq::tests::onnx_runtime_runs_the_exports` checks.
   1. `cargo test -p kestrel-nn --lib write_qdq_reference_inputs -- --ignored` writes the test
@@ -119,21 +120,28 @@ def check_plan(args):
             models[name] = data
         qdq_ops = sorted({n.op_type for n in onnx.load_from_string(models["qdq"]).graph.node})
         sess = session(models["fp32"])
-        shape = [args.batch] + list(sess.get_inputs()[0].shape[1:])
-        x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+        if args.input:
+            x = np.load(args.input).astype(np.float32)
+        else:
+            shape = [args.batch] + list(sess.get_inputs()[0].shape[1:])
+            x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
         fp32 = run(sess, x)
         qdq = run(session(models["qdq"]), x)
         qdq_plain = run(session(models["qdq"], optimize=False), x)
         report = {
             "plan": args.plan,
-            "batch": args.batch,
-            "seed": args.seed,
+            "input": args.input or f"N(0, 1), seed {args.seed}",
+            "images": len(x),
             "onnxruntime": ort.__version__,
             "qdq_ops": qdq_ops,
             "qdq_vs_fp32": compare(qdq, fp32),
             "qdq_unoptimized_vs_fp32": compare(qdq_plain, fp32),
             "qdq_vs_qdq_unoptimized": compare(qdq, qdq_plain),
         }
+        if args.labels:
+            y = np.load(args.labels)
+            for name, out in [("fp32", fp32), ("qdq", qdq), ("qdq_unoptimized", qdq_plain)]:
+                report[f"accuracy_{name}"] = float((out.argmax(1) == y).mean())
         try:
             import kestrel
 
@@ -154,7 +162,9 @@ if __name__ == "__main__":
     p = sub.add_parser("plan", help="check one int8 plan file")
     p.add_argument("--plan", required=True)
     p.add_argument("--kestrel", default=os.environ.get("KESTREL", "target/debug/kestrel"))
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--input", help="NCHW float32 images (.npy), preprocessed for the plan")
+    p.add_argument("--labels", help="their classes (.npy): report each model's accuracy")
+    p.add_argument("--batch", type=int, default=8, help="random images without --input")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     f = sub.add_parser("fixture", help="rewrite the Rust test's fixture")

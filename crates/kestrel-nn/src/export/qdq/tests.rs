@@ -198,18 +198,19 @@ const RANGES: [(f32, f32); 6] = [
     (-4.0, 4.0),
 ];
 
+/// Per-channel weight scales of every op of `plan` with int8 weights, none for the others.
+fn per_channel_scales(plan: &Plan) -> Vec<Vec<f32>> {
+    let scales = |op: &Op| match (op, int8_out_channels(op)) {
+        (Op::Conv(c), Some(n)) => weight_scales(plan.slice(c.weight), n, false),
+        (Op::Linear { weight, .. }, Some(n)) => weight_scales(plan.slice(*weight), n, false),
+        _ => vec![],
+    };
+    plan.graph.ops.iter().map(scales).collect()
+}
+
 fn test_quant_plan() -> QuantPlan {
     let plan = test_plan();
-    let weight_scales = plan
-        .graph
-        .ops
-        .iter()
-        .map(|op| match (op, int8_out_channels(op)) {
-            (Op::Conv(c), Some(n)) => weight_scales(plan.slice(c.weight), n, false),
-            (Op::Linear { weight, .. }, Some(n)) => weight_scales(plan.slice(*weight), n, false),
-            _ => vec![],
-        })
-        .collect();
+    let weight_scales = per_channel_scales(&plan);
     let values = RANGES.map(|(lo, hi)| ActQuant::from_range(lo, hi)).to_vec();
     let calibration = Calibration {
         method: "minmax".into(),
@@ -507,4 +508,58 @@ fn onnx_runtime_runs_the_exports() {
             "{name}: integer vs float QDQ differ by {d}, step {step}"
         );
     }
+}
+
+/// Stand-in for `kestrel quantize` until it exists, for trying `tools/check_qdq.py plan` on a
+/// real model: the fp32 plan file `$KESTREL_QDQ_PLAN` with min/max ranges of every value over the
+/// NCHW float32 batch in `$KESTREL_QDQ_CALIB` (raw little-endian; each value's range from the
+/// plan cut after the op writing it) and per-channel weight scales, saved as the int8 plan
+/// `$KESTREL_QDQ_OUT`.
+#[test]
+#[ignore = "manual: writes an int8 plan for tools/check_qdq.py plan"]
+fn write_minmax_int8_plan() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
+    let plan = Plan::load(std::path::Path::new(&var("KESTREL_QDQ_PLAN"))).unwrap();
+    let raw = std::fs::read(var("KESTREL_QDQ_CALIB")).unwrap();
+    let x: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let s = plan.input_shape();
+    let batch = x.len() / s.len();
+    let x = nchw_to_nhwc(&x, batch, s.c, s.h * s.w);
+    let range = |v: &[f32]| {
+        let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+        (lo, v.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+    };
+    let g = &plan.graph;
+    let mut ranges = vec![range(&x); g.values.len()];
+    for (k, op) in g.ops.iter().enumerate() {
+        let mut cut = plan.clone();
+        cut.graph.ops.truncate(k + 1);
+        cut.graph.output = op.output();
+        let mut engine = Engine::new(cut, EngineOptions::default()).unwrap();
+        ranges[op.output()] = range(engine.run(&x, batch).unwrap());
+    }
+    let mut values: Vec<ActQuant> = ranges
+        .iter()
+        .map(|&(lo, hi)| ActQuant::from_range(lo, hi))
+        .collect();
+    for op in &g.ops {
+        if let Op::MaxPool { input, output, .. } | Op::GlobalAvgPool { input, output } = op {
+            values[*output] = values[*input];
+        }
+    }
+    let table = QuantTable {
+        values,
+        weight_scales: per_channel_scales(&plan),
+        calibration: Calibration {
+            method: "minmax".into(),
+            images: batch,
+            depthwise_per_tensor: false,
+        },
+    };
+    let q = QuantPlan { plan, table };
+    q.save(std::path::Path::new(&var("KESTREL_QDQ_OUT")))
+        .unwrap();
 }
