@@ -23,8 +23,8 @@ Usage (from the repository root; needs numpy, onnx, onnxruntime):
 
 `fixture`: what `export::qdq::tests::onnx_runtime_runs_the_exports` checks.
   1. `cargo test -p kestrel-nn --lib write_qdq_reference_inputs -- --ignored` writes the test
-     cases (a hand-built int8 classifier plan as QDQ and as fp32, and a plan with every other op
-     as QDQ) with their NCHW inputs.
+     cases (a hand-built int8 classifier plan and a two-layer MLP, each as QDQ and as fp32, and a
+     plan with every other op as QDQ) with their NCHW inputs.
   2. Each is checked as in `tools/onnx_reference.py` and run by ONNX Runtime with graph
      optimisations (`output`) and, for QDQ, without (`output_unoptimized`).
   3. The fixture records the fingerprint of the exported bytes and the outputs. Rerun whenever

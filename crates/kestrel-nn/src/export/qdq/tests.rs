@@ -417,12 +417,34 @@ fn all_ops_plan() -> QuantPlan {
     QuantPlan { plan, table }
 }
 
+/// Global pool, then two linear layers (the first with ReLU): a quantised `batch × C` value
+/// reshaped back to NCHW and flattened again for the next `Gemm`.
+fn mlp_plan() -> QuantPlan {
+    let mut rng = Rng::new(10);
+    let mut b = PlanBuilder::new(Shape::new(4, 4, 3));
+    let x = b.global_pool(0).unwrap();
+    let (w1, b1) = (draw(&mut rng, 6 * 3, 1.0), draw(&mut rng, 6, 0.3));
+    let x = b.linear(x, &w1, Some(&b1), 6, Activation::Relu).unwrap();
+    let (w2, b2) = (draw(&mut rng, 4 * 6, 1.0), draw(&mut rng, 4, 0.3));
+    let x = b.linear(x, &w2, Some(&b2), 4, Activation::None).unwrap();
+    let plan = b.build(x).unwrap();
+    let ranges = [(-2.0, 2.0), (-2.0, 2.0), (0.0, 3.0), (-3.0, 3.0)];
+    let table = QuantTable {
+        values: ranges.map(|(lo, hi)| ActQuant::from_range(lo, hi)).to_vec(),
+        weight_scales: per_channel_scales(&plan),
+        calibration: test_quant_plan().table.calibration,
+    };
+    QuantPlan { plan, table }
+}
+
 /// The cases of `tools/check_qdq.py fixture`: (name, plan, QDQ or fp32, batch).
 fn cases() -> Vec<(&'static str, QuantPlan, bool, usize)> {
     vec![
         ("classifier_fp32", test_quant_plan(), false, 2),
         ("classifier_qdq", test_quant_plan(), true, 2),
         ("all_ops_qdq", all_ops_plan(), true, 1),
+        ("mlp_fp32", mlp_plan(), false, 3),
+        ("mlp_qdq", mlp_plan(), true, 3),
     ]
 }
 
