@@ -5,7 +5,7 @@ use crate::exit::{print_json, CliError};
 use crate::pretrained::Source;
 use crate::shard_arg::{write_part, ShardArgs};
 use burn::tensor::Device;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use kestrel_train::{
     predict_imagenet_on, predict_imagenet_shard, predict_run_on, predict_run_shard, Prediction,
 };
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 /// Flags of `kestrel predict`.
 #[derive(Args)]
+#[command(group(ArgGroup::new("model").required(true).args(["run", "arch"])))]
 pub struct PredictArgs {
     #[command(flatten)]
     source: crate::pretrained::ModelSource,

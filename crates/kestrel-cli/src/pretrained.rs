@@ -21,11 +21,12 @@ pub fn load(
 }
 
 /// Where a command's model comes from: a training run, or pretrained weights (`predict` and
-/// `export` share these flags).
+/// `export` share these flags). Each command requires one of `--run` and `--arch` with an
+/// argument group of its own (`export` also takes `--plan`).
 #[derive(Args, Debug)]
 pub struct ModelSource {
     /// The run folder written by `kestrel train` (its best checkpoint is used).
-    #[arg(long, required_unless_present = "arch", conflicts_with_all = ["arch", "weights"])]
+    #[arg(long, conflicts_with_all = ["arch", "weights"])]
     run: Option<PathBuf>,
     /// Architecture of pretrained weights (with `--weights`): mobilenet-v2, resnet18, resnet34,
     /// resnet50. Images get torchvision's preprocessing (resize 256, centre crop 224, ImageNet

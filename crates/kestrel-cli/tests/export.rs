@@ -336,3 +336,102 @@ fn bad_input_exits_2_with_a_message_naming_it() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!Path::new(out).exists());
 }
+
+/// A small int8 plan: 3×3 stride-2 convolution (ReLU6), global pool, linear 4 → 3.
+fn small_int8_plan() -> kestrel_runtime::quant::QuantPlan {
+    use kestrel_runtime::quant::table::{int8_out_channels, weight_scales};
+    use kestrel_runtime::quant::{ActQuant, Calibration, QuantPlan, QuantTable};
+    use kestrel_runtime::{Activation, ConvParams, Op, PlanBuilder, Shape};
+    let w: Vec<f32> = (0..4 * 3 * 9)
+        .map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.5)
+        .collect();
+    let l: Vec<f32> = (0..3 * 4)
+        .map(|i| ((i * 5) % 7) as f32 / 7.0 - 0.4)
+        .collect();
+    let mut b = PlanBuilder::new(Shape::new(8, 8, 3));
+    let p = ConvParams::new(&w, None, 4, 3).stride(2).padding(1);
+    let x = b.conv(0, &p.act(Activation::Relu6)).unwrap();
+    let x = b.global_pool(x).unwrap();
+    let x = b.linear(x, &l, None, 3, Activation::None).unwrap();
+    let plan = b.build(x).unwrap();
+    let weight_scales = plan
+        .graph
+        .ops
+        .iter()
+        .map(|op| match (op, int8_out_channels(op)) {
+            (Op::Conv(c), Some(n)) => weight_scales(plan.slice(c.weight), n, false),
+            (Op::Linear { weight, .. }, Some(n)) => weight_scales(plan.slice(*weight), n, false),
+            _ => vec![],
+        })
+        .collect();
+    let ranges = [(-2.0, 2.0), (0.0, 6.0), (0.0, 6.0), (-5.0, 5.0)];
+    let table = QuantTable {
+        values: ranges.map(|(lo, hi)| ActQuant::from_range(lo, hi)).to_vec(),
+        weight_scales,
+        calibration: Calibration {
+            method: "minmax".into(),
+            images: 1,
+            depthwise_per_tensor: false,
+        },
+    };
+    QuantPlan { plan, table }
+}
+
+/// `kestrel export --plan FILE --format onnx`: an int8 plan gives the library's QDQ graph, an
+/// fp32 plan the library's float graph, each followed by the metadata; bad files exit 2 naming
+/// them and write nothing.
+#[test]
+fn plan_files_export_to_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = small_int8_plan();
+    let (int8, fp32) = (dir.path().join("m.int8"), dir.path().join("m.plan"));
+    q.save(&int8).unwrap();
+    q.plan.save(&fp32).unwrap();
+    for (file, is_int8) in [(&int8, true), (&fp32, false)] {
+        let out = dir.path().join("m.onnx");
+        let f = file.to_str().unwrap();
+        let args = ["export", "--plan", f, "--format", "onnx"];
+        let args = [&args[..], &["--out", out.to_str().unwrap(), "--json"]].concat();
+        let info = run_json(&args);
+        assert_eq!(info["int8"], is_int8, "{info}");
+        assert_eq!(
+            (info["resolution"].as_u64(), info["classes"].as_u64()),
+            (Some(8), Some(3))
+        );
+        let want = match is_int8 {
+            true => kestrel_nn::export::quant_plan_to_onnx(&q, &[]).unwrap(),
+            false => kestrel_nn::export::plan_to_onnx(&q.plan, &[]).unwrap(),
+        };
+        let got = std::fs::read(&out).unwrap();
+        assert!(got.starts_with(&want), "{f}: not the library's graph");
+        let tail = String::from_utf8_lossy(&got[want.len()..]).into_owned();
+        assert!(tail.contains("kestrel.input"), "{tail}");
+        assert_eq!(tail.contains("kestrel.quantization"), is_int8, "{tail}");
+        assert_eq!(info["bytes"].as_u64(), Some(got.len() as u64));
+    }
+
+    let out = dir.path().join("bad.onnx");
+    let o = out.to_str().unwrap();
+    let corrupt = dir.path().join("corrupt.int8");
+    let mut bytes = q.to_bytes();
+    let n = bytes.len();
+    bytes[n - 20] ^= 1;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let c = corrupt.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--plan", "/nonexistent/m.int8", "--format", "onnx"],
+            "/nonexistent/m.int8",
+        ),
+        (&["--plan", c, "--format", "onnx"], "checksum"),
+        (&["--plan", c, "--format", "plan"], "--format onnx"),
+        (&["--plan", c, "--run", c, "--format", "onnx"], "--run"),
+    ];
+    for (extra, needle) in cases {
+        let o = kestrel(&[&["export", "--out", o][..], extra].concat());
+        assert_exit_2_naming(&o, &[needle]);
+    }
+    let o = kestrel(&["export", "--plan", c, "--format", "onnx", "--out", o]);
+    assert_exit_2_naming(&o, &[c]);
+    assert!(!out.exists());
+}

@@ -6,6 +6,9 @@
 //! and each format writes that list out. The exported models take the same input as the Burn
 //! model — already resized and normalised — and return logits (no softmax).
 //!
+//! A runtime plan itself, fp32 or int8, can be written as ONNX too ([`qdq`]: an int8 plan in
+//! QDQ form).
+//!
 //! [`Classifier`]: crate::models::zoo::Classifier
 
 mod error;
@@ -14,8 +17,10 @@ pub mod lower;
 pub mod lower_fcn;
 pub mod network;
 pub mod onnx;
+mod onnx_graph;
 pub mod plan;
 pub mod proto;
+pub mod qdq;
 #[cfg(test)]
 pub(crate) mod synthetic;
 
@@ -28,3 +33,4 @@ pub use onnx::{
     network_to_onnx, save_onnx, save_segmenter_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET,
 };
 pub use plan::{network_to_plan, segmenter_to_plan, to_plan};
+pub use qdq::{plan_to_onnx, quant_plan_to_onnx};

@@ -15,30 +15,15 @@
 use super::error::ExportError;
 use super::lower::lower;
 use super::lower_fcn::lower_segmenter;
-use super::network::{ConvLayer, Layer, Network};
-use super::proto::Message;
+use super::network::{Layer, Network};
+use super::onnx_graph::{attr_int, attr_ints, attr_str, node, tensor, tensor_i64, value_info};
+use super::onnx_graph::{Dim, Graph};
 use crate::models::fcn::Fcn;
 use crate::models::zoo::Classifier;
-use crate::upsample::ResizeTo;
-use kestrel_runtime::{Activation, ResizeMode};
+use kestrel_runtime::Activation;
 use std::path::Path;
 
-/// The ONNX operator set the export targets.
-pub const ONNX_OPSET: i64 = 17;
-/// IR version 8 (ONNX 1.10 and later), the one that goes with opset 17.
-const IR_VERSION: i64 = 8;
-/// `TensorProto.DataType.FLOAT`.
-const FLOAT: i64 = 1;
-/// `AttributeProto.AttributeType` values.
-const ATTR_FLOAT: i64 = 1;
-const ATTR_INT: i64 = 2;
-const ATTR_STRING: i64 = 3;
-/// `TensorProto.DataType.INT64`.
-const INT64: i64 = 7;
-const ATTR_INTS: i64 = 7;
-/// Names of the two scalar initializers `Clip` reads for ReLU6.
-const RELU6_MIN: &str = "relu6.min";
-const RELU6_MAX: &str = "relu6.max";
+pub use super::onnx_graph::ONNX_OPSET;
 
 /// Exports `model` for `resolution` × `resolution` inputs as ONNX bytes.
 pub fn to_onnx(model: &Classifier, resolution: usize) -> Result<Vec<u8>, ExportError> {
@@ -82,182 +67,6 @@ pub fn save_segmenter_onnx(
         path: path.to_path_buf(),
         message: e.to_string(),
     })
-}
-
-/// A `TensorProto` of `int64` values.
-fn tensor_i64(name: &str, data: &[i64]) -> Message {
-    let mut t = Message::new();
-    t.int(1, data.len() as i64);
-    t.int(2, INT64).string(8, name);
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    t.bytes(9, &raw);
-    t
-}
-
-/// A string attribute.
-fn attr_str(name: &str, v: &str) -> Message {
-    let mut a = Message::new();
-    a.string(1, name)
-        .bytes(4, v.as_bytes())
-        .int(20, ATTR_STRING);
-    a
-}
-
-/// A float attribute.
-fn attr_float(name: &str, v: f32) -> Message {
-    let mut a = Message::new();
-    a.string(1, name).float(2, v).int(20, ATTR_FLOAT);
-    a
-}
-
-/// A `TensorProto` of `float32` values, stored as raw little-endian bytes.
-fn tensor(name: &str, dims: &[usize], data: &[f32]) -> Message {
-    let mut t = Message::new();
-    for &d in dims {
-        t.int(1, d as i64);
-    }
-    t.int(2, FLOAT).string(8, name);
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    t.bytes(9, &raw);
-    t
-}
-
-/// One dimension of a tensor type: fixed, or named (dynamic).
-enum Dim<'a> {
-    Fixed(usize),
-    Named(&'a str),
-}
-
-/// A `ValueInfoProto` of a `float32` tensor.
-fn value_info(name: &str, dims: &[Dim]) -> Message {
-    let mut shape = Message::new();
-    for d in dims {
-        let mut dim = Message::new();
-        match d {
-            Dim::Fixed(n) => dim.int(1, *n as i64),
-            Dim::Named(s) => dim.string(2, s),
-        };
-        shape.message(1, &dim);
-    }
-    let mut tensor_type = Message::new();
-    tensor_type.int(1, FLOAT).message(2, &shape);
-    let mut ty = Message::new();
-    ty.message(1, &tensor_type);
-    let mut v = Message::new();
-    v.string(1, name).message(2, &ty);
-    v
-}
-
-/// An integer attribute.
-fn attr_int(name: &str, i: i64) -> Message {
-    let mut a = Message::new();
-    a.string(1, name).int(3, i).int(20, ATTR_INT);
-    a
-}
-
-/// An integer-list attribute.
-fn attr_ints(name: &str, v: &[usize]) -> Message {
-    let mut a = Message::new();
-    a.string(1, name);
-    for &x in v {
-        a.int(8, x as i64);
-    }
-    a.int(20, ATTR_INTS);
-    a
-}
-
-/// A `NodeProto` of the default domain.
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: &[Message]) -> Message {
-    let mut n = Message::new();
-    for i in inputs {
-        n.string(1, i);
-    }
-    for o in outputs {
-        n.string(2, o);
-    }
-    n.string(3, name).string(4, op);
-    for a in attrs {
-        n.message(5, a);
-    }
-    n
-}
-
-/// Nodes and initializers of a graph under construction.
-#[derive(Default)]
-struct Graph {
-    nodes: Vec<Message>,
-    initializers: Vec<Message>,
-    relu6_bounds: bool,
-}
-
-impl Graph {
-    /// A convolution (`Conv`), or with its `output_padding` a transposed one (`ConvTranspose`),
-    /// named `name`, reading `input`: its weight and bias initializers, the node, and its
-    /// activation, the result written to `out`.
-    fn conv(
-        &mut self,
-        name: &str,
-        input: &str,
-        c: &ConvLayer,
-        output_padding: Option<&[usize; 2]>,
-        out: &str,
-    ) {
-        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
-        // PyTorch's weight layouts: (out, in / groups, kh, kw), transposed (in, out / groups, kh,
-        // kw).
-        let (op, first, per_group) = match output_padding {
-            None => ("Conv", c.out_channels, c.in_channels),
-            Some(_) => ("ConvTranspose", c.in_channels, c.out_channels),
-        };
-        let dims = [first, per_group / c.groups, c.kernel[0], c.kernel[1]];
-        self.initializers.push(tensor(&w, &dims, &c.weight));
-        self.initializers
-            .push(tensor(&b, &[c.out_channels], &c.bias));
-        let [ph, pw] = c.padding;
-        let mut attrs = vec![
-            attr_ints("dilations", &c.dilation),
-            attr_int("group", c.groups as i64),
-            attr_ints("kernel_shape", &c.kernel),
-        ];
-        if let Some(op) = output_padding {
-            attrs.push(attr_ints("output_padding", op));
-        }
-        attrs.push(attr_ints("pads", &[ph, pw, ph, pw]));
-        attrs.push(attr_ints("strides", &c.stride));
-        let pre = match c.act {
-            Activation::None => out.to_string(),
-            _ => format!("{name}.conv"),
-        };
-        self.nodes
-            .push(node(op, name, &[input, &w, &b], &[&pre], &attrs));
-        self.activation(c.act, name, &pre, out);
-    }
-
-    /// `act(pre)` written to `out` (or `pre` renamed to `out` when there is no activation: the
-    /// caller then writes the producing node's output as `out` directly).
-    fn activation(&mut self, act: Activation, name: &str, pre: &str, out: &str) {
-        match act {
-            Activation::None => {}
-            Activation::Relu => {
-                self.nodes
-                    .push(node("Relu", &format!("{name}.relu"), &[pre], &[out], &[]))
-            }
-            Activation::Relu6 => {
-                if !self.relu6_bounds {
-                    self.relu6_bounds = true;
-                    self.initializers.push(tensor(RELU6_MIN, &[], &[0.0]));
-                    self.initializers.push(tensor(RELU6_MAX, &[], &[6.0]));
-                }
-                self.nodes.push(node(
-                    "Clip",
-                    &format!("{name}.relu6"),
-                    &[pre, RELU6_MIN, RELU6_MAX],
-                    &[out],
-                    &[],
-                ));
-            }
-        }
-    }
 }
 
 /// The ONNX bytes of an already lowered network, with `metadata` as `metadata_props`.
@@ -350,66 +159,7 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
                 mode,
                 align_corners,
                 resize,
-            } => {
-                let x = value(*input);
-                let mut attrs = vec![];
-                let (m, coords) = match mode {
-                    ResizeMode::Nearest => ("nearest", "asymmetric"),
-                    ResizeMode::Linear | ResizeMode::Cubic => (
-                        if *mode == ResizeMode::Linear {
-                            "linear"
-                        } else {
-                            "cubic"
-                        },
-                        if *align_corners {
-                            "align_corners"
-                        } else {
-                            "pytorch_half_pixel"
-                        },
-                    ),
-                };
-                attrs.push(attr_str("coordinate_transformation_mode", coords));
-                if *mode == ResizeMode::Cubic {
-                    attrs.push(attr_float("cubic_coeff_a", -0.75));
-                }
-                attrs.push(attr_str("mode", m));
-                if *mode == ResizeMode::Nearest {
-                    attrs.push(attr_str("nearest_mode", "floor"));
-                }
-                match resize {
-                    ResizeTo::Scale([sh, sw]) => {
-                        let scales = format!("{name}.scales");
-                        g.initializers.push(tensor(
-                            &scales,
-                            &[4],
-                            &[1.0, 1.0, *sh as f32, *sw as f32],
-                        ));
-                        g.nodes
-                            .push(node("Resize", name, &[&x, "", &scales], &[&out], &attrs));
-                    }
-                    ResizeTo::Size([h, w]) => {
-                        // sizes = [N, C] of the input followed by the fixed size.
-                        let (nc, hw, sizes) = (
-                            format!("{name}.nc"),
-                            format!("{name}.hw"),
-                            format!("{name}.sizes"),
-                        );
-                        g.initializers
-                            .push(tensor_i64(&hw, &[*h as i64, *w as i64]));
-                        g.nodes
-                            .push(node("Shape", &nc, &[&x], &[&nc], &[attr_int("end", 2)]));
-                        g.nodes.push(node(
-                            "Concat",
-                            &sizes,
-                            &[&nc, &hw],
-                            &[&sizes],
-                            &[attr_int("axis", 0)],
-                        ));
-                        g.nodes
-                            .push(node("Resize", name, &[&x, "", "", &sizes], &[&out], &attrs));
-                    }
-                }
-            }
+            } => g.resize(name, &value(*input), *mode, *align_corners, *resize, &out),
             Layer::ConvTranspose {
                 name,
                 input,
@@ -459,26 +209,15 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
         }
     }
     let r = net.resolution;
-    let mut graph = Message::new();
-    for n in &g.nodes {
-        graph.message(1, n);
-    }
-    graph.string(2, &net.arch);
-    for t in &g.initializers {
-        graph.message(5, t);
-    }
     let batch = Dim::Named("batch");
-    graph.message(
-        11,
-        &value_info(
-            "input",
-            &[
-                batch,
-                Dim::Fixed(net.in_channels),
-                Dim::Fixed(r),
-                Dim::Fixed(r),
-            ],
-        ),
+    let input = value_info(
+        "input",
+        &[
+            batch,
+            Dim::Fixed(net.in_channels),
+            Dim::Fixed(r),
+            Dim::Fixed(r),
+        ],
     );
     let logits = if net.is_dense() {
         vec![
@@ -490,27 +229,13 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
     } else {
         vec![Dim::Named("batch"), Dim::Fixed(net.num_classes)]
     };
-    graph.message(12, &value_info("logits", &logits));
-    let mut opset = Message::new();
-    opset.string(1, "").int(2, ONNX_OPSET);
-    let mut model = Message::new();
-    model
-        .int(1, IR_VERSION)
-        .string(2, "kestrel")
-        .string(3, env!("CARGO_PKG_VERSION"))
-        .message(7, &graph)
-        .message(8, &opset);
-    for (k, v) in metadata {
-        let mut entry = Message::new();
-        entry.string(1, k).string(2, v);
-        model.message(14, &entry);
-    }
-    model.into_bytes()
+    g.into_model(&net.arch, &input, &value_info("logits", &logits), metadata)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::proto::Message;
     use crate::export::synthetic::{burn_output, input_nchw, randomized, rel_err};
     use crate::models::zoo::{Arch, ClassifierSpec};
     use burn::tensor::Device;

@@ -80,6 +80,57 @@ impl Message {
     }
 }
 
+/// One decoded field of a message (tests read the written models back with it).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Field<'a> {
+    /// A varint (negative `int64`s come back as their two's complement).
+    Varint(u64),
+    /// A `fixed32` (a `float`'s bits).
+    Fixed32(u32),
+    /// A length-delimited field: string, bytes or an embedded message.
+    Bytes(&'a [u8]),
+}
+
+/// The `(field number, value)` pairs of an encoded message, in order; panics on anything but
+/// the wire types [`Message`] writes.
+#[cfg(test)]
+pub(crate) fn decode(mut b: &[u8]) -> Vec<(u32, Field<'_>)> {
+    fn varint(b: &mut &[u8]) -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let byte = b[0];
+            *b = &b[1..];
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b);
+        let field = match key & 7 {
+            VARINT => Field::Varint(varint(&mut b)),
+            FIXED32 => {
+                let v = u32::from_le_bytes(b[..4].try_into().unwrap());
+                b = &b[4..];
+                Field::Fixed32(v)
+            }
+            LEN => {
+                let n = varint(&mut b) as usize;
+                let (v, rest) = b.split_at(n);
+                b = rest;
+                Field::Bytes(v)
+            }
+            w => panic!("wire type {w}"),
+        };
+        out.push(((key >> 3) as u32, field));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +167,20 @@ mod tests {
         let mut m = Message::new();
         m.float(2, 1.0);
         assert_eq!(m.as_bytes(), [0x15, 0x00, 0x00, 0x80, 0x3f]);
+        // The reader gives back what the guide's bytes hold.
+        let test3 = [0x1a, 0x03, 0x08, 0x96, 0x01];
+        assert_eq!(decode(&test3), [(3, Field::Bytes(&[0x08, 0x96, 0x01]))]);
+        assert_eq!(decode(&test3[2..]), [(1, Field::Varint(150))]);
+        let mut m = Message::new();
+        m.int(1, -2).float(2, 1.0).string(3, "testing");
+        assert_eq!(
+            decode(m.as_bytes()),
+            [
+                (1, Field::Varint(-2i64 as u64)),
+                (2, Field::Fixed32(1.0f32.to_bits())),
+                (3, Field::Bytes(b"testing")),
+            ]
+        );
     }
 
     #[test]

@@ -10,16 +10,16 @@ use crate::Activation;
 
 /// Repacks PyTorch `ConvTranspose2d` weights `[cin][cout/groups][kh][kw]` into the kernel's
 /// `[groups][kh][kw][cin/groups][cout/groups]`.
-pub fn pack_conv_transpose(
-    weight: &[f32],
+pub fn pack_conv_transpose<T: Copy + Default>(
+    weight: &[T],
     cin: usize,
     cout: usize,
     kh: usize,
     kw: usize,
     groups: usize,
-) -> Vec<f32> {
+) -> Vec<T> {
     let (cin_g, cout_g) = (cin / groups, cout / groups);
-    let mut out = vec![0.0; weight.len()];
+    let mut out = vec![T::default(); weight.len()];
     for g in 0..groups {
         for ky in 0..kh {
             for kx in 0..kw {
