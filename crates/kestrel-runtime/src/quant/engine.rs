@@ -661,10 +661,13 @@ fn codes_op<'v>(
                         *a += v as u64;
                     }
                 }
-                // The mean of codes is the code of the mean; rounded half up.
-                let den = 2 * pixels as u64;
+                // The mean of codes is the code of the mean, rounded half to even (as
+                // QuantizeLinear rounds the float mean of the dequantised values).
+                let px = pixels as u64;
                 for (d, &a) in codes[b * ch..(b + 1) * ch].iter_mut().zip(&sum) {
-                    *d = ((2 * a + pixels as u64) / den) as u8;
+                    let (q, r) = (a / px, a % px);
+                    let up = 2 * r > px || (2 * r == px && q % 2 == 1);
+                    *d = (q + u64::from(up)) as u8;
                 }
             }
         }

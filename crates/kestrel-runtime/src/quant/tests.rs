@@ -244,8 +244,8 @@ fn reference(q: &QuantPlan, input: &[f32], n: usize) -> Vec<f32> {
                         let s: u64 = (0..px)
                             .map(|p| codes[*input][(b * px + p) * is.c + ch] as u64)
                             .sum();
-                        // The mean rounded half up.
-                        y[b * is.c + ch] = ((s as f64 / px as f64) + 0.5).floor() as u8;
+                        // The mean rounded half to even.
+                        y[b * is.c + ch] = (s as f64 / px as f64).round_ties_even() as u8;
                     }
                 }
             }
