@@ -11,7 +11,7 @@ use super::QuantPlan;
 use crate::engine::Observe;
 use crate::error::{Result, RuntimeError};
 use crate::kernels::int8_depthwise::{depthwise_u8i8_requant, depthwise_u8i8_rows, DepthwiseI8};
-use crate::kernels::int8_gemm::{gemm_u8i8_with, Int8Path, PackedB8};
+use crate::kernels::int8_gemm::{gemm_u8i8_requant, gemm_u8i8_with, Int8Path, PackedB8};
 use crate::kernels::int8_requant::{code, Requant};
 use crate::parallel::{chunks_by, split_rows, Par};
 use crate::plan::{Op, ValueId};
@@ -496,6 +496,13 @@ fn gemm_rows(
                 &s.patches[..m * k]
             }
         };
+        if let Dst::Codes(d) = &mut dst {
+            let at = (r0 - rows.start) * cout;
+            let resr = res.map(|x| &x[r0 * cout..(r0 + m) * cout]);
+            let out = &mut d[at..at + m * cout];
+            gemm_u8i8_requant(path, a, m, k, b, &rq, resr, out, cout, &mut s.acc);
+            continue;
+        }
         let acc = &mut s.acc[..m * cout];
         gemm_u8i8_with(path, a, m, k, b, acc, cout);
         for r in 0..m {

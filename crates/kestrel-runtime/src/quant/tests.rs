@@ -8,7 +8,7 @@ use crate::kernels::reference::lcg_vec;
 use crate::plan::{ConvKind, Op, Plan};
 use crate::{Activation, ConvParams, Engine, EngineOptions, PlanBuilder, Shape};
 
-/// stem 3×3 s2 (ReLU6) → expand 1×1 (ReLU6) → depthwise 3×3 (ReLU6) → project 1×1 + stem
+/// stem 3×3 s2 (ReLU6) → expand 1×1 to 40 channels (three panels of 16; ReLU6) → depthwise 3×3 (ReLU6) → project 1×1 + stem
 /// (residual) → max pool → 3×3 conv (ReLU) → add with the pool → global pool → linear.
 fn network() -> Plan {
     let mut b = PlanBuilder::new(Shape::new(11, 9, 3));
@@ -27,14 +27,14 @@ fn network() -> Plan {
     let e = b
         .conv(
             stem,
-            &ConvParams::new(&w(24 * 8, 3, 0.5), Some(&w(24, 4, 0.1)), 24, 1)
+            &ConvParams::new(&w(40 * 8, 3, 0.5), Some(&w(40, 4, 0.1)), 40, 1)
                 .act(Activation::Relu6),
         )
         .unwrap();
     let d = b
         .depthwise(
             e,
-            &ConvParams::new(&w(24 * 9, 5, 0.6), Some(&w(24, 6, 0.1)), 0, 3)
+            &ConvParams::new(&w(40 * 9, 5, 0.6), Some(&w(40, 6, 0.1)), 0, 3)
                 .padding(1)
                 .act(Activation::Relu6),
         )
@@ -42,7 +42,7 @@ fn network() -> Plan {
     let p = b
         .conv(
             d,
-            &ConvParams::new(&w(8 * 24, 7, 0.3), Some(&w(8, 8, 0.1)), 8, 1),
+            &ConvParams::new(&w(8 * 40, 7, 0.3), Some(&w(8, 8, 0.1)), 8, 1),
         )
         .unwrap();
     let p = b.add_residual(p, stem, Activation::None).unwrap();

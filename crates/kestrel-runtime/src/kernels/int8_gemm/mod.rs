@@ -198,6 +198,69 @@ pub fn gemm_u8i8_with(
     }
 }
 
+/// `C = A·B` through the requantising epilogue `rq` into codes `out` (leading dimension `ldo`),
+/// with the residual codes `res` (same layout as `out`) when the op adds one. AVX-512 VNNI fuses
+/// the two ([`avx512_vnni::gemm_requant`]); the other paths store the sums in `scratch` first.
+/// Every path gives the same codes.
+///
+/// # Panics
+/// As [`gemm_u8i8_with`], and if `out`, `res` or the epilogue's channels are too short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_u8i8_requant(
+    path: Int8Path,
+    a: &[u8],
+    m: usize,
+    lda: usize,
+    b: &PackedB8,
+    rq: &crate::kernels::int8_requant::Requant,
+    res: Option<&[u8]>,
+    out: &mut [u8],
+    ldo: usize,
+    scratch: &mut Vec<i32>,
+) {
+    b.check();
+    let (k, n) = (b.k, b.n);
+    assert!(
+        lda >= k && ldo >= n,
+        "int8 gemm: lda {lda} < k {k} or ldo {ldo} < n {n}"
+    );
+    if m == 0 {
+        return;
+    }
+    let rows_len = (m - 1) * ldo + n;
+    assert!(
+        a.len() >= (m - 1) * lda + k && out.len() >= rows_len,
+        "int8 gemm: A or the output shorter than {m} rows"
+    );
+    assert!(
+        res.is_none_or(|r| r.len() >= rows_len),
+        "int8 gemm: residual rows"
+    );
+    assert!(
+        rq.corr.len() >= n && rq.mult.len() >= n,
+        "int8 gemm: epilogue channels"
+    );
+    assert!(path.available(), "int8 gemm: this CPU cannot run {path:?}");
+    #[cfg(target_arch = "x86_64")]
+    if path == Int8Path::Avx512Vnni
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: the CPU has AVX-512 F, VNNI (the path), BW and VL (checked); the shapes were
+        // checked above.
+        return unsafe { avx512_vnni::gemm_requant(a, m, lda, b, rq, res, out, ldo) };
+    }
+    if scratch.len() < m * n {
+        scratch.resize(m * n, 0);
+    }
+    let acc = &mut scratch[..m * n];
+    gemm_u8i8_with(path, a, m, lda, b, acc, n);
+    for (r, sums) in acc.chunks_exact(n).enumerate() {
+        let o = r * ldo;
+        rq.row_u8(sums, res.map(|v| &v[o..o + n]), &mut out[o..o + n]);
+    }
+}
+
 /// The 4 activations of group `g` of row `row` (zeros past `k`), as one little-endian word.
 #[inline(always)]
 fn a_group(row: &[u8], g: usize, k: usize) -> [u8; KG] {
