@@ -372,6 +372,7 @@ mod tests {
             arch: kestrel_nn::Arch::MobileNetV2,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         }
     }
 
