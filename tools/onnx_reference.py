@@ -8,8 +8,8 @@ Usage (from the repository root):
 
 Steps:
   1. `cargo test -p kestrel-nn --lib write_onnx_reference_inputs -- --ignored` writes, for each
-     case of `export::onnx::tests::CASES` (MobileNet V1/V2, ResNet-18/50 with seeded random
-     weights and batch-norm statistics), the exported `.onnx` file and its NCHW float32 input.
+     case of `export::onnx::tests::CASES` (MobileNet V1/V2, the MobileNetV2 with plain ReLU,
+     ResNet-18/50 with seeded random weights and batch-norm statistics), the exported `.onnx` file and its NCHW float32 input.
   2. Each model must pass `onnx.checker.check_model(full_check=True)` (which also runs ONNX
      shape inference) and declare opset 17, an input `input` with a symbolic batch dimension.
   3. ONNX Runtime (CPU provider) runs the model on the batch, and again on the first image

@@ -198,6 +198,8 @@ pub(crate) fn classifier_spec(
         arch,
         width,
         num_classes: classes,
+        // The architecture as its paper builds it (MobileNetV2: ReLU6).
+        activation: Default::default(),
     };
     spec.describe(resolution).map_err(|e| match e {
         InfoError::BadValue {

@@ -49,6 +49,10 @@ pub struct TrainArgs {
     /// Width multiplier α.
     #[arg(long)]
     width: Option<f64>,
+    /// Activation of a mobilenet-v2 classifier: relu6 (default, as the paper) or relu; other
+    /// models and tasks take only relu6.
+    #[arg(long, value_name = "NAME")]
+    activation: Option<String>,
     /// Input resolution (square side, pixels).
     #[arg(long)]
     resolution: Option<usize>,
@@ -227,6 +231,13 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     if let Some(v) = a.width {
         cfg.width = v;
     }
+    if let Some(v) = a.activation {
+        cfg.activation =
+            v.parse()
+                .map_err(|e: kestrel_nn::layers::conv_bn_act::UnknownActivation| {
+                    CliError::BadInput(format!("bad value for `--activation`: {e}"))
+                })?;
+    }
     if let Some(v) = a.resolution {
         cfg.resolution = v;
     }
@@ -321,8 +332,13 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let leader = replicas.is_leader();
     crate::replicas::announce(&replicas, cfg.batch_size);
     if leader {
+        let activation = if cfg.activation == kestrel_nn::HiddenActivation::default() {
+            String::new()
+        } else {
+            format!(", activation {}", cfg.activation)
+        };
         eprintln!(
-            "{} {} (width {}) on {} -> {}",
+            "{} {} (width {}{activation}) on {} -> {}",
             if a.resume { "resuming" } else { "training" },
             cfg.model,
             cfg.width,

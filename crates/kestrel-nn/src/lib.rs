@@ -29,7 +29,7 @@ pub mod upsample;
 
 pub use info::{Describe, InfoError, LayerInfo, LayerKind, ModelInfo};
 pub use layers::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
-pub use layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+pub use layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, HiddenActivation};
 pub use layers::fold::MapConvBnAct;
 pub use model_spec::{Model, ModelSpec};
 pub use models::mobilenet_v1::{MobileNetV1, MobileNetV1Config};

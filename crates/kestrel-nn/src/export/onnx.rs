@@ -242,13 +242,34 @@ mod tests {
     use serde_json::Value;
     use std::path::Path;
 
-    /// The models `tools/onnx_reference.py` runs through ONNX Runtime:
-    /// (name, architecture, width, resolution, classes, seed, batch).
-    const CASES: [(&str, &str, f64, usize, usize, u64, usize); 4] = [
-        ("mobilenet_v1", "mobilenet-v1", 0.25, 32, 5, 21, 2),
-        ("mobilenet_v2", "mobilenet-v2", 0.35, 32, 5, 22, 2),
-        ("resnet18", "resnet18", 1.0, 32, 5, 23, 2),
-        ("resnet50", "resnet50", 1.0, 32, 5, 24, 2),
+    /// (name, architecture, activation, width, resolution, classes, seed, batch).
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        f64,
+        usize,
+        usize,
+        u64,
+        usize,
+    );
+
+    /// The models `tools/onnx_reference.py` runs through ONNX Runtime.
+    const CASES: [Case; 5] = [
+        ("mobilenet_v1", "mobilenet-v1", "relu6", 0.25, 32, 5, 21, 2),
+        ("mobilenet_v2", "mobilenet-v2", "relu6", 0.35, 32, 5, 22, 2),
+        (
+            "mobilenet_v2_relu",
+            "mobilenet-v2",
+            "relu",
+            0.35,
+            32,
+            5,
+            22,
+            2,
+        ),
+        ("resnet18", "resnet18", "relu6", 1.0, 32, 5, 23, 2),
+        ("resnet50", "resnet50", "relu6", 1.0, 32, 5, 24, 2),
     ];
 
     /// FNV-1a, 64 bits (the fixture's fingerprint of the exported bytes).
@@ -298,11 +319,12 @@ mod tests {
         std::fs::write(dir.join(format!("{name}.json")), meta.to_string()).unwrap();
     }
 
-    fn case_model(arch: &str, width: f64, classes: usize, seed: u64) -> Classifier {
+    fn case_model(arch: &str, act: &str, width: f64, classes: usize, seed: u64) -> Classifier {
         let spec = ClassifierSpec {
             arch: arch.parse::<Arch>().unwrap(),
             width,
             num_classes: classes,
+            activation: act.parse().unwrap(),
         };
         randomized(spec.init(&Device::flex()), seed)
     }
@@ -313,11 +335,11 @@ mod tests {
     #[ignore = "run by tools/onnx_reference.py"]
     fn write_onnx_reference_inputs() {
         let dir = std::path::PathBuf::from(std::env::var("KESTREL_ONNX_OUT").unwrap());
-        for (name, arch, width, res, classes, seed, batch) in CASES {
-            let model = case_model(arch, width, classes, seed);
+        for (name, arch, act, width, res, classes, seed, batch) in CASES {
+            let model = case_model(arch, act, width, classes, seed);
             let meta = serde_json::json!({
-                "name": name, "arch": arch, "width": width, "resolution": res,
-                "classes": classes, "seed": seed, "batch": batch,
+                "name": name, "arch": arch, "activation": act, "width": width,
+                "resolution": res, "classes": classes, "seed": seed, "batch": batch,
             });
             let bytes = to_onnx(&model, res).unwrap();
             write_reference(&dir, name, &bytes, batch, res, meta);
@@ -326,26 +348,39 @@ mod tests {
 
     /// ONNX Runtime (run once by `tools/onnx_reference.py`, after `onnx.checker` accepted the
     /// model) gave the fixture's logits for the export of these exact bytes; the Burn model gives
-    /// the same logits.
+    /// the same logits. The ReLU MobileNetV2 (ONNX `Relu` where the other has `Clip`) has the
+    /// ReLU6 one's weights, and its logits differ from that model's: some activation exceeds 6.
     #[test]
     fn onnx_runtime_agrees_with_burn_on_the_exported_bytes() {
         let fixture = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/onnx_ort.json"
         ));
+        let mut relu_pair = Vec::new();
         for c in ort_cases(fixture, CASES.len()) {
             let res = c["resolution"].as_u64().unwrap() as usize;
             let batch = c["batch"].as_u64().unwrap() as usize;
             let model = case_model(
                 c["arch"].as_str().unwrap(),
+                c["activation"].as_str().unwrap(),
                 c["width"].as_f64().unwrap(),
                 c["classes"].as_u64().unwrap() as usize,
                 c["seed"].as_u64().unwrap(),
             );
             let bytes = to_onnx(&model, res).unwrap();
+            let has = |op: &[u8]| bytes.windows(op.len()).any(|w| w == op);
             let burn = burn_output(batch, res, |x| model.forward(x));
+            if c["arch"] == "mobilenet-v2" {
+                let relu = c["activation"] == "relu";
+                assert_eq!((has(b"Clip"), has(b"Relu")), (!relu, relu), "{}", c["name"]);
+                relu_pair.push(burn.clone());
+            }
             check_ort_case(&c, &bytes, "tools/onnx_reference.py", "logits", &burn);
         }
+        let [relu6, relu] = &relu_pair[..] else {
+            panic!("expected two mobilenet-v2 cases")
+        };
+        assert!(rel_err(relu, relu6) > 1e-3, "{relu:?} = {relu6:?}");
     }
 
     /// The segmenters `tools/onnx_fcn_reference.py` runs through ONNX Runtime:
@@ -453,6 +488,7 @@ mod tests {
             arch: Arch::MobileNetV2,
             width: 0.35,
             num_classes: 3,
+            activation: Default::default(),
         };
         let model = spec.init(&Device::flex());
         let bytes = to_onnx(&model, 32).unwrap();

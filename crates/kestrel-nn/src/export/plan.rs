@@ -161,6 +161,7 @@ mod tests {
                 arch,
                 width,
                 num_classes: classes,
+                activation: Default::default(),
             };
             let model = randomized(spec.init(&device), 11);
             let x = input_nchw(batch, res, 3);
@@ -182,6 +183,68 @@ mod tests {
         }
     }
 
+    /// A ReLU MobileNetV2 exports `Relu` exactly where the ReLU6 one (same weights) has `Relu6`,
+    /// and its plan gives the Burn model's logits on inputs large enough for some activation to
+    /// exceed 6 (where the two models differ).
+    #[test]
+    fn a_relu_mobilenet_v2_exports_relu_where_relu6_was() {
+        use crate::layers::conv_bn_act::HiddenActivation;
+        use kestrel_runtime::{Activation, Op};
+        let device = Device::flex();
+        let (batch, res, scale) = (2, 32, 4.0);
+        let spec6 = ClassifierSpec {
+            arch: Arch::MobileNetV2,
+            width: 0.35,
+            num_classes: 5,
+            activation: HiddenActivation::Relu6,
+        };
+        let spec = ClassifierSpec {
+            activation: HiddenActivation::Relu,
+            ..spec6.clone()
+        };
+        let relu6 = randomized(spec6.init(&device), 13);
+        let relu = randomized(spec.init(&device), 13);
+        let acts = |m: &Classifier| -> Vec<Activation> {
+            let plan = to_plan(m, res).unwrap();
+            let ops = plan.graph.ops.iter();
+            ops.filter_map(|op| match op {
+                Op::Conv(c) => Some(c.act),
+                _ => None,
+            })
+            .collect()
+        };
+        let (a6, a) = (acts(&relu6), acts(&relu));
+        let swapped: Vec<Activation> = a6
+            .iter()
+            .map(|&x| match x {
+                Activation::Relu6 => Activation::Relu,
+                other => other,
+            })
+            .collect();
+        assert_eq!(a, swapped);
+        assert!(a6.contains(&Activation::Relu6) && !a.contains(&Activation::Relu6));
+        assert!(
+            a.contains(&Activation::None),
+            "the linear bottlenecks stay linear"
+        );
+
+        let forward = |m: &Classifier| burn_output(batch, res, |x| m.forward(x * scale));
+        let want = forward(&relu);
+        assert!(
+            rel_err(&want, &forward(&relu6)) > 1e-3,
+            "no activation above 6"
+        );
+        let x: Vec<f32> = input_nchw(batch, res, 3)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let nhwc = nchw_to_nhwc(&x, batch, 3, res * res);
+        for (path, got) in engine_outputs(&to_plan(&relu, res).unwrap(), &nhwc, batch) {
+            let e = rel_err(&got, &want);
+            assert!(e < 1e-4, "{path:?}: relative error {e}\n{got:?}\n{want:?}");
+        }
+    }
+
     /// Residual adds are fused into the convolution before them (no separate add ops).
     #[test]
     fn residual_adds_fuse_into_convolutions() {
@@ -190,6 +253,7 @@ mod tests {
             arch: Arch::ResNet18,
             width: 1.0,
             num_classes: 3,
+            activation: Default::default(),
         };
         let plan = to_plan(&spec.init(&device), 32).unwrap();
         let kinds: Vec<_> = plan.graph.ops.iter().map(|o| o.kind_name()).collect();
@@ -204,6 +268,7 @@ mod tests {
             arch: Arch::MobileNetV1,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         };
         let model = spec.init(&device);
         let e = to_plan(&model, 0).unwrap_err().to_string();

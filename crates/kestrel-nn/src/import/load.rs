@@ -3,6 +3,7 @@
 use super::apply::apply_state_dict;
 use super::error::ImportError;
 use super::read::read_state_dict;
+use crate::layers::conv_bn_act::HiddenActivation;
 use crate::models::zoo::{Arch, Classifier, ClassifierSpec};
 use burn::tensor::Device;
 use std::path::Path;
@@ -49,6 +50,8 @@ pub fn load_classifier_at(
         arch,
         width,
         num_classes,
+        // torchvision's MobileNetV2 is ReLU6.
+        activation: HiddenActivation::Relu6,
     };
     // Checks the width (a bad one would panic while building) and the class count the file
     // asks for (a huge one would exhaust memory), before anything is built.

@@ -86,6 +86,7 @@ fn formula_weights_give_torchvisions_logits() {
             arch,
             width: 1.0,
             num_classes: 1000,
+            activation: Default::default(),
         };
         let model = apply_state_dict(spec.init(&device), &sd).unwrap();
         let want = read_f32(&format!("formula_{name}_logits.f32"));
@@ -134,6 +135,7 @@ fn the_three_formats_hold_the_same_narrow_mobilenet() {
             arch: Arch::MobileNetV2,
             width: 0.1,
             num_classes: 10,
+            activation: Default::default(),
         };
         let model = apply_state_dict(spec.init(&device), sd).unwrap();
         assert_close(&logits(&model, &device), &want, "mnv2_w010");
@@ -236,6 +238,7 @@ fn wrong_architecture_and_widths_list_every_difference() {
         arch: Arch::MobileNetV2,
         width: 1.0,
         num_classes: 1000,
+        activation: Default::default(),
     }
     .init(&device);
     let e = apply_state_dict(model, &sd).unwrap_err();
@@ -301,6 +304,7 @@ fn load_classifier_infers_classes_and_drops_nothing() {
         arch: Arch::MobileNetV2,
         width: 0.1,
         num_classes: 10,
+        activation: Default::default(),
     }
     .init(&device);
     let e = apply_state_dict(model, &partial).unwrap_err();
@@ -316,6 +320,7 @@ fn narrow_mobilenet(num_classes: usize, device: &Device) -> Classifier {
         arch: Arch::MobileNetV2,
         width: 0.1,
         num_classes,
+        activation: Default::default(),
     }
     .init(device)
 }
@@ -407,6 +412,7 @@ fn weights_that_do_not_fit_the_backbone_are_refused_with_every_reason() {
         arch: Arch::MobileNetV2,
         width: 0.25,
         num_classes: 10,
+        activation: Default::default(),
     };
     let Err(ImportError::Mismatch { mismatch, .. }) =
         fit_weights(wider.init(&device), &sd, Naming::Torchvision)
@@ -427,6 +433,7 @@ fn weights_that_do_not_fit_the_backbone_are_refused_with_every_reason() {
         arch: Arch::ResNet18,
         width: 1.0,
         num_classes: 10,
+        activation: Default::default(),
     };
     let Err(ImportError::Mismatch { mismatch, .. }) =
         fit_weights(resnet.init(&device), &sd, Naming::Torchvision)
@@ -438,6 +445,7 @@ fn weights_that_do_not_fit_the_backbone_are_refused_with_every_reason() {
         arch: Arch::MobileNetV1,
         width: 0.25,
         num_classes: 10,
+        activation: Default::default(),
     };
     assert!(matches!(
         fit_weights(v1.init(&device), &sd, Naming::Torchvision),
@@ -455,6 +463,7 @@ fn resnets_and_multitask_models_take_torchvision_backbones() {
         arch: Arch::ResNet18,
         width: 1.0,
         num_classes: 10,
+        activation: Default::default(),
     };
     let (model, report) = fit_weights(resnet.init(&device), &sd, Naming::Torchvision).unwrap();
     // 20 convolution + BatchNorm groups (5 tensors each) and fc (ImageNet's 1000 classes).
@@ -510,6 +519,7 @@ fn a_mobilenet_v1_is_seeded_from_a_kestrel_one() {
             arch: Arch::MobileNetV1,
             width: 0.25,
             num_classes,
+            activation: Default::default(),
         }
         .init(&device)
     };

@@ -4,6 +4,7 @@
 //! the layer lists).
 
 use crate::info::{describe, InfoError, ModelInfo};
+use crate::layers::conv_bn_act::HiddenActivation;
 use crate::models::zoo::{
     Arch, ArchConfig, ClassifierSpec, MAX_CLASSES, MAX_WIDTH, OUTPUT_STRIDES,
 };
@@ -46,7 +47,8 @@ impl ClassifierSpec {
         self.describe_at(resolution, 32)
     }
 
-    /// Checks the width and the class count (1 to [`MAX_CLASSES`]).
+    /// Checks the width, the class count (1 to [`MAX_CLASSES`]) and the activation (a choice
+    /// only for [`Arch::has_activation_choice`]).
     pub(crate) fn check(&self) -> Result<(), InfoError> {
         let bad = |field: &str, expected: &str, got: String| InfoError::BadValue {
             field: field.into(),
@@ -65,6 +67,17 @@ impl ClassifierSpec {
                 "classes",
                 &format!("1 to {MAX_CLASSES} (kestrel's limit on class counts)"),
                 self.num_classes.to_string(),
+            ));
+        }
+        if self.activation != HiddenActivation::default() && !self.arch.has_activation_choice() {
+            return Err(bad(
+                "activation",
+                &format!(
+                    "{} for {} (it uses ReLU throughout; only mobilenet-v2 has a choice)",
+                    HiddenActivation::default(),
+                    self.arch
+                ),
+                self.activation.to_string(),
             ));
         }
         Ok(())
@@ -112,6 +125,7 @@ mod tests {
                     arch,
                     width,
                     num_classes: 10,
+                    activation: Default::default(),
                 };
                 let model = spec.init(&device);
                 let info = spec.describe(64).unwrap();
@@ -149,6 +163,7 @@ mod tests {
             arch,
             width,
             num_classes,
+            activation: Default::default(),
         };
         for (s, field) in [
             (spec(Arch::MobileNetV1, 0.0, 10), "width"),

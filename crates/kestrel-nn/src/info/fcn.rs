@@ -178,6 +178,7 @@ mod tests {
             arch: Arch::ResNet18,
             width: 1.0,
             num_classes: 5,
+            activation: Default::default(),
         }
         .describe_at(224, 32)
         .unwrap();

@@ -100,6 +100,8 @@ pub fn describe_named(
         arch,
         width,
         num_classes: classes.unwrap_or(CLASSIFIER_CLASSES),
+        // The activation changes no layer, parameter or multiply-add.
+        activation: Default::default(),
     };
     Ok(spec.describe_at(resolution, output_stride)?)
 }

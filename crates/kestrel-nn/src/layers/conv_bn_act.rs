@@ -10,6 +10,8 @@ use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, relu6};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// The activation after the normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -43,6 +45,57 @@ impl Activation {
             }
             Activation::Relu6 => relu6(x),
         }
+    }
+}
+
+/// The activation of a network's non-linear layers where it can be chosen (MobileNetV2's
+/// `activation` setting): ReLU6, as the paper and torchvision build it (bounded activations for
+/// low-precision inference), or plain ReLU. The linear bottlenecks stay linear either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HiddenActivation {
+    /// min(max(x, 0), 6): the default.
+    #[default]
+    Relu6,
+    /// max(x, 0).
+    Relu,
+}
+
+impl HiddenActivation {
+    /// Every name [`HiddenActivation`] parses from, the default first.
+    pub const NAMES: [&'static str; 2] = ["relu6", "relu"];
+
+    /// The layer activation it stands for.
+    pub fn activation(self) -> Activation {
+        match self {
+            HiddenActivation::Relu6 => Activation::Relu6,
+            HiddenActivation::Relu => Activation::Relu,
+        }
+    }
+}
+
+/// A name that is not one of [`HiddenActivation::NAMES`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown activation `{0}`; expected one of: {names}", names = HiddenActivation::NAMES.join(", "))]
+pub struct UnknownActivation(pub String);
+
+impl FromStr for HiddenActivation {
+    type Err = UnknownActivation;
+    fn from_str(s: &str) -> Result<Self, UnknownActivation> {
+        match s {
+            "relu6" => Ok(HiddenActivation::Relu6),
+            "relu" => Ok(HiddenActivation::Relu),
+            other => Err(UnknownActivation(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for HiddenActivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HiddenActivation::Relu6 => "relu6",
+            HiddenActivation::Relu => "relu",
+        })
     }
 }
 

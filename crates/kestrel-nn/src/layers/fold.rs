@@ -170,6 +170,7 @@ mod tests {
                 arch,
                 width,
                 num_classes: 10,
+                activation: Default::default(),
             };
             let model = spec.init(&device).map_conv_bn_act(&mut randomise_bn);
             let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
@@ -211,6 +212,7 @@ mod tests {
             arch: Arch::ResNet18,
             width: 1.0,
             num_classes: 4,
+            activation: Default::default(),
         };
         let model = spec.init(&device).map_conv_bn_act(&mut randomise_bn);
         let names = paths(&model);

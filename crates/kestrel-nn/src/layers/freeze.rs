@@ -175,6 +175,7 @@ mod tests {
             arch: Arch::MobileNetV2,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         }
         .init(&device);
         let all = super::super::params::trainable_params(&model);

@@ -94,6 +94,7 @@ mod tests {
             arch,
             width: 0.5,
             num_classes: 100,
+            activation: Default::default(),
         };
         let Classifier::MobileNetV2(m) = spec(Arch::MobileNetV2).init(&device) else {
             unreachable!()
@@ -122,6 +123,7 @@ mod tests {
             arch,
             width: 1.0,
             num_classes: 10,
+            activation: Default::default(),
         };
         let mut model = spec(Arch::ResNet18).init(&device);
         assert_eq!(zero_init_residual(&mut model), 8);

@@ -3,9 +3,13 @@
 //!
 //! Fully convolutional up to the global pooling, so any input of at least 32 px works, square or
 //! not.
+//!
+//! The activation is ReLU6, as the paper and torchvision have it;
+//! [`MobileNetV2Config::activation`] can make it plain ReLU instead (same parameters, unbounded
+//! activations), for comparing the two, e.g. once quantised.
 
 use crate::divisible::make_divisible;
-use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig};
+use crate::layers::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, HiddenActivation};
 use crate::layers::fold::MapConvBnAct;
 use crate::layers::init::mobilenet_classifier;
 use crate::layers::pool::pooled_logits;
@@ -40,10 +44,13 @@ pub struct InvertedResidualConfig {
     /// Dilation of the depthwise convolution.
     #[config(default = 1)]
     pub dilation: usize,
+    /// Activation of the expansion and the depthwise convolution (the projection is linear).
+    #[config(default = "HiddenActivation::Relu6")]
+    pub activation: HiddenActivation,
 }
 
 /// Expand (1×1, ReLU6) → depthwise 3×3 (ReLU6) → project (1×1, linear), plus the input when the
-/// shapes agree.
+/// shapes agree (ReLU instead of ReLU6 with [`HiddenActivation::Relu`]).
 #[derive(Module, Debug)]
 pub struct InvertedResidual {
     /// 1×1 expansion; absent when t = 1.
@@ -83,11 +90,14 @@ impl InvertedResidualConfig {
     /// `depthwise`, `project`.
     pub fn stages(&self) -> Vec<(&'static str, ConvBnActConfig)> {
         let hidden = self.in_channels * self.expand_ratio;
+        let act = self.activation.activation();
         let mut stages = Vec::with_capacity(3);
         if self.expand_ratio != 1 {
             stages.push((
                 "expand",
-                ConvBnActConfig::new(self.in_channels, hidden).with_kernel(1),
+                ConvBnActConfig::new(self.in_channels, hidden)
+                    .with_kernel(1)
+                    .with_activation(act),
             ));
         }
         stages.push((
@@ -95,7 +105,8 @@ impl InvertedResidualConfig {
             ConvBnActConfig::new(hidden, hidden)
                 .with_stride(self.stride)
                 .with_dilation(self.dilation)
-                .with_groups(hidden),
+                .with_groups(hidden)
+                .with_activation(act),
         ));
         stages.push((
             "project",
@@ -133,8 +144,9 @@ impl MobileNetV2Config {
                     current *= s;
                     (s, rate)
                 };
-                let block =
-                    InvertedResidualConfig::new(in_c, out, stride, t).with_dilation(dilation);
+                let block = InvertedResidualConfig::new(in_c, out, stride, t)
+                    .with_dilation(dilation)
+                    .with_activation(self.activation);
                 in_c = out;
                 block
             })
@@ -195,6 +207,10 @@ pub struct MobileNetV2Config {
     /// it: once the running stride reaches this value, later strides become dilation).
     #[config(default = 32)]
     pub output_stride: usize,
+    /// Activation of the stem, the head and every block's expansion and depthwise convolution:
+    /// ReLU6 (the paper's and torchvision's) or plain ReLU.
+    #[config(default = "HiddenActivation::Relu6")]
+    pub activation: HiddenActivation,
 }
 
 /// MobileNetV2: stem, 17 inverted residuals, 1×1 head, global average pooling, dropout, linear.
@@ -229,11 +245,16 @@ impl MobileNetV2Config {
     /// BN γ = 1 and β = 0, classifier weights N(0, 0.01²) and zero bias).
     pub fn init(&self, device: &Device) -> MobileNetV2 {
         let (stem_c, _, head_c) = self.channels();
-        let stem = ConvBnActConfig::new(3, stem_c).with_stride(2).init(device);
+        let act = self.activation.activation();
+        let stem = ConvBnActConfig::new(3, stem_c)
+            .with_stride(2)
+            .with_activation(act)
+            .init(device);
         let blocks: Vec<InvertedResidual> = self.blocks().iter().map(|b| b.init(device)).collect();
         let in_c = self.blocks().last().map_or(stem_c, |b| b.out_channels);
         let head = ConvBnActConfig::new(in_c, head_c)
             .with_kernel(1)
+            .with_activation(act)
             .init(device);
         let classifier = mobilenet_classifier(head_c, self.num_classes, device);
         MobileNetV2 {
@@ -476,6 +497,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// ReLU and ReLU6 agree on every value up to 6: a ReLU MobileNetV2 with the ReLU6 one's
+    /// weights gives the same logits, bit for bit, while no activation exceeds 6 (small inputs),
+    /// and other logits once some do (large inputs). Only the non-linear layers change. With
+    /// torchvision's initialisation (BN γ = 1, β = 0, zero classifier bias) nothing adds a
+    /// constant, so the ReLU network is positively homogeneous, f(a·x) = a·f(x) for a > 0, as a
+    /// network clamped at 6 cannot be.
+    #[test]
+    fn relu_differs_from_relu6_only_through_activations_above_six() {
+        use burn::tensor::TensorData;
+        let device = Device::flex();
+        let cfg = MobileNetV2Config::new(4).with_width(0.35);
+        let relu6 = cfg.init(&device);
+        let relu = cfg
+            .clone()
+            .with_activation(HiddenActivation::Relu)
+            .init(&device)
+            .load_record(relu6.clone().into_record());
+        let activations = |m: &MobileNetV2| {
+            let mut out = Vec::new();
+            m.clone().map_conv_bn_act(&mut |c| {
+                out.push(c.activation);
+                c
+            });
+            out
+        };
+        let expected: Vec<Activation> = activations(&relu6)
+            .into_iter()
+            .map(|a| match a {
+                Activation::Relu6 => Activation::Relu,
+                other => other,
+            })
+            .collect();
+        assert_eq!(activations(&relu), expected);
+        // Stem and head, and per block an expansion (but the first) and a depthwise convolution.
+        let relus = expected.iter().filter(|&&a| a == Activation::Relu).count();
+        assert_eq!(relus, 2 + 16 + 17);
+
+        let mut rng = kestrel_data::rng::Rng::new(7);
+        let v: Vec<f32> = (0..2 * 3 * 32 * 32)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, 32, 32]), &device);
+        let logits = |m: &MobileNetV2, scale: f32| -> Vec<f32> {
+            m.forward(x.clone() * scale)
+                .into_data()
+                .try_to_vec()
+                .unwrap()
+        };
+        let max_diff = |a: &[f32], b: &[f32]| {
+            let d = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            d / b.iter().fold(0f32, |m, v| m.max(v.abs()))
+        };
+        assert_eq!(logits(&relu, 1e-3), logits(&relu6, 1e-3));
+        let big = 1e3;
+        let (a, b) = (logits(&relu, big), logits(&relu6, big));
+        assert!(max_diff(&a, &b) > 1e-2, "{a:?} vs {b:?}");
+        let scaled: Vec<f32> = logits(&relu, 1.0).iter().map(|v| v * big).collect();
+        assert!(max_diff(&a, &scaled) < 1e-4, "{a:?} vs {scaled:?}");
+        assert!(max_diff(&b, &scaled) > 1e-2, "{b:?} vs {scaled:?}");
     }
 
     #[test]

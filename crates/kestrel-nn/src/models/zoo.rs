@@ -3,8 +3,12 @@
 //! ResNets have no width multiplier: [`ClassifierSpec::init`] and [`ClassifierSpec::describe`]
 //! ignore `width` for them, so a training configuration's width (0.5 by default) has no effect on
 //! a ResNet; `kestrel info` rejects an explicit `--width` other than 1 for a ResNet.
+//!
+//! Only MobileNetV2 has a choice of activation ([`ClassifierSpec::activation`]): MobileNet V1
+//! uses ReLU (its paper's Figure 3) and the ResNets ReLU, whatever the spec says; a spec that asks
+//! them for anything but the default fails [`ClassifierSpec::describe`]'s check.
 
-use crate::layers::conv_bn_act::ConvBnAct;
+use crate::layers::conv_bn_act::{ConvBnAct, HiddenActivation};
 use crate::layers::fold::MapConvBnAct;
 use crate::models::mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 use crate::models::mobilenet_v2::{MobileNetV2, MobileNetV2Config};
@@ -89,6 +93,12 @@ impl Arch {
     pub fn has_width(self) -> bool {
         matches!(self, Arch::MobileNetV1 | Arch::MobileNetV2)
     }
+
+    /// Whether the architecture honours a [`HiddenActivation`] other than the default
+    /// (MobileNetV2 only: MobileNet V1 and the ResNets use ReLU throughout).
+    pub fn has_activation_choice(self) -> bool {
+        self == Arch::MobileNetV2
+    }
 }
 
 /// What it takes to build a classifier.
@@ -100,6 +110,10 @@ pub struct ClassifierSpec {
     pub width: f64,
     /// Number of classes.
     pub num_classes: usize,
+    /// Activation of MobileNetV2's non-linear layers (only the default for other architectures;
+    /// see [`Arch::has_activation_choice`]). Specs written before it existed read as ReLU6.
+    #[serde(default)]
+    pub activation: HiddenActivation,
 }
 
 /// Any kestrel classifier: images (N, 3, H, W) to logits (N, classes).
@@ -142,7 +156,8 @@ impl ClassifierSpec {
             Arch::MobileNetV2 => ArchConfig::MobileNetV2(
                 MobileNetV2Config::new(n)
                     .with_width(self.width)
-                    .with_output_stride(os),
+                    .with_output_stride(os)
+                    .with_activation(self.activation),
             ),
             Arch::ResNet18 => ArchConfig::ResNet(ResNetConfig::resnet18(n).with_output_stride(os)),
             Arch::ResNet34 => ArchConfig::ResNet(ResNetConfig::resnet34(n).with_output_stride(os)),
@@ -231,6 +246,7 @@ mod tests {
                 arch,
                 width: 0.25,
                 num_classes: 3,
+                activation: Default::default(),
             };
             let x = Tensor::<4>::zeros([2, 3, 32, 32], &device);
             let model = spec.init(&device);

@@ -13,6 +13,7 @@ use kestrel_data::Normalize;
 use kestrel_nn::layers::freeze::FreezeSpec;
 use kestrel_nn::models::fcn::{SegmenterName, UnknownSegmenter};
 use kestrel_nn::upsample::UpsamplerKind;
+use kestrel_nn::HiddenActivation;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -51,6 +52,9 @@ pub struct TrainConfig {
     pub model: String,
     /// `--width`: width multiplier α.
     pub width: f64,
+    /// `--activation`: MobileNetV2's ReLU6 (the default) or plain ReLU; other models and tasks
+    /// take only the default. Configurations written before it read as ReLU6.
+    pub activation: HiddenActivation,
     /// `--resolution`: square input side in pixels.
     pub resolution: usize,
     /// `--epochs`.
@@ -157,6 +161,7 @@ impl Default for TrainConfig {
             task: Task::Classify,
             model: "mobilenet-v2".into(),
             width: 0.5,
+            activation: HiddenActivation::Relu6,
             resolution: 48,
             epochs: 16,
             batch_size: 32,

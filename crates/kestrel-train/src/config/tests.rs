@@ -266,3 +266,47 @@ fn auto_augmentation_suits_the_data() {
     assert_eq!("hflip".parse::<Augment>().unwrap(), Augment::Hflip);
     assert_eq!(TrainConfig::default().augment, Augment::Auto);
 }
+
+/// `activation`: ReLU6 by default and for configurations written before the key; `relu` is a
+/// MobileNetV2 classifier's only, anything else asked for it is refused naming the key and the
+/// model; the value round-trips as a name.
+#[test]
+fn activation_is_relu6_by_default_and_relu_only_for_a_mobilenet_v2_classifier() {
+    use kestrel_nn::HiddenActivation;
+    let old: TrainConfig = toml::from_str("model = \"mobilenet-v2\"\nwidth = 0.25\n").unwrap();
+    assert_eq!(old.activation, HiddenActivation::Relu6);
+    assert!(TrainConfig::default()
+        .to_toml()
+        .contains("activation = \"relu6\""));
+    let relu: TrainConfig = toml::from_str("activation = \"relu\"").unwrap();
+    assert_eq!(relu.activation, HiddenActivation::Relu);
+    assert!(relu.validate().is_ok());
+    assert_eq!(
+        toml::from_str::<TrainConfig>(&relu.to_toml()).unwrap(),
+        relu
+    );
+    let e = toml::from_str::<TrainConfig>("activation = \"gelu\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gelu"), "{e}");
+    for (task, model) in [
+        (Task::Classify, "resnet18"),
+        (Task::Classify, "mobilenet-v1"),
+        (Task::Segment, "fcn8s-mobilenet-v2"),
+        (Task::Multitask, "fcn32s-resnet18"),
+    ] {
+        let cfg = TrainConfig {
+            task,
+            model: model.into(),
+            activation: HiddenActivation::Relu,
+            ..TrainConfig::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("activation") && e.contains(model), "{e}");
+        let relu6 = TrainConfig {
+            activation: HiddenActivation::Relu6,
+            ..cfg
+        };
+        assert!(relu6.validate().is_ok(), "{model}");
+    }
+}

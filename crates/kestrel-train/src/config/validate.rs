@@ -3,7 +3,7 @@
 use super::{Augment, Balance, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use kestrel_data::DataSpec;
-use kestrel_nn::Arch;
+use kestrel_nn::{Arch, HiddenActivation};
 
 impl TrainConfig {
     /// Checks every value; the message names the field and what was expected.
@@ -71,6 +71,22 @@ impl TrainConfig {
                     "standard".into(),
                 );
             }
+        }
+        if self.activation != HiddenActivation::default()
+            && !(self.task == Task::Classify && arch.has_activation_choice())
+        {
+            return bad(
+                "activation",
+                &format!(
+                    "{} with `model = {}` (`--activation {}` is for the classifier \
+                     mobilenet-v2 only; {} keeps its own activation)",
+                    HiddenActivation::default(),
+                    self.model,
+                    self.activation,
+                    self.model
+                ),
+                self.activation.to_string(),
+            );
         }
         if !(self.width.is_finite() && self.width > 0.0 && self.width <= 4.0) {
             return bad("width", "a multiplier in (0, 4]", self.width.to_string());

@@ -88,6 +88,7 @@ fn replicas_share_replica_0s_model_and_average_their_gradients() {
         arch: Arch::MobileNetV2,
         width: 0.25,
         num_classes: 3,
+        activation: Default::default(),
     };
     let results: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = Threads::group(2)

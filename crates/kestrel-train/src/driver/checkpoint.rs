@@ -372,6 +372,7 @@ mod tests {
             arch: kestrel_nn::Arch::MobileNetV2,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         }
     }
 
@@ -542,5 +543,73 @@ mod tests {
         assert!(text.get("multitask").is_none() && text.get("spec").is_some());
         let back: CheckpointMeta = serde_json::from_value(text).unwrap();
         assert_eq!(back, m.meta);
+    }
+
+    /// The activations of a classifier's conv → BN → activation units, in order.
+    fn activations(model: Classifier) -> Vec<kestrel_nn::Activation> {
+        use kestrel_nn::MapConvBnAct;
+        let mut out = Vec::new();
+        model.map_conv_bn_act(&mut |c| {
+            out.push(c.activation);
+            c
+        });
+        out
+    }
+
+    /// A MobileNetV2 checkpoint written before the `activation` setting existed (the `best`
+    /// checkpoint of `kestrel train --data shapes:n=48,size=32,classes=2 --width 0.25
+    /// --resolution 32 --epochs 1 --batch-size 8 --model mobilenet-v2`, by a kestrel built from
+    /// commit e19405b) loads as the ReLU6 network it was trained as. A ReLU checkpoint saved and
+    /// read back builds ReLU layers; metadata that asks a ResNet for ReLU is refused.
+    #[test]
+    fn checkpoints_written_before_activation_load_as_relu6() {
+        use kestrel_nn::{Activation, Arch, HiddenActivation};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let path = dir.join("legacy-mobilenet-v2.ckpt");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(10).any(|w| w == b"activation"));
+        let c = Checkpoint::load(&path).unwrap();
+        let ModelSpec::Classifier(spec) = &c.meta.spec else {
+            panic!("{:?}", c.meta.spec)
+        };
+        assert_eq!(spec.arch, Arch::MobileNetV2);
+        assert_eq!(spec.activation, HiddenActivation::Relu6);
+        assert_eq!(c.meta.config.activation, HiddenActivation::Relu6);
+        let device = Device::flex();
+        let acts = activations(c.model(&device).unwrap());
+        assert!(acts.contains(&Activation::Relu6) && !acts.contains(&Activation::Relu));
+        let json = serde_json::to_value(&c.meta).unwrap();
+        assert_eq!(json["spec"]["classifier"]["activation"], "relu6");
+        assert_eq!(json["config"]["activation"], "relu6");
+
+        let relu = ClassifierSpec {
+            activation: HiddenActivation::Relu,
+            ..spec.clone()
+        };
+        let mut meta = c.meta.clone();
+        meta.spec = ModelSpec::Classifier(relu.clone());
+        meta.config.activation = HiddenActivation::Relu;
+        let tmp = tempfile::tempdir().unwrap();
+        let saved = tmp.path().join("relu.ckpt");
+        let model = c.load_into(relu.init(&device)).unwrap();
+        save(&saved, &meta, &encode_model(&model).unwrap(), None).unwrap();
+        let back = Checkpoint::load(&saved).unwrap();
+        assert_eq!(back.meta, meta);
+        let relu_acts = activations(back.model(&device).unwrap());
+        let swapped: Vec<Activation> = acts
+            .iter()
+            .map(|&a| match a {
+                Activation::Relu6 => Activation::Relu,
+                other => other,
+            })
+            .collect();
+        assert_eq!(relu_acts, swapped);
+
+        meta.spec = ModelSpec::Classifier(ClassifierSpec {
+            arch: Arch::ResNet18,
+            ..relu
+        });
+        let e = meta.check().unwrap_err();
+        assert!(e.contains("activation") && e.contains("resnet18"), "{e}");
     }
 }

@@ -22,6 +22,8 @@ fn classifier_within(spec: &ModelSpec) -> (ClassifierSpec, usize) {
         arch: fcn.name.backbone,
         width: fcn.width,
         num_classes: fcn.num_classes,
+        // Counted, not built: the activation changes no parameter.
+        activation: Default::default(),
     };
     (backbone, fcn.output_stride)
 }
@@ -113,6 +115,7 @@ mod tests {
             arch: kestrel_nn::Arch::MobileNetV2,
             width: 0.25,
             num_classes,
+            activation: Default::default(),
         }
     }
 

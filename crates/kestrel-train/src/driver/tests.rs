@@ -84,6 +84,7 @@ impl TaskLoop for Fake {
                 arch: kestrel_nn::Arch::MobileNetV2,
                 width: 0.25,
                 num_classes: 2,
+                activation: Default::default(),
             }),
             class_names: vec!["a".into(), "b".into()],
         }

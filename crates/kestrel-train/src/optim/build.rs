@@ -209,6 +209,7 @@ mod tests {
             arch: Arch::MobileNetV2,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         }
         .init(&device);
         let cfg: TrainConfig = toml::from_str(

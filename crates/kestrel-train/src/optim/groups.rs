@@ -155,6 +155,7 @@ mod tests {
             arch: Arch::MobileNetV2,
             width: 0.25,
             num_classes: 3,
+            activation: Default::default(),
         }
         .init(&Device::flex())
     }

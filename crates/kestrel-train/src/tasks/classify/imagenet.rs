@@ -70,6 +70,7 @@ mod tests {
             arch: Arch::MobileNetV2,
             width: 0.35,
             num_classes,
+            activation: Default::default(),
         }
     }
 

@@ -112,6 +112,7 @@ impl ClassifyTask {
                 arch,
                 width: cfg.width,
                 num_classes: class_names.len(),
+                activation: cfg.activation,
             },
             confusion: ConfusionMatrix::new(class_names.len())?,
             class_names,

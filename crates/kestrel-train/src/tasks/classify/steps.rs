@@ -27,6 +27,7 @@ fn a_few_steps_lower_the_loss() {
         arch: Arch::MobileNetV2,
         width: 0.25,
         num_classes: 4,
+        activation: Default::default(),
     }
     .init(&device);
     let mut optim = AdamWConfig::new().init();
