@@ -99,13 +99,14 @@ impl Requant<'_> {
 
 /// The code of real `y` (in output-scale units) with zero point `z`, clamped to `[lo, hi]`.
 ///
-/// After `y` is clamped to ±1024, adding 1.5·2²³ rounds it to an integer (half to even) that
-/// the float's low mantissa bits hold exactly: the code is an integer difference of bit
-/// patterns, which every vector width computes alike.
+/// `y` is clamped to `[lo − z, hi − z]` first (rounding commutes with clamping to integers), and
+/// adding 1.5·2²³ then rounds it to an integer (half to even) that the float's low mantissa bits
+/// hold exactly: the code is an integer difference of bit patterns, which every vector width
+/// computes alike.
 #[inline(always)]
 pub(crate) fn code(y: f32, z: i32, lo: i32, hi: i32) -> u8 {
-    let t = (y.clamp(-1024.0, 1024.0) + ROUND).to_bits() as i32 - ROUND.to_bits() as i32;
-    (t + z).clamp(lo, hi) as u8
+    let y = y.clamp((lo - z) as f32, (hi - z) as f32);
+    ((y + ROUND).to_bits() as i32 - (ROUND.to_bits() as i32 - z)) as u8
 }
 
 /// The AVX-512 form of [`code`] over 16 channels: the same operations in the same order.
@@ -114,12 +115,78 @@ pub(crate) mod avx512 {
     use super::{Requant, ROUND};
     use std::arch::x86_64::*;
 
-    /// The 16 codes of sums `acc` of channels `c0..c0 + 16` (lanes past `mask` unused), with the
-    /// residual codes at `res` (16 readable under `mask`) when the op has one.
+    /// The epilogue constants of 16 channels, loaded once for every row or pixel that uses them.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Lanes {
+        corr: __m512i,
+        mult: __m512,
+        lo: __m512,
+        hi: __m512,
+        bias: __m512i,
+        residual: Option<(__m512, __m512)>,
+        mask: __mmask16,
+    }
+
+    impl Lanes {
+        /// Channels `c0..c0 + 16` of `rq`, the lanes past `mask` unused.
+        ///
+        /// # Safety
+        /// The CPU must have AVX-512 F, BW and VL; `rq.corr` and `rq.mult` hold the masked lanes
+        /// from `c0`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        pub(crate) unsafe fn new(rq: &Requant, c0: usize, mask: __mmask16) -> Lanes {
+            let z = rq.zero as i32;
+            // SAFETY: the caller guarantees the masked lanes are readable.
+            let (corr, mult) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi32(mask, rq.corr.as_ptr().add(c0).cast()),
+                    _mm512_maskz_loadu_ps(mask, rq.mult.as_ptr().add(c0)),
+                )
+            };
+            Lanes {
+                corr,
+                mult,
+                lo: _mm512_set1_ps((rq.lo as i32 - z) as f32),
+                hi: _mm512_set1_ps((rq.hi as i32 - z) as f32),
+                bias: _mm512_set1_epi32(ROUND.to_bits() as i32 - z),
+                residual: rq
+                    .residual
+                    .map(|(rm, rz)| (_mm512_set1_ps(rm), _mm512_set1_ps(rz as f32))),
+                mask,
+            }
+        }
+
+        /// The 16 codes of sums `acc`, with the residual codes at `res` (the masked lanes
+        /// readable) when the op has one.
+        ///
+        /// # Safety
+        /// As [`Lanes::new`]; `res`, if given, points at 16 codes of which the masked ones are
+        /// readable.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        pub(crate) unsafe fn codes(&self, acc: __m512i, res: Option<*const u8>) -> __m128i {
+            let mut y = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_add_epi32(acc, self.corr)),
+                self.mult,
+            );
+            if let (Some(r), Some((rm, rz))) = (res, self.residual) {
+                // SAFETY: the caller guarantees the masked lanes are readable.
+                let rv = unsafe { _mm_maskz_loadu_epi8(self.mask, r.cast()) };
+                let rv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(rv));
+                y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_sub_ps(rv, rz), rm));
+            }
+            let y = _mm512_max_ps(_mm512_min_ps(y, self.hi), self.lo);
+            let r = _mm512_add_ps(y, _mm512_set1_ps(ROUND));
+            _mm512_cvtepi32_epi8(_mm512_sub_epi32(_mm512_castps_si512(r), self.bias))
+        }
+    }
+
+    /// The 16 codes of sums `acc` of channels `c0..c0 + 16` ([`Lanes::new`] then
+    /// [`Lanes::codes`]).
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and VL; `rq.corr` and `rq.mult` hold the masked lanes from
-    /// `c0`, and `res`, if given, points at 16 codes of which the masked ones are readable.
+    /// As [`Lanes::new`] and [`Lanes::codes`].
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn codes16(
@@ -129,36 +196,8 @@ pub(crate) mod avx512 {
         mask: __mmask16,
         res: Option<*const u8>,
     ) -> __m128i {
-        // SAFETY: the caller guarantees the masked lanes of every pointer are readable.
-        unsafe {
-            let corr = _mm512_maskz_loadu_epi32(mask, rq.corr.as_ptr().add(c0).cast());
-            let mult = _mm512_maskz_loadu_ps(mask, rq.mult.as_ptr().add(c0));
-            let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, corr)), mult);
-            if let (Some(r), Some((rm, rz))) = (res, rq.residual) {
-                let rv =
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, r.cast())));
-                let t = _mm512_mul_ps(
-                    _mm512_sub_ps(rv, _mm512_set1_ps(rz as f32)),
-                    _mm512_set1_ps(rm),
-                );
-                y = _mm512_add_ps(y, t);
-            }
-            let y = _mm512_max_ps(
-                _mm512_min_ps(y, _mm512_set1_ps(1024.0)),
-                _mm512_set1_ps(-1024.0),
-            );
-            let r = _mm512_add_ps(y, _mm512_set1_ps(ROUND));
-            let q = _mm512_sub_epi32(
-                _mm512_castps_si512(r),
-                _mm512_set1_epi32(ROUND.to_bits() as i32),
-            );
-            let q = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zero as i32));
-            let q = _mm512_min_epi32(
-                _mm512_max_epi32(q, _mm512_set1_epi32(rq.lo as i32)),
-                _mm512_set1_epi32(rq.hi as i32),
-            );
-            _mm512_cvtepi32_epi8(q)
-        }
+        // SAFETY: the caller's contract.
+        unsafe { Lanes::new(rq, c0, mask).codes(acc, res) }
     }
 }
 

@@ -153,8 +153,8 @@ pub(crate) fn depthwise_u8i8_requant(
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512vl")
     {
-        // SAFETY: the CPU has AVX-512 F (the path is available) and BW (checked); the lengths
-        // were checked above.
+        // SAFETY: the CPU has AVX-512 F and VNNI (the path is available), BW and VL (checked);
+        // the lengths were checked above.
         return unsafe { avx512::rows_requant(op, input, rows, rq, res, out) };
     }
     let row = ow * c;

@@ -108,3 +108,81 @@ fn weights_of_the_wrong_length_are_refused() {
     };
     depthwise_u8i8(&op, &[0u8; 32], &mut [0i32; 32]);
 }
+
+/// The requantising form on every path: the integer reference's sums through the portable
+/// epilogue, code for code (odd channel counts, borders, strides, dilation, a 5×5 kernel of more
+/// taps than the paired interior loop takes, an even 2×2 one, extreme products, a residual).
+#[test]
+fn requantised_rows_equal_the_reference_codes_on_every_path() {
+    use crate::kernels::int8_requant::Requant;
+    for (seed, hwc, geom, zero) in [
+        (
+            1u64,
+            [7usize, 9, 3],
+            ConvGeometry::square(3, 1, 1, 1),
+            128u8,
+        ),
+        (2, [8, 8, 16], ConvGeometry::square(3, 2, 1, 1), 0),
+        (3, [11, 10, 37], ConvGeometry::square(3, 1, 2, 2), 17),
+        (4, [9, 9, 24], ConvGeometry::square(5, 1, 2, 1), 255),
+        (5, [9, 13, 71], ConvGeometry::square(3, 2, 0, 1), 90),
+        (6, [6, 7, 40], ConvGeometry::square(2, 1, 0, 1), 3),
+    ] {
+        let [h, w, c] = hwc;
+        let mut weight: Vec<i8> = lcg_bytes(geom.kernel[0] * geom.kernel[1] * c, seed + 100)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect();
+        weight[0] = -128;
+        let op = DepthwiseI8 {
+            hwc,
+            geom,
+            zero,
+            weight: &weight,
+        };
+        let mut input = lcg_bytes(h * w * c, seed);
+        input[0] = 255;
+        let (oh, ow) = op.out_hw();
+        let corr: Vec<i32> = lcg_bytes(c, seed + 7)
+            .iter()
+            .map(|&v| v as i32 * 40 - 5000)
+            .collect();
+        let mult: Vec<f32> = lcg_bytes(c, seed + 8)
+            .iter()
+            .map(|&v| 1e-4 + v as f32 * 2e-5)
+            .collect();
+        let res = lcg_bytes(oh * ow * c, seed + 9);
+        for residual in [None, Some((0.37f32, 120u8))] {
+            let rq = Requant {
+                corr: &corr,
+                mult: &mult,
+                residual,
+                zero: 60,
+                lo: 10,
+                hi: 250,
+            };
+            let resv = residual.map(|_| &res[..]);
+            let sums = reference(&op, &input);
+            let mut want = vec![0u8; oh * ow * c];
+            for (px, s) in sums.chunks_exact(c).enumerate() {
+                let s: Vec<i32> = s.iter().map(|&v| v as i32).collect();
+                let at = px * c;
+                rq.row_u8(&s, resv.map(|r| &r[at..at + c]), &mut want[at..at + c]);
+            }
+            for path in Int8Path::all_available() {
+                // Two calls over a split of the rows, as threads split them.
+                let split = oh / 2;
+                let mut out = vec![0u8; oh * ow * c];
+                let (top, bottom) = out.split_at_mut(split * ow * c);
+                let mut scratch = Vec::new();
+                let (r0, r1) = (
+                    resv.map(|r| &r[..split * ow * c]),
+                    resv.map(|r| &r[split * ow * c..]),
+                );
+                depthwise_u8i8_requant(path, &op, &input, 0..split, &rq, r0, top, &mut scratch);
+                depthwise_u8i8_requant(path, &op, &input, split..oh, &rq, r1, bottom, &mut scratch);
+                assert!(out == want, "{path:?} case {seed}, residual {residual:?}");
+            }
+        }
+    }
+}

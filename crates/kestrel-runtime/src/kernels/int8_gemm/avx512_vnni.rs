@@ -2,7 +2,7 @@
 //! register, `vpdpbusd` adding 4 activation × weight products per column and group.
 
 use super::{a_group, PackedB8, KG, NR};
-use crate::kernels::int8_requant::{avx512::codes16, Requant};
+use crate::kernels::int8_requant::{avx512::Lanes, Requant};
 use std::arch::x86_64::*;
 
 /// Rows per tile.
@@ -48,11 +48,12 @@ pub(super) unsafe fn gemm(a: &[u8], m: usize, lda: usize, b: &PackedB8, c: &mut 
 
 /// [`gemm`] with the requantising epilogue fused: tiles of up to 8 rows × 32 columns (two
 /// panels share each broadcast activation group), each row's sums turned into 16 codes per panel
-/// in registers ([`codes16`]) and stored as bytes; no 32-bit sum reaches memory.
+/// in registers ([`Lanes`]) and stored as bytes; no 32-bit sum reaches memory.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW, VL and VNNI; the caller checked the shapes (`a` holds `m`
 /// rows of `lda ≥ k`, `out` (and `res`) `m` rows of `ldo ≥ n`, `rq` `n` channels).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn gemm_requant(
     a: &[u8],
@@ -64,55 +65,121 @@ pub(super) unsafe fn gemm_requant(
     out: &mut [u8],
     ldo: usize,
 ) {
-    let (k, n, groups) = (b.k, b.n, b.groups());
+    let n = b.n;
     let panels = n.div_ceil(NR);
-    let mask_of = |p: usize| -> __mmask16 {
-        let width = NR.min(n - p * NR);
-        if width == NR {
-            0xffff
-        } else {
-            (1u16 << width) - 1
-        }
-    };
     for p0 in (0..panels).step_by(2) {
         let two = p0 + 1 < panels;
-        let (w0, w1) = (b.panel(p0), if two { b.panel(p0 + 1) } else { b.panel(p0) });
         for i0 in (0..m).step_by(MR) {
             let rows = MR.min(m - i0);
-            let mut acc0 = [_mm512_setzero_si512(); MR];
-            let mut acc1 = [_mm512_setzero_si512(); MR];
-            for g in 0..groups {
-                // SAFETY: each panel holds `groups` 64-byte groups.
-                let (v0, v1) = unsafe {
-                    (
-                        _mm512_loadu_si512(w0.as_ptr().add(g * NR * KG).cast()),
-                        _mm512_loadu_si512(w1.as_ptr().add(g * NR * KG).cast()),
-                    )
-                };
-                for r in 0..rows {
-                    let row = &a[(i0 + r) * lda..(i0 + r) * lda + k];
-                    let x = _mm512_set1_epi32(i32::from_le_bytes(a_group(row, g, k)));
-                    acc0[r] = _mm512_dpbusd_epi32(acc0[r], x, v0);
-                    if two {
-                        acc1[r] = _mm512_dpbusd_epi32(acc1[r], x, v1);
+            // SAFETY: as this function's contract; the tile reads rows `i0..i0 + rows`.
+            unsafe {
+                match (rows, two) {
+                    (8, true) => tile::<8, true>(a, i0, lda, b, p0, rq, res, out, ldo),
+                    (8, false) => tile::<8, false>(a, i0, lda, b, p0, rq, res, out, ldo),
+                    (r, true) => {
+                        for i in 0..r {
+                            tile::<1, true>(a, i0 + i, lda, b, p0, rq, res, out, ldo)
+                        }
+                    }
+                    (r, false) => {
+                        for i in 0..r {
+                            tile::<1, false>(a, i0 + i, lda, b, p0, rq, res, out, ldo)
+                        }
                     }
                 }
             }
-            for (p, acc) in [(p0, &acc0), (p0 + 1, &acc1)]
-                .into_iter()
-                .take(1 + two as usize)
-            {
-                let (c0, mask) = (p * NR, mask_of(p));
-                for (r, &sums) in acc.iter().enumerate().take(rows) {
-                    let o = (i0 + r) * ldo + c0;
-                    // SAFETY: row `i0 + r` of `out` (and `res`) holds columns `c0..n`, which the
-                    // mask keeps to; `rq` holds `n` channels.
-                    unsafe {
-                        let rp = res.map(|v| v.as_ptr().add(o));
-                        let q = codes16(rq, sums, c0, mask, rp);
-                        _mm_mask_storeu_epi8(out.as_mut_ptr().add(o).cast(), mask, q);
-                    }
+        }
+    }
+}
+
+/// Rows `i0..i0 + R` × panels `p0` (and `p0 + 1` when `TWO`): the sums in `R` (or `2R`)
+/// registers over every group of 4, then the epilogue.
+///
+/// # Safety
+/// As [`gemm_requant`], with rows `i0..i0 + R` inside `a`, `out` and `res`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile<const R: usize, const TWO: bool>(
+    a: &[u8],
+    i0: usize,
+    lda: usize,
+    b: &PackedB8,
+    p0: usize,
+    rq: &Requant,
+    res: Option<&[u8]>,
+    out: &mut [u8],
+    ldo: usize,
+) {
+    let (k, n) = (b.k, b.n);
+    let (full, groups) = (k / KG, b.groups());
+    let w0 = b.panel(p0).as_ptr();
+    let w1 = if TWO { b.panel(p0 + 1).as_ptr() } else { w0 };
+    // SAFETY (every intrinsic below): inlined into `gemm_requant`, which has AVX-512 F, BW, VL
+    // and VNNI.
+    let zero = unsafe { _mm512_setzero_si512() };
+    let mut acc0 = [zero; R];
+    let mut acc1 = [zero; R];
+    let ap = a.as_ptr();
+    for g in 0..full {
+        // SAFETY: group `g < k / 4` lies inside each panel and inside each row's `k` values.
+        unsafe {
+            let v0 = _mm512_loadu_si512(w0.add(g * NR * KG).cast());
+            let v1 = _mm512_loadu_si512(w1.add(g * NR * KG).cast());
+            for r in 0..R {
+                let word = ap
+                    .add((i0 + r) * lda + g * KG)
+                    .cast::<i32>()
+                    .read_unaligned();
+                let x = _mm512_set1_epi32(word);
+                acc0[r] = _mm512_dpbusd_epi32(acc0[r], x, v0);
+                if TWO {
+                    acc1[r] = _mm512_dpbusd_epi32(acc1[r], x, v1);
                 }
+            }
+        }
+    }
+    if full < groups {
+        // The last group, past `k`: its weights are zero beyond `k`, its activations read safely.
+        // SAFETY: group `full` lies inside each panel.
+        let (v0, v1) = unsafe {
+            (
+                _mm512_loadu_si512(w0.add(full * NR * KG).cast()),
+                _mm512_loadu_si512(w1.add(full * NR * KG).cast()),
+            )
+        };
+        for r in 0..R {
+            let row = &a[(i0 + r) * lda..(i0 + r) * lda + k];
+            // SAFETY: register arithmetic only.
+            unsafe {
+                let x = _mm512_set1_epi32(i32::from_le_bytes(a_group(row, full, k)));
+                acc0[r] = _mm512_dpbusd_epi32(acc0[r], x, v0);
+                if TWO {
+                    acc1[r] = _mm512_dpbusd_epi32(acc1[r], x, v1);
+                }
+            }
+        }
+    }
+    let panels: &[(usize, &[__m512i; R])] = if TWO {
+        &[(p0, &acc0), (p0 + 1, &acc1)]
+    } else {
+        &[(p0, &acc0)]
+    };
+    for &(p, acc) in panels {
+        let c0 = p * NR;
+        let width = NR.min(n - c0);
+        let mask: __mmask16 = if width == NR {
+            0xffff
+        } else {
+            (1u16 << width) - 1
+        };
+        // SAFETY: `rq` holds `n` channels; row `i0 + r` of `out` (and `res`) holds columns
+        // `c0..n`, which the mask keeps to.
+        unsafe {
+            let lanes = Lanes::new(rq, c0, mask);
+            for (r, &sums) in acc.iter().enumerate() {
+                let o = (i0 + r) * ldo + c0;
+                let q = lanes.codes(sums, res.map(|v| v.as_ptr().add(o)));
+                _mm_mask_storeu_epi8(out.as_mut_ptr().add(o).cast(), mask, q);
             }
         }
     }
