@@ -114,8 +114,8 @@ unsafe fn tile<const R: usize, const TWO: bool>(
     let (full, groups) = (k / KG, b.groups());
     let w0 = b.panel(p0).as_ptr();
     let w1 = if TWO { b.panel(p0 + 1).as_ptr() } else { w0 };
-    // SAFETY (every intrinsic below): inlined into `gemm_requant`, which has AVX-512 F, BW, VL
-    // and VNNI.
+    // SAFETY: inlined into `gemm_requant`, which has AVX-512 F, BW, VL and VNNI (as every
+    // intrinsic below relies on).
     let zero = unsafe { _mm512_setzero_si512() };
     let mut acc0 = [zero; R];
     let mut acc1 = [zero; R];
