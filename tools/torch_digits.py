@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""A torchvision ResNet-18 with real (not random) weights for checking int8 quantisation offline.
+"""A torchvision ResNet-18 or MobileNetV2 with real (not random) weights for checking int8
+quantisation offline.
 
-No ImageNet weights can be downloaded here, so this trains torchvision's `resnet18(num_classes=10)`
+No ImageNet weights can be downloaded here, so this trains torchvision's `resnet18` or
+`mobilenet_v2` (`--arch`, `num_classes=10`)
 briefly on MNIST digits with torchvision's evaluation preprocessing (resize 256, centre crop 224,
 ImageNet mean/std: what `kestrel ... --arch resnet18 --weights FILE` applies) and saves the state
 dict. A confident, trained network: its int8 top-1 agreement with fp32 means something, where a
 random network's near-tied logits would not.
 
-Usage: python3 tools/torch_resnet18_digits.py --idx train-images-idx3-ubyte.gz \
-           --labels train-labels-idx1-ubyte.gz --out resnet18-digits.pth [--n 3000] [--threads 2]
+Usage: python3 tools/torch_digits.py --idx train-images-idx3-ubyte.gz \
+           --labels train-labels-idx1-ubyte.gz --out resnet18-digits.pth [--arch resnet18|mobilenet_v2]
+           [--n 3000] [--threads 2]
 """
 
 import argparse
@@ -26,6 +29,7 @@ def main():
     ap.add_argument("--idx", required=True)
     ap.add_argument("--labels", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--arch", default="resnet18", choices=["resnet18", "mobilenet_v2"])
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -39,7 +43,7 @@ def main():
         transforms.ToTensor(),
         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     ])
-    model = torchvision.models.resnet18(num_classes=10)
+    model = getattr(torchvision.models, a.arch)(num_classes=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
     model.train()
     order = torch.randperm(a.n).tolist()
