@@ -150,23 +150,7 @@ impl Engine {
                 "the output is the input: the plan has no ops".into(),
             ));
         }
-        let threads = match options.threads {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            t => t,
-        };
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("kestrel-rt-{i}"))
-                    .build()
-                    .map_err(|e| RuntimeError::Threads(e.to_string()))?,
-            )
-        } else {
-            None
-        };
+        let (threads, pool) = crate::parallel::worker_pool(options.threads, "kestrel-rt")?;
         let use_packed = options.gemm == GemmBackend::Packed;
         let steps = if options.fuse_blocks && use_packed {
             find_blocks(&plan)

@@ -136,12 +136,16 @@ impl Plan {
 
     /// Reads and validates a plan file.
     pub fn load(path: &Path) -> Result<Plan> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Plan::from_bytes(&bytes, path)
+        Plan::from_bytes(&read_file(path)?, path)
     }
+}
+
+/// The bytes of a plan file; a failed read names it.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| RuntimeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -65,6 +65,27 @@ impl SendPtr {
     }
 }
 
+/// The engines' worker count (`0`: every available core) and their pool (none for one thread),
+/// its threads named `prefix-i`.
+pub(crate) fn worker_pool(
+    threads: usize,
+    prefix: &'static str,
+) -> crate::error::Result<(usize, Option<rayon::ThreadPool>)> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
+    if threads == 1 {
+        return Ok((1, None));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{prefix}-{i}"))
+        .build()
+        .map_err(|e| crate::error::RuntimeError::Threads(e.to_string()))?;
+    Ok((threads, Some(pool)))
+}
+
 /// Splits `rows` rows into at most `parts` contiguous ranges of nearly equal size, each a multiple
 /// of `align` rows except possibly the last. Returns the row count of each range.
 pub fn split_rows(rows: usize, parts: usize, align: usize) -> Vec<usize> {

@@ -117,21 +117,7 @@ impl Int8Engine {
                 options.path
             )));
         }
-        let threads = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            t => t,
-        };
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("kestrel-i8-{i}"))
-                    .build()
-                    .map_err(|e| RuntimeError::Threads(e.to_string()))?,
-            )
-        } else {
-            None
-        };
+        let (threads, pool) = crate::parallel::worker_pool(options.threads, "kestrel-i8")?;
         let steps: Vec<Step> = (0..q.plan.graph.ops.len()).map(Step::Op).collect();
         let (slots, per_image) = assign_buffers(&q.plan, &steps);
         let prepared = prepare(&q);
@@ -381,14 +367,7 @@ fn run_op<'v>(
             };
             let res = xs.and_then(|cv| cv.residual).map(get);
             let cout = layer.weight.n;
-            let parts = split_rows(rows, par.threads().min(scratches.len()), 8);
-            let dsts = dst.split(&parts, cout);
-            let mut items = Vec::new();
-            let mut r0 = 0;
-            for ((d, s), &m) in dsts.into_iter().zip(scratches.iter_mut()).zip(&parts) {
-                items.push((r0..r0 + m, d, s));
-                r0 += m;
-            }
+            let items = row_parts(par, rows, 8, cout, dst, scratches);
             par.run(items, |_, (rows, d, s)| {
                 gemm_rows(c.path, layer, &src, res, rows, d, s)
             });
@@ -403,14 +382,7 @@ fn run_op<'v>(
             };
             let (x, res) = (get(cv.input), cv.residual.map(get));
             let rows = n * os.h;
-            let parts = split_rows(rows, par.threads().min(scratches.len()), 1);
-            let dsts = dst.split(&parts, os.w * os.c);
-            let mut items = Vec::new();
-            let mut r0 = 0;
-            for ((d, s), &m) in dsts.into_iter().zip(scratches.iter_mut()).zip(&parts) {
-                items.push((r0..r0 + m, d, s));
-                r0 += m;
-            }
+            let items = row_parts(par, rows, 1, os.w * os.c, dst, scratches);
             par.run(items, |_, (rows, d, s)| {
                 depthwise_rows(c.path, layer, &op8, is, os, x, res, rows, d, s)
             });
@@ -449,6 +421,29 @@ fn run_op<'v>(
         }
         (Prepared::Depthwise(_), _) => unreachable!("depthwise layers are convolutions"),
     }
+}
+
+/// An op's `rows` output rows (of `row_len` elements) cut into one part per thread (each a
+/// multiple of `align` rows but the last), with its destination and its thread's scratch.
+fn row_parts<'a, 'd>(
+    par: Par,
+    rows: usize,
+    align: usize,
+    row_len: usize,
+    dst: Dst<'d>,
+    scratches: &'a mut [Scratch],
+) -> Vec<(std::ops::Range<usize>, Dst<'d>, &'a mut Scratch)> {
+    let parts = split_rows(rows, par.threads().min(scratches.len()), align);
+    let dsts = dst.split(&parts, row_len);
+    let mut r0 = 0;
+    dsts.into_iter()
+        .zip(scratches.iter_mut())
+        .zip(&parts)
+        .map(|((d, s), &m)| {
+            r0 += m;
+            (r0 - m..r0, d, s)
+        })
+        .collect()
 }
 
 /// The A operand of a GEMM op: rows of pixels, or im2col patches of a convolution.

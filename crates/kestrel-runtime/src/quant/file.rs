@@ -132,10 +132,6 @@ impl QuantPlan {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<QuantPlan> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        QuantPlan::from_bytes(&bytes, path)
+        QuantPlan::from_bytes(&crate::format::read_file(path)?, path)
     }
 }
