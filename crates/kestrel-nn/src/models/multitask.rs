@@ -373,6 +373,9 @@ mod tests {
     /// backbone layer, by the plain and the split forward.
     fn split_matches_plain(name: &str) {
         let device = Device::flex().autodiff();
+        // Seeded: with some random draws this untrained network's stem gradient reaches 1e7
+        // and the two summation orders drift past the tolerance.
+        device.seed(11);
         let mut model = spec(name, false).init(&device).unwrap();
         // Non-zero score layers, so the segmentation loss reaches the backbone.
         model.fcn.score32.weight =

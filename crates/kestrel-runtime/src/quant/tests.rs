@@ -1,5 +1,5 @@
 //! The int8 engine against an integer reference interpreter written here from the definitions
-//! (exact sums in i64, the requantisation formula of `requant.rs`), on every instruction set,
+//! (exact sums in i64, the requantisation formula of `kernels/int8_requant.rs`), on every instruction set,
 //! thread count and batch split; and against the fp32 engine (quantisation noise only).
 
 use super::table::{quantize_bias, quantize_weights};

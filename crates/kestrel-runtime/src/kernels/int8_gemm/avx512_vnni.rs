@@ -159,28 +159,48 @@ unsafe fn tile<const R: usize, const TWO: bool>(
             }
         }
     }
-    let panels: &[(usize, &[__m512i; R])] = if TWO {
-        &[(p0, &acc0), (p0 + 1, &acc1)]
+    // The sums are handed on by value: taking their address would keep them in memory through
+    // the loop above (measured: a store per accumulator and group).
+    // SAFETY: as this function's contract.
+    unsafe {
+        store_panel(acc0, i0, p0, n, rq, res, out, ldo);
+        if TWO {
+            store_panel(acc1, i0, p0 + 1, n, rq, res, out, ldo);
+        }
+    }
+}
+
+/// The codes of rows `i0..i0 + R` of panel `p` from their sums.
+///
+/// # Safety
+/// As [`gemm_requant`], with rows `i0..i0 + R` inside `out` and `res`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn store_panel<const R: usize>(
+    acc: [__m512i; R],
+    i0: usize,
+    p: usize,
+    n: usize,
+    rq: &Requant,
+    res: Option<&[u8]>,
+    out: &mut [u8],
+    ldo: usize,
+) {
+    let c0 = p * NR;
+    let width = NR.min(n - c0);
+    let mask: __mmask16 = if width == NR {
+        0xffff
     } else {
-        &[(p0, &acc0)]
+        (1u16 << width) - 1
     };
-    for &(p, acc) in panels {
-        let c0 = p * NR;
-        let width = NR.min(n - c0);
-        let mask: __mmask16 = if width == NR {
-            0xffff
-        } else {
-            (1u16 << width) - 1
-        };
-        // SAFETY: `rq` holds `n` channels; row `i0 + r` of `out` (and `res`) holds columns
-        // `c0..n`, which the mask keeps to.
-        unsafe {
-            let lanes = Lanes::new(rq, c0, mask);
-            for (r, &sums) in acc.iter().enumerate() {
-                let o = (i0 + r) * ldo + c0;
-                let q = lanes.codes(sums, res.map(|v| v.as_ptr().add(o)));
-                _mm_mask_storeu_epi8(out.as_mut_ptr().add(o).cast(), mask, q);
-            }
+    // SAFETY: `rq` holds `n` channels; row `i0 + r` of `out` (and `res`) holds columns `c0..n`,
+    // which the mask keeps to.
+    unsafe {
+        let lanes = Lanes::new(rq, c0, mask);
+        for (r, sums) in acc.into_iter().enumerate() {
+            let o = (i0 + r) * ldo + c0;
+            let q = lanes.codes(sums, res.map(|v| v.as_ptr().add(o)));
+            _mm_mask_storeu_epi8(out.as_mut_ptr().add(o).cast(), mask, q);
         }
     }
 }
