@@ -537,20 +537,42 @@ fn gather_patch(src: &GemmSrc, cv: &crate::plan::ConvOp, row: usize, patch: &mut
     let (oy, ox) = (p / o.w, p % o.w);
     let gm = cv.geom;
     let image = &src.x[img * x.len()..(img + 1) * x.len()];
-    let mut at = 0;
+    let kw = gm.kernel[1];
+    let span = kw * x.c;
+    let ix0 = (ox * gm.stride[1]) as isize - gm.padding[1] as isize;
+    // The row of taps is one run of adjacent pixels when it lies inside the image undilated.
+    let whole_row = gm.dilation[1] == 1 && ix0 >= 0 && ix0 as usize + kw <= x.w;
     for ky in 0..gm.kernel[0] {
         let iy = (oy * gm.stride[0] + ky * gm.dilation[0]) as isize - gm.padding[0] as isize;
-        for kx in 0..gm.kernel[1] {
-            let ix = (ox * gm.stride[1] + kx * gm.dilation[1]) as isize - gm.padding[1] as isize;
-            let dstp = &mut patch[at..at + x.c];
-            if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                dstp.fill(src.zero);
-            } else {
-                let s = (iy as usize * x.w + ix as usize) * x.c;
-                dstp.copy_from_slice(&image[s..s + x.c]);
+        let dst = &mut patch[ky * span..(ky + 1) * span];
+        if iy < 0 || iy >= x.h as isize {
+            dst.fill(src.zero);
+        } else if whole_row {
+            let s = (iy as usize * x.w + ix0 as usize) * x.c;
+            copy_small(dst, &image[s..s + span]);
+        } else {
+            for (kx, d) in dst.chunks_exact_mut(x.c).enumerate() {
+                let ix = ix0 + (kx * gm.dilation[1]) as isize;
+                if ix < 0 || ix >= x.w as isize {
+                    d.fill(src.zero);
+                } else {
+                    let s = (iy as usize * x.w + ix as usize) * x.c;
+                    copy_small(d, &image[s..s + x.c]);
+                }
             }
-            at += x.c;
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, without a library call for the few bytes of a small stem's taps.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    if dst.len() <= 32 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
