@@ -247,6 +247,9 @@ pub(crate) fn median(sorted: &[f64]) -> f64 {
 }
 
 fn infer(a: InferArgs) -> Result<(), CliError> {
+    // The same random weights on every invocation, so `--export-onnx` of one call is the
+    // network another call timed (other engines are compared on it).
+    Device::flex().seed(0);
     if a.model.starts_with("fcn") {
         let spec = crate::model_arg::segmenter_spec(
             &a.model,
