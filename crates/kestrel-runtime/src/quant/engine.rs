@@ -367,7 +367,9 @@ fn run_op<'v>(
             };
             let res = xs.and_then(|cv| cv.residual).map(get);
             let cout = layer.weight.n;
-            let items = row_parts(par, rows, 8, cout, dst, scratches);
+            // Balanced parts (a 7×7 map's 49 rows as 25 + 24, not 32 + 17): the tiles of 8 rows
+            // finish a part's last rows one at a time.
+            let items = row_parts(par, rows, 1, cout, dst, scratches);
             par.run(items, |_, (rows, d, s)| {
                 gemm_rows(c.path, layer, &src, res, rows, d, s)
             });
