@@ -144,12 +144,8 @@ impl Engine {
     /// Validates `plan` and prepares buffers and threads.
     pub fn new(plan: Plan, options: EngineOptions) -> Result<Self> {
         plan.validate()?;
+        check_has_ops(&plan)?;
         let g = &plan.graph;
-        if g.output == 0 {
-            return Err(RuntimeError::InvalidPlan(
-                "the output is the input: the plan has no ops".into(),
-            ));
-        }
         let (threads, pool) = crate::parallel::worker_pool(options.threads, "kestrel-rt")?;
         let use_packed = options.gemm == GemmBackend::Packed;
         let steps = if options.fuse_blocks && use_packed {
@@ -291,7 +287,7 @@ impl Engine {
         &mut self,
         input: &[f32],
         batch: usize,
-        observe: &mut (dyn FnMut(crate::ValueId, &[f32]) + Send),
+        observe: Observe<'_>,
     ) -> Result<&[f32]> {
         self.run_inner(input, batch, Some(observe))
     }
@@ -302,17 +298,8 @@ impl Engine {
         batch: usize,
         observe: Option<Observe<'_>>,
     ) -> Result<&[f32]> {
+        check_input(&self.c.plan, input, batch)?;
         let is = self.c.plan.input_shape();
-        if batch == 0 {
-            return Err(RuntimeError::Input("batch must be at least 1".into()));
-        }
-        if input.len() != batch * is.len() {
-            return Err(RuntimeError::Input(format!(
-                "got {} floats, expected {} (batch {batch} x NHWC {is})",
-                input.len(),
-                batch * is.len()
-            )));
-        }
         let per_in = is.len();
         let per_out = self.c.plan.output_shape().len();
         if self.output.len() < batch * per_out {
@@ -356,6 +343,32 @@ impl Engine {
         }
         Ok(&self.output[..batch * per_out])
     }
+}
+
+/// Bad plan unless it has an op (the output is not the input): what both engines run.
+pub(crate) fn check_has_ops(plan: &Plan) -> Result<()> {
+    if plan.graph.output == 0 {
+        return Err(RuntimeError::InvalidPlan(
+            "the output is the input: the plan has no ops".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bad input unless `input` holds `batch ≥ 1` NHWC images of the plan's input shape.
+pub(crate) fn check_input(plan: &Plan, input: &[f32], batch: usize) -> Result<()> {
+    let is = plan.input_shape();
+    if batch == 0 {
+        return Err(RuntimeError::Input("batch must be at least 1".into()));
+    }
+    if input.len() != batch * is.len() {
+        return Err(RuntimeError::Input(format!(
+            "got {} floats, expected {} (batch {batch} x NHWC {is})",
+            input.len(),
+            batch * is.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The im2col operands of a convolution op.

@@ -8,7 +8,7 @@
 use super::prepare::{prepare, Int8Layer, Prepared};
 use super::table::ActQuant;
 use super::QuantPlan;
-use crate::engine::Observe;
+use crate::engine::{check_has_ops, check_input, Observe};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::int8_depthwise::{depthwise_u8i8_requant, depthwise_u8i8_rows, DepthwiseI8};
 use crate::kernels::int8_gemm::{gemm_u8i8_requant, gemm_u8i8_with, Int8Path, PackedB8};
@@ -106,11 +106,7 @@ impl Int8Engine {
     /// Validates `q`, quantises and packs its weights and prepares the threads.
     pub fn new(q: QuantPlan, options: Int8Options) -> Result<Self> {
         q.validate()?;
-        if q.plan.graph.output == 0 {
-            return Err(RuntimeError::InvalidPlan(
-                "the output is the input: the plan has no ops".into(),
-            ));
-        }
+        check_has_ops(&q.plan)?;
         if !options.path.available() {
             return Err(RuntimeError::InvalidPlan(format!(
                 "this CPU cannot run the {:?} int8 kernels",
@@ -160,7 +156,7 @@ impl Int8Engine {
         &mut self,
         input: &[f32],
         batch: usize,
-        observe: &mut (dyn FnMut(ValueId, &[f32]) + Send),
+        observe: Observe<'_>,
     ) -> Result<&[f32]> {
         self.run_inner(input, batch, Some(observe))
     }
@@ -172,17 +168,8 @@ impl Int8Engine {
         observe: Option<Observe<'_>>,
     ) -> Result<&[f32]> {
         let plan = &self.c.q.plan;
+        check_input(plan, input, batch)?;
         let is = plan.input_shape();
-        if batch == 0 {
-            return Err(RuntimeError::Input("batch must be at least 1".into()));
-        }
-        if input.len() != batch * is.len() {
-            return Err(RuntimeError::Input(format!(
-                "got {} floats, expected {} (batch {batch} x NHWC {is})",
-                input.len(),
-                batch * is.len()
-            )));
-        }
         let (per_in, per_out) = (is.len(), plan.output_shape().len());
         if self.output.len() < batch * per_out {
             self.output.resize(batch * per_out, 0.0);

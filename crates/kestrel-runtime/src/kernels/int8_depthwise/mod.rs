@@ -80,18 +80,7 @@ pub fn depthwise_u8i8_rows(
     out: &mut [i32],
 ) {
     let [h, w, c] = op.hwc;
-    let (oh, ow) = op.out_hw();
-    assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
-    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
-    assert_eq!(
-        out.len(),
-        rows.len() * ow * c,
-        "int8 depthwise: output length"
-    );
-    assert!(
-        path.available(),
-        "int8 depthwise: this CPU cannot run {path:?}"
-    );
+    let ow = check_rows(path, op, input, &rows, out.len());
     let g = op.geom;
     let (ry, cx) = (g.axis(0, h), g.axis(1, w));
     out.fill(0);
@@ -131,15 +120,8 @@ pub(crate) fn depthwise_u8i8_requant(
     out: &mut [u8],
     scratch: &mut Vec<i32>,
 ) {
-    let [h, w, c] = op.hwc;
-    let (oh, ow) = op.out_hw();
-    assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
-    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
-    assert_eq!(
-        out.len(),
-        rows.len() * ow * c,
-        "int8 depthwise: output length"
-    );
+    let c = op.hwc[2];
+    let ow = check_rows(path, op, input, &rows, out.len());
     assert!(
         res.is_none_or(|r| r.len() == out.len()),
         "int8 depthwise: residual length"
@@ -169,6 +151,31 @@ pub(crate) fn depthwise_u8i8_requant(
             rq.row_u8(sums, res.map(|v| &v[at..at + c]), &mut out[at..at + c]);
         }
     }
+}
+
+/// Panics unless `input` is one image, `rows` lie in the output, `out_len` values hold them and
+/// this CPU can run `path`; returns the output width.
+fn check_rows(
+    path: Int8Path,
+    op: &DepthwiseI8,
+    input: &[u8],
+    rows: &std::ops::Range<usize>,
+    out_len: usize,
+) -> usize {
+    let [h, w, c] = op.hwc;
+    let (oh, ow) = op.out_hw();
+    assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
+    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
+    assert_eq!(
+        out_len,
+        rows.len() * ow * c,
+        "int8 depthwise: output length"
+    );
+    assert!(
+        path.available(),
+        "int8 depthwise: this CPU cannot run {path:?}"
+    );
+    ow
 }
 
 /// `acc[i] += (x[i] − zero)·w[i]` over the channels (all three the same length).
