@@ -36,18 +36,70 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Reads consecutive byte ranges.
-struct Cursor<'a> {
+/// A file's consecutive sections, read in order; running short or a bad checksum is an error
+/// naming the file (the plan file and the int8 plan file share this reader).
+pub(crate) struct Sections<'a> {
     bytes: &'a [u8],
     pos: usize,
+    path: &'a Path,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len())?;
+impl<'a> Sections<'a> {
+    /// Reads `bytes`, which came from `path`.
+    pub(crate) fn new(bytes: &'a [u8], path: &'a Path) -> Self {
+        Sections {
+            bytes,
+            pos: 0,
+            path,
+        }
+    }
+
+    /// A format error about this file.
+    pub(crate) fn err(&self, message: String) -> RuntimeError {
+        RuntimeError::Format {
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+
+    /// The next `n` bytes (`what` names them if the file is shorter).
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        let Some(end) = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()) else {
+            return Err(self.err(format!(
+                "truncated: {what} needs {n} bytes at offset {}, file has {}",
+                self.pos,
+                self.bytes.len()
+            )));
+        };
         let s = &self.bytes[self.pos..end];
         self.pos = end;
-        Some(s)
+        Ok(s)
+    }
+
+    /// The next little-endian `u32`.
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+
+    /// The next little-endian `u64`.
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+
+    /// The closing FNV-1a 64 checksum of every byte before it, which must end the file.
+    pub(crate) fn checksum(&mut self) -> Result<()> {
+        let body_end = self.pos;
+        let sum = self.u64("checksum")?;
+        if self.pos != self.bytes.len() {
+            return Err(self.err(format!(
+                "{} unexpected bytes after the checksum",
+                self.bytes.len() - self.pos
+            )));
+        }
+        if fnv1a(&self.bytes[..body_end]) != sum {
+            return Err(self.err("checksum mismatch: the file is corrupt".into()));
+        }
+        Ok(())
     }
 }
 
@@ -71,58 +123,35 @@ impl Plan {
 
     /// Parses and validates the binary format; `path` only names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Plan> {
-        let err = |m: String| RuntimeError::Format {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let mut cur = Cursor { bytes, pos: 0 };
-        let mut take = |n: usize, what: &str| -> Result<&[u8]> {
-            cur.take(n).ok_or_else(|| {
-                err(format!(
-                    "truncated: {what} needs {n} bytes at offset {}, file has {}",
-                    cur.pos,
-                    bytes.len()
-                ))
-            })
-        };
-        if take(8, "magic")? != MAGIC {
-            return Err(err("not a kestrel plan (magic KESTPLAN missing)".into()));
+        let mut f = Sections::new(bytes, path);
+        if f.take(8, "magic")? != MAGIC {
+            return Err(f.err("not a kestrel plan (magic KESTPLAN missing)".into()));
         }
-        let version = u32::from_le_bytes(take(4, "version")?.try_into().unwrap());
+        let version = f.u32("version")?;
         if !(MIN_VERSION..=VERSION).contains(&version) {
-            return Err(err(format!(
+            return Err(f.err(format!(
                 "format version {version}, this build reads versions {MIN_VERSION} to {VERSION}"
             )));
         }
-        let glen = u64::from_le_bytes(take(8, "graph length")?.try_into().unwrap());
-        let glen =
-            usize::try_from(glen).map_err(|_| err(format!("graph length {glen} is too large")))?;
-        let graph_bytes = take(glen, "graph")?;
+        let glen = f.u64("graph length")?;
+        let glen = usize::try_from(glen)
+            .map_err(|_| f.err(format!("graph length {glen} is too large")))?;
+        let graph_bytes = f.take(glen, "graph")?;
         let graph: Graph =
-            serde_json::from_slice(graph_bytes).map_err(|e| err(format!("graph JSON: {e}")))?;
-        let wlen = u64::from_le_bytes(take(8, "weight count")?.try_into().unwrap());
+            serde_json::from_slice(graph_bytes).map_err(|e| f.err(format!("graph JSON: {e}")))?;
+        let wlen = f.u64("weight count")?;
         let wbytes = usize::try_from(wlen)
             .ok()
             .and_then(|n| n.checked_mul(4))
-            .ok_or_else(|| err(format!("weight count {wlen} is too large")))?;
-        let raw = take(wbytes, "weights")?;
+            .ok_or_else(|| f.err(format!("weight count {wlen} is too large")))?;
+        let raw = f.take(wbytes, "weights")?;
         let weights: Vec<f32> = raw
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        let body_end = 8 + 4 + 8 + glen + 8 + wbytes;
-        let sum = u64::from_le_bytes(take(8, "checksum")?.try_into().unwrap());
-        if body_end + 8 != bytes.len() {
-            return Err(err(format!(
-                "{} unexpected bytes after the checksum",
-                bytes.len() - body_end - 8
-            )));
-        }
-        if fnv1a(&bytes[..body_end]) != sum {
-            return Err(err("checksum mismatch: the file is corrupt".into()));
-        }
+        f.checksum()?;
         let plan = Plan { graph, weights };
-        plan.validate().map_err(|e| err(e.to_string()))?;
+        plan.validate().map_err(|e| f.err(e.to_string()))?;
         Ok(plan)
     }
 

@@ -18,7 +18,7 @@
 
 use super::table::QuantTable;
 use crate::error::{Result, RuntimeError};
-use crate::format::fnv1a;
+use crate::format::{fnv1a, Sections};
 use crate::plan::Plan;
 use std::path::Path;
 
@@ -66,59 +66,31 @@ impl QuantPlan {
 
     /// Parses and validates the file format; `path` only names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<QuantPlan> {
-        let err = |m: String| RuntimeError::Format {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let mut pos = 0usize;
-        let mut take = |n: u64, what: &str| -> Result<&[u8]> {
-            let end = usize::try_from(n)
-                .ok()
-                .and_then(|n| pos.checked_add(n))
-                .filter(|&e| e <= bytes.len())
-                .ok_or_else(|| {
-                    err(format!(
-                        "truncated: {what} needs {n} bytes at offset {pos}, file has {}",
-                        bytes.len()
-                    ))
-                })?;
-            let s = &bytes[pos..end];
-            pos = end;
-            Ok(s)
-        };
-        let u64_at = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap());
-        if take(8, "magic")? != MAGIC {
-            return Err(err(
-                "not an int8 kestrel plan (magic KESTINT8 missing)".into()
-            ));
+        let mut f = Sections::new(bytes, path);
+        if f.take(8, "magic")? != MAGIC {
+            return Err(f.err("not an int8 kestrel plan (magic KESTINT8 missing)".into()));
         }
-        let version = u32::from_le_bytes(take(4, "version")?.try_into().unwrap());
+        let version = f.u32("version")?;
         if version != VERSION {
-            return Err(err(format!(
+            return Err(f.err(format!(
                 "int8 format version {version}, this build reads version {VERSION}"
             )));
         }
-        let plen = u64_at(take(8, "plan length")?);
-        let plan_bytes = take(plen, "plan")?;
-        let tlen = u64_at(take(8, "table length")?);
-        let table_bytes = take(tlen, "quantisation table")?;
-        let sum = u64_at(take(8, "checksum")?);
-        // Both lengths fit in the file (checked by `take`), so this sum does not overflow.
-        let body_end = 28 + plan_bytes.len() + table_bytes.len();
-        if body_end + 8 != bytes.len() {
-            return Err(err(format!(
-                "{} unexpected bytes after the checksum",
-                bytes.len() - body_end - 8
-            )));
-        }
-        if fnv1a(&bytes[..body_end]) != sum {
-            return Err(err("checksum mismatch: the file is corrupt".into()));
-        }
+        let mut section = |what: &str| -> Result<&[u8]> {
+            let n = f.u64(&format!("{what} length"))?;
+            // A length past `usize` cannot fit in the file: `take` reports it as such.
+            f.take(usize::try_from(n).unwrap_or(usize::MAX), what)
+        };
+        let plan_bytes = section("plan")?;
+        let table_bytes = section("quantisation table")?;
+        f.checksum()?;
         let plan = Plan::from_bytes(plan_bytes, path)?;
         let table: QuantTable = serde_json::from_slice(table_bytes)
-            .map_err(|e| err(format!("quantisation table JSON: {e}")))?;
+            .map_err(|e| f.err(format!("quantisation table JSON: {e}")))?;
         let q = QuantPlan { plan, table };
-        q.table.validate(&q.plan).map_err(|e| err(e.to_string()))?;
+        q.table
+            .validate(&q.plan)
+            .map_err(|e| f.err(e.to_string()))?;
         Ok(q)
     }
 
