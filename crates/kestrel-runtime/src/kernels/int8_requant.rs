@@ -23,7 +23,7 @@ const ROUND: f32 = 12_582_912.0;
 
 /// Per-channel constants of one op's epilogue.
 #[derive(Clone, Copy)]
-pub(crate) struct Requant<'a> {
+pub struct Requant<'a> {
     /// Integer correction added to each sum (bias, zero-point term).
     pub corr: &'a [i32],
     /// Scale from the corrected sum to output codes (or to reals for `f32` output).
@@ -157,6 +157,18 @@ pub(crate) mod avx512 {
             }
         }
 
+        /// These lanes with `sub` taken off the correction: for sums that carry a known extra
+        /// term (a depthwise kernel's `z·Σw` when it sums `x·w` rather than `(x − z)·w`).
+        /// Integer addition wraps alike in either order, so the codes are the same.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        pub(crate) fn less(self, sub: __m512i) -> Lanes {
+            Lanes {
+                corr: _mm512_sub_epi32(self.corr, sub),
+                ..self
+            }
+        }
+
         /// The 16 codes of sums `acc`, with the residual codes at `res` (the masked lanes
         /// readable) when the op has one.
         ///
@@ -166,10 +178,39 @@ pub(crate) mod avx512 {
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
         pub(crate) unsafe fn codes(&self, acc: __m512i, res: Option<*const u8>) -> __m128i {
-            let mut y = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(_mm512_add_epi32(acc, self.corr)),
-                self.mult,
-            );
+            let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, self.corr));
+            // SAFETY: the caller's contract.
+            unsafe { self.codes_of(sum, res) }
+        }
+
+        /// Whether every lane's correction is below 2²³ in magnitude, so that
+        /// [`Lanes::codes_small`] may take sums below 2²³ in `f32`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        pub(crate) fn small(&self) -> bool {
+            let m = _mm512_maskz_abs_epi32(self.mask, self.corr);
+            _mm512_reduce_max_epi32(m) < 1 << 23
+        }
+
+        /// [`Lanes::codes`] of sums held exactly in `f32`, when they and every correction are
+        /// below 2²³ in magnitude ([`Lanes::small`]): the corrected sum is below 2²⁴, so adding
+        /// in `f32` is exact and gives the very value the integer addition converts to.
+        ///
+        /// # Safety
+        /// As [`Lanes::codes`], and the magnitudes as above.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        pub(crate) unsafe fn codes_small(&self, acc: __m512, res: Option<*const u8>) -> __m128i {
+            let sum = _mm512_add_ps(acc, _mm512_cvtepi32_ps(self.corr));
+            // SAFETY: the caller's contract.
+            unsafe { self.codes_of(sum, res) }
+        }
+
+        /// The codes of corrected sums `sum`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        unsafe fn codes_of(&self, sum: __m512, res: Option<*const u8>) -> __m128i {
+            let mut y = _mm512_mul_ps(sum, self.mult);
             if let (Some(r), Some((rm, rz))) = (res, self.residual) {
                 // SAFETY: the caller guarantees the masked lanes are readable.
                 let rv = unsafe { _mm_maskz_loadu_epi8(self.mask, r.cast()) };

@@ -9,7 +9,7 @@ pub mod geometry;
 pub mod im2col;
 pub mod int8_depthwise;
 pub mod int8_gemm;
-pub(crate) mod int8_requant;
+pub mod int8_requant;
 pub mod inverted_residual;
 pub mod packed_gemm;
 pub mod pointwise;

@@ -592,7 +592,17 @@ fn depthwise_rows(
                 (r - rows.start + y1 - y0) * row_len,
             );
             let resr = res.map(|v| &v[r * row_len..(r + y1 - y0) * row_len]);
-            depthwise_u8i8_requant(path, op, image, y0..y1, &rq, resr, &mut d[a..b], &mut s.acc);
+            depthwise_u8i8_requant(
+                path,
+                op,
+                image,
+                0,
+                y0..y1,
+                &rq,
+                resr,
+                &mut d[a..b],
+                &mut s.acc,
+            );
             r += y1 - y0;
         }
         return;

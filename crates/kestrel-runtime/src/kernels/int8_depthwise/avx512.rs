@@ -49,16 +49,26 @@ pub(super) unsafe fn tap(acc: &mut [i32], x: &[u8], w: &[i8], zero: u8) {
 pub(super) unsafe fn rows_requant(
     op: &DepthwiseI8,
     input: &[u8],
+    first_row: usize,
     rows: std::ops::Range<usize>,
     rq: &Requant,
     res: Option<&[u8]>,
     out: &mut [u8],
 ) {
+    if super::avx512_k3::fits(op) {
+        // SAFETY: as this function's contract; `op` fits.
+        return unsafe { super::avx512_k3::rows_k3(op, input, first_row, rows, rq, res, out) };
+    }
     let [h, w, _] = op.hwc;
     let g = op.geom;
     let (ry, cx) = (g.axis(0, h), g.axis(1, w));
     let (oh, ow) = op.out_hw();
     let (iy, ix) = (ry.interior(oh), cx.interior(ow));
+    // Rows are addressed from the input's first.
+    let input = Rows {
+        bytes: input,
+        first: first_row * w * op.hwc[2],
+    };
     let paired = g.kernel[0] * g.kernel[1] <= 2 * MAX_PAIRS && !ix.is_empty();
     for (r, oy) in rows.enumerate() {
         let fast = paired && iy.contains(&oy);
@@ -74,6 +84,13 @@ pub(super) unsafe fn rows_requant(
     }
 }
 
+/// An image's rows from some row on: `bytes` starts at byte `first` of the image.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    bytes: &'a [u8],
+    first: usize,
+}
+
 /// Taps paired for `vpdpwssd` (kernels of up to 16 taps, 3×3 included).
 const MAX_PAIRS: usize = 8;
 
@@ -86,7 +103,7 @@ const MAX_PAIRS: usize = 8;
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn pixel(
     op: &DepthwiseI8,
-    input: &[u8],
+    input: Rows,
     r: usize,
     oy: usize,
     ox: usize,
@@ -100,7 +117,7 @@ unsafe fn pixel(
     let (_, ow) = op.out_hw();
     let kw = g.kernel[1];
     let z = _mm512_set1_epi32(i32::from(op.zero));
-    let (x, wt) = (input.as_ptr(), op.weight.as_ptr());
+    let (x, wt) = (input.bytes.as_ptr(), op.weight.as_ptr());
     let (ky0, ky1) = ry.valid_taps(oy);
     let (kx0, kx1) = cx.valid_taps(ox);
     let o = (r * ow + ox) * c;
@@ -116,7 +133,7 @@ unsafe fn pixel(
                 unsafe {
                     let xv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(
                         mask,
-                        x.add((iy * w + ix) * c + c0).cast(),
+                        x.add((iy * w + ix) * c + c0 - input.first).cast(),
                     ));
                     let wv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(
                         mask,
@@ -191,7 +208,7 @@ unsafe fn pairs<const SIGNED: bool>(a: __m128i, b: __m128i) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn interior_run(
     op: &DepthwiseI8,
-    input: &[u8],
+    input: Rows,
     r: usize,
     oy: usize,
     xs: std::ops::Range<usize>,
@@ -217,7 +234,7 @@ unsafe fn interior_run(
         // The odd tap is paired with itself under a zero weight.
         off[taps] = off[taps - 1];
     }
-    let (x, wt) = (input.as_ptr(), op.weight.as_ptr());
+    let (x, wt) = (input.bytes.as_ptr(), op.weight.as_ptr());
     let iy0 = ry.input_at(oy, 0) as usize;
     for c0 in (0..c).step_by(16) {
         let mask = lanes(c - c0);
@@ -244,7 +261,7 @@ unsafe fn interior_run(
         // SAFETY: `rq` has one entry per channel.
         let lanes_c = unsafe { Lanes::new(rq, c0, mask) };
         for ox in xs.clone() {
-            let base = (iy0 * w + cx.input_at(ox, 0) as usize) * c + c0;
+            let base = (iy0 * w + cx.input_at(ox, 0) as usize) * c + c0 - input.first;
             // SAFETY: the window of an interior pixel lies in the image, so every tap's channels
             // `c0..c` (under the mask) are inside `input`.
             let acc = unsafe {

@@ -12,6 +12,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_k3;
 mod scalar;
 #[cfg(test)]
 mod tests;
@@ -79,8 +81,21 @@ pub fn depthwise_u8i8_rows(
     rows: std::ops::Range<usize>,
     out: &mut [i32],
 ) {
+    rows_from(path, op, input, 0, rows, out)
+}
+
+/// [`depthwise_u8i8_rows`] with `input` holding the image's rows from `first_row` on.
+fn rows_from(
+    path: Int8Path,
+    op: &DepthwiseI8,
+    input: &[u8],
+    first_row: usize,
+    rows: std::ops::Range<usize>,
+    out: &mut [i32],
+) {
     let [h, w, c] = op.hwc;
-    let ow = check_rows(path, op, input, &rows, out.len());
+    let ow = check_rows(path, op, input, first_row, &rows, out.len());
+    let first = first_row * w * c;
     let g = op.geom;
     let (ry, cx) = (g.axis(0, h), g.axis(1, w));
     out.fill(0);
@@ -92,7 +107,7 @@ pub fn depthwise_u8i8_rows(
                 let iy = ry.input_at(oy, ky) as usize;
                 for kx in kx0..kx1 {
                     let ix = cx.input_at(ox, kx) as usize;
-                    let x = &input[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                    let x = &input[(iy * w + ix) * c - first..(iy * w + ix + 1) * c - first];
                     let wt =
                         &op.weight[(ky * g.kernel[1] + kx) * c..(ky * g.kernel[1] + kx + 1) * c];
                     tap(path, acc, x, wt, op.zero);
@@ -104,16 +119,20 @@ pub fn depthwise_u8i8_rows(
 
 /// Output rows `rows` of one image as codes (`rows.len()·ow·c` of them into `out`): the sums
 /// of [`depthwise_u8i8_rows`] through the epilogue `rq` (with the residual codes `res` of the
-/// same pixels, if the op adds one). AVX-512 fuses the two ([`avx512::rows_requant`]); the other
-/// paths store the sums of each row in `scratch` first. Every path gives the same codes.
+/// same pixels, if the op adds one). `input` holds whole rows of the image from `first_row` on
+/// (0: the whole image; a fused block holds only the rows a band needs), at least every row the
+/// output rows' windows reach inside the image. AVX-512 fuses the two
+/// ([`avx512::rows_requant`]; [`avx512_k3`] for 3×3 kernels); the other paths store the sums of
+/// each row in `scratch` first. Every path gives the same codes.
 ///
 /// # Panics
 /// As [`depthwise_u8i8_rows`], and if `res` or the epilogue's channels do not fit.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise_u8i8_requant(
+pub fn depthwise_u8i8_requant(
     path: Int8Path,
     op: &DepthwiseI8,
     input: &[u8],
+    first_row: usize,
     rows: std::ops::Range<usize>,
     rq: &crate::kernels::int8_requant::Requant,
     res: Option<&[u8]>,
@@ -121,7 +140,7 @@ pub(crate) fn depthwise_u8i8_requant(
     scratch: &mut Vec<i32>,
 ) {
     let c = op.hwc[2];
-    let ow = check_rows(path, op, input, &rows, out.len());
+    let ow = check_rows(path, op, input, first_row, &rows, out.len());
     assert!(
         res.is_none_or(|r| r.len() == out.len()),
         "int8 depthwise: residual length"
@@ -137,7 +156,7 @@ pub(crate) fn depthwise_u8i8_requant(
     {
         // SAFETY: the CPU has AVX-512 F and VNNI (the path is available), BW and VL (checked);
         // the lengths were checked above.
-        return unsafe { avx512::rows_requant(op, input, rows, rq, res, out) };
+        return unsafe { avx512::rows_requant(op, input, first_row, rows, rq, res, out) };
     }
     let row = ow * c;
     if scratch.len() < row {
@@ -145,7 +164,7 @@ pub(crate) fn depthwise_u8i8_requant(
     }
     for (r, oy) in rows.enumerate() {
         let acc = &mut scratch[..row];
-        depthwise_u8i8_rows(path, op, input, oy..oy + 1, acc);
+        rows_from(path, op, input, first_row, oy..oy + 1, acc);
         for (j, sums) in acc.chunks_exact(c).enumerate() {
             let at = (r * ow + j) * c;
             rq.row_u8(sums, res.map(|v| &v[at..at + c]), &mut out[at..at + c]);
@@ -153,19 +172,37 @@ pub(crate) fn depthwise_u8i8_requant(
     }
 }
 
-/// Panics unless `input` is one image, `rows` lie in the output, `out_len` values hold them and
-/// this CPU can run `path`; returns the output width.
+/// Panics unless `input` holds whole rows of the image from `first_row` on, among them every
+/// row the windows of output rows `rows` reach inside the image, `rows` lie in the output,
+/// `out_len` values hold them and this CPU can run `path`; returns the output width.
 fn check_rows(
     path: Int8Path,
     op: &DepthwiseI8,
     input: &[u8],
+    first_row: usize,
     rows: &std::ops::Range<usize>,
     out_len: usize,
 ) -> usize {
     let [h, w, c] = op.hwc;
     let (oh, ow) = op.out_hw();
     assert!(rows.end <= oh, "int8 depthwise: rows {rows:?} of {oh}");
-    assert_eq!(input.len(), h * w * c, "int8 depthwise: input length");
+    let row = (w * c).max(1);
+    assert!(
+        input.len().is_multiple_of(row) && first_row + input.len() / row <= h,
+        "int8 depthwise: input length"
+    );
+    if !rows.is_empty() {
+        let g = op.geom;
+        let span = (g.kernel[0] - 1) * g.dilation[0] + 1;
+        let need0 = (rows.start * g.stride[0]).saturating_sub(g.padding[0]);
+        let need1 = ((rows.end - 1) * g.stride[0] + span)
+            .saturating_sub(g.padding[0])
+            .min(h);
+        assert!(
+            first_row <= need0 && need1 <= first_row + input.len() / row,
+            "int8 depthwise: input rows {first_row}.. do not hold rows {need0}..{need1}"
+        );
+    }
     assert_eq!(
         out_len,
         rows.len() * ow * c,

@@ -127,6 +127,11 @@ fn requantised_rows_equal_the_reference_codes_on_every_path() {
         (4, [9, 9, 24], ConvGeometry::square(5, 1, 2, 1), 255),
         (5, [9, 13, 71], ConvGeometry::square(3, 2, 0, 1), 90),
         (6, [6, 7, 40], ConvGeometry::square(2, 1, 0, 1), 3),
+        // Rows long enough for the 3×3 kernel's blocks of eight and four pixels and its tails.
+        (7, [5, 23, 71], ConvGeometry::square(3, 1, 1, 1), 200),
+        (8, [10, 21, 33], ConvGeometry::square(3, 2, 1, 1), 5),
+        (9, [3, 3, 16], ConvGeometry::square(3, 1, 1, 1), 0),
+        (10, [2, 40, 17], ConvGeometry::square(3, 1, 1, 1), 77),
     ] {
         let [h, w, c] = hwc;
         let mut weight: Vec<i8> = lcg_bytes(geom.kernel[0] * geom.kernel[1] * c, seed + 100)
@@ -179,10 +184,85 @@ fn requantised_rows_equal_the_reference_codes_on_every_path() {
                     resv.map(|r| &r[..split * ow * c]),
                     resv.map(|r| &r[split * ow * c..]),
                 );
-                depthwise_u8i8_requant(path, &op, &input, 0..split, &rq, r0, top, &mut scratch);
-                depthwise_u8i8_requant(path, &op, &input, split..oh, &rq, r1, bottom, &mut scratch);
+                let all = 0;
+                depthwise_u8i8_requant(
+                    path,
+                    &op,
+                    &input,
+                    all,
+                    0..split,
+                    &rq,
+                    r0,
+                    top,
+                    &mut scratch,
+                );
+                // The lower part from only the input rows its windows reach, as a fused block
+                // holds them.
+                let g = op.geom;
+                let first = (split * g.stride[0]).saturating_sub(g.padding[0]).min(h);
+                let part = &input[first * w * c..];
+                depthwise_u8i8_requant(
+                    path,
+                    &op,
+                    part,
+                    first,
+                    split..oh,
+                    &rq,
+                    r1,
+                    bottom,
+                    &mut scratch,
+                );
                 assert!(out == want, "{path:?} case {seed}, residual {residual:?}");
             }
+        }
+    }
+}
+
+/// The largest sums the requantising kernels meet, code for code: every tap (0 − 255)·−128 or
+/// (255 − 0)·−128 under the epilogue, at the borders and inside, on every path.
+#[test]
+fn requantised_extremes_are_exact() {
+    use crate::kernels::int8_requant::Requant;
+    let (hwc, geom, c) = ([6usize, 19, 35], ConvGeometry::square(3, 1, 1, 1), 35);
+    let weight = vec![-128i8; 9 * c];
+    let (corr, mult) = (vec![0i32; c], vec![1e-4f32; c]);
+    let rq = Requant {
+        corr: &corr,
+        mult: &mult,
+        residual: None,
+        zero: 128,
+        lo: 0,
+        hi: 255,
+    };
+    for (x, zero) in [(0u8, 255u8), (255, 0)] {
+        let op = DepthwiseI8 {
+            hwc,
+            geom,
+            zero,
+            weight: &weight,
+        };
+        let input = vec![x; 6 * 19 * c];
+        let sums = reference(&op, &input);
+        let mut want = vec![0u8; sums.len()];
+        for (s, q) in sums.chunks_exact(c).zip(want.chunks_exact_mut(c)) {
+            let s: Vec<i32> = s.iter().map(|&v| v as i32).collect();
+            rq.row_u8(&s, None, q);
+        }
+        assert!(want.iter().any(|&q| q != 0 && q != 255), "not saturated");
+        for path in Int8Path::all_available() {
+            let mut out = vec![0u8; want.len()];
+            depthwise_u8i8_requant(
+                path,
+                &op,
+                &input,
+                0,
+                0..6,
+                &rq,
+                None,
+                &mut out,
+                &mut Vec::new(),
+            );
+            assert!(out == want, "{path:?} x {x} zero {zero}");
         }
     }
 }
