@@ -4,15 +4,18 @@
 //! Threads are used as in the fp32 [`crate::Engine`]: a batch of at least as many images as
 //! threads is split into images, each worker running the whole network on its share a few images
 //! at a time; a smaller batch runs op by op with each convolution's rows split across threads.
+//! MobileNetV2's inverted-residual blocks run fused, as in the fp32 engine ([`super::block`]).
 
+use super::block::{int8_blocks, run_block};
+use super::gemm::{gemm_rows, GemmScratch, GemmSrc};
 use super::prepare::{prepare, Int8Layer, Prepared};
 use super::table::ActQuant;
 use super::QuantPlan;
 use crate::engine::{check_has_ops, check_input, Observe};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::int8_depthwise::{depthwise_u8i8_requant, depthwise_u8i8_rows, DepthwiseI8};
-use crate::kernels::int8_gemm::{gemm_u8i8_requant, gemm_u8i8_with, Int8Path, PackedB8};
-use crate::kernels::int8_requant::{code, Requant};
+use crate::kernels::int8_gemm::Int8Path;
+use crate::kernels::int8_requant::code;
 use crate::parallel::{chunks_by, split_rows, Par};
 use crate::plan::{Op, ValueId};
 use crate::schedule::{assign_buffers, Slot, Step};
@@ -29,6 +32,8 @@ pub struct Int8Options {
     pub image_parallel: bool,
     /// Images a worker runs together when a batch is split by image (0 is treated as 1).
     pub micro_batch: usize,
+    /// Run inverted-residual blocks fused (the codes are the same either way).
+    pub fuse: bool,
 }
 
 impl Default for Int8Options {
@@ -38,35 +43,62 @@ impl Default for Int8Options {
             path: Int8Path::best(),
             image_parallel: true,
             micro_batch: 4,
+            fuse: true,
         }
     }
 }
 
-/// Per-thread scratch: GEMM sums, im2col patches, `f32` operands of the ops that run in `f32`.
+/// Per-thread scratch: the GEMM's, the `f32` operands of the ops that run in `f32`, and a fused
+/// block's rows.
 #[derive(Default)]
-struct Scratch {
-    acc: Vec<i32>,
-    patches: Vec<u8>,
+pub(super) struct Scratch {
+    pub(super) gemm: GemmScratch,
     reals: Vec<f32>,
     engines: Vec<Option<Engine>>,
+    /// A fused block's expanded rows.
+    pub(super) expanded: Vec<u8>,
+    /// A fused block's depthwise output rows.
+    pub(super) filtered: Vec<u8>,
 }
 
-/// One worker's codes: the quantised input and the value buffers, grown to the largest batch.
+/// One worker's codes: the quantised input and the value buffers, grown to the largest batch,
+/// and the whole expanded tensor of a fused block whose threads share it.
 #[derive(Default)]
 struct Arena {
     input: Vec<u8>,
     buffers: Vec<Vec<u8>>,
     capacity: usize,
+    shared: Vec<u8>,
     scratch: Scratch,
 }
 
-/// What does not change between calls.
-struct Compiled {
-    q: QuantPlan,
-    prepared: Vec<Prepared>,
+/// The steps of a run and where each value lives.
+struct Schedule {
+    steps: Vec<Step>,
     slots: Vec<Slot>,
     per_image: Vec<usize>,
-    path: Int8Path,
+}
+
+impl Schedule {
+    fn new(q: &QuantPlan, steps: Vec<Step>) -> Schedule {
+        let (slots, per_image) = assign_buffers(&q.plan, &steps);
+        Schedule {
+            steps,
+            slots,
+            per_image,
+        }
+    }
+}
+
+/// What does not change between calls.
+pub(super) struct Compiled {
+    pub(super) q: QuantPlan,
+    pub(super) prepared: Vec<Prepared>,
+    /// Fused blocks (or op by op, without fusion).
+    run: Schedule,
+    /// Op by op, every value stored: for observed runs.
+    ops: Schedule,
+    pub(super) path: Int8Path,
 }
 
 /// Runs a validated [`QuantPlan`].
@@ -81,7 +113,7 @@ pub struct Int8Engine {
 }
 
 /// Where an op writes: codes of the next value, or reals of the network's output.
-enum Dst<'a> {
+pub(super) enum Dst<'a> {
     Codes(&'a mut [u8]),
     Reals(&'a mut [f32]),
 }
@@ -114,15 +146,19 @@ impl Int8Engine {
             )));
         }
         let (threads, pool) = crate::parallel::worker_pool(options.threads, "kestrel-i8")?;
-        let steps: Vec<Step> = (0..q.plan.graph.ops.len()).map(Step::Op).collect();
-        let (slots, per_image) = assign_buffers(&q.plan, &steps);
         let prepared = prepare(&q);
+        let ops: Vec<Step> = (0..q.plan.graph.ops.len()).map(Step::Op).collect();
+        let run = if options.fuse {
+            int8_blocks(&q, &prepared)
+        } else {
+            ops.clone()
+        };
         Ok(Int8Engine {
             c: Compiled {
+                run: Schedule::new(&q, run),
+                ops: Schedule::new(&q, ops),
                 q,
                 prepared,
-                slots,
-                per_image,
                 path: options.path,
             },
             pool,
@@ -195,11 +231,17 @@ impl Int8Engine {
                         input: qin,
                         buffers,
                         capacity,
+                        shared,
                         scratch,
                     } = arena;
                     grow(c, qin, buffers, capacity, k);
                     let mut one = [std::mem::take(scratch)];
-                    execute(c, qin, buffers, &mut one, x, k, Par::SERIAL, dst, None);
+                    let bufs = Buffers {
+                        buffers,
+                        shared,
+                        scratches: &mut one,
+                    };
+                    execute(c, qin, bufs, x, k, Par::SERIAL, dst, None);
                     *scratch = std::mem::take(&mut one[0]);
                     img += k;
                 }
@@ -212,31 +254,25 @@ impl Int8Engine {
                 .map(|a| std::mem::take(&mut a.scratch))
                 .collect();
             let a0 = &mut self.arenas[0];
-            let (mut qin, mut buffers, mut cap) = (
+            let (mut qin, mut buffers, mut shared, mut cap) = (
                 std::mem::take(&mut a0.input),
                 std::mem::take(&mut a0.buffers),
+                std::mem::take(&mut a0.shared),
                 a0.capacity,
             );
             grow(c, &mut qin, &mut buffers, &mut cap, batch);
-            let go = || {
-                execute(
-                    c,
-                    &mut qin,
-                    &mut buffers,
-                    &mut scratches,
-                    input,
-                    batch,
-                    par,
-                    out,
-                    observe,
-                )
+            let bufs = Buffers {
+                buffers: &mut buffers,
+                shared: &mut shared,
+                scratches: &mut scratches,
             };
+            let go = || execute(c, &mut qin, bufs, input, batch, par, out, observe);
             match &self.pool {
                 Some(pool) => pool.install(go),
                 None => go(),
             }
             let a0 = &mut self.arenas[0];
-            (a0.input, a0.buffers, a0.capacity) = (qin, buffers, cap);
+            (a0.input, a0.buffers, a0.shared, a0.capacity) = (qin, buffers, shared, cap);
             for (a, s) in self.arenas.iter_mut().zip(scratches) {
                 a.scratch = s;
             }
@@ -245,31 +281,50 @@ impl Int8Engine {
     }
 }
 
-/// Grows the input and value buffers to `n` images.
+/// Grows the input and value buffers to `n` images (for either schedule).
 fn grow(c: &Compiled, qin: &mut Vec<u8>, buffers: &mut Vec<Vec<u8>>, cap: &mut usize, n: usize) {
     if n > *cap {
         qin.resize(n * c.q.plan.input_shape().len(), 0);
-        buffers.resize_with(c.per_image.len(), Vec::new);
-        for (b, &per) in buffers.iter_mut().zip(&c.per_image) {
-            b.resize(per * n, 0);
+        let (a, b) = (&c.run.per_image, &c.ops.per_image);
+        buffers.resize_with(a.len().max(b.len()), Vec::new);
+        for (i, buf) in buffers.iter_mut().enumerate() {
+            let per = a
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .max(b.get(i).copied().unwrap_or(0));
+            buf.resize(per * n, 0);
         }
         *cap = n;
     }
 }
 
-/// Runs every op on `n` images, writing the output reals to `out`.
+/// The memory a run works in: the value buffers, the shared expanded tensor of fused blocks, and
+/// one scratch per thread.
+struct Buffers<'a> {
+    buffers: &'a mut [Vec<u8>],
+    shared: &'a mut Vec<u8>,
+    scratches: &'a mut [Scratch],
+}
+
+/// Runs every step on `n` images, writing the output reals to `out`.
 #[allow(clippy::too_many_arguments)]
 fn execute(
     c: &Compiled,
     qin: &mut [u8],
-    buffers: &mut [Vec<u8>],
-    scratches: &mut [Scratch],
+    bufs: Buffers,
     input: &[f32],
     n: usize,
     par: Par,
     out: &mut [f32],
     mut observe: Option<Observe<'_>>,
 ) {
+    let Buffers {
+        buffers,
+        shared,
+        scratches,
+    } = bufs;
+    let sched = if observe.is_some() { &c.ops } else { &c.run };
     let plan = &c.q.plan;
     let g = &plan.graph;
     let table = &c.q.table;
@@ -282,20 +337,20 @@ fn execute(
         f(0, &dequantize(qin, q0));
     }
     let qin: &[u8] = qin;
-    for (i, op) in g.ops.iter().enumerate() {
-        let o = op.output();
+    for step in &sched.steps {
+        let o = step.writes(&g.ops);
         let len = n * g.values[o].len();
         let reals = o == g.output;
-        let mut buf = match c.slots[o] {
+        let mut buf = match sched.slots[o] {
             Slot::Buffer(b) => std::mem::take(&mut buffers[b]),
-            _ => unreachable!("every value has a buffer when nothing is fused"),
+            _ => unreachable!("every step's output has a buffer"),
         };
         {
             let get = |v: ValueId| -> &[u8] {
-                match c.slots[v] {
+                match sched.slots[v] {
                     Slot::Input => qin,
                     Slot::Buffer(b) => &buffers[b][..n * g.values[v].len()],
-                    Slot::Virtual => unreachable!(),
+                    Slot::Virtual => unreachable!("a step reads a stored value"),
                 }
             };
             let dst = if reals {
@@ -303,7 +358,20 @@ fn execute(
             } else {
                 Dst::Codes(&mut buf[..len])
             };
-            run_op(c, i, op, &get, n, par, scratches, dst);
+            match *step {
+                Step::Op(i) => run_op(c, i, &g.ops[i], &get, n, par, scratches, dst),
+                Step::Block {
+                    expand,
+                    dw,
+                    project,
+                } => {
+                    let Dst::Codes(d) = dst else {
+                        unreachable!("a block that writes the output is not fused")
+                    };
+                    let parts = (&mut *scratches, &mut *shared);
+                    run_block(c, (expand, dw, project), &get, n, par, parts, d)
+                }
+            }
         }
         if let Some(f) = observe.as_deref_mut() {
             if reals {
@@ -312,7 +380,7 @@ fn execute(
                 f(o, &dequantize(&buf[..len], table.values[o]));
             }
         }
-        if let Slot::Buffer(b) = c.slots[o] {
+        if let Slot::Buffer(b) = sched.slots[o] {
             buffers[b] = buf;
         }
     }
@@ -358,7 +426,7 @@ fn run_op<'v>(
             // finish a part's last rows one at a time.
             let items = row_parts(par, rows, 1, cout, dst, scratches);
             par.run(items, |_, (rows, d, s)| {
-                gemm_rows(c.path, layer, &src, res, rows, d, s)
+                gemm_rows(c.path, layer, &src, res, rows, d, &mut s.gemm)
             });
         }
         (Prepared::Depthwise(layer), Op::Conv(cv)) => {
@@ -373,7 +441,18 @@ fn run_op<'v>(
             let rows = n * os.h;
             let items = row_parts(par, rows, 1, os.w * os.c, dst, scratches);
             par.run(items, |_, (rows, d, s)| {
-                depthwise_rows(c.path, layer, &op8, is, os, x, res, rows, d, s)
+                depthwise_rows(
+                    c.path,
+                    layer,
+                    &op8,
+                    is,
+                    os,
+                    x,
+                    res,
+                    rows,
+                    d,
+                    &mut s.gemm.acc,
+                )
             });
         }
         (Prepared::Codes, _) => codes_op(c, op, get, n, dst),
@@ -414,7 +493,7 @@ fn run_op<'v>(
 
 /// An op's `rows` output rows (of `row_len` elements) cut into one part per thread (each a
 /// multiple of `align` rows but the last), with its destination and its thread's scratch.
-fn row_parts<'a, 'd>(
+pub(super) fn row_parts<'a, 'd>(
     par: Par,
     rows: usize,
     align: usize,
@@ -435,136 +514,6 @@ fn row_parts<'a, 'd>(
         .collect()
 }
 
-/// The A operand of a GEMM op: rows of pixels, or im2col patches of a convolution.
-struct GemmSrc<'a> {
-    x: &'a [u8],
-    hwc: Shape,
-    conv: Option<&'a crate::plan::ConvOp>,
-    out: Shape,
-    zero: u8,
-}
-
-/// Rows of the GEMM output per block (the sums stay in cache for the epilogue).
-fn block_rows(cout: usize) -> usize {
-    ((32 * 1024 / cout.max(1)) / 8 * 8).clamp(8, 256)
-}
-
-/// GEMM rows `rows` (pixels or patches) with the epilogue, into `dst` (those rows only).
-fn gemm_rows(
-    path: Int8Path,
-    layer: &Int8Layer<PackedB8>,
-    src: &GemmSrc,
-    res: Option<&[u8]>,
-    rows: std::ops::Range<usize>,
-    mut dst: Dst,
-    s: &mut Scratch,
-) {
-    let b = &layer.weight;
-    let (k, cout) = (b.k, b.n);
-    let mb = block_rows(cout);
-    if s.acc.len() < mb * cout {
-        s.acc.resize(mb * cout, 0);
-    }
-    let rq = requant(layer);
-    for r0 in rows.clone().step_by(mb) {
-        let m = mb.min(rows.end - r0);
-        let a: &[u8] = match src.conv {
-            None => &src.x[r0 * k..(r0 + m) * k],
-            Some(cv) => {
-                if s.patches.len() < mb * k {
-                    s.patches.resize(mb * k, 0);
-                }
-                for r in 0..m {
-                    gather_patch(src, cv, r0 + r, &mut s.patches[r * k..(r + 1) * k]);
-                }
-                &s.patches[..m * k]
-            }
-        };
-        if let Dst::Codes(d) = &mut dst {
-            let at = (r0 - rows.start) * cout;
-            let resr = res.map(|x| &x[r0 * cout..(r0 + m) * cout]);
-            let out = &mut d[at..at + m * cout];
-            gemm_u8i8_requant(path, a, m, k, b, &rq, resr, out, cout, &mut s.acc);
-            continue;
-        }
-        let acc = &mut s.acc[..m * cout];
-        gemm_u8i8_with(path, a, m, k, b, acc, cout);
-        for r in 0..m {
-            let row = r0 + r;
-            let (sums, resr) = (
-                &acc[r * cout..(r + 1) * cout],
-                res.map(|x| &x[row * cout..(row + 1) * cout]),
-            );
-            let at = (row - rows.start) * cout;
-            match &mut dst {
-                Dst::Codes(d) => rq.row_u8(sums, resr, &mut d[at..at + cout]),
-                Dst::Reals(d) => rq.row_f32(sums, resr, layer.epi.act, &mut d[at..at + cout]),
-            }
-        }
-    }
-}
-
-/// The epilogue of `layer`.
-fn requant<W>(layer: &Int8Layer<W>) -> Requant<'_> {
-    let e = &layer.epi;
-    Requant {
-        corr: &e.corr,
-        mult: &e.mult,
-        residual: e.residual,
-        zero: e.zero,
-        lo: e.lo,
-        hi: e.hi,
-    }
-}
-
-/// The im2col patch of output pixel `row` (over the batch): `[ky][kx][cin]` codes, the zero
-/// point where the window leaves the image.
-fn gather_patch(src: &GemmSrc, cv: &crate::plan::ConvOp, row: usize, patch: &mut [u8]) {
-    let (o, x) = (src.out, src.hwc);
-    let per = o.h * o.w;
-    let (img, p) = (row / per, row % per);
-    let (oy, ox) = (p / o.w, p % o.w);
-    let gm = cv.geom;
-    let image = &src.x[img * x.len()..(img + 1) * x.len()];
-    let kw = gm.kernel[1];
-    let span = kw * x.c;
-    let ix0 = (ox * gm.stride[1]) as isize - gm.padding[1] as isize;
-    // The row of taps is one run of adjacent pixels when it lies inside the image undilated.
-    let whole_row = gm.dilation[1] == 1 && ix0 >= 0 && ix0 as usize + kw <= x.w;
-    for ky in 0..gm.kernel[0] {
-        let iy = (oy * gm.stride[0] + ky * gm.dilation[0]) as isize - gm.padding[0] as isize;
-        let dst = &mut patch[ky * span..(ky + 1) * span];
-        if iy < 0 || iy >= x.h as isize {
-            dst.fill(src.zero);
-        } else if whole_row {
-            let s = (iy as usize * x.w + ix0 as usize) * x.c;
-            copy_small(dst, &image[s..s + span]);
-        } else {
-            for (kx, d) in dst.chunks_exact_mut(x.c).enumerate() {
-                let ix = ix0 + (kx * gm.dilation[1]) as isize;
-                if ix < 0 || ix >= x.w as isize {
-                    d.fill(src.zero);
-                } else {
-                    let s = (iy as usize * x.w + ix as usize) * x.c;
-                    copy_small(d, &image[s..s + x.c]);
-                }
-            }
-        }
-    }
-}
-
-/// `dst.copy_from_slice(src)`, without a library call for the few bytes of a small stem's taps.
-#[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
-    if dst.len() <= 32 {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
-    } else {
-        dst.copy_from_slice(src);
-    }
-}
-
 /// Depthwise output rows `rows` (image-major `(image, y)` pairs) with the epilogue, into `dst`.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_rows(
@@ -577,10 +526,10 @@ fn depthwise_rows(
     res: Option<&[u8]>,
     rows: std::ops::Range<usize>,
     mut dst: Dst,
-    s: &mut Scratch,
+    acc: &mut Vec<i32>,
 ) {
     let row_len = os.w * os.c;
-    let rq = requant(layer);
+    let rq = layer.requant();
     if let Dst::Codes(d) = &mut dst {
         let mut r = rows.start;
         while r < rows.end {
@@ -592,31 +541,22 @@ fn depthwise_rows(
                 (r - rows.start + y1 - y0) * row_len,
             );
             let resr = res.map(|v| &v[r * row_len..(r + y1 - y0) * row_len]);
-            depthwise_u8i8_requant(
-                path,
-                op,
-                image,
-                0,
-                y0..y1,
-                &rq,
-                resr,
-                &mut d[a..b],
-                &mut s.acc,
-            );
+            depthwise_u8i8_requant(path, op, image, 0, y0..y1, &rq, resr, &mut d[a..b], acc);
             r += y1 - y0;
         }
         return;
     }
     let per = (16 * 1024 / row_len.max(1)).max(1);
-    if s.acc.len() < per * row_len {
-        s.acc.resize(per * row_len, 0);
+    if acc.len() < per * row_len {
+        acc.resize(per * row_len, 0);
     }
+    let scratch = acc;
     let mut r = rows.start;
     while r < rows.end {
         let (img, y0) = (r / os.h, r % os.h);
         let y1 = (y0 + per).min(os.h).min(y0 + rows.end - r);
         let image = &x[img * is.len()..(img + 1) * is.len()];
-        let acc = &mut s.acc[..(y1 - y0) * row_len];
+        let acc = &mut scratch[..(y1 - y0) * row_len];
         depthwise_u8i8_rows(path, op, image, y0..y1, acc);
         for (j, sums) in acc.chunks_exact(os.c).enumerate() {
             let pix = (img * os.h + y0) * os.w + j;

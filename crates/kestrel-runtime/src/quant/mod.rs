@@ -10,10 +10,12 @@
 //! value's noise, and [`Int8Engine`] runs the result. How it all fits and what it measures:
 //! `docs/int8.md`.
 
+mod block;
 mod build;
 pub mod calibrate;
 mod engine;
 pub mod file;
+mod gemm;
 mod prepare;
 mod quantize;
 pub mod table;

@@ -5,6 +5,7 @@
 use super::table::{int8_out_channels, quantize_bias, quantize_weights, ActQuant};
 use super::QuantPlan;
 use crate::kernels::int8_gemm::PackedB8;
+use crate::kernels::int8_requant::Requant;
 use crate::plan::{ConvKind, Graph, Op, Plan, WeightRef};
 use crate::Activation;
 
@@ -27,6 +28,21 @@ pub(crate) struct Int8Layer<W> {
     pub weight: W,
     /// The epilogue.
     pub epi: Epilogue,
+}
+
+impl<W> Int8Layer<W> {
+    /// The epilogue as the kernels take it.
+    pub(crate) fn requant(&self) -> Requant<'_> {
+        let e = &self.epi;
+        Requant {
+            corr: &e.corr,
+            mult: &e.mult,
+            residual: e.residual,
+            zero: e.zero,
+            lo: e.lo,
+            hi: e.hi,
+        }
+    }
 }
 
 /// The epilogue constants of an int8 op.

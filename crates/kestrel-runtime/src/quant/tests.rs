@@ -71,6 +71,62 @@ fn network() -> Plan {
     b.build(out).unwrap()
 }
 
+/// MobileNetV2's four kinds of fused block, each a band of rows at a time in the tests
+/// (`BAND_BYTES` is small under `cfg(test)`): stem 3×3 s2 → depthwise → project (the stem fused
+/// as the expansion); expand → depthwise s2 → project; expand → depthwise → project + residual;
+/// depthwise → project (no expansion); then global pool → linear.
+fn blocks_network() -> Plan {
+    let mut b = PlanBuilder::new(Shape::new(19, 17, 3));
+    let w = |n: usize, seed: u64, s: f32| -> Vec<f32> {
+        lcg_vec(n, seed).iter().map(|v| v * s).collect()
+    };
+    let relu6 = Activation::Relu6;
+    let conv = |b: &mut PlanBuilder, x, cin: usize, cout: usize, seed: u64, act| {
+        let (wt, bias) = (w(cout * cin, seed, 0.5), w(cout, seed + 1, 0.1));
+        b.conv(x, &ConvParams::new(&wt, Some(&bias), cout, 1).act(act))
+            .unwrap()
+    };
+    let dw = |b: &mut PlanBuilder, x, c: usize, stride: usize, seed: u64| {
+        let (wt, bias) = (w(c * 9, seed, 0.6), w(c, seed + 1, 0.1));
+        let p = ConvParams::new(&wt, Some(&bias), 0, 3)
+            .stride(stride)
+            .padding(1)
+            .act(relu6);
+        b.depthwise(x, &p).unwrap()
+    };
+    let stem = b
+        .conv(
+            0,
+            &ConvParams::new(&w(8 * 27, 1, 0.4), Some(&w(8, 2, 0.2)), 8, 3)
+                .stride(2)
+                .padding(1)
+                .act(relu6),
+        )
+        .unwrap();
+    let x = dw(&mut b, stem, 8, 1, 3);
+    let x = conv(&mut b, x, 8, 6, 5, Activation::None);
+    let x = conv(&mut b, x, 6, 24, 7, relu6);
+    let x = dw(&mut b, x, 24, 2, 9);
+    let skip = conv(&mut b, x, 24, 8, 11, Activation::None);
+    let x = conv(&mut b, skip, 8, 36, 13, relu6);
+    let x = dw(&mut b, x, 36, 1, 15);
+    let x = conv(&mut b, x, 36, 8, 17, Activation::None);
+    let x = b.add_residual(x, skip, Activation::None).unwrap();
+    let x = dw(&mut b, x, 8, 1, 19);
+    let x = conv(&mut b, x, 8, 16, 21, relu6);
+    let gp = b.global_pool(x).unwrap();
+    let out = b
+        .linear(
+            gp,
+            &w(16 * 5, 23, 0.5),
+            Some(&w(5, 24, 0.1)),
+            5,
+            Activation::None,
+        )
+        .unwrap();
+    b.build(out).unwrap()
+}
+
 /// Min/max of every value over `images` on the fp32 engine.
 fn ranges(plan: &Plan, images: &[f32], n: usize) -> Vec<(f32, f32)> {
     let mut r = vec![(f32::INFINITY, f32::NEG_INFINITY); plan.graph.values.len()];
@@ -103,10 +159,11 @@ fn quantized(plan: &Plan, images: &[f32], n: usize) -> QuantPlan {
 }
 
 fn images(n: usize, seed: u64) -> Vec<f32> {
-    lcg_vec(n * 11 * 9 * 3, seed)
-        .iter()
-        .map(|v| v * 2.0)
-        .collect()
+    images_of(n * 11 * 9 * 3, seed)
+}
+
+fn images_of(len: usize, seed: u64) -> Vec<f32> {
+    lcg_vec(len, seed).iter().map(|v| v * 2.0).collect()
 }
 
 /// The int8 network from the definitions: codes in, reals of the last op out.
@@ -268,33 +325,58 @@ fn reference(q: &QuantPlan, input: &[f32], n: usize) -> Vec<f32> {
     reals
 }
 
-#[test]
-fn every_path_and_split_equals_the_integer_reference() {
-    let plan = network();
-    let calib = images(16, 7);
-    let q = quantized(&plan, &calib, 16);
-    let x = images(5, 99);
+/// `plan` quantised, run on every instruction set, thread count, batch split and schedule
+/// (fused blocks or op by op), equals the reference interpreter.
+fn equals_the_reference_everywhere(plan: &Plan) {
+    let per = plan.input_shape().len();
+    let calib = images_of(16 * per, 7);
+    let q = quantized(plan, &calib, 16);
+    let x = images_of(5 * per, 99);
     let want = reference(&q, &x, 5);
     assert_eq!(want.len(), 25);
     for path in crate::kernels::int8_gemm::Int8Path::all_available() {
         for (threads, image_parallel) in [(1, false), (2, false), (2, true), (3, true)] {
-            let opts = Int8Options {
-                threads,
-                path,
-                image_parallel,
-                micro_batch: 2,
-            };
-            let mut e = Int8Engine::new(q.clone(), opts).unwrap();
-            for batch in [5usize, 1] {
-                let got = e.run(&x[..batch * 11 * 9 * 3], batch).unwrap();
-                assert_eq!(
-                    got,
-                    &want[..batch * 5],
-                    "{path:?}, {threads} threads, image-parallel {image_parallel}, batch {batch}"
-                );
+            for fuse in [false, true] {
+                let opts = Int8Options {
+                    threads,
+                    path,
+                    image_parallel,
+                    micro_batch: 2,
+                    fuse,
+                };
+                let mut e = Int8Engine::new(q.clone(), opts).unwrap();
+                for batch in [5usize, 1, 2] {
+                    let got = e.run(&x[..batch * per], batch).unwrap();
+                    assert_eq!(
+                        got,
+                        &want[..batch * 5],
+                        "{path:?}, {threads} threads, image-parallel {image_parallel}, fused \
+                         {fuse}, batch {batch}"
+                    );
+                }
             }
         }
     }
+}
+
+#[test]
+fn every_path_and_split_equals_the_integer_reference() {
+    equals_the_reference_everywhere(&network());
+}
+
+/// Every kind of fused block, banded (a row a band here), shared-expansion (two and three
+/// threads on these small maps) and op by op, equals the reference.
+#[test]
+fn fused_blocks_equal_the_integer_reference() {
+    let plan = blocks_network();
+    let q = quantized(&plan, &images_of(4 * plan.input_shape().len(), 1), 4);
+    let steps = super::block::int8_blocks(&q, &super::prepare::prepare(&q));
+    let blocks = steps
+        .iter()
+        .filter(|s| matches!(s, crate::schedule::Step::Block { .. }))
+        .count();
+    assert_eq!(blocks, 4, "{steps:?}");
+    equals_the_reference_everywhere(&plan);
 }
 
 #[test]
