@@ -43,6 +43,7 @@ pub(crate) mod parallel;
 pub mod plan;
 pub mod quant;
 pub(crate) mod schedule;
+pub(crate) mod team;
 
 pub use activation::Activation;
 pub use builder::{ConvParams, ConvTransposeParams, PlanBuilder};

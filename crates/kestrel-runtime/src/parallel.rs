@@ -4,6 +4,7 @@
 #[derive(Clone, Copy)]
 pub struct Par<'a> {
     pool: Option<&'a rayon::ThreadPool>,
+    team: Option<&'a crate::team::Team>,
     threads: usize,
 }
 
@@ -11,6 +12,7 @@ impl<'a> Par<'a> {
     /// Runs everything on the calling thread.
     pub const SERIAL: Par<'static> = Par {
         pool: None,
+        team: None,
         threads: 1,
     };
 
@@ -18,7 +20,17 @@ impl<'a> Par<'a> {
     pub fn new(pool: Option<&'a rayon::ThreadPool>, threads: usize) -> Self {
         Par {
             pool,
+            team: None,
             threads: threads.max(1),
+        }
+    }
+
+    /// Uses `team` (serially without one).
+    pub(crate) fn team(team: Option<&'a crate::team::Team>) -> Self {
+        Par {
+            pool: None,
+            team,
+            threads: team.map_or(1, |t| t.threads()),
         }
     }
 
@@ -30,6 +42,23 @@ impl<'a> Par<'a> {
     /// Calls `f(i, item)` for every item, in parallel when a pool is present and there is more than
     /// one item. Items are typically disjoint `&mut` chunks of an output buffer.
     pub fn run<T: Send>(&self, items: Vec<T>, f: impl Fn(usize, T) + Sync) {
+        if let Some(team) = self.team.filter(|_| items.len() > 1) {
+            // Thread `t` takes items `t`, `t + threads`, …
+            let (n, step) = (items.len(), team.threads());
+            let slots: Vec<std::sync::Mutex<Option<T>>> = items
+                .into_iter()
+                .map(|x| std::sync::Mutex::new(Some(x)))
+                .collect();
+            team.run(&|tid| {
+                for i in (tid..n).step_by(step) {
+                    let item = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(item) = item {
+                        f(i, item);
+                    }
+                }
+            });
+            return;
+        }
         match self.pool {
             Some(pool) if items.len() > 1 && self.threads > 1 => {
                 let f = &f;
@@ -71,10 +100,7 @@ pub(crate) fn worker_pool(
     threads: usize,
     prefix: &'static str,
 ) -> crate::error::Result<(usize, Option<rayon::ThreadPool>)> {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        t => t,
-    };
+    let threads = resolve_threads(threads);
     if threads == 1 {
         return Ok((1, None));
     }
@@ -84,6 +110,14 @@ pub(crate) fn worker_pool(
         .build()
         .map_err(|e| crate::error::RuntimeError::Threads(e.to_string()))?;
     Ok((threads, Some(pool)))
+}
+
+/// `threads`, or every available core for 0.
+pub(crate) fn resolve_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    }
 }
 
 /// Splits `rows` rows into at most `parts` contiguous ranges of nearly equal size, each a multiple

@@ -19,6 +19,7 @@ use crate::kernels::int8_requant::code;
 use crate::parallel::{chunks_by, split_rows, Par};
 use crate::plan::{Op, ValueId};
 use crate::schedule::{assign_buffers, Slot, Step};
+use crate::team::Team;
 use crate::{Engine, EngineOptions, Shape};
 
 /// How an [`Int8Engine`] runs.
@@ -104,7 +105,8 @@ pub(super) struct Compiled {
 /// Runs a validated [`QuantPlan`].
 pub struct Int8Engine {
     c: Compiled,
-    pool: Option<rayon::ThreadPool>,
+    /// The threads beside the caller's (none for one thread).
+    team: Option<Team>,
     threads: usize,
     image_parallel: bool,
     micro_batch: usize,
@@ -145,7 +147,13 @@ impl Int8Engine {
                 options.path
             )));
         }
-        let (threads, pool) = crate::parallel::worker_pool(options.threads, "kestrel-i8")?;
+        let threads = crate::parallel::resolve_threads(options.threads);
+        let team = match threads {
+            1 => None,
+            t => {
+                Some(Team::new(t, "kestrel-i8").map_err(|e| RuntimeError::Threads(e.to_string()))?)
+            }
+        };
         let prepared = prepare(&q);
         let ops: Vec<Step> = (0..q.plan.graph.ops.len()).map(Step::Op).collect();
         let run = if options.fuse {
@@ -161,7 +169,7 @@ impl Int8Engine {
                 prepared,
                 path: options.path,
             },
-            pool,
+            team,
             threads,
             image_parallel: options.image_parallel,
             micro_batch: options.micro_batch.max(1),
@@ -222,7 +230,7 @@ impl Int8Engine {
                 first += n;
             }
             let micro = self.micro_batch;
-            Par::new(self.pool.as_ref(), self.threads).run(items, |_, (chunk, arena, first)| {
+            Par::team(self.team.as_ref()).run(items, |_, (chunk, arena, first)| {
                 let mut img = first;
                 for dst in chunk.chunks_mut(micro * per_out) {
                     let k = dst.len() / per_out;
@@ -247,7 +255,7 @@ impl Int8Engine {
                 }
             });
         } else {
-            let par = Par::new(self.pool.as_ref(), self.threads);
+            let par = Par::team(self.team.as_ref());
             let mut scratches: Vec<Scratch> = self
                 .arenas
                 .iter_mut()
@@ -266,11 +274,7 @@ impl Int8Engine {
                 shared: &mut shared,
                 scratches: &mut scratches,
             };
-            let go = || execute(c, &mut qin, bufs, input, batch, par, out, observe);
-            match &self.pool {
-                Some(pool) => pool.install(go),
-                None => go(),
-            }
+            execute(c, &mut qin, bufs, input, batch, par, out, observe);
             let a0 = &mut self.arenas[0];
             (a0.input, a0.buffers, a0.shared, a0.capacity) = (qin, buffers, shared, cap);
             for (a, s) in self.arenas.iter_mut().zip(scratches) {

@@ -58,8 +58,19 @@ pub(super) fn gemm_rows(
                 if s.patches.len() < mb * k {
                     s.patches.resize(mb * k, 0);
                 }
-                for r in 0..m {
-                    gather_patch(src, cv, r0 + r, &mut s.patches[r * k..(r + 1) * k]);
+                let o = src.out;
+                let per = o.h * o.w;
+                let (mut img, p) = (r0 / per, r0 % per);
+                let (mut oy, mut ox) = (p / o.w, p % o.w);
+                for patch in s.patches[..m * k].chunks_exact_mut(k) {
+                    gather_patch(src, cv, img, (oy, ox), patch);
+                    ox += 1;
+                    if ox == o.w {
+                        (ox, oy) = (0, oy + 1);
+                        if oy == o.h {
+                            (oy, img) = (0, img + 1);
+                        }
+                    }
                 }
                 &s.patches[..m * k]
             }
@@ -88,13 +99,16 @@ pub(super) fn gemm_rows(
     }
 }
 
-/// The im2col patch of output pixel `row` (over the batch): `[ky][kx][cin]` codes, the zero
+/// The im2col patch of output pixel `(oy, ox)` of image `img`: `[ky][kx][cin]` codes, the zero
 /// point where the window leaves the image.
-fn gather_patch(src: &GemmSrc, cv: &crate::plan::ConvOp, row: usize, patch: &mut [u8]) {
-    let (o, x) = (src.out, src.hwc);
-    let per = o.h * o.w;
-    let (img, p) = (row / per, row % per);
-    let (oy, ox) = (p / o.w, p % o.w);
+fn gather_patch(
+    src: &GemmSrc,
+    cv: &crate::plan::ConvOp,
+    img: usize,
+    (oy, ox): (usize, usize),
+    patch: &mut [u8],
+) {
+    let x = src.hwc;
     let gm = cv.geom;
     let image = &src.x[img * x.len()..(img + 1) * x.len()];
     let kw = gm.kernel[1];
@@ -128,7 +142,14 @@ fn gather_patch(src: &GemmSrc, cv: &crate::plan::ConvOp, row: usize, patch: &mut
 #[inline(always)]
 fn copy_small(dst: &mut [u8], src: &[u8]) {
     if dst.len() <= 32 {
-        for (d, s) in dst.iter_mut().zip(src) {
+        // Eight bytes a move, then the tail.
+        let n = dst.len();
+        let mut i = 0;
+        while i + 8 <= n {
+            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+            i += 8;
+        }
+        for (d, s) in dst[i..].iter_mut().zip(&src[i..n]) {
             *d = *s;
         }
     } else {
