@@ -12,7 +12,7 @@
 //!
 //! `lo`/`hi` are the codes of the activation's bounds (ReLU: the zero point; ReLU6: the code of
 //! 6). Rounding adds 1.5·2²³ after clamping `y` to ±1024 (far outside the codes), which rounds
-//! half to even in every lane without a libm call ([`code`]), so the scalar and vector forms of
+//! half to even in every lane without a libm call (`code`), so the scalar and vector forms of
 //! this loop give the same bits.
 
 use crate::Activation;

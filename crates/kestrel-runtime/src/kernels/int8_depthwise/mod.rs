@@ -122,7 +122,7 @@ fn rows_from(
 /// same pixels, if the op adds one). `input` holds whole rows of the image from `first_row` on
 /// (0: the whole image; a fused block holds only the rows a band needs), at least every row the
 /// output rows' windows reach inside the image. AVX-512 fuses the two
-/// ([`avx512::rows_requant`]; [`avx512_k3`] for 3×3 kernels); the other paths store the sums of
+/// (`avx512::rows_requant`; `avx512_k3` for 3×3 kernels); the other paths store the sums of
 /// each row in `scratch` first. Every path gives the same codes.
 ///
 /// # Panics
