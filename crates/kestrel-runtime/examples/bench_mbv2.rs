@@ -98,6 +98,7 @@ fn main() {
                 micro_batch,
                 fuse_blocks,
                 profile,
+                winograd: true,
             };
             let mut e = Engine::new(plan.clone(), options(false)).expect("engine");
             for _ in 0..2 {

@@ -19,6 +19,7 @@ use crate::kernels::inverted_residual::{
 use crate::kernels::packed_gemm::PackedB;
 use crate::kernels::pointwise::{pointwise, Pointwise};
 use crate::kernels::resize::{axis_taps, resize, AxisTaps};
+use crate::kernels::winograd::{self, winograd_conv, WinogradWeights};
 use crate::kernels::{eltwise, pool, rearrange};
 use crate::parallel::Par;
 use crate::plan::{ConvKind, Op, Plan};
@@ -68,6 +69,10 @@ pub struct EngineOptions {
     pub fuse_blocks: bool,
     /// Record the time spent in each kind of op (see [`Engine::profile`]).
     pub profile: bool,
+    /// Run dense 3×3 stride-1 convolutions by Winograd F(4×4, 3×3)
+    /// ([`crate::kernels::winograd`]) where the map has enough tiles for it to pay (needs
+    /// [`GemmBackend::Packed`]).
+    pub winograd: bool,
 }
 
 impl Default for EngineOptions {
@@ -80,6 +85,7 @@ impl Default for EngineOptions {
             micro_batch: 4,
             fuse_blocks: true,
             profile: false,
+            winograd: true,
         }
     }
 }
@@ -115,6 +121,8 @@ struct Compiled {
     /// Scratch of fused blocks, for all threads.
     block_floats: usize,
     packed: Vec<Packed>,
+    /// Winograd weights of the convolutions that can take them.
+    winograd: Vec<Option<WinogradWeights>>,
     steps: Vec<Step>,
 }
 
@@ -156,7 +164,19 @@ impl Engine {
         let (slots, per_image) = assign_buffers(&plan, &steps);
         let mut scratch_floats = 0usize;
         let mut packed = Vec::with_capacity(g.ops.len());
+        let mut winograd = Vec::with_capacity(g.ops.len());
         for op in &g.ops {
+            winograd.push(match op {
+                Op::Conv(c) if options.winograd && use_packed && c.kind == ConvKind::Im2col => {
+                    let p = im2col_params(&plan, c, g.values[c.input]);
+                    winograd::fits(&p).then(|| {
+                        let w = WinogradWeights::new(p.weight, p.hwc[2], p.cout);
+                        scratch_floats = scratch_floats.max(w.scratch_floats(threads));
+                        w
+                    })
+                }
+                _ => None,
+            });
             packed.push(match op {
                 Op::Conv(c) => {
                     let is = g.values[c.input];
@@ -227,6 +247,7 @@ impl Engine {
                 scratch_floats,
                 block_floats,
                 packed,
+                winograd,
                 steps,
                 plan,
             },
@@ -542,11 +563,19 @@ fn execute<'a>(
                         }
                         ConvKind::Im2col => {
                             let p = im2col_params(plan, cv, is);
-                            let groups = match packed {
-                                Packed::Groups(g) => Some((&g[..], simd)),
-                                _ => None,
-                            };
-                            im2col_conv(par, &p, n, x, res, &mut out, &mut arena.scratch, groups);
+                            let scratch = &mut arena.scratch;
+                            match &c.winograd[i] {
+                                Some(w) if winograd::pays(&p, n, par.threads()) => {
+                                    winograd_conv(par, &p, w, n, x, res, &mut out, scratch, simd)
+                                }
+                                _ => {
+                                    let groups = match packed {
+                                        Packed::Groups(g) => Some((&g[..], simd)),
+                                        _ => None,
+                                    };
+                                    im2col_conv(par, &p, n, x, res, &mut out, scratch, groups);
+                                }
+                            }
                         }
                     }
                 }

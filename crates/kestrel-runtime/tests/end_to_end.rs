@@ -78,6 +78,8 @@ fn all_options() -> Vec<EngineOptions> {
                             micro_batch: 4,
                             fuse_blocks,
                             profile: false,
+                            // Both ways, without doubling the cases.
+                            winograd: fuse_blocks,
                         });
                     }
                 }

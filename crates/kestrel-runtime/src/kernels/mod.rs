@@ -17,6 +17,7 @@ pub mod pool;
 pub mod rearrange;
 pub mod resize;
 pub mod sgemm;
+pub mod winograd;
 
 #[cfg(test)]
 pub(crate) mod reference;
