@@ -19,7 +19,7 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::Im2colConv;
-use super::packed_gemm::{gemm_packed, Epilogue, PackedB};
+use super::packed_gemm::{gemm_packed_panels, Epilogue, PackedB, NR};
 use crate::parallel::{split_ranges, Par, SendPtr};
 use crate::Activation;
 
@@ -60,8 +60,16 @@ const G: [[f64; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// Floats of `V` and `M` a block of tiles aims to hold (inside the second-level cache).
-const BLOCK_FLOATS: usize = 64 * 1024;
+/// Floats of `V` and `M` a block of tiles aims to hold.
+const BLOCK_FLOATS: usize = 192 * 1024;
+
+/// Tiles a block holds at least: each block reads all of `U` (four times the plain weights), so
+/// fewer tiles would make the convolution a stream of weights.
+const MIN_BLOCK_TILES: usize = 16;
+
+/// Tiles a thread needs for the threads to split the tiles; with fewer they split the output
+/// channels (each reading only its share of `U`) and all transform the same inputs.
+const SPLIT_TILES: usize = 32;
 
 /// Whether [`winograd_conv`] computes `p`: a dense 3×3 convolution, stride and dilation 1.
 pub fn fits(p: &Im2colConv) -> bool {
@@ -78,11 +86,16 @@ pub fn pays(p: &Im2colConv, n: usize, threads: usize) -> bool {
         return false;
     };
     let tiles = n * oh.div_ceil(TO) * ow.div_ceil(TO);
-    tiles >= MIN_TILES_PER_THREAD * threads.max(1)
+    tiles >= (MIN_TILES_PER_THREAD * threads.max(1)).max(p.hwc[2] * p.cout / WEIGHTS_PER_TILE)
 }
 
 /// Tiles each thread needs for [`pays`].
 const MIN_TILES_PER_THREAD: usize = 8;
+
+/// Plain weights (`cin·cout`) per tile a call may bring: past that, reading `U` costs more than
+/// the multiplications it saves (ResNet's 512-channel stage needs 64 tiles, its 256-channel one
+/// 16).
+const WEIGHTS_PER_TILE: usize = 4096;
 
 /// The transformed weights `U_ξ = (G g Gᵀ)_ξ` of a convolution, packed for the GEMM.
 pub struct WinogradWeights {
@@ -133,7 +146,7 @@ impl WinogradWeights {
 
     /// Tiles a block holds.
     fn block_tiles(&self) -> usize {
-        (BLOCK_FLOATS / (XI * (self.cin + self.cout)).max(1)).clamp(1, 64)
+        (BLOCK_FLOATS / (XI * (self.cin + self.cout)).max(1)).clamp(MIN_BLOCK_TILES, 128)
     }
 
     /// Scratch floats [`winograd_conv`] needs with `threads` threads.
@@ -182,14 +195,8 @@ pub fn winograd_conv(
     );
     let (ty, tx) = (oh.div_ceil(TO), ow.div_ceil(TO));
     let tiles = n * ty * tx;
-    let threads = par.threads().min(tiles).max(1);
     let per = w.per_thread();
-    assert!(scratch.len() >= threads * per, "winograd: scratch");
     let dst = SendPtr(out.as_mut_ptr());
-    let items: Vec<_> = split_ranges(tiles, threads, 1)
-        .into_iter()
-        .zip(scratch.chunks_mut(per))
-        .collect();
     let geo = Geo {
         h,
         w: wd,
@@ -199,13 +206,40 @@ pub fn winograd_conv(
         tx,
         pad: [p.geom.padding[0], p.geom.padding[1]],
     };
+    let bt = w.block_tiles();
+    let panels = p.cout.div_ceil(NR);
+    if par.threads() > 1 && tiles < SPLIT_TILES * par.threads() && panels > 1 {
+        // Few tiles: every thread transforms each block's inputs, and computes its share of the
+        // output channels.
+        let ranges = split_ranges(panels, par.threads(), 1);
+        assert!(scratch.len() >= ranges.len() * per, "winograd: scratch");
+        for t0 in (0..tiles).step_by(bt) {
+            let t1 = tiles.min(t0 + bt);
+            let items: Vec<_> = ranges
+                .iter()
+                .cloned()
+                .zip(scratch.chunks_mut(per))
+                .collect();
+            par.run(items, |_, (panels, s)| {
+                // SAFETY: this thread alone writes the channels of `panels` of these tiles'
+                // pixels, which lie inside `out` (checked above).
+                unsafe { block(p, w, &geo, input, residual, dst, t0..t1, panels, s, simd) };
+            });
+        }
+        return;
+    }
+    let threads = par.threads().min(tiles).max(1);
+    assert!(scratch.len() >= threads * per, "winograd: scratch");
+    let items: Vec<_> = split_ranges(tiles, threads, 1)
+        .into_iter()
+        .zip(scratch.chunks_mut(per))
+        .collect();
     par.run(items, |_, (range, s)| {
-        let bt = w.block_tiles();
         for t0 in range.clone().step_by(bt) {
             let t1 = range.end.min(t0 + bt);
             // SAFETY: the tiles of `t0..t1` are this thread's alone; their output pixels are
             // inside `out` (checked above) and no other thread writes them.
-            unsafe { block(p, w, &geo, input, residual, dst, t0..t1, s, simd) };
+            unsafe { block(p, w, &geo, input, residual, dst, t0..t1, 0..panels, s, simd) };
         }
     });
 }
@@ -231,10 +265,12 @@ impl Geo {
     }
 }
 
-/// Tiles `tiles`: input transform, 36 GEMMs, output transform.
+/// Tiles `tiles`, output channels of `panels` (16 each): input transform, 36 GEMMs, output
+/// transform.
 ///
 /// # Safety
-/// `out` points at the run's output; no other thread writes the pixels of these tiles.
+/// `out` points at the run's output; no other thread writes these channels of these tiles'
+/// pixels.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
     p: &Im2colConv,
@@ -244,10 +280,12 @@ unsafe fn block(
     residual: Option<&[f32]>,
     out: SendPtr,
     tiles: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
     s: &mut [f32],
     simd: bool,
 ) {
     let (cin, cout) = (w.cin, w.cout);
+    let chs = panels.start * NR..(panels.end * NR).min(cout);
     let m = tiles.len();
     let c = cin.max(cout);
     let (d, rest) = s.split_at_mut(XI * c);
@@ -271,7 +309,20 @@ unsafe fn block(
     for xi in 0..XI {
         let a = &v[xi * m * cin..(xi + 1) * m * cin];
         let c = &mut mm[xi * m * cout..(xi + 1) * m * cout];
-        gemm_packed(m, a, cin, &w.u[xi], c, cout, &ep, simd);
+        // SAFETY: `c` holds `m` rows of `cout` and is this thread's.
+        unsafe {
+            gemm_packed_panels(
+                m,
+                a,
+                cin,
+                &w.u[xi],
+                panels.clone(),
+                c.as_mut_ptr(),
+                cout,
+                &ep,
+                simd,
+            )
+        };
     }
     for (k, tile) in tiles.enumerate() {
         let (img, oy, ox) = g.tile(tile);
@@ -284,6 +335,7 @@ unsafe fn block(
                 mm,
                 k,
                 m,
+                chs.clone(),
                 &mut t[..XI * cout],
                 img,
                 oy,
@@ -444,6 +496,7 @@ unsafe fn transform_output(
     mm: &[f32],
     k: usize,
     m: usize,
+    chs: std::ops::Range<usize>,
     t: &mut [f32],
     img: usize,
     oy: usize,
@@ -454,11 +507,11 @@ unsafe fn transform_output(
     #[cfg(target_arch = "x86_64")]
     if simd && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F (checked above); the caller's contract.
-        return unsafe { output_avx512(p, g, mm, k, m, t, img, oy, ox, residual, out) };
+        return unsafe { output_avx512(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) };
     }
     let _ = simd;
     // SAFETY: the caller's contract.
-    unsafe { output_portable(p, g, mm, k, m, t, img, oy, ox, residual, out) }
+    unsafe { output_portable(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -470,6 +523,7 @@ unsafe fn output_avx512(
     mm: &[f32],
     k: usize,
     m: usize,
+    chs: std::ops::Range<usize>,
     t: &mut [f32],
     img: usize,
     oy: usize,
@@ -478,7 +532,7 @@ unsafe fn output_avx512(
     out: SendPtr,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { output_portable(p, g, mm, k, m, t, img, oy, ox, residual, out) }
+    unsafe { output_portable(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -489,6 +543,7 @@ unsafe fn output_portable(
     mm: &[f32],
     k: usize,
     m: usize,
+    chs: std::ops::Range<usize>,
     t: &mut [f32],
     img: usize,
     oy: usize,
@@ -496,27 +551,35 @@ unsafe fn output_portable(
     residual: Option<&[f32]>,
     out: SendPtr,
 ) {
-    let cout = p.cout;
+    let (cout, len) = (p.cout, chs.len());
     let rs = m * cout;
-    let (t, y) = t.split_at_mut(TO * TI * cout);
-    // Columns: t[a][j] = Σ_i Aᵀ[a][i] M[i][j] (t: [4][6][cout]).
+    let (t, y) = t.split_at_mut(TO * TI * len);
+    // Columns: t[a][j] = Σ_i Aᵀ[a][i] M[i][j] (t: [4][6][len]).
     for j in 0..TI {
-        at4(mm, j * rs + k * cout, TI * rs, t, j * cout, TI * cout, cout);
+        at4(
+            mm,
+            j * rs + k * cout + chs.start,
+            TI * rs,
+            t,
+            j * len,
+            TI * len,
+            len,
+        );
     }
     let (lo, hi) = p.act.bounds();
-    let bias = &p.bias[..cout];
+    let bias = &p.bias[chs.clone()];
     for a in 0..TO.min(g.oh - oy) {
-        // Rows: Y[a][b] = Σ_j t[a][j] Aᵀ[b][j] (y: [4][cout]).
-        at4(t, a * TI * cout, cout, y, 0, cout, cout);
+        // Rows: Y[a][b] = Σ_j t[a][j] Aᵀ[b][j] (y: [4][len]).
+        at4(t, a * TI * len, len, y, 0, len, len);
         for b in 0..TO.min(g.ow - ox) {
-            let at = ((img * g.oh + oy + a) * g.ow + ox + b) * cout;
+            let at = ((img * g.oh + oy + a) * g.ow + ox + b) * cout + chs.start;
             // SAFETY: pixel `(oy + a, ox + b)` is inside the output (the loops' bounds); the
-            // caller's contract makes its `cout` floats this thread's alone.
-            let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), cout) };
-            let yb = &y[b * cout..(b + 1) * cout];
+            // caller's contract makes these channels of it this thread's alone.
+            let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), len) };
+            let yb = &y[b * len..(b + 1) * len];
             match residual {
                 Some(r) => {
-                    let r = &r[at..at + cout];
+                    let r = &r[at..at + len];
                     for (((o, &v), &bi), &r) in o.iter_mut().zip(yb).zip(bias).zip(r) {
                         *o = (v + bi + r).max(lo).min(hi);
                     }

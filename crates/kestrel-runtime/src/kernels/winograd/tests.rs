@@ -55,6 +55,9 @@ fn equals_the_direct_convolution() {
         (4, [9, 6, 3], 40, 2, 3),
         (5, [3, 3, 1], 1, 1, 1),
         (6, [14, 14, 64], 48, 1, 1),
+        // Enough tiles (144) for the threads to split tiles, and for one thread to run two
+        // blocks; the cases above split output channels.
+        (7, [30, 34, 8], 20, 1, 2),
     ] {
         let geom = ConvGeometry::square(3, 1, pad, 1);
         let rc = RefConv::new(hwc, cout, geom, 1);
