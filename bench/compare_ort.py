@@ -6,8 +6,8 @@ Usage (from the repository root; needs `pip install onnxruntime numpy`):
     python3 bench/compare_ort.py [--threads 2] [--runs 20] [--warmup 3] [--kestrel PATH]
         [--only NAME ...] [--resolution R] [--batches 1,32]
 
-For every case of the table (default: MobileNetV2-1.0, MobileNetV1-1.0 and ResNet-18 at 224 x 224,
-batch 1 and 32; FCN-8s-MobileNetV2 at 512 x 512, batch 1) it runs
+For every case of the table (default: MobileNetV2-1.0, MobileNetV1-1.0, ResNet-18 and ResNet-50 at
+224 x 224, batch 1 and 32; FCN-8s-MobileNetV2 at 512 x 512, batch 1) it runs
 
     kestrel bench infer --model NAME --engine runtime --json --export-onnx TMP.onnx ...
 
@@ -46,6 +46,8 @@ CASES = [
     ("mobilenet-v1", 1.0, 224, 32),
     ("resnet18", None, 224, 1),
     ("resnet18", None, 224, 32),
+    ("resnet50", None, 224, 1),
+    ("resnet50", None, 224, 32),
     ("fcn8s-mobilenet-v2", 1.0, 512, 1),
 ]
 
