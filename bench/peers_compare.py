@@ -92,6 +92,13 @@ PEER_MODULES = {
     "mnn": ["MNN", "_tools"],
 }
 
+PEER_INSTALL = {
+    "ort": "pip install onnxruntime",
+    "openvino": "pip install openvino",
+    "ncnn": "pip install ncnn; pip install --no-deps pnnx",
+    "mnn": "pip install MNN",
+}
+
 
 def kestrel_cmd(args):
     if args.kestrel:
@@ -134,12 +141,13 @@ def versions(peers):
     return ", ".join(out)
 
 
-def convert(cmd, cwd):
-    """Run a converter in `cwd`; on failure raise with the last line it printed."""
+def convert(name, cmd, cwd, result):
+    """Run the converter `name` (command `cmd`) in `cwd`; unless it exits with 0 and writes
+    `result`, raise with the last line it printed (MNN's converter exits with 0 even on failure)."""
     res = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if res.returncode != 0:
+    if res.returncode != 0 or not os.path.exists(result):
         lines = res.stdout.strip().splitlines() or [f"exit status {res.returncode}"]
-        raise RuntimeError(f"{os.path.basename(cmd[0])} failed: {lines[-1]}")
+        raise RuntimeError(f"{name} failed: {lines[-1]}")
 
 
 def load_ort(onnx_path, d, threads, batch, r):
@@ -171,10 +179,11 @@ def load_ncnn(onnx_path, d, threads, batch, r):
     import numpy as np
 
     stem = os.path.join(d, "ncnn")
-    convert([pnnx_exe(), onnx_path, f"inputshape=[1,3,{r},{r}]f32", "fp16=0",
-             f"ncnnparam={stem}.param", f"ncnnbin={stem}.bin", f"ncnnpy={stem}.py",
-             f"pnnxparam={stem}.pnnx.param", f"pnnxbin={stem}.pnnx.bin",
-             f"pnnxpy={stem}_pnnx.py", f"pnnxonnx={stem}.pnnx.onnx"], d)
+    cmd = [pnnx_exe(), onnx_path, f"inputshape=[1,3,{r},{r}]f32", "fp16=0",
+           f"ncnnparam={stem}.param", f"ncnnbin={stem}.bin", f"ncnnpy={stem}.py",
+           f"pnnxparam={stem}.pnnx.param", f"pnnxbin={stem}.pnnx.bin",
+           f"pnnxpy={stem}_pnnx.py", f"pnnxonnx={stem}.pnnx.onnx"]
+    convert("pnnx", cmd, d, f"{stem}.bin")
     net = ncnn.Net()
     net.opt.num_threads = threads
     net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = False
@@ -195,14 +204,19 @@ def load_ncnn(onnx_path, d, threads, batch, r):
     return run
 
 
+# MNN's converter, without the `mnnconvert` command's wrapper (see the docstring).
+MNN_CONVERT = "import sys, _tools; sys.exit(not _tools.mnnconvert(sys.argv))"
+
+
 def load_mnn(onnx_path, d, threads, batch, r):
     with c_stdout_to_devnull():
         import MNN.expr as F
         import MNN.nn as nn
 
     mnn_path = os.path.join(d, "model.mnn")
-    convert([sys.executable, "-c", "import sys, _tools; sys.exit(not _tools.mnnconvert(sys.argv))",
-             "-f", "ONNX", "--modelFile", onnx_path, "--MNNModel", mnn_path, "--bizCode", "kestrel"], d)
+    cmd = [sys.executable, "-c", MNN_CONVERT, "-f", "ONNX", "--modelFile", onnx_path,
+           "--MNNModel", mnn_path, "--bizCode", "kestrel"]
+    convert("mnnconvert", cmd, d, mnn_path)
     rt = nn.create_runtime_manager(({"backend": "CPU", "numThread": threads},))
     net = nn.load_module_from_file(mnn_path, ["input"], ["logits"], runtime_manager=rt)
     return lambda x: F.convert(net.forward(F.const(x, list(x.shape), F.NCHW)), F.NCHW).read()
@@ -350,9 +364,11 @@ def select_peers(args, ap):
     for p in peers:
         m = missing_module(p)
         if m:
-            print(f"note: skipping {p}: Python module `{m}` is not installed")
+            print(f"note: skipping {p}: Python module `{m}` is missing ({PEER_INSTALL[p]})")
         else:
             kept.append(p)
+    if kept and "ort" not in kept:
+        print("note: without ort no peer's output is checked")
     return kept
 
 
