@@ -49,7 +49,12 @@ round's median (ms), images/s, the ratio peer / kestrel as the median of the rou
 round measured back to back; above 1: kestrel is faster) with every round's ratio in round order,
 and, as a check that the conversion computes the same network, each peer's largest absolute
 difference from ONNX Runtime's output on that input, relative to ONNX Runtime's largest absolute
-output (about 1e-6 for float32 engines that agree; ONNX Runtime itself shows "-").
+output (about 1e-6 for float32 engines that agree; ONNX Runtime itself shows "-"). The FCN's
+score convolutions start at zero, so its output is all zeros and would hide any error: where ONNX
+Runtime's output is all zeros, the check runs instead on a copy of the ONNX file whose all-zero
+float weights are filled with seeded random values (needs the `onnx` package), converted again by
+every peer; the timings stay on kestrel's file. `--runs` is at least 10 (kestrel's minimum); a
+round's ratios are listed when there is more than one round.
 
 Tested with onnxruntime 1.32.0, openvino 2026.4.1, ncnn 1.0.20261020 with pnnx 20261020, and MNN
 3.6.1 (Python 3.11, x86-64 Linux). Without `--kestrel` the binary is run with `cargo run
