@@ -151,7 +151,7 @@ unsafe fn pixel(
 
 /// The mask of the first `n` of 16 lanes.
 #[inline(always)]
-fn lanes(n: usize) -> __mmask16 {
+pub(super) fn lanes(n: usize) -> __mmask16 {
     if n >= 16 {
         0xffff
     } else {

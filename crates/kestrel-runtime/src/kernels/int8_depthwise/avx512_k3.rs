@@ -111,11 +111,7 @@ pub(super) unsafe fn rows_k3(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn block(op: &DepthwiseI8, rq: &Requant, c0: usize) -> Block {
     let c = op.hwc[2];
-    let mask = if c - c0 >= 16 {
-        0xffff
-    } else {
-        (1u16 << (c - c0)) - 1
-    };
+    let mask = super::avx512::lanes(c - c0);
     let mut w = [_mm512_setzero_ps(); 9];
     let mut sum = _mm512_setzero_si512();
     for (t, wv) in w.iter_mut().enumerate() {
