@@ -163,7 +163,8 @@ impl WinogradWeights {
 }
 
 /// `out = act(conv(input) + bias + residual)` for `n` NHWC images; `p` must [`fits`] and `w` be
-/// its transformed weights. Threads split the tiles.
+/// its transformed weights. Threads split the tiles, or the output channels when there are few
+/// tiles.
 ///
 /// # Panics
 /// If `p` does not fit, the weights do not match it, or a buffer is too short.
