@@ -1,10 +1,44 @@
 """What the scripts in bench/ share (not run on its own): the median of sorted timings, the
-ONNX Runtime session and timing loop of the inference comparisons, and the `--rounds` flag.
+inference comparisons' cases and their selection, the ONNX Runtime session and timing loop, and
+the `--rounds` flag.
 onnxruntime and numpy are imported only by the functions that need them, so that
 bench/train_compare.py runs without them.
 """
 
 import time
+
+
+# The inference comparisons' cases (compare_ort.py, peers_compare.py):
+# (model, width, resolution, batch).
+INFERENCE_CASES = [
+    ("mobilenet-v2", 1.0, 224, 1),
+    ("mobilenet-v2", 1.0, 224, 32),
+    ("mobilenet-v1", 1.0, 224, 1),
+    ("mobilenet-v1", 1.0, 224, 32),
+    ("resnet18", None, 224, 1),
+    ("resnet18", None, 224, 32),
+    ("resnet50", None, 224, 1),
+    ("resnet50", None, 224, 32),
+    ("fcn8s-mobilenet-v2", 1.0, 512, 1),
+]
+
+
+def select_cases(args, ap):
+    """INFERENCE_CASES kept by `--only` (model names), with `--batches` (e.g. "1,32") replacing
+    each model's batch sizes; an error through `ap` when none is left."""
+    cases = [c for c in INFERENCE_CASES if not args.only or c[0] in args.only]
+    if args.batches:
+        batches = [int(b) for b in args.batches.split(",")]
+        seen, out = set(), []
+        for m, w, r, _ in cases:
+            for b in batches:
+                if (m, b) not in seen:
+                    seen.add((m, b))
+                    out.append((m, w, r, b))
+        cases = out
+    if not cases:
+        ap.error("no case left after --only")
+    return cases
 
 
 def median(sorted_ms):

@@ -36,20 +36,8 @@ import tempfile
 
 import onnxruntime as ort
 
-from bench_common import add_rounds_arg, median, ort_session, time_ort
+from bench_common import add_rounds_arg, median, ort_session, select_cases, time_ort
 
-# (model, width, resolution, batch)
-CASES = [
-    ("mobilenet-v2", 1.0, 224, 1),
-    ("mobilenet-v2", 1.0, 224, 32),
-    ("mobilenet-v1", 1.0, 224, 1),
-    ("mobilenet-v1", 1.0, 224, 32),
-    ("resnet18", None, 224, 1),
-    ("resnet18", None, 224, 32),
-    ("resnet50", None, 224, 1),
-    ("resnet50", None, 224, 32),
-    ("fcn8s-mobilenet-v2", 1.0, 512, 1),
-]
 
 
 def kestrel_cmd(args):
@@ -93,18 +81,7 @@ def main():
     if args.runs < 10:
         ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
 
-    cases = [c for c in CASES if not args.only or c[0] in args.only]
-    if args.batches:
-        batches = [int(b) for b in args.batches.split(",")]
-        seen, out = set(), []
-        for m, w, r, _ in cases:
-            for b in batches:
-                if (m, b) not in seen:
-                    seen.add((m, b))
-                    out.append((m, w, r, b))
-        cases = out
-    if not cases:
-        ap.error("no case left after --only")
+    cases = select_cases(args, ap)
 
     print(f"threads {args.threads}, warm-up {args.warmup}, median of {args.runs} runs; "
           f"onnxruntime {ort.__version__}")

@@ -9,7 +9,7 @@ Usage (from the repository root; needs `pip install onnxruntime numpy`, and for 
         [--kestrel PATH] [--only NAME ...] [--resolution R] [--batches 1,32]
         [--peers ort,openvino,ncnn,mnn]
 
-The cases are compare_ort.py's: MobileNetV1-1.0, MobileNetV2-1.0, ResNet-18 and ResNet-50 at
+The cases are compare_ort.py's (bench_common.INFERENCE_CASES): MobileNetV1-1.0, MobileNetV2-1.0, ResNet-18 and ResNet-50 at
 224 x 224, batch 1 and 32, and FCN-8s-MobileNetV2 (alpha 1.0) at 512 x 512, batch 1. For each case,
 `kestrel bench infer --model NAME --engine runtime --json --export-onnx TMP.onnx ...` builds the
 model with random weights, times kestrel-runtime and writes that exact model as ONNX (batch norm
@@ -72,20 +72,8 @@ import sys
 import tempfile
 import time
 
-from bench_common import add_rounds_arg, median, ort_session, time_ort
+from bench_common import add_rounds_arg, median, ort_session, select_cases, time_ort
 
-# (model, width, resolution, batch)
-CASES = [
-    ("mobilenet-v1", 1.0, 224, 1),
-    ("mobilenet-v1", 1.0, 224, 32),
-    ("mobilenet-v2", 1.0, 224, 1),
-    ("mobilenet-v2", 1.0, 224, 32),
-    ("resnet18", None, 224, 1),
-    ("resnet18", None, 224, 32),
-    ("resnet50", None, 224, 1),
-    ("resnet50", None, 224, 32),
-    ("fcn8s-mobilenet-v2", 1.0, 512, 1),
-]
 
 PEERS = ["ort", "openvino", "ncnn", "mnn"]
 
@@ -344,20 +332,6 @@ def run_case(args, peers, model, width, r, batch, d):
     return rows
 
 
-def select_cases(args, ap):
-    cases = [c for c in CASES if not args.only or c[0] in args.only]
-    if args.batches:
-        batches = [int(b) for b in args.batches.split(",")]
-        seen, out = set(), []
-        for m, w, r, _ in cases:
-            for b in batches:
-                if (m, b) not in seen:
-                    seen.add((m, b))
-                    out.append((m, w, r, b))
-        cases = out
-    if not cases:
-        ap.error("no case left after --only")
-    return cases
 
 
 def select_peers(args, ap):
