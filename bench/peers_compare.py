@@ -9,8 +9,9 @@ Usage (from the repository root; needs `pip install onnxruntime numpy`, and for 
         [--kestrel PATH] [--only NAME ...] [--resolution R] [--batches 1,32]
         [--peers ort,openvino,ncnn,mnn]
 
-The cases are compare_ort.py's (bench_common.INFERENCE_CASES): MobileNetV1-1.0, MobileNetV2-1.0, ResNet-18 and ResNet-50 at
-224 x 224, batch 1 and 32, and FCN-8s-MobileNetV2 (alpha 1.0) at 512 x 512, batch 1. For each case,
+The cases are compare_ort.py's (bench_common.INFERENCE_CASES): MobileNetV1-1.0, MobileNetV2-1.0,
+ResNet-18 and ResNet-50 at 224 x 224, batch 1 and 32, and FCN-8s-MobileNetV2 (alpha 1.0) at
+512 x 512, batch 1. For each case,
 `kestrel bench infer --model NAME --engine runtime --json --export-onnx TMP.onnx ...` builds the
 model with random weights, times kestrel-runtime and writes that exact model as ONNX (batch norm
 folded, opset 17, input `input`, NCHW float32, dynamic batch; output `logits`, for the FCN the
