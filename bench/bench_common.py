@@ -58,21 +58,59 @@ def ort_session(path, threads):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def time_ort(sess, batch, r, warmup, runs):
-    """Milliseconds of `runs` runs of `sess` after `warmup`, sorted, on a seeded batch x 3 x r x r
-    input uniform in [-1, 1) (as kestrel's)."""
+def kestrel_cmd(args):
+    """The kestrel command: `--kestrel PATH` if given, else `cargo run --release` of the CLI."""
+    if args.kestrel:
+        return [args.kestrel]
+    return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
+
+
+def bench_input(batch, r):
+    """The seeded batch x 3 x r x r input uniform in [-1, 1) (as kestrel's) every engine gets."""
     import numpy as np
 
-    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
+    return np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
+
+
+def time_calls(call, warmup, runs):
+    """Milliseconds of `runs` calls of `call()` after `warmup` untimed ones, sorted."""
     for _ in range(warmup):
-        sess.run(["logits"], {"input": x})
+        call()
     ms = []
     for _ in range(runs):
         t = time.perf_counter()
-        sess.run(["logits"], {"input": x})
+        call()
         ms.append((time.perf_counter() - t) * 1e3)
     ms.sort()
     return ms
+
+
+def time_ort(sess, batch, r, warmup, runs):
+    """Milliseconds of `runs` runs of `sess` after `warmup`, sorted, on bench_input."""
+    x = bench_input(batch, r)
+    return time_calls(lambda: sess.run(["logits"], {"input": x}), warmup, runs)
+
+
+def inference_args(ap, alternate, extra=None):
+    """Adds the inference comparisons' flags (--threads, --warmup, --runs, --kestrel, --only,
+    --resolution, --batches, --rounds; `extra(ap)` adds a script's own), parses them, checks
+    --runs against kestrel's minimum and returns (args, cases)."""
+    import os
+
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--kestrel", help="path of a built kestrel binary")
+    ap.add_argument("--only", nargs="+", help="model names to keep")
+    ap.add_argument("--resolution", type=int, help="override every case's resolution")
+    ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
+    if extra:
+        extra(ap)
+    add_rounds_arg(ap, alternate)
+    args = ap.parse_args()
+    if args.runs < 10:
+        ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
+    return args, select_cases(args, ap)
 
 
 def add_rounds_arg(ap, alternate):

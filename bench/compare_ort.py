@@ -36,14 +36,8 @@ import tempfile
 
 import onnxruntime as ort
 
-from bench_common import add_rounds_arg, median, ort_session, select_cases, time_ort
+from bench_common import inference_args, kestrel_cmd, median, ort_session, time_ort
 
-
-
-def kestrel_cmd(args):
-    if args.kestrel:
-        return [args.kestrel]
-    return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
 
 
 def run_case(args, model, width, r, batch, d):
@@ -69,19 +63,7 @@ def run_case(args, model, width, r, batch, d):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--kestrel", help="path of a built kestrel binary")
-    ap.add_argument("--only", nargs="+", help="model names to keep")
-    ap.add_argument("--resolution", type=int, help="override every case's resolution")
-    ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
-    add_rounds_arg(ap, "kestrel and ONNX Runtime this many times per case")
-    args = ap.parse_args()
-    if args.runs < 10:
-        ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
-
-    cases = select_cases(args, ap)
+    args, cases = inference_args(ap, "kestrel and ONNX Runtime this many times per case")
 
     print(f"threads {args.threads}, warm-up {args.warmup}, median of {args.runs} runs; "
           f"onnxruntime {ort.__version__}")

@@ -29,13 +29,7 @@ import tempfile
 
 import onnxruntime as ort
 
-from bench_common import median, ort_session, time_ort
-
-
-def kestrel_cmd(args):
-    if args.kestrel:
-        return [args.kestrel]
-    return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
+from bench_common import kestrel_cmd, median, ort_session, time_ort
 
 
 def main():

@@ -71,9 +71,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
-from bench_common import add_rounds_arg, median, ort_session, select_cases, time_ort
+from bench_common import (bench_input, inference_args, kestrel_cmd, median, ort_session,
+                          time_calls, time_ort)
 
 
 PEERS = ["ort", "openvino", "ncnn", "mnn"]
@@ -92,19 +92,6 @@ PEER_INSTALL = {
     "ncnn": "pip install ncnn; pip install --no-deps pnnx",
     "mnn": "pip install MNN",
 }
-
-
-def kestrel_cmd(args):
-    if args.kestrel:
-        return [args.kestrel]
-    return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
-
-
-def make_input(batch, r):
-    """The seeded batch x 3 x r x r input uniform in [-1, 1) that time_ort uses."""
-    import numpy as np
-
-    return np.random.default_rng(0).uniform(-1, 1, (batch, 3, r, r)).astype(np.float32)
 
 
 @contextlib.contextmanager
@@ -219,19 +206,6 @@ def load_mnn(onnx_path, d, threads, batch, r):
 LOADERS = {"ort": load_ort, "openvino": load_openvino, "ncnn": load_ncnn, "mnn": load_mnn}
 
 
-def time_peer(run, x, warmup, runs):
-    """Milliseconds of `runs` calls of `run(x)` after `warmup`, sorted (as time_ort)."""
-    for _ in range(warmup):
-        run(x)
-    ms = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        run(x)
-        ms.append((time.perf_counter() - t) * 1e3)
-    ms.sort()
-    return ms
-
-
 def load_peers(peers, onnx_path, d, threads, batch, r, x):
     """Peer name -> (run, time) for the peers that convert and load; a note for each that fails."""
     loaded = {}
@@ -246,7 +220,7 @@ def load_peers(peers, onnx_path, d, threads, batch, r, x):
         if isinstance(got, tuple):
             loaded[p] = got
         else:
-            loaded[p] = (got, lambda warmup, runs, run=got: time_peer(run, x, warmup, runs))
+            loaded[p] = (got, lambda warmup, runs, run=got: time_calls(lambda: run(x), warmup, runs))
     return loaded
 
 
@@ -317,7 +291,7 @@ def run_case(args, peers, model, width, r, batch, d):
     ]
     if width is not None:
         cmd += ["--width", str(width)]
-    x = make_input(batch, r)
+    x = bench_input(batch, r)
     k_ms, p_ms, loaded, diffs = [], {}, None, {}
     for _ in range(args.rounds):
         k = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
@@ -363,20 +337,12 @@ def print_rows(model, r, batch, rows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--kestrel", help="path of a built kestrel binary")
-    ap.add_argument("--only", nargs="+", help="model names to keep")
-    ap.add_argument("--resolution", type=int, help="override every case's resolution")
-    ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
-    ap.add_argument("--peers", default=",".join(PEERS),
-                    help="comma-separated peers to time against kestrel (default: all)")
-    add_rounds_arg(ap, "kestrel and every peer this many times per case")
-    args = ap.parse_args()
-    if args.runs < 10:
-        ap.error("--runs must be at least 10 (kestrel bench infer's minimum)")
-    cases = select_cases(args, ap)
+
+    def peers_arg(ap):
+        ap.add_argument("--peers", default=",".join(PEERS),
+                        help="comma-separated peers to time against kestrel (default: all)")
+
+    args, cases = inference_args(ap, "kestrel and every peer this many times per case", peers_arg)
     peers = select_peers(args, ap)
 
     print(f"threads {args.threads}, warm-up {args.warmup}, median of {args.runs} runs, "
