@@ -325,27 +325,33 @@ unsafe fn block(
             )
         };
     }
+    let o = Outputs {
+        p,
+        g,
+        mm,
+        m,
+        chs,
+        residual,
+        out,
+    };
     for (k, tile) in tiles.enumerate() {
-        let (img, oy, ox) = g.tile(tile);
         // SAFETY: the caller's contract.
-        unsafe {
-            transform_output(
-                simd,
-                p,
-                g,
-                mm,
-                k,
-                m,
-                chs.clone(),
-                &mut t[..XI * cout],
-                img,
-                oy,
-                ox,
-                residual,
-                out,
-            )
-        };
+        unsafe { transform_output(simd, &o, k, tile, &mut t[..XI * cout]) };
     }
+}
+
+/// What the output transform of a block reads and where it writes.
+struct Outputs<'a> {
+    p: &'a Im2colConv<'a>,
+    g: &'a Geo,
+    /// The 36 `m × cout` products.
+    mm: &'a [f32],
+    m: usize,
+    /// The output channels this thread writes.
+    chs: std::ops::Range<usize>,
+    residual: Option<&'a [f32]>,
+    /// The run's output.
+    out: SendPtr,
 }
 
 /// The 36 pixels (`[i][j]`, `cin` floats each) of the input tile at output origin `(oy, ox)`:
@@ -484,74 +490,43 @@ fn at4(x: &[f32], x0: usize, stride: usize, r: &mut [f32], r0: usize, rs: usize,
     }
 }
 
-/// `Y = Aᵀ M A` of tile row `k` of the 36 `m × cout` matrices in `mm`, with bias, residual and
-/// activation, into the tile's output pixels that lie inside the output.
+/// `Y = Aᵀ M A` of tile row `k` (tile `tile` of the run) of the products, with bias, residual
+/// and activation, into the tile's output pixels that lie inside the output (channels `o.chs`).
+/// `t` is scratch of `28·len(o.chs)` floats at least.
 ///
 /// # Safety
-/// `out` points at the run's output (`n·oh·ow·cout` floats); no other thread writes this tile.
-#[allow(clippy::too_many_arguments)]
-unsafe fn transform_output(
-    simd: bool,
-    p: &Im2colConv,
-    g: &Geo,
-    mm: &[f32],
-    k: usize,
-    m: usize,
-    chs: std::ops::Range<usize>,
-    t: &mut [f32],
-    img: usize,
-    oy: usize,
-    ox: usize,
-    residual: Option<&[f32]>,
-    out: SendPtr,
-) {
+/// `o.out` points at the run's output (`n·oh·ow·cout` floats); no other thread writes these
+/// channels of this tile.
+unsafe fn transform_output(simd: bool, o: &Outputs, k: usize, tile: usize, t: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if simd && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F (checked above); the caller's contract.
-        return unsafe { output_avx512(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) };
+        return unsafe { output_avx512(o, k, tile, t) };
     }
     let _ = simd;
     // SAFETY: the caller's contract.
-    unsafe { output_portable(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) }
+    unsafe { output_portable(o, k, tile, t) }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn output_avx512(
-    p: &Im2colConv,
-    g: &Geo,
-    mm: &[f32],
-    k: usize,
-    m: usize,
-    chs: std::ops::Range<usize>,
-    t: &mut [f32],
-    img: usize,
-    oy: usize,
-    ox: usize,
-    residual: Option<&[f32]>,
-    out: SendPtr,
-) {
+unsafe fn output_avx512(o: &Outputs, k: usize, tile: usize, t: &mut [f32]) {
     // SAFETY: the caller's contract.
-    unsafe { output_portable(p, g, mm, k, m, chs, t, img, oy, ox, residual, out) }
+    unsafe { output_portable(o, k, tile, t) }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn output_portable(
-    p: &Im2colConv,
-    g: &Geo,
-    mm: &[f32],
-    k: usize,
-    m: usize,
-    chs: std::ops::Range<usize>,
-    t: &mut [f32],
-    img: usize,
-    oy: usize,
-    ox: usize,
-    residual: Option<&[f32]>,
-    out: SendPtr,
-) {
+unsafe fn output_portable(o: &Outputs, k: usize, tile: usize, t: &mut [f32]) {
+    let Outputs {
+        p,
+        g,
+        mm,
+        m,
+        ref chs,
+        residual,
+        out,
+    } = *o;
+    let (img, oy, ox) = g.tile(tile);
     let (cout, len) = (p.cout, chs.len());
     let rs = m * cout;
     let (t, y) = t.split_at_mut(TO * TI * len);
@@ -568,7 +543,7 @@ unsafe fn output_portable(
         );
     }
     let (lo, hi) = p.act.bounds();
-    let bias = &p.bias[chs.clone()];
+    let bias = &p.bias[chs.start..chs.end];
     for a in 0..TO.min(g.oh - oy) {
         // Rows: Y[a][b] = Σ_j t[a][j] Aᵀ[b][j] (y: [4][len]).
         at4(t, a * TI * len, len, y, 0, len, len);

@@ -6,6 +6,19 @@ use super::*;
 use crate::kernels::reference::{pack_im2col, with_threads, Case, RefConv};
 use crate::parallel::Par;
 
+/// `rc`'s operands as the kernels take them, with `weight` packed by `pack_im2col`.
+fn params<'a>(rc: &RefConv, case: &'a Case, weight: &'a [f32], act: Activation) -> Im2colConv<'a> {
+    Im2colConv {
+        hwc: rc.hwc,
+        cout: rc.cout,
+        groups: 1,
+        geom: rc.geom,
+        weight,
+        bias: &case.bias,
+        act,
+    }
+}
+
 /// The Winograd output of `case` (`batch` images) on `threads` threads.
 fn run(
     rc: &RefConv,
@@ -17,15 +30,7 @@ fn run(
 ) -> Vec<f32> {
     let [_, _, cin] = rc.hwc;
     let weight = pack_im2col(&case.w_oihw, rc.cout, cin, 3, 3, 1);
-    let p = Im2colConv {
-        hwc: rc.hwc,
-        cout: rc.cout,
-        groups: 1,
-        geom: rc.geom,
-        weight: &weight,
-        bias: &case.bias,
-        act,
-    };
+    let p = params(rc, case, &weight, act);
     assert!(fits(&p));
     let w = WinogradWeights::new(&weight, cin, rc.cout);
     let mut scratch = vec![f32::NAN; w.scratch_floats(threads)];
@@ -99,15 +104,7 @@ fn error_is_bounded_against_f64() {
         let case = rc.case(1, Activation::None, false, seed).unwrap();
         let wino = rel_max_err(&run(&rc, &case, 1, Activation::None, 2, true), &case.want);
         let weight = pack_im2col(&case.w_oihw, rc.cout, cin, 3, 3, 1);
-        let p = Im2colConv {
-            hwc: rc.hwc,
-            cout: rc.cout,
-            groups: 1,
-            geom: rc.geom,
-            weight: &weight,
-            bias: &case.bias,
-            act: Activation::None,
-        };
+        let p = params(&rc, &case, &weight, Activation::None);
         let pb = crate::kernels::im2col::pack_groups(&p);
         let mut scratch = vec![0.0; crate::kernels::im2col::scratch_len(p.patch_len(), 1)];
         let mut out = case.nan_output();
