@@ -39,8 +39,8 @@ impl<'a> Par<'a> {
         self.threads
     }
 
-    /// Calls `f(i, item)` for every item, in parallel when a pool is present and there is more than
-    /// one item. Items are typically disjoint `&mut` chunks of an output buffer.
+    /// Calls `f(i, item)` for every item, in parallel when a pool or a team is present and there
+    /// is more than one item. Items are typically disjoint `&mut` chunks of an output buffer.
     pub fn run<T: Send>(&self, items: Vec<T>, f: impl Fn(usize, T) + Sync) {
         if let Some(team) = self.team.filter(|_| items.len() > 1) {
             // Thread `t` takes items `t`, `t + threads`, …
