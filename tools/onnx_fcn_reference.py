@@ -9,9 +9,9 @@ Usage (from the repository root, with CARGO_TARGET_DIR set as you build):
 Steps:
   1. `cargo test --workspace --lib write_onnx_fcn_reference_inputs -- --ignored` writes, for each
      case of `export::onnx::tests::FCN_CASES` (FCN-8s/16s/32s on MobileNetV2 and ResNet-18, output
-     strides 32/16/8, bilinear, transposed, pixel-shuffle, bicubic and nearest upsampling, odd
-     input sizes so that the crops matter; seeded random weights and batch-norm statistics), the
-     exported `.onnx` file and its NCHW float32 input.
+     strides 32/16/8, bilinear, transposed, pixel-shuffle, bicubic, nearest, CARAFE and Meta-Upscale
+     upsampling, odd input sizes so that the crops matter; seeded random weights and batch-norm
+     statistics), the exported `.onnx` file and its NCHW float32 input.
   2. Each model must pass `onnx.checker.check_model(full_check=True)` (which runs shape
      inference) and declare opset 17 and an input `input` with a symbolic batch dimension.
   3. ONNX Runtime (CPU provider) runs it; the scores must have shape (1, classes, R, R).

@@ -107,8 +107,8 @@ pub struct InferArgs {
     /// Output stride of a segmenter's backbone: 32, 16 or 8.
     #[arg(long, default_value_t = 32)]
     output_stride: usize,
-    /// Upsampling layers of a segmenter: nearest, bilinear, bicubic, transposed, pixelshuffle
-    /// (carafe and meta do not run on kestrel-runtime).
+    /// Upsampling layers of a segmenter: nearest, bilinear, bicubic, transposed, pixelshuffle,
+    /// carafe, meta.
     #[arg(long, default_value = "bilinear")]
     upsampler: String,
     /// Untimed runs first.

@@ -240,12 +240,17 @@ fn bench_infer_runs_segmenters_and_writes_their_onnx() {
         let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
         assert!(has(b"ConvTranspose") && has(b"Slice"), "{engine}");
     }
+    // CARAFE and Meta-Upscale run on kestrel-runtime and export.
+    for (up, op) in [("carafe", &b"Softmax"[..]), ("meta", &b"DepthToSpace"[..])] {
+        let mut extra = vec!["--batch", "1", "--warmup", "0", "--upsampler", up];
+        extra.extend(["--export-onnx", out.to_str().unwrap()]);
+        let v = bench_infer_json("fcn16s-mobilenet-v2", "0.35", "40", "runtime", &extra);
+        assert_eq!(v["model"], "fcn16s-mobilenet-v2");
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(bytes.windows(op.len()).any(|w| w == op), "{up}");
+    }
     assert_bench_infer_refuses(&[
         (&["--model", "fcn8s-vgg16"][..], "fcn8s-vgg16"),
-        (
-            &["--model", "fcn8s-mobilenet-v2", "--upsampler", "carafe"][..],
-            "carafe",
-        ),
         (
             &["--model", "fcn8s-mobilenet-v2", "--upsampler", "lanczos"][..],
             "lanczos",

@@ -452,6 +452,43 @@ impl PlanBuilder {
         Ok(self.push_op(op, Shape::new(is.h * factor, is.w * factor, is.c / r2)))
     }
 
+    /// CARAFE's reassembly of `x` by `factor` with the k×k kernels whose logits `kernels`
+    /// holds (the content encoder's output, `σ²·k²` channels at `x`'s size; see
+    /// [`crate::kernels::carafe`]).
+    pub fn carafe(
+        &mut self,
+        x: ValueId,
+        kernels: ValueId,
+        factor: usize,
+        kernel: usize,
+    ) -> Result<ValueId> {
+        let (is, ks) = (self.shape(x)?, self.shape(kernels)?);
+        let want = factor
+            .checked_mul(factor)
+            .and_then(|s2| s2.checked_mul(kernel.checked_mul(kernel)?));
+        let ok = factor >= 1
+            && kernel % 2 == 1
+            && kernel <= crate::kernels::carafe::MAX_KERNEL
+            && [ks.h, ks.w] == [is.h, is.w]
+            && want == Some(ks.c);
+        if !ok {
+            return Err(RuntimeError::Builder(format!(
+                "carafe of value {x} ({is}) by {factor} with kernel {kernel} and logits value \
+                 {kernels} ({ks}): expected a factor >= 1, an odd kernel of at most {}, and \
+                 logits of the input's size with factor² · kernel² channels",
+                crate::kernels::carafe::MAX_KERNEL
+            )));
+        }
+        let op = Op::Carafe {
+            input: x,
+            kernels,
+            output: self.values.len(),
+            factor,
+            kernel,
+        };
+        Ok(self.push_op(op, Shape::new(is.h * factor, is.w * factor, is.c)))
+    }
+
     /// The top-left `out_hw` corner of `x`; returns `x` itself when it already has that size.
     pub fn crop(&mut self, x: ValueId, out_hw: [usize; 2]) -> Result<ValueId> {
         let is = self.shape(x)?;

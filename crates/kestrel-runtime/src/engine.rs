@@ -20,7 +20,7 @@ use crate::kernels::packed_gemm::PackedB;
 use crate::kernels::pointwise::{pointwise, Pointwise};
 use crate::kernels::resize::{axis_taps, resize, AxisTaps};
 use crate::kernels::winograd::{self, winograd_conv, WinogradWeights};
-use crate::kernels::{eltwise, pool, rearrange};
+use crate::kernels::{carafe, eltwise, pool, rearrange};
 use crate::parallel::Par;
 use crate::plan::{ConvKind, Op, Plan};
 use crate::schedule::{assign_buffers, find_blocks, Slot, Step};
@@ -640,6 +640,21 @@ fn execute<'a>(
                 } => {
                     let s = vals[*i];
                     rearrange::pixel_shuffle(par, [s.h, s.w, s.c], *factor, n, get(*i), &mut out);
+                }
+                Op::Carafe {
+                    input: i,
+                    kernels,
+                    factor,
+                    kernel,
+                    ..
+                } => {
+                    let s = vals[*i];
+                    let p = carafe::Carafe {
+                        hwc: [s.h, s.w, s.c],
+                        factor: *factor,
+                        kernel: *kernel,
+                    };
+                    carafe::carafe(par, &p, n, get(*i), get(*kernels), &mut out);
                 }
                 Op::Crop {
                     input: i,

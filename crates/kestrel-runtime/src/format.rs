@@ -5,7 +5,7 @@
 //! | bytes | content |
 //! |---|---|
 //! | 8 | magic `KESTPLAN` |
-//! | 4 | format version (`u32`, currently 2; version 1 files, which predate the segmentation ops, still load) |
+//! | 4 | format version (`u32`, currently 3; files of versions 1 and 2, which predate some ops, still load) |
 //! | 8 | graph length `G` in bytes (`u64`) |
 //! | G | the [`crate::plan::Graph`] as JSON (values, ops, shapes, weight offsets) |
 //! | 8 | weight count `W` (`u64`) |
@@ -21,8 +21,9 @@ use std::path::Path;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"KESTPLAN";
-/// Current format version (2 added `Resize`, `ConvTranspose`, `PixelShuffle` and `Crop`).
-pub const VERSION: u32 = 2;
+/// Current format version (2 added `Resize`, `ConvTranspose`, `PixelShuffle` and `Crop`; 3 added
+/// `Carafe`).
+pub const VERSION: u32 = 3;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -232,11 +233,11 @@ mod tests {
             .to_string()
             .contains("version 9"));
         let mut bad = good.clone();
-        bad[8] = 3; // a future version
+        bad[8] = 4; // a future version
         assert!(Plan::from_bytes(&bad, p)
             .unwrap_err()
             .to_string()
-            .contains("versions 1 to 2"));
+            .contains("versions 1 to 3"));
         let mut bad = good.clone();
         let n = bad.len();
         bad[n - 12] ^= 1; // a weight bit

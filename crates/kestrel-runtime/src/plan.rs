@@ -2,6 +2,7 @@
 //! every weight in one flat array, laid out for the kernel that reads it.
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::carafe::MAX_KERNEL;
 use crate::kernels::resize::ResizeMode;
 use crate::kernels::ConvGeometry;
 use crate::Activation;
@@ -201,6 +202,21 @@ pub enum Op {
         /// Upscale factor r.
         factor: usize,
     },
+    /// CARAFE's reassembly (see [`crate::kernels::carafe`]): `input` `(h, w, c)` upsampled by
+    /// `factor` σ with the kernels whose logits `kernels` `(h, w, σ²·k²)` holds (the content
+    /// encoder's output, before its pixel shuffle and softmax).
+    Carafe {
+        /// The features to reassemble.
+        input: ValueId,
+        /// The kernels' logits.
+        kernels: ValueId,
+        /// Output value, `(σh, σw, c)`.
+        output: ValueId,
+        /// Upsampling factor σ.
+        factor: usize,
+        /// Reassembly kernel side k (odd).
+        kernel: usize,
+    },
     /// The top-left corner of the input, of the output value's height and width.
     Crop {
         /// Input value.
@@ -226,6 +242,7 @@ impl Op {
             }
             Op::ConvTranspose(c) => vec![c.input],
             Op::Add { a, b, .. } => vec![*a, *b],
+            Op::Carafe { input, kernels, .. } => vec![*input, *kernels],
         }
     }
 
@@ -240,6 +257,7 @@ impl Op {
             | Op::Clip { output, .. }
             | Op::Resize { output, .. }
             | Op::PixelShuffle { output, .. }
+            | Op::Carafe { output, .. }
             | Op::Crop { output, .. } => *output,
             Op::ConvTranspose(c) => c.output,
         }
@@ -265,6 +283,7 @@ impl Op {
             },
             Op::ConvTranspose(_) => "conv_transpose",
             Op::PixelShuffle { .. } => "pixel_shuffle",
+            Op::Carafe { .. } => "carafe",
             Op::Crop { .. } => "crop",
         }
     }
@@ -557,6 +576,35 @@ impl Plan {
                         return bad(format!("op {i}: pixel shuffle by {factor} overflows"));
                     };
                     expect(Shape { h, w, c: is.c / r2 })?;
+                }
+                Op::Carafe {
+                    input,
+                    kernels,
+                    factor,
+                    kernel,
+                    ..
+                } => {
+                    let (is, ks) = (g.values[*input], g.values[*kernels]);
+                    let (s, k) = (*factor, *kernel);
+                    if s == 0 || k.is_multiple_of(2) || k > MAX_KERNEL {
+                        return bad(format!(
+                            "op {i}: carafe factor {s} and kernel {k}: expected a factor >= 1 and an odd kernel of at most {MAX_KERNEL}"
+                        ));
+                    }
+                    let want = s
+                        .checked_mul(s)
+                        .and_then(|s2| s2.checked_mul(k * k))
+                        .map(|c| Shape::new(is.h, is.w, c));
+                    if want != Some(ks) {
+                        return bad(format!(
+                            "op {i}: carafe kernels value is {ks}, expected {}x{} with {s}²·{k}² channels (factor² · kernel² logits per input pixel)",
+                            is.h, is.w
+                        ));
+                    }
+                    let (Some(h), Some(w)) = (is.h.checked_mul(s), is.w.checked_mul(s)) else {
+                        return bad(format!("op {i}: carafe by {s} overflows"));
+                    };
+                    expect(Shape::new(h, w, is.c))?;
                 }
                 Op::Crop { input, .. } => {
                     let is = g.values[*input];

@@ -4,19 +4,18 @@
 //!
 //! Upsamplers the runtime and ONNX export run: nearest, bilinear and bicubic (with the module's
 //! `align_corners` and scale), transposed convolution (any kernel, stride, padding, output
-//! padding, dilation and groups) and pixel shuffle (its convolution, then the shuffle). CARAFE
-//! and Meta-Upscale are rejected with an error naming them.
+//! padding, dilation and groups), pixel shuffle (its convolution, then the shuffle), CARAFE (its
+//! compressor and encoder convolutions, then the fused reassembly) and Meta-Upscale by an
+//! integer factor (one convolution with the predicted filters, then a pixel shuffle).
 
 use super::error::ExportError;
 use super::lower::{bias_or_zeros, conv_layer, floats, resnet_name, Lowering};
 use super::network::{ConvLayer, Layer, Network};
 use crate::models::fcn::{Fcn, FcnBackbone};
-use crate::upsample::{InterpMode, Upsampler};
+use crate::upsample::meta::meta_positions;
+use crate::upsample::{InterpMode, MetaUpscale, Upsampler};
 use burn::nn::conv::Conv2d;
 use kestrel_runtime::{Activation, ResizeMode};
-
-/// The upsamplers [`lower_segmenter`] can export, for error messages.
-pub const EXPORTABLE_UPSAMPLERS: &str = "nearest, bilinear, bicubic, transposed, pixelshuffle";
 
 /// Describes `model` on `resolution` × `resolution` inputs as a list of layers with batch norm
 /// folded into the backbone's convolutions; its output is the per-pixel class scores (input
@@ -176,21 +175,78 @@ fn upsampler(
                 factor: m.factor,
             })
         }
-        Upsampler::Carafe(_) | Upsampler::Meta(_) => {
-            let kind = if matches!(u, Upsampler::Carafe(_)) {
-                "carafe"
-            } else {
-                "meta"
-            };
-            return Err(ExportError::Unsupported {
-                layer: name.into(),
-                message: format!(
-                    "the `{kind}` upsampler cannot be exported (kestrel-runtime and the ONNX \
-                     export run: {EXPORTABLE_UPSAMPLERS}); use one of those for a deployable model"
-                ),
-            });
+        Upsampler::Carafe(m) => {
+            let compressed = plain_conv(l, input, &format!("{name}.compressor"), &m.compressor)?;
+            let kernels = plain_conv(l, compressed, &format!("{name}.encoder"), &m.encoder)?;
+            l.push(Layer::Carafe {
+                name: name.into(),
+                input,
+                kernels,
+                factor: m.factor,
+                kernel: m.up_kernel,
+            })
         }
+        Upsampler::Meta(m) => meta_upscale(l, input, name, m)?,
     })
+}
+
+/// Meta-Upscale by an integer factor r as the convolution and pixel shuffle it equals: output
+/// pixel (r·y + i, r·x + j) reads source pixel (y, x) with the filter predicted for fractions
+/// (i/r, j/r), so the r² filters, stacked as output channel o·r² + i·r + j (PyTorch's
+/// `pixel_shuffle` order), make one k×k convolution (padding k/2, no bias) whose shuffled output
+/// is the upsampler's.
+fn meta_upscale(
+    l: &mut Lowering,
+    input: usize,
+    name: &str,
+    m: &MetaUpscale,
+) -> Result<usize, ExportError> {
+    let r = m.scale;
+    if !(r >= 1.0 && r.fract() == 0.0 && r <= u16::MAX as f64) {
+        return Err(ExportError::Unsupported {
+            layer: name.into(),
+            message: format!(
+                "the `meta` upsampler exports for integer factors (an FCN's are), got scale {r}"
+            ),
+        });
+    }
+    let f = r as usize;
+    // The fractions i/r − ⌊i/r⌋ of outputs 0..r, computed as the module computes them.
+    let (_, frac) = meta_positions(1, f, r);
+    let device = m.fc1.weight.val().device();
+    let filters = floats(m.filters(&frac, &frac, r, &device), name, "filters")?;
+    let (cin, cout, k) = (m.in_channels, m.out_channels, m.kernel);
+    let (kk, f2) = (cin * k * k, f * f);
+    // filters: (f², C_out, C_in·k²) → OIHW with output channel o·f² + p.
+    let mut weight = vec![0f32; cout * f2 * kk];
+    for (p, per_pixel) in filters.chunks_exact(cout * kk).enumerate() {
+        for (o, filter) in per_pixel.chunks_exact(kk).enumerate() {
+            weight[(o * f2 + p) * kk..][..kk].copy_from_slice(filter);
+        }
+    }
+    let conv = ConvLayer {
+        weight,
+        bias: vec![0.0; cout * f2],
+        in_channels: cin,
+        out_channels: cout * f2,
+        kernel: [k, k],
+        stride: [1, 1],
+        padding: [k / 2, k / 2],
+        dilation: [1, 1],
+        groups: 1,
+        act: Activation::None,
+    };
+    let conv_name = format!("{name}.filters");
+    let x = l.push(Layer::Conv {
+        name: conv_name,
+        input,
+        conv,
+    });
+    Ok(l.push(Layer::PixelShuffle {
+        name: name.into(),
+        input: x,
+        factor: f,
+    }))
 }
 
 #[cfg(test)]
@@ -265,22 +321,35 @@ mod tests {
         assert!(e < 1e-4, "fcn8s-resnet18 os16 bicubic: relative error {e}");
     }
 
+    /// CARAFE and Meta-Upscale, on odd sizes with crops (FCN-16s and FCN-8s), factors 2, 8
+    /// and 16, the encoder's 3×3 convolution at the maps' borders.
     #[test]
-    fn carafe_and_meta_are_refused_by_name() {
-        let device = Device::flex();
-        for (up, kind) in [
-            (UpsamplerKind::Carafe, "carafe"),
-            (UpsamplerKind::Meta, "meta"),
+    fn carafe_and_meta_match_burn() {
+        for (name, up, res) in [
+            ("fcn16s-mobilenet-v2", UpsamplerKind::Carafe, 45),
+            ("fcn8s-mobilenet-v2", UpsamplerKind::Carafe, 37),
+            ("fcn16s-mobilenet-v2", UpsamplerKind::Meta, 45),
+            ("fcn8s-mobilenet-v2", UpsamplerKind::Meta, 37),
         ] {
-            let model = spec("fcn32s-mobilenet-v2", 0.35, 32, up)
-                .init(&device)
-                .unwrap();
-            let e = lower_segmenter(&model, 32).unwrap_err().to_string();
-            assert!(
-                e.contains(kind) && e.contains("up_final") && e.contains(EXPORTABLE_UPSAMPLERS),
-                "{e}"
-            );
+            let s = spec(name, 0.35, 32, up);
+            let e = compare(&s, res, 9);
+            assert!(e < 1e-4, "{name} {up} at {res}: relative error {e}");
         }
+    }
+
+    #[test]
+    fn meta_with_a_fractional_scale_is_refused_by_name() {
+        let device = Device::flex();
+        let m = crate::upsample::MetaUpscaleConfig::new(2, 2)
+            .with_hidden(4)
+            .with_scale(2.5)
+            .init(&device)
+            .unwrap();
+        let mut l = Lowering { layers: Vec::new() };
+        let e = meta_upscale(&mut l, 0, "up_final", &m)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("up_final") && e.contains("2.5"), "{e}");
     }
 
     #[test]

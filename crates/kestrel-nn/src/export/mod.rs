@@ -27,7 +27,7 @@ pub(crate) mod synthetic;
 pub use error::ExportError;
 pub use layout::{nchw_to_nhwc, nhwc_to_nchw};
 pub use lower::lower;
-pub use lower_fcn::{lower_segmenter, EXPORTABLE_UPSAMPLERS};
+pub use lower_fcn::lower_segmenter;
 pub use network::{ConvLayer, Layer, Network};
 pub use onnx::{
     network_to_onnx, save_onnx, save_segmenter_onnx, to_onnx, to_onnx_with_metadata, ONNX_OPSET,

@@ -138,6 +138,21 @@ pub enum Layer {
         /// Upscale factor.
         factor: usize,
     },
+    /// CARAFE's reassembly of `input` by `factor` with the k×k kernels whose logits (the
+    /// content encoder's output, `factor²·kernel²` channels, before pixel shuffle and softmax)
+    /// value `kernels` holds.
+    Carafe {
+        /// Module path.
+        name: String,
+        /// The features to reassemble.
+        input: usize,
+        /// The kernels' logits.
+        kernels: usize,
+        /// Upsampling factor σ.
+        factor: usize,
+        /// Reassembly kernel side k.
+        kernel: usize,
+    },
     /// The top-left corner of `input` with the height and width of value `like`.
     Crop {
         /// Module path.
@@ -161,6 +176,7 @@ impl Layer {
             | Layer::Resize { name, .. }
             | Layer::ConvTranspose { name, .. }
             | Layer::PixelShuffle { name, .. }
+            | Layer::Carafe { name, .. }
             | Layer::Crop { name, .. } => name,
         }
     }
@@ -176,6 +192,7 @@ impl Layer {
             | Layer::ConvTranspose { input, .. }
             | Layer::PixelShuffle { input, .. } => vec![*input],
             Layer::Crop { input, like, .. } => vec![*input, *like],
+            Layer::Carafe { input, kernels, .. } => vec![*input, *kernels],
             Layer::Add { a, b, .. } => vec![*a, *b],
         }
     }

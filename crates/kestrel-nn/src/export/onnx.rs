@@ -183,6 +183,20 @@ pub fn network_to_onnx(net: &Network, metadata: &[(String, String)]) -> Vec<u8> 
                     &attrs,
                 ));
             }
+            Layer::Carafe {
+                name,
+                input,
+                kernels,
+                factor,
+                kernel,
+            } => g.carafe(
+                name,
+                &value(*input),
+                &value(*kernels),
+                *factor,
+                *kernel,
+                &out,
+            ),
             Layer::Crop { name, input, like } => {
                 let (ends, starts, axes) = (
                     format!("{name}.ends"),
@@ -385,7 +399,7 @@ mod tests {
 
     /// The segmenters `tools/onnx_fcn_reference.py` runs through ONNX Runtime:
     /// (name, model, width, output stride, upsampler, resolution, seed); 3 classes, batch 1.
-    const FCN_CASES: [(&str, &str, f64, usize, &str, usize, u64); 5] = [
+    const FCN_CASES: [(&str, &str, f64, usize, &str, usize, u64); 7] = [
         (
             "fcn8s_mbv2_bilinear",
             "fcn8s-mobilenet-v2",
@@ -430,6 +444,24 @@ mod tests {
             "nearest",
             35,
             45,
+        ),
+        (
+            "fcn8s_mbv2_carafe",
+            "fcn8s-mobilenet-v2",
+            0.35,
+            32,
+            "carafe",
+            37,
+            46,
+        ),
+        (
+            "fcn16s_mbv2_os16_meta",
+            "fcn16s-mobilenet-v2",
+            0.35,
+            16,
+            "meta",
+            35,
+            47,
         ),
     ];
 

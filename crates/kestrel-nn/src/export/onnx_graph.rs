@@ -325,6 +325,90 @@ impl Graph {
         }
     }
 
+    /// CARAFE's reassembly of `x` (N, C, H, W) by `factor` σ with k×k kernels from the logits
+    /// `kernels` (N, σ²k², H, W), written to `out`, in standard operators: the logits
+    /// `DepthToSpace` (CRD) → `Softmax` over channels → `Split` into k² weight maps; `x` zero
+    /// padded by ⌊k/2⌋ and upsampled by `Resize` (nearest, ×σ), so that tap (a, b) of output
+    /// pixel (i, j) — source pixel (⌊i/σ⌋ + a − ⌊k/2⌋, ⌊j/σ⌋ + b − ⌊k/2⌋) — is the upsampled map
+    /// at (i + σa, j + σb): a `Slice` per tap, `Mul` by its weight map, and one `Sum`.
+    pub fn carafe(
+        &mut self,
+        name: &str,
+        x: &str,
+        kernels: &str,
+        factor: usize,
+        kernel: usize,
+        out: &str,
+    ) {
+        let (s, k) = (factor, kernel);
+        let r = k / 2;
+        let [shuffled, soft, pads, padded, up, axes] =
+            ["shuffled", "softmax", "pads", "padded", "upsampled", "axes"]
+                .map(|v| format!("{name}.{v}"));
+        let d2s = [attr_int("blocksize", s as i64), attr_str("mode", "CRD")];
+        self.nodes.push(node(
+            "DepthToSpace",
+            &shuffled,
+            &[kernels],
+            &[&shuffled],
+            &d2s,
+        ));
+        self.nodes.push(node(
+            "Softmax",
+            &soft,
+            &[&shuffled],
+            &[&soft],
+            &[attr_int("axis", 1)],
+        ));
+        let weights: Vec<String> = (0..k * k).map(|q| format!("{name}.w{q}")).collect();
+        let wrefs: Vec<&str> = weights.iter().map(String::as_str).collect();
+        let split = format!("{name}.split");
+        self.nodes.push(node(
+            "Split",
+            &split,
+            &[&soft],
+            &wrefs,
+            &[attr_int("axis", 1)],
+        ));
+        let r64 = r as i64;
+        self.initializers
+            .push(tensor_i64(&pads, &[0, 0, r64, r64, 0, 0, r64, r64]));
+        self.nodes
+            .push(node("Pad", &padded, &[x, &pads], &[&padded], &[]));
+        let scale = ResizeTo::Scale([s as f64; 2]);
+        self.resize(&up, &padded, ResizeMode::Nearest, false, scale, &up);
+        self.initializers.push(tensor_i64(&axes, &[2, 3]));
+        // The upsampled map has σ(H + 2r) rows; tap a keeps rows [σa, σa + σH), i.e. it ends
+        // σ(2r − a) rows before the end (at the end itself for a = 2r).
+        let end = |a: usize| match 2 * r - a {
+            0 => i64::MAX,
+            d => -((s * d) as i64),
+        };
+        let mut products = Vec::with_capacity(k * k);
+        for a in 0..k {
+            for b in 0..k {
+                let q = a * k + b;
+                let [starts, ends, tap, prod] =
+                    ["starts", "ends", "tap", "product"].map(|v| format!("{name}.{v}{q}"));
+                self.initializers
+                    .push(tensor_i64(&starts, &[(s * a) as i64, (s * b) as i64]));
+                self.initializers.push(tensor_i64(&ends, &[end(a), end(b)]));
+                self.nodes.push(node(
+                    "Slice",
+                    &tap,
+                    &[&up, &starts, &ends, &axes],
+                    &[&tap],
+                    &[],
+                ));
+                self.nodes
+                    .push(node("Mul", &prod, &[&tap, &weights[q]], &[&prod], &[]));
+                products.push(prod);
+            }
+        }
+        let prefs: Vec<&str> = products.iter().map(String::as_str).collect();
+        self.nodes.push(node("Sum", name, &prefs, &[out], &[]));
+    }
+
     /// The `ModelProto` bytes of this graph named `name` with one input and one output, opset
     /// [`ONNX_OPSET`], and `metadata` as `metadata_props`.
     pub fn into_model(

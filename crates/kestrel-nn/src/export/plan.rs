@@ -125,6 +125,13 @@ pub fn network_to_plan(net: &Network) -> Result<Plan, ExportError> {
                 b.conv_transpose(ids[*input], &p)
             }
             Layer::PixelShuffle { input, factor, .. } => b.pixel_shuffle(ids[*input], *factor),
+            Layer::Carafe {
+                input,
+                kernels,
+                factor,
+                kernel,
+                ..
+            } => b.carafe(ids[*input], ids[*kernels], *factor, *kernel),
             Layer::Crop { input, like, .. } => {
                 let like = b.shape(ids[*like]).map_err(with_layer)?;
                 b.crop(ids[*input], [like.h, like.w])

@@ -398,6 +398,17 @@ impl Writer<'_> {
                     .nodes
                     .push(node("DepthToSpace", &name, &[&x], &[&dest], &attrs));
             }
+            Op::Carafe {
+                input,
+                kernels,
+                factor,
+                kernel,
+                ..
+            } => {
+                let x = self.read(*input, false);
+                let k = self.read(*kernels, false);
+                self.g.carafe(&name, &x, &k, *factor, *kernel, &dest);
+            }
             Op::Crop { input, .. } => {
                 let x = self.read(*input, false);
                 let [starts, ends, axes] =

@@ -151,6 +151,23 @@ impl MetaUpscale {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The predicted filters W_ij for rows with fractions `frac_h` and columns with fractions
+    /// `frac_w` at factor `r`: (rows·columns, C_out, C_in·k²), row-major over (i, j), each
+    /// filter's columns in (c, a, b) order.
+    pub fn filters(&self, frac_h: &[f32], frac_w: &[f32], r: f64, device: &Device) -> Tensor<3> {
+        let p = frac_h.len() * frac_w.len();
+        let mut v = Vec::with_capacity(p * 3);
+        for fh in frac_h {
+            for fw in frac_w {
+                v.extend_from_slice(&[*fh, *fw, (1.0 / r) as f32]);
+            }
+        }
+        let v = Tensor::<2>::from_data(TensorData::new(v, [p, 3]), device);
+        let weights = self.fc2.forward(relu(self.fc1.forward(v))); // (P, C_out·C_in·k²)
+        let kk = self.in_channels * self.kernel * self.kernel;
+        weights.reshape([p, self.out_channels, kk])
+    }
+
     /// Upsamples (N, C_in, H, W) to (N, C_out, ⌊rH⌋, ⌊rW⌋); an error for a wrong channel count,
     /// an empty input, a bad factor or an empty output.
     pub fn forward_scale(&self, x: Tensor<4>, r: f64) -> Result<Tensor<4>, UpsampleError> {
@@ -168,22 +185,11 @@ impl MetaUpscale {
                 ),
             });
         };
-        let device = x.device();
-        let k2 = self.kernel * self.kernel;
-        let kk = c * k2;
+        let kk = c * self.kernel * self.kernel;
         let (src_h, frac_h) = meta_positions(h, ho, r);
         let (src_w, frac_w) = meta_positions(w, wo, r);
         let p = ho * wo;
-        // v_ij for every output pixel, row-major.
-        let mut v = Vec::with_capacity(p * 3);
-        for fh in &frac_h {
-            for fw in &frac_w {
-                v.extend_from_slice(&[*fh, *fw, (1.0 / r) as f32]);
-            }
-        }
-        let v = Tensor::<2>::from_data(TensorData::new(v, [p, 3]), &device);
-        let weights = self.fc2.forward(relu(self.fc1.forward(v))); // (P, C_out·C_in·k²)
-        let weights = weights.reshape([p, self.out_channels, kk]);
+        let weights = self.filters(&frac_h, &frac_w, r, &x.device());
         let patches = select_hw(neighbourhoods(x, self.kernel), &src_h, &src_w); // (N, C·k², H′, W′)
         let patches = patches.reshape([n, kk, p]).permute([2, 1, 0]); // (P, C·k², N)
         let out = weights.matmul(patches); // (P, C_out, N)

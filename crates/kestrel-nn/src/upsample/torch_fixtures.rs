@@ -245,6 +245,54 @@ fn carafe_matches_paper_reference() {
     }
 }
 
+/// kestrel-runtime's CARAFE (the compressor and encoder convolutions, then the fused shuffle,
+/// softmax and reassembly) against the same PyTorch reference, on its NHWC layout.
+#[test]
+fn runtime_carafe_matches_paper_reference() {
+    use crate::export::layout::{nchw_to_nhwc, nhwc_to_nchw};
+    use kestrel_runtime::{ConvParams, Engine, EngineOptions, PlanBuilder, Shape};
+    for case in &load(include_str!("fixtures/carafe.json"), 2) {
+        let (c, cm, s, ke, ku) = (
+            num(case, "channels"),
+            num(case, "compressed"),
+            num(case, "factor"),
+            num(case, "k_enc"),
+            num(case, "k_up"),
+        );
+        let [n, _, h, w] = usizes(case, "x_shape");
+        let e = s * s * ku * ku;
+        let (cw, cb, ew, eb) = (
+            floats(case, "comp_w"),
+            floats(case, "comp_b"),
+            floats(case, "enc_w"),
+            floats(case, "enc_b"),
+        );
+        let mut b = PlanBuilder::new(Shape::new(h, w, c));
+        let comp = b.conv(0, &ConvParams::new(&cw, Some(&cb), cm, 1)).unwrap();
+        let enc = ConvParams::new(&ew, Some(&eb), e, ke).padding(ke / 2);
+        let logits = b.conv(comp, &enc).unwrap();
+        let out = b.carafe(0, logits, s, ku).unwrap();
+        let plan = b.build(out).unwrap();
+        for threads in [1, 2] {
+            let opts = EngineOptions {
+                threads,
+                ..Default::default()
+            };
+            let mut engine = Engine::new(plan.clone(), opts).unwrap();
+            let x = nchw_to_nhwc(&floats(case, "x"), n, c, h * w);
+            let y = engine.run(&x, n).unwrap();
+            let got = nhwc_to_nchw(y, n, c, h * s * w * s);
+            let want = floats(case, "y");
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "σ {s} k {ku}, {threads} threads: {worst}");
+        }
+    }
+}
+
 #[test]
 fn meta_upscale_matches_paper_reference() {
     let cases = load(include_str!("fixtures/meta.json"), 3);

@@ -1,6 +1,7 @@
 //! CPU kernels on NHWC `f32` data. Each works on a whole batch and splits its rows across the
 //! engine's threads; none allocates (scratch comes from the caller).
 
+pub mod carafe;
 pub mod conv_transpose;
 pub mod depthwise;
 pub mod eltwise;

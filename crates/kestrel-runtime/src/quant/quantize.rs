@@ -58,6 +58,7 @@ pub fn quantize(
     n: usize,
     opts: &QuantizeOptions,
 ) -> Result<(QuantPlan, Vec<ValueReport>)> {
+    super::table::check_int8_ops(&plan)?;
     let is: Shape = plan.input_shape();
     if n == 0 || images.len() != n * is.len() {
         return Err(RuntimeError::Input(format!(

@@ -143,6 +143,24 @@ fn good_scale(s: f32) -> bool {
     s.is_finite() && s.is_normal() && s > 0.0 && s < 1e30
 }
 
+/// Refuses a plan with an op the int8 engine cannot run (CARAFE's reassembly, whose softmax
+/// weights have no int8 form here), naming the op.
+pub fn check_int8_ops(plan: &Plan) -> Result<()> {
+    match plan
+        .graph
+        .ops
+        .iter()
+        .enumerate()
+        .find(|(_, op)| matches!(op, Op::Carafe { .. }))
+    {
+        Some((i, op)) => Err(RuntimeError::InvalidPlan(format!(
+            "op {i} ({}) has no int8 form: deploy this model in fp32",
+            op.kind_name()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl QuantTable {
     /// Checks the table against `plan`: one entry per value and op, every scale finite and
     /// positive, pools keeping their input's quantisation, and every requantisation multiplier
@@ -150,6 +168,7 @@ impl QuantTable {
     pub fn validate(&self, plan: &Plan) -> Result<()> {
         let g = &plan.graph;
         let bad = |m: String| Err(RuntimeError::InvalidPlan(format!("quantisation: {m}")));
+        check_int8_ops(plan)?;
         if self.values.len() != g.values.len() {
             return bad(format!(
                 "{} value entries for {} values",
