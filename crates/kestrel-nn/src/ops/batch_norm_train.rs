@@ -16,7 +16,7 @@
 
 use super::batch_norm_sync::{self, ReplicaSum};
 use super::flex_io;
-use super::simd::simd_kernel;
+use super::simd::{lane_sum, simd_kernel};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -158,7 +158,7 @@ fn shifted_sums(a: &[f32], shift: f32) -> (f32, f32) {
         ts += d;
         ts2 += d * d;
     }
-    (s.iter().sum::<f32>() + ts, s2.iter().sum::<f32>() + ts2)
+    (lane_sum(s) + ts, lane_sum(s2) + ts2)
 }
 
 /// [`shifted_sums`] with AVX2: sixteen lanes in two pairs of registers.
@@ -195,7 +195,7 @@ unsafe fn shifted_sums_avx2(a: &[f32], shift: f32) -> (f32, f32) {
         _mm256_storeu_ps(s.as_mut_ptr(), _mm256_add_ps(s0, s1));
         _mm256_storeu_ps(q.as_mut_ptr(), _mm256_add_ps(q0, q1));
     }
-    let (mut ts, mut ts2) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
+    let (mut ts, mut ts2) = (lane_sum(s), lane_sum(q));
     for &v in chunks.remainder() {
         let d = v - shift;
         ts += d;
@@ -204,75 +204,161 @@ unsafe fn shifted_sums_avx2(a: &[f32], shift: f32) -> (f32, f32) {
     (ts, ts2)
 }
 
-/// `(Σ g, Σ g·(x − μ))` over one plane in sixteen f32 lanes, with `g = dy`, or with a clamp
-/// `mask` `g = dy` where the forward output lay strictly inside the bounds, else 0.
-#[inline(always)]
+/// `(Σ g, Σ g·(x − μ))` over one plane, with `g = dy`, or with a clamp `mask` `g = dy` where the
+/// forward output lay strictly inside the bounds, else 0. With AVX2 (checked at run time) eight
+/// lanes at a time with the mask as a lane mask ([`avx2_lanes`]); small planes (3×3, 6×6 maps)
+/// are mostly a scalar tail either way.
 fn plane_sums(dy: &[f32], x: &[f32], mu: f32, mask: Option<PlaneMask>) -> (f32, f32) {
-    let passes = |v: f32| mask.is_none_or(|m| m.passes(v));
     let n = dy.len().min(x.len());
-    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let mut i = 0;
-    while i + 16 <= n {
-        let (g, v) = (&dy[i..i + 16], &x[i..i + 16]);
-        for j in 0..16 {
-            let gm = if passes(v[j]) { g[j] } else { 0.0 };
-            a[j] += gm;
-            b[j] += gm * (v[j] - mu);
-        }
-        i += 16;
+    let (mut a, mut b) = (0.0f32, 0.0f32);
+    #[cfg(target_arch = "x86_64")]
+    if kestrel_runtime::kernels::simd_available() {
+        // SAFETY: AVX2 and FMA were detected on this CPU.
+        (a, b, i) = unsafe { avx2_lanes::sums(&dy[..n], &x[..n], mu, mask) };
     }
-    let (mut ta, mut tb) = (0.0f32, 0.0f32);
     for j in i..n {
-        let gm = if passes(x[j]) { dy[j] } else { 0.0 };
-        ta += gm;
-        tb += gm * (x[j] - mu);
+        let gm = masked(dy[j], x[j], mask);
+        a += gm;
+        b += gm * (x[j] - mu);
     }
-    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+    (a, b)
 }
 
 /// `dy = k · (g − mean_dy − (x − μ) · coef)` in place, `g` as in [`plane_sums`]: the BatchNorm
 /// input gradient of one plane.
-#[inline(always)]
-fn plane_dx(
-    dy: &mut [f32],
-    x: &[f32],
-    k: f32,
-    (mean_dy, mu, coef): (f32, f32, f32),
-    mask: Option<PlaneMask>,
-) {
-    let passes = |v: f32| mask.is_none_or(|m| m.passes(v));
-    for (g, &v) in dy.iter_mut().zip(x) {
-        let gm = if passes(v) { *g } else { 0.0 };
-        *g = k * (gm - mean_dy - (v - mu) * coef);
+fn plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32), mask: Option<PlaneMask>) {
+    let n = dy.len().min(x.len());
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    if kestrel_runtime::kernels::simd_available() {
+        // SAFETY: AVX2 and FMA were detected on this CPU.
+        i = unsafe { avx2_lanes::dx(&mut dy[..n], &x[..n], k, terms, mask) };
+    }
+    let (mean_dy, mu, coef) = terms;
+    for j in i..n {
+        let gm = masked(dy[j], x[j], mask);
+        dy[j] = k * (gm - mean_dy - (x[j] - mu) * coef);
     }
 }
 
-simd_kernel! {
+/// `g` where `mask` passes `x` (or there is none), else 0.
+#[inline(always)]
+fn masked(g: f32, x: f32, mask: Option<PlaneMask>) -> f32 {
+    match mask {
+        Some(m) if !m.passes(x) => 0.0,
+        _ => g,
+    }
+}
+
+/// [`plane_sums`] and [`plane_dx`] eight lanes at a time with AVX2, the same operations in the
+/// same order as the scalar code (no fused multiply-add), so each lane gives the scalar bits.
+#[cfg(target_arch = "x86_64")]
+mod avx2_lanes {
+    use super::PlaneMask;
+    use std::arch::x86_64::*;
+
+    /// `g` with the lanes where the mask fails `x` zeroed.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn masked(g: __m256, x: __m256, mask: Option<PlaneMask>) -> __m256 {
+        let Some(m) = mask else { return g };
+        let y = _mm256_add_ps(
+            _mm256_mul_ps(
+                _mm256_sub_ps(x, _mm256_set1_ps(m.map.mean)),
+                _mm256_set1_ps(m.map.scale),
+            ),
+            _mm256_set1_ps(m.map.beta),
+        );
+        let inside = _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_GT_OQ>(y, _mm256_set1_ps(m.lo)),
+            _mm256_cmp_ps::<_CMP_LT_OQ>(y, _mm256_set1_ps(m.hi)),
+        );
+        _mm256_and_ps(inside, g)
+    }
+
+    /// The sum of a register's lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn total(v: __m256) -> f32 {
+        let mut a = [0.0f32; 8];
+        // SAFETY: `a` holds 8 floats.
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+        super::lane_sum(a)
+    }
+
+    /// The whole blocks of eight of [`super::plane_sums`]: `(Σ g, Σ g·(x − μ), elements done)`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `dy` and `x` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sums(
+        dy: &[f32],
+        x: &[f32],
+        mu: f32,
+        mask: Option<PlaneMask>,
+    ) -> (f32, f32, usize) {
+        let m = _mm256_set1_ps(mu);
+        let (mut a, mut b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (gs, xs) = (dy.chunks_exact(8), x.chunks_exact(8));
+        let done = dy.len() - gs.remainder().len();
+        for (g, v) in gs.zip(xs) {
+            // SAFETY: both chunks hold 8 floats.
+            let (g, v) = unsafe { (_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(v.as_ptr())) };
+            let gm = masked(g, v, mask);
+            a = _mm256_add_ps(a, gm);
+            b = _mm256_add_ps(b, _mm256_mul_ps(gm, _mm256_sub_ps(v, m)));
+        }
+        (total(a), total(b), done)
+    }
+
+    /// The whole blocks of eight of [`super::plane_dx`]; returns the elements done.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `dy` and `x` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dx(
+        dy: &mut [f32],
+        x: &[f32],
+        k: f32,
+        (mean_dy, mu, coef): (f32, f32, f32),
+        mask: Option<PlaneMask>,
+    ) -> usize {
+        let (k, mean_dy) = (_mm256_set1_ps(k), _mm256_set1_ps(mean_dy));
+        let (mu, coef) = (_mm256_set1_ps(mu), _mm256_set1_ps(coef));
+        let mut gs = dy.chunks_exact_mut(8);
+        let xs = x.chunks_exact(8);
+        for (g, v) in (&mut gs).zip(xs) {
+            // SAFETY: both chunks hold 8 floats.
+            let (gv, vv) = unsafe { (_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(v.as_ptr())) };
+            let gm = masked(gv, vv, mask);
+            let centred = _mm256_mul_ps(_mm256_sub_ps(vv, mu), coef);
+            let out = _mm256_mul_ps(k, _mm256_sub_ps(_mm256_sub_ps(gm, mean_dy), centred));
+            // SAFETY: `g` holds 8 floats.
+            unsafe { _mm256_storeu_ps(g.as_mut_ptr(), out) };
+        }
+        x.len() - gs.into_remainder().len()
+    }
+}
+
 /// [`plane_sums`] without a mask.
 fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
     plane_sums(dy, x, mu, None)
 }
-}
 
-simd_kernel! {
 /// [`plane_sums`] with a mask.
 fn masked_dy_sums(dy: &[f32], x: &[f32], mu: f32, m: PlaneMask) -> (f32, f32) {
     plane_sums(dy, x, mu, Some(m))
 }
-}
 
-simd_kernel! {
 /// [`plane_dx`] without a mask.
 fn unmasked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32)) {
     plane_dx(dy, x, k, terms, None)
 }
-}
 
-simd_kernel! {
 /// [`plane_dx`] with a mask.
 fn masked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32), m: PlaneMask) {
     plane_dx(dy, x, k, terms, Some(m))
-}
 }
 
 simd_kernel! {

@@ -14,7 +14,7 @@
 //! tasks write to the same memory and the result does not depend on the thread count.
 
 use super::flex_io;
-use super::simd::simd_kernel;
+use super::simd::{lane_sum, simd_kernel};
 use crate::geometry::conv_out_len;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -99,7 +99,9 @@ impl Canvas {
         let key = (h, w, s, off, ph, pw);
         if self.key != Some(key) {
             self.buf.clear();
-            self.buf.resize(ph * pw, 0.0);
+            // A row and sixteen floats of zeros past the plane, which the flattened kernels
+            // read (their last block and taps run past the last row by less than that).
+            self.buf.resize((ph + 1) * pw + FLAT_BLOCK, 0.0);
             self.key = Some(key);
         }
         let at = |i: usize, n: usize| -> Option<usize> {
@@ -214,7 +216,7 @@ fn grad_block<const L: usize>(
         let row = &plane[(oy * s + ky * d) * c.pw..(oy * s + ky * d + 1) * c.pw];
         mul_acc(&mut acc, row, ox0 * s + kx * d, s, |j| g[j]);
     }
-    acc.iter().sum()
+    lane_sum(acc)
 }
 
 /// The width of the next block of output columns: 16, 8 or 4 while that many remain, then 1.
@@ -306,6 +308,133 @@ simd_kernel! {
     }
 }
 
+/// Lanes of a block of the flattened kernels.
+const FLAT_BLOCK: usize = 16;
+
+/// Output columns below which a stride-1 correlation runs on the flattened plane: on narrow maps
+/// (MobileNets' 3×3 to 24×24 at small inputs) the row-by-row blocks are mostly 8-, 4- and 1-wide
+/// tails, while the flattened form runs full blocks and wastes only the `pw − wo` padding
+/// columns of each row.
+const FLAT_BELOW: usize = 32;
+
+impl Correlation {
+    /// Whether this correlation runs flattened (see [`FLAT_BELOW`]).
+    fn flat(&self) -> bool {
+        self.stride == 1 && self.wo < FLAT_BELOW
+    }
+
+    /// Length of the flattened output: `ho` rows of `pw`, rounded up to whole blocks.
+    fn flat_len(&self) -> usize {
+        (self.ho * self.pw).div_ceil(FLAT_BLOCK) * FLAT_BLOCK
+    }
+}
+
+/// `acc[j] += wv · src[j]` over `L` lanes.
+#[inline(always)]
+fn axpy<const L: usize>(acc: &mut [f32; L], wv: f32, src: &[f32]) {
+    let src = &src[..L];
+    for j in 0..L {
+        acc[j] += wv * src[j];
+    }
+}
+
+/// `L` outputs of [`correlate_flat`] from flat position `t`.
+#[inline(always)]
+fn flat_block<const L: usize>(c: &Correlation, plane: &[f32], filt: &[f32], t: usize) -> [f32; L] {
+    let (k, d, pw) = (c.kernel, c.dilation, c.pw);
+    let mut acc = [0.0f32; L];
+    for ky in 0..k {
+        let row = &plane[t + ky * d * pw..];
+        for kx in 0..k {
+            axpy(&mut acc, filt[ky * k + kx], &row[kx * d..]);
+        }
+    }
+    acc
+}
+
+simd_kernel! {
+    /// Stride-1 [`correlate`] on the flattened padded plane (rows of `pw` one after another,
+    /// zeros past the end): `flat[t] = Σ_{ky,kx} filt[ky][kx] · plane[t + ky·d·pw + kx·d]`, so
+    /// output `(oy, ox)` is `flat[oy·pw + ox]`; columns `ox ≥ wo` are discarded by the caller.
+    fn correlate_flat(c: Correlation, plane: &[f32], filt: &[f32], flat: &mut [f32]) {
+        let mut t = 0;
+        while t < flat.len() {
+            if t + 4 * FLAT_BLOCK <= flat.len() {
+                let a = flat_block::<{ 4 * FLAT_BLOCK }>(&c, plane, filt, t);
+                flat[t..t + 4 * FLAT_BLOCK].copy_from_slice(&a);
+                t += 4 * FLAT_BLOCK;
+            } else {
+                let a = flat_block::<FLAT_BLOCK>(&c, plane, filt, t);
+                flat[t..t + FLAT_BLOCK].copy_from_slice(&a);
+                t += FLAT_BLOCK;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Stride-1 [`correlate_grad`] on flattened planes: `dyp` is the output gradient laid out
+    /// on rows of `pw` with zeros in the columns `≥ wo` and past the end, so
+    /// `sums[ky][kx] += Σ_t dyp[t] · plane[t + ky·d·pw + kx·d]` over `t < len` (whole blocks).
+    fn correlate_grad_flat(c: Correlation, plane: &[f32], dyp: &[f32], len: usize, sums: &mut [f64]) {
+        let (k, d, pw) = (c.kernel, c.dilation, c.pw);
+        for ky in 0..k {
+            for kx in 0..k {
+                let src = &plane[ky * d * pw + kx * d..];
+                let mut acc = [0.0f32; 4 * FLAT_BLOCK];
+                let mut t = 0;
+                while t + 4 * FLAT_BLOCK <= len {
+                    let g = &dyp[t..t + 4 * FLAT_BLOCK];
+                    let v = &src[t..t + 4 * FLAT_BLOCK];
+                    for j in 0..4 * FLAT_BLOCK {
+                        acc[j] += g[j] * v[j];
+                    }
+                    t += 4 * FLAT_BLOCK;
+                }
+                while t < len {
+                    let g = &dyp[t..t + FLAT_BLOCK];
+                    let v = &src[t..t + FLAT_BLOCK];
+                    for j in 0..FLAT_BLOCK {
+                        acc[j] += g[j] * v[j];
+                    }
+                    t += FLAT_BLOCK;
+                }
+                sums[ky * k + kx] += lane_sum(acc) as f64;
+            }
+        }
+    }
+}
+
+/// [`correlate`] or, where it pays, [`correlate_flat`] through `flat` (scratch) and a copy of
+/// the valid columns.
+fn correlate_any(
+    c: Correlation,
+    plane: &[f32],
+    filt: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    flat: &mut Vec<f32>,
+) {
+    if !c.flat() {
+        return correlate(c, plane, filt, out);
+    }
+    flat.resize(c.flat_len(), 0.0);
+    correlate_flat(c, plane, filt, flat);
+    for (o, row) in out.chunks_exact_mut(c.wo).zip(flat.chunks(c.pw)) {
+        for (d, &v) in o.iter_mut().zip(&row[..c.wo]) {
+            d.write(v);
+        }
+    }
+}
+
+/// Per-thread scratch of the kernels: the padded input (or spread gradient) plane, a second
+/// plane for the flattened weight gradient's output gradient, and the flattened output.
+#[derive(Default)]
+struct Scratch {
+    canvas: Canvas,
+    dy: Canvas,
+    flat: Vec<f32>,
+}
+
 /// `y` (N, C, Ho, Wo) from `x` (N, C, H, W) and `w` (C, 1, k, k): each plane is zero-padded once,
 /// then correlated with its filter.
 pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
@@ -320,12 +449,14 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (c, ph) = Correlation::over_padded_input(g);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(ho * wo).enumerate().for_each_init(
-            Canvas::default,
-            |pad, (plane, out)| {
+            Scratch::default,
+            |sc, (plane, out)| {
                 let ch = plane % g.channels;
                 let inp = &x[plane * hw..(plane + 1) * hw];
-                let pad = pad.place(inp, g.height, g.width, 1, g.padding as isize, ph, c.pw);
-                correlate(c, pad, &w[ch * k2..(ch + 1) * k2], out);
+                let pad = sc
+                    .canvas
+                    .place(inp, g.height, g.width, 1, g.padding as isize, ph, c.pw);
+                correlate_any(c, pad, &w[ch * k2..(ch + 1) * k2], out, &mut sc.flat);
             },
         );
     };
@@ -359,11 +490,12 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let fill = |dx: &mut [MaybeUninit<f32>]| {
         dx.par_chunks_mut(hw)
             .enumerate()
-            .for_each_init(Canvas::default, |pad, (plane, din)| {
+            .for_each_init(Scratch::default, |sc, (plane, din)| {
                 let ch = plane % g.channels;
                 let dout = &dy[plane * ho * wo..(plane + 1) * ho * wo];
-                let pad = pad.place(dout, ho, wo, g.stride, q, ph, pw);
-                correlate(c, pad, &flipped[ch * k2..(ch + 1) * k2], din);
+                let pad = sc.canvas.place(dout, ho, wo, g.stride, q, ph, pw);
+                let filt = &flipped[ch * k2..(ch + 1) * k2];
+                correlate_any(c, pad, filt, din, &mut sc.flat);
             });
     };
     // SAFETY: `correlate` writes all `h × w` values of every plane.
@@ -383,11 +515,11 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (c, ph) = Correlation::over_padded_input(g);
     dw.par_chunks_mut(k2)
         .enumerate()
-        .for_each_init(Canvas::default, |pad, (ch, acc)| {
+        .for_each_init(Scratch::default, |sc, (ch, acc)| {
             let mut sums = vec![0.0f64; k2];
             for n in 0..g.batch {
                 let plane = n * g.channels + ch;
-                let padded = pad.place(
+                let padded = sc.canvas.place(
                     &x[plane * hw..(plane + 1) * hw],
                     g.height,
                     g.width,
@@ -396,12 +528,13 @@ pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     ph,
                     c.pw,
                 );
-                correlate_grad(
-                    c,
-                    padded,
-                    &dy[plane * ho * wo..(plane + 1) * ho * wo],
-                    &mut sums,
-                );
+                let dy = &dy[plane * ho * wo..(plane + 1) * ho * wo];
+                if c.flat() {
+                    let dyp = sc.dy.place(dy, ho, wo, 1, 0, ho, c.pw);
+                    correlate_grad_flat(c, padded, dyp, c.flat_len(), &mut sums);
+                } else {
+                    correlate_grad(c, padded, dy, &mut sums);
+                }
             }
             for (a, s) in acc.iter_mut().zip(sums) {
                 *a = s as f32;
@@ -499,16 +632,29 @@ mod tests {
             });
         }
         // Padding other than "same", including none and more than the kernel needs.
-        for padding in [0, 4] {
+        for (padding, stride) in [(0, 1), (0, 2), (4, 1), (4, 2)] {
             v.push(DepthwiseGeometry {
                 batch: 1,
                 channels: 2,
                 height: 6,
                 width: 5,
                 kernel: 3,
-                stride: 2,
+                stride,
                 dilation: 1,
                 padding,
+            });
+        }
+        // Flattened planes longer than one 64-lane block, with dilation.
+        for dilation in [1, 2] {
+            v.push(DepthwiseGeometry {
+                batch: 2,
+                channels: 2,
+                height: 13,
+                width: 29,
+                kernel: 3,
+                stride: 1,
+                dilation,
+                padding: dilation,
             });
         }
         v

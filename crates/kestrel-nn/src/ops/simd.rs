@@ -41,3 +41,18 @@ macro_rules! simd_kernel {
     };
 }
 pub(crate) use simd_kernel;
+
+/// The sum of `L` (a power of two) lanes by halving — lane-wise adds the compiler vectorises,
+/// where a sequential sum of the lanes is `L` dependent scalar additions.
+#[inline(always)]
+pub(crate) fn lane_sum<const L: usize>(mut a: [f32; L]) -> f32 {
+    let mut n = L;
+    while n > 1 {
+        let h = n / 2;
+        for j in 0..h {
+            a[j] += a[j + h];
+        }
+        n = h;
+    }
+    a[0]
+}
