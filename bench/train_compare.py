@@ -93,20 +93,28 @@ def run_kestrel(args):
     return json.loads(out)
 
 
+# The reasons for skipping PyTorch already given.
+_SKIPPED = set()
+
+
+def skip_torch(why):
+    """Says on stderr, once per reason, why PyTorch is skipped; returns None."""
+    if why not in _SKIPPED:
+        _SKIPPED.add(why)
+        print(f"PyTorch skipped: {why}", file=sys.stderr)
+
+
 def torch_model(args):
     """The PyTorch model, or None (with the reason on stderr) when there is none."""
     width = 1.0 if args.width is None else args.width
     if is_segmenter(args):
         model, why = fcn_twin(args.model, width, args.classes, args.output_stride, args.upsampler)
-        if model is None:
-            print(f"PyTorch skipped: {why}", file=sys.stderr)
-        return model
+        return model if model is not None else skip_torch(why)
     if args.model == "mobilenet-v2":
         return torchvision.models.mobilenet_v2(width_mult=width, num_classes=args.classes)
     if args.model in ("resnet18", "resnet34", "resnet50"):
         return getattr(torchvision.models, args.model)(num_classes=args.classes)
-    print(f"PyTorch skipped: torchvision has no {args.model}", file=sys.stderr)
-    return None
+    return skip_torch(f"torchvision has no {args.model}")
 
 
 def batch(args):
