@@ -201,20 +201,35 @@ pub(crate) fn classifier_spec(
         // The architecture as its paper builds it (MobileNetV2: ReLU6).
         activation: Default::default(),
     };
-    spec.describe(resolution).map_err(|e| match e {
+    spec.describe(resolution)
+        .map_err(|e| describe_error(e, resolution))?;
+    Ok(spec)
+}
+
+/// A model description's error (a model checked at `resolution` as `kestrel info` checks it) as
+/// the CLI reports it: a bad setting names its flag (`--classes` for the FCN's `num-classes`), an
+/// input too small names `--resolution`.
+pub(crate) fn describe_error(e: InfoError, resolution: usize) -> CliError {
+    match e {
         InfoError::BadValue {
             field,
             expected,
             got,
-        } => CliError::BadInput(format!(
-            "bad value for `--{field}`: expected {expected}, got {got}"
-        )),
+        } => {
+            let flag = if field == "num-classes" {
+                "classes"
+            } else {
+                &field
+            };
+            CliError::BadInput(format!(
+                "bad value for `--{flag}`: expected {expected}, got {got}"
+            ))
+        }
         InfoError::TooSmall { .. } | InfoError::Overflow(_) => {
             CliError::BadInput(format!("`--resolution {resolution}`: {e}"))
         }
         InfoError::Inconsistent { .. } => CliError::Runtime(e.to_string()),
-    })?;
-    Ok(spec)
+    }
 }
 
 /// Times `f` `warmup + runs` times; returns the timed runs' durations in milliseconds, sorted.
