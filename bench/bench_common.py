@@ -65,6 +65,21 @@ def kestrel_cmd(args):
     return ["cargo", "run", "--quiet", "--release", "-p", "kestrel-cli", "--bin", "kestrel", "--"]
 
 
+def bench_infer_cmd(args, model, width, r, batch, onnx_path):
+    """`kestrel bench infer` of one case on kestrel-runtime, timed as `args` says, printing JSON
+    and writing the benchmarked network to `onnx_path` (the FCN cases with `args.upsampler`)."""
+    cmd = kestrel_cmd(args) + [
+        "bench", "infer", "--model", model, "--resolution", str(r), "--batch", str(batch),
+        "--threads", str(args.threads), "--engine", "runtime", "--warmup", str(args.warmup),
+        "--runs", str(args.runs), "--json", "--export-onnx", onnx_path,
+    ]
+    if width is not None:
+        cmd += ["--width", str(width)]
+    if model.startswith("fcn"):
+        cmd += ["--upsampler", args.upsampler]
+    return cmd
+
+
 def bench_input(batch, r):
     """The seeded batch x 3 x r x r input uniform in [-1, 1) (as kestrel's) every engine gets."""
     import numpy as np
@@ -104,6 +119,8 @@ def inference_args(ap, alternate, extra=None):
     ap.add_argument("--only", nargs="+", help="model names to keep")
     ap.add_argument("--resolution", type=int, help="override every case's resolution")
     ap.add_argument("--batches", help="override the batch sizes, e.g. 1,2")
+    ap.add_argument("--upsampler", default="bilinear",
+                    help="upsampling layers of the FCN cases (kestrel's --upsampler)")
     if extra:
         extra(ap)
     add_rounds_arg(ap, alternate)

@@ -4,7 +4,7 @@
 Usage (from the repository root; needs `pip install onnxruntime numpy`):
 
     python3 bench/compare_ort.py [--threads 2] [--runs 20] [--warmup 3] [--kestrel PATH]
-        [--only NAME ...] [--resolution R] [--batches 1,32]
+        [--only NAME ...] [--resolution R] [--batches 1,32] [--upsampler NAME]
 
 For every case of the table (default: MobileNetV2-1.0, MobileNetV1-1.0, ResNet-18 and ResNet-50 at
 224 x 224, batch 1 and 32; FCN-8s-MobileNetV2 at 512 x 512, batch 1) it runs
@@ -36,19 +36,13 @@ import tempfile
 
 import onnxruntime as ort
 
-from bench_common import inference_args, kestrel_cmd, median, ort_session, time_ort
+from bench_common import bench_infer_cmd, inference_args, median, ort_session, time_ort
 
 
 
 def run_case(args, model, width, r, batch, d):
     onnx_path = os.path.join(d, f"{model}-{r}-{batch}.onnx")
-    cmd = kestrel_cmd(args) + [
-        "bench", "infer", "--model", model, "--resolution", str(r), "--batch", str(batch),
-        "--threads", str(args.threads), "--engine", "runtime", "--warmup", str(args.warmup),
-        "--runs", str(args.runs), "--json", "--export-onnx", onnx_path,
-    ]
-    if width is not None:
-        cmd += ["--width", str(width)]
+    cmd = bench_infer_cmd(args, model, width, r, batch, onnx_path)
     # Alternate the two engines `rounds` times, so that a drift in the machine's speed (a shared
     # host) touches both alike; each round's ratio is recorded.
     k_ms, o_ms, sess = [], [], None

@@ -7,6 +7,7 @@ Usage (from the repository root; needs `pip install onnxruntime numpy`, and for 
 
     python3 bench/peers_compare.py [--threads 2] [--runs 20] [--warmup 3] [--rounds 3]
         [--kestrel PATH] [--only NAME ...] [--resolution R] [--batches 1,32]
+        [--upsampler NAME]
         [--peers ort,openvino,ncnn,mnn]
 
 The cases are compare_ort.py's (bench_common.INFERENCE_CASES): MobileNetV1-1.0, MobileNetV2-1.0,
@@ -72,7 +73,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_common import (bench_input, inference_args, kestrel_cmd, median, ort_session,
+from bench_common import (bench_infer_cmd, bench_input, inference_args, median, ort_session,
                           time_calls, time_ort)
 
 
@@ -284,13 +285,7 @@ def check_peers(loaded, onnx_path, d, threads, batch, r, x):
 
 def run_case(args, peers, model, width, r, batch, d):
     onnx_path = os.path.join(d, f"{model}-{r}-{batch}.onnx")
-    cmd = kestrel_cmd(args) + [
-        "bench", "infer", "--model", model, "--resolution", str(r), "--batch", str(batch),
-        "--threads", str(args.threads), "--engine", "runtime", "--warmup", str(args.warmup),
-        "--runs", str(args.runs), "--json", "--export-onnx", onnx_path,
-    ]
-    if width is not None:
-        cmd += ["--width", str(width)]
+    cmd = bench_infer_cmd(args, model, width, r, batch, onnx_path)
     x = bench_input(batch, r)
     k_ms, p_ms, loaded, diffs = [], {}, None, {}
     for _ in range(args.rounds):

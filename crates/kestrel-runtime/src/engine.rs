@@ -10,7 +10,7 @@
 
 use crate::aligned::AlignedBuf;
 use crate::error::{Result, RuntimeError};
-use crate::kernels::conv_transpose::{conv_transpose, ConvTranspose};
+use crate::kernels::conv_transpose::{conv_transpose, ConvTranspose, SubPixel};
 use crate::kernels::depthwise::{depthwise, Depthwise};
 use crate::kernels::im2col::{im2col_conv, pack_groups, scratch_len, Im2colConv};
 use crate::kernels::inverted_residual::{
@@ -108,6 +108,8 @@ enum Packed {
     Groups(Vec<PackedB>),
     /// Interpolation taps of a resize, along height and width.
     Resize(Box<[AxisTaps; 2]>),
+    /// A transposed convolution run as its sub-pixel convolution.
+    SubPixel(Box<SubPixel>),
 }
 
 /// Everything about the plan that does not change between calls.
@@ -222,6 +224,13 @@ impl Engine {
                         axis_taps(*mode, i.h, o.h, scale.map(|s| s[0]), *align_corners),
                         axis_taps(*mode, i.w, o.w, scale.map(|s| s[1]), *align_corners),
                     ]))
+                }
+                Op::ConvTranspose(ct) if use_packed => {
+                    let p = transposed_params(&plan, ct);
+                    SubPixel::new(&p).map_or(Packed::None, |sp| {
+                        scratch_floats = scratch_floats.max(sp.scratch_floats(&p, threads));
+                        Packed::SubPixel(Box::new(sp))
+                    })
                 }
                 _ => Packed::None,
             });
@@ -402,6 +411,21 @@ fn im2col_params<'a>(plan: &'a Plan, c: &crate::plan::ConvOp, is: crate::Shape) 
         weight: plan.slice(c.weight),
         bias: plan.slice(c.bias),
         act: c.act,
+    }
+}
+
+/// The kernel operands of a transposed convolution.
+fn transposed_params<'a>(plan: &'a Plan, ct: &crate::plan::ConvTransposeOp) -> ConvTranspose<'a> {
+    let (s, o) = (plan.graph.values[ct.input], plan.graph.values[ct.output]);
+    ConvTranspose {
+        hwc: [s.h, s.w, s.c],
+        out_hw: [o.h, o.w],
+        cout: ct.out_channels,
+        groups: ct.groups,
+        geom: ct.geom,
+        weight: plan.slice(ct.weight),
+        bias: plan.slice(ct.bias),
+        act: ct.act,
     }
 }
 
@@ -622,18 +646,13 @@ fn execute<'a>(
                     resize(par, [s.h, s.w, s.c], &t[0], &t[1], n, get(*i), &mut out);
                 }
                 Op::ConvTranspose(ct) => {
-                    let (s, o) = (vals[ct.input], vals[ct.output]);
-                    let p = ConvTranspose {
-                        hwc: [s.h, s.w, s.c],
-                        out_hw: [o.h, o.w],
-                        cout: ct.out_channels,
-                        groups: ct.groups,
-                        geom: ct.geom,
-                        weight: plan.slice(ct.weight),
-                        bias: plan.slice(ct.bias),
-                        act: ct.act,
-                    };
-                    conv_transpose(par, &p, n, get(ct.input), &mut out);
+                    let (p, x) = (transposed_params(plan, ct), get(ct.input));
+                    match packed {
+                        Packed::SubPixel(sp) => {
+                            sp.run(par, &p, n, x, &mut out, &mut arena.scratch, simd)
+                        }
+                        _ => conv_transpose(par, &p, n, x, &mut out),
+                    }
                 }
                 Op::PixelShuffle {
                     input: i, factor, ..

@@ -2,9 +2,18 @@
 //! each output pixel gathers the input pixels whose scattered window covers it,
 //! `out[oy, ox] = bias + Σ x[iy, ix] · W[ky, kx]` over `oy = iy·s − p + ky·d` (and likewise along
 //! x). General in kernel, stride, padding, output padding, dilation and groups.
+//!
+//! [`SubPixel`] runs the dense undilated case (FCN's learnt upsampling) as the convolution it
+//! equals on the input's grid: with `o + p = s·q + r`, output `o` is `Σ_t x[q − t] · W[s·t + r]`
+//! over `t < T = ⌈k/s⌉`, so one T×T convolution (padding T − 1) with `s²·cout` output channels,
+//! one per sub-pixel phase `r`, gives every output pixel; a depth-to-space with the padding's
+//! offset then places them. Its GEMM has `T²·cin` rows of weights where the gather loop above
+//! had a `cout`-wide multiply per input channel and tap.
 
 use super::epilogue::clamp;
 use super::geometry::ConvGeometry;
+use super::im2col::{im2col_conv, pack_groups, scratch_len, Im2colConv};
+use super::packed_gemm::PackedB;
 use crate::parallel::{for_rows, Par};
 use crate::Activation;
 
@@ -110,6 +119,138 @@ pub fn conv_transpose(par: Par, p: &ConvTranspose, n: usize, input: &[f32], out:
     );
 }
 
+/// A dense, undilated transposed convolution as a T×T convolution on the input's grid and a
+/// depth-to-space (see the module documentation).
+pub struct SubPixel {
+    /// Taps per axis on the input's grid, `T = ⌈k/s⌉`.
+    taps: [usize; 2],
+    /// Weights of the convolution in the im2col layout `[Th][Tw][cin][s_h·s_w·cout]`, output
+    /// channel `(r_y·s_w + r_x)·cout + c` for phase `(r_y, r_x)`.
+    weight: Vec<f32>,
+    /// Its (zero) biases; the transposed convolution's are added when the phases are placed.
+    zeros: Vec<f32>,
+    packed: Vec<PackedB>,
+}
+
+impl SubPixel {
+    /// The convolution of `p`, or `None` when it has groups or dilation (the gather loop runs).
+    pub fn new(p: &ConvTranspose) -> Option<SubPixel> {
+        if p.groups != 1 || p.geom.dilation != [1, 1] {
+            return None;
+        }
+        let ([kh, kw], [sh, sw]) = (p.geom.kernel, p.geom.stride);
+        let taps = [kh.div_ceil(sh), kw.div_ceil(sw)];
+        let [th, tw] = taps;
+        let (cin, cout) = (p.hwc[2], p.cout);
+        let n_out = sh * sw * cout;
+        let mut weight = vec![0.0f32; th * tw * cin * n_out];
+        for (a, b, ry, rx) in phase_taps(th, tw, sh, sw) {
+            let (ky, kx) = (sh * (th - 1 - a) + ry, sw * (tw - 1 - b) + rx);
+            if ky >= kh || kx >= kw {
+                continue;
+            }
+            for i in 0..cin {
+                let src = &p.weight[((ky * kw + kx) * cin + i) * cout..][..cout];
+                let col = (ry * sw + rx) * cout;
+                weight[((a * tw + b) * cin + i) * n_out + col..][..cout].copy_from_slice(src);
+            }
+        }
+        let mut sub = SubPixel {
+            taps,
+            weight,
+            zeros: vec![0.0; n_out],
+            packed: Vec::new(),
+        };
+        sub.packed = pack_groups(&sub.conv(p));
+        Some(sub)
+    }
+
+    /// The convolution on the input's grid.
+    fn conv<'a>(&'a self, p: &ConvTranspose) -> Im2colConv<'a> {
+        let [th, tw] = self.taps;
+        Im2colConv {
+            hwc: p.hwc,
+            cout: self.zeros.len(),
+            groups: 1,
+            geom: ConvGeometry {
+                kernel: self.taps,
+                stride: [1, 1],
+                padding: [th - 1, tw - 1],
+                dilation: [1, 1],
+            },
+            weight: &self.weight,
+            bias: &self.zeros,
+            act: Activation::None,
+        }
+    }
+
+    /// Floats of scratch [`SubPixel::run`] needs: one image's phases and the im2col patches.
+    pub fn scratch_floats(&self, p: &ConvTranspose, threads: usize) -> usize {
+        let [h, w, cin] = p.hwc;
+        let [th, tw] = self.taps;
+        (h + th - 1) * (w + tw - 1) * self.zeros.len() + scratch_len(th * tw * cin, threads)
+    }
+
+    /// Runs `n` images of `p` (the op this was made from), image by image.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        par: Par,
+        p: &ConvTranspose,
+        n: usize,
+        input: &[f32],
+        out: &mut [f32],
+        scratch: &mut [f32],
+        simd: bool,
+    ) {
+        let [h, w, cin] = p.hwc;
+        let [oh, ow] = p.out_hw;
+        let ([th, tw], [sh, sw]) = (self.taps, p.geom.stride);
+        let [ph, pw] = p.geom.padding;
+        let (uh, uw, n_out, cout) = (h + th - 1, w + tw - 1, self.zeros.len(), p.cout);
+        let (lo, hi) = p.act.bounds();
+        let (phases, patches) = scratch.split_at_mut(uh * uw * n_out);
+        let conv = self.conv(p);
+        for b in 0..n {
+            let x = &input[b * h * w * cin..][..h * w * cin];
+            let packed = Some((&self.packed[..], simd));
+            im2col_conv(par, &conv, 1, x, None, phases, patches, packed);
+            let phases = &*phases;
+            let img = &mut out[b * oh * ow * cout..][..oh * ow * cout];
+            for_rows(par, img, oh, ow * cout, |oy, row| {
+                let (qy, ry) = ((oy + ph) / sh, (oy + ph) % sh);
+                for (ox, dst) in row.chunks_exact_mut(cout).enumerate() {
+                    let (qx, rx) = ((ox + pw) / sw, (ox + pw) % sw);
+                    // Past the grid only the bias reaches (output padding).
+                    if qy < uh && qx < uw {
+                        let at = (qy * uw + qx) * n_out + (ry * sw + rx) * cout;
+                        for ((d, &u), &bv) in dst.iter_mut().zip(&phases[at..at + cout]).zip(p.bias)
+                        {
+                            *d = clamp(u + bv, lo, hi);
+                        }
+                    } else {
+                        for (d, &bv) in dst.iter_mut().zip(p.bias) {
+                            *d = clamp(bv, lo, hi);
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Every grid tap and phase `(a, b, ry, rx)`: `a < th`, `b < tw`, `ry < sh`, `rx < sw`.
+fn phase_taps(
+    th: usize,
+    tw: usize,
+    sh: usize,
+    sw: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..th).flat_map(move |a| {
+        (0..tw).flat_map(move |b| (0..sh).flat_map(move |ry| (0..sw).map(move |rx| (a, b, ry, rx))))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +334,65 @@ mod tests {
                         (a - e).abs() < 1e-4,
                         "k{k} s{s} p{pad} d{d} op{op} g{groups}: {a} vs {e}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The sub-pixel convolution equals the scatter definition: kernels that are and are not
+    /// multiples of the stride, output padding (bias-only rows and columns past the grid),
+    /// padding up to the kernel, stride 1, a clamp, 1 and 3 threads, both GEMM paths.
+    #[test]
+    fn sub_pixel_equals_scatter_definition() {
+        for (k, s, pad, op, cin, cout) in [
+            (4, 2, 1, 0, 3, 5),
+            (3, 2, 1, 1, 2, 2),
+            (16, 8, 4, 0, 3, 4),
+            (5, 3, 2, 2, 4, 3),
+            (7, 3, 6, 1, 2, 3),
+            (2, 2, 0, 0, 1, 1),
+            (3, 1, 1, 0, 3, 2),
+            (1, 1, 0, 0, 2, 3),
+        ] {
+            let (h, w) = (3, 5);
+            let g = ConvGeometry::square(k, s, pad, 1);
+            let x: Vec<f32> = (0..2 * h * w * cin)
+                .map(|i| ((i * 5) % 9) as f32 - 4.0)
+                .collect();
+            let wt: Vec<f32> = (0..cin * cout * k * k)
+                .map(|i| ((i * 3) % 7) as f32 * 0.25 - 0.5)
+                .collect();
+            let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1 - 0.2).collect();
+            let (oh, ow) = g.transposed_output_hw([op, op], h, w).unwrap();
+            let packed = pack_conv_transpose(&wt, cin, cout, k, k, 1);
+            let p = ConvTranspose {
+                hwc: [h, w, cin],
+                out_hw: [oh, ow],
+                cout,
+                groups: 1,
+                geom: g,
+                weight: &packed,
+                bias: &bias,
+                act: Activation::Relu6,
+            };
+            let sub = SubPixel::new(&p).unwrap();
+            for (threads, simd) in [(1, false), (3, true)] {
+                let mut scratch = vec![0.0; sub.scratch_floats(&p, threads)];
+                let mut got = vec![f32::NAN; 2 * oh * ow * cout];
+                with_threads(threads, |par| {
+                    sub.run(par, &p, 2, &x, &mut got, &mut scratch, simd)
+                });
+                for b in 0..2 {
+                    let img = &x[b * h * w * cin..(b + 1) * h * w * cin];
+                    let (want, ..) = scatter(img, &wt, &bias, [h, w, cin], cout, 1, &g, [op, op]);
+                    let part = &got[b * oh * ow * cout..(b + 1) * oh * ow * cout];
+                    for (a, e) in part.iter().zip(&want) {
+                        let e = e.clamp(0.0, 6.0);
+                        assert!(
+                            (a - e).abs() < 1e-4,
+                            "k{k} s{s} p{pad} op{op} {threads} threads: {a} vs {e}"
+                        );
+                    }
                 }
             }
         }
