@@ -91,6 +91,63 @@ fn image_ranges(batch: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// Maps of fewer pixels than this multiply their images side by side: a product per image would
+/// have fewer columns than the GEMM's tile is wide (MobileNets' 3 × 3 and 2 × 2 maps at small
+/// inputs), and pack its operand for each.
+const SIDE_BY_SIDE_BELOW: usize = 64;
+
+/// `out[n] = a · x[n]` for every image `n`, `a` (`m × k`, row-major) and `x[n]` (`k × hw`): one
+/// product per image, or on small maps ([`SIDE_BY_SIDE_BELOW`]) one per thread's range of
+/// images, their matrices copied side by side into a `k × (images·hw)` one and the result copied
+/// back.
+fn products(m: usize, k: usize, hw: usize, a: &[f32], x: &[f32]) -> Vec<f32> {
+    let batch = x.len() / (k * hw).max(1);
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        if hw >= SIDE_BY_SIDE_BELOW {
+            return y
+                .par_chunks_mut(m * hw.max(1))
+                .zip(x.par_chunks(k * hw.max(1)))
+                .for_each(|(yn, xn)| matmul_uninit(m, k, hw, a, k, xn, yn, true));
+        }
+        let per = image_ranges(batch).first().map_or(1, |r| r.len());
+        y.par_chunks_mut(per * m * hw)
+            .zip(x.par_chunks(per * k * hw))
+            .for_each(|(ys, xs)| {
+                let images = xs.len() / (k * hw);
+                let wide = side_by_side(xs, images, k, hw);
+                let mut out = Vec::with_capacity(m * images * hw);
+                out.resize_with(m * images * hw, MaybeUninit::uninit);
+                matmul_uninit(m, k, images * hw, a, k, &wide, &mut out, true);
+                // SAFETY: the product wrote every element of `out`.
+                let out: Vec<f32> = out
+                    .into_iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect();
+                for (n, yn) in ys.chunks_exact_mut(m * hw).enumerate() {
+                    for (r, row) in yn.chunks_exact_mut(hw).enumerate() {
+                        for (d, &v) in row.iter_mut().zip(&out[(r * images + n) * hw..][..hw]) {
+                            d.write(v);
+                        }
+                    }
+                }
+            })
+    };
+    // SAFETY: every image's `m × hw` outputs are written, by its product or from the copy back.
+    unsafe { flex_io::filled(batch * m * hw, fill) }
+}
+
+/// `images` matrices of `rows × hw` (one after another in `x`) side by side: `rows ×
+/// (images·hw)`, image `n`'s columns at `n·hw`.
+fn side_by_side(x: &[f32], images: usize, rows: usize, hw: usize) -> Vec<f32> {
+    let mut wide = vec![0.0f32; rows * images * hw];
+    for (n, xn) in x.chunks_exact(rows * hw).enumerate() {
+        for (r, row) in xn.chunks_exact(hw).enumerate() {
+            wide[(r * images + n) * hw..][..hw].copy_from_slice(row);
+        }
+    }
+    wide
+}
+
 /// `y[n] = W · x[n]`.
 fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(
@@ -98,13 +155,7 @@ fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
         d.batch * d.cin * d.hw,
         "pointwise convolution: input length"
     );
-    let fill = |y: &mut [MaybeUninit<f32>]| {
-        y.par_chunks_mut(d.cout * d.hw.max(1))
-            .zip(x.par_chunks(d.cin * d.hw.max(1)))
-            .for_each(|(yn, xn)| matmul_uninit(d.cout, d.cin, d.hw, w, d.cin, xn, yn, true))
-    };
-    // SAFETY: one product per image writes all of that image's `cout × hw` outputs.
-    unsafe { flex_io::filled(d.batch * d.cout * d.hw, fill) }
+    products(d.cout, d.cin, d.hw, w, x)
 }
 
 /// `dx[n] = Wᵀ · dy[n]`.
@@ -118,15 +169,7 @@ fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let wt: Vec<f32> = (0..d.cin)
         .flat_map(|i| (0..d.cout).map(move |o| w[o * d.cin + i]))
         .collect();
-    let fill = |dx: &mut [MaybeUninit<f32>]| {
-        dx.par_chunks_mut(d.cin * d.hw.max(1))
-            .zip(dy.par_chunks(d.cout * d.hw.max(1)))
-            .for_each(|(dxn, dyn_)| {
-                matmul_uninit(d.cin, d.cout, d.hw, &wt, d.cout, dyn_, dxn, true)
-            })
-    };
-    // SAFETY: one product per image writes all of that image's `cin × hw` values.
-    unsafe { flex_io::filled(d.batch * d.cin * d.hw, fill) }
+    products(d.cin, d.cout, d.hw, &wt, dy)
 }
 
 /// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.
@@ -136,6 +179,16 @@ fn weight_grad(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .into_par_iter()
         .map(|images| {
             let mut acc = vec![0.0; d.cout * d.cin];
+            if d.hw < SIDE_BY_SIDE_BELOW {
+                // One product over the range's images side by side.
+                let (n0, cnt) = (images.start, images.len());
+                let dys = side_by_side(&dy[n0 * ys..][..cnt * ys], cnt, d.cout, d.hw);
+                let xs_ = side_by_side(&x[n0 * xs..][..cnt * xs], cnt, d.cin, d.hw);
+                let k = cnt * d.hw;
+                let (a, b) = (MatRef::rows(&dys, k), MatRef::transposed(&xs_, k));
+                sgemm_strided(d.cout, d.cin, k, a, b, &mut acc, d.cin, false);
+                return acc;
+            }
             for (i, n) in images.enumerate() {
                 sgemm_strided(
                     d.cout,
