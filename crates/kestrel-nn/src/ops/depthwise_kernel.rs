@@ -127,19 +127,37 @@ impl Canvas {
     }
 }
 
-/// `dst.copy_from_slice(src)` in 16-float moves the compiler keeps inline (rows here are short,
-/// and a `memcpy` call per row costs as much as the copy).
+/// `dst.copy_from_slice(src)` in 16-, 8-, 4- and 1-float moves the compiler keeps inline (rows
+/// here are short — 2 to 30 floats on small maps — and a `memcpy` call per row costs more than
+/// the copy; a plain loop for the remainder is turned into such a call).
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(16);
-    let mut s = src.chunks_exact(16);
-    for (a, b) in (&mut d).zip(&mut s) {
-        let b: &[f32; 16] = b.try_into().expect("16 floats");
-        let a: &mut [f32; 16] = a.try_into().expect("16 floats");
-        *a = *b;
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let mut i = 0;
+    while i + 16 <= n {
+        let b: [f32; 16] = src[i..i + 16].try_into().expect("16 floats");
+        dst[i..i + 16].copy_from_slice(&b);
+        i += 16;
     }
-    for (a, &b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = b;
+    if i + 8 <= n {
+        let b: [f32; 8] = src[i..i + 8].try_into().expect("8 floats");
+        dst[i..i + 8].copy_from_slice(&b);
+        i += 8;
+    }
+    if i + 4 <= n {
+        let b: [f32; 4] = src[i..i + 4].try_into().expect("4 floats");
+        dst[i..i + 4].copy_from_slice(&b);
+        i += 4;
+    }
+    if i < n {
+        dst[i] = src[i];
+    }
+    if i + 1 < n {
+        dst[i + 1] = src[i + 1];
+    }
+    if i + 2 < n {
+        dst[i + 2] = src[i + 2];
     }
 }
 
@@ -372,6 +390,28 @@ simd_kernel! {
     }
 }
 
+/// `Σ_{t < len} g[t] · v[t]` (`len` a multiple of [`FLAT_BLOCK`]) in `L` lanes.
+#[inline(always)]
+fn dot_blocks<const L: usize>(g: &[f32], v: &[f32], len: usize) -> f32 {
+    let mut acc = [0.0f32; L];
+    let mut t = 0;
+    while t + L <= len {
+        let (g, v) = (&g[t..t + L], &v[t..t + L]);
+        for j in 0..L {
+            acc[j] += g[j] * v[j];
+        }
+        t += L;
+    }
+    while t < len {
+        let (g, v) = (&g[t..t + FLAT_BLOCK], &v[t..t + FLAT_BLOCK]);
+        for j in 0..FLAT_BLOCK {
+            acc[j] += g[j] * v[j];
+        }
+        t += FLAT_BLOCK;
+    }
+    lane_sum(acc)
+}
+
 simd_kernel! {
     /// Stride-1 [`correlate_grad`] on flattened planes: `dyp` is the output gradient laid out
     /// on rows of `pw` with zeros in the columns `≥ wo` and past the end, so
@@ -381,25 +421,14 @@ simd_kernel! {
         for ky in 0..k {
             for kx in 0..k {
                 let src = &plane[ky * d * pw + kx * d..];
-                let mut acc = [0.0f32; 4 * FLAT_BLOCK];
-                let mut t = 0;
-                while t + 4 * FLAT_BLOCK <= len {
-                    let g = &dyp[t..t + 4 * FLAT_BLOCK];
-                    let v = &src[t..t + 4 * FLAT_BLOCK];
-                    for j in 0..4 * FLAT_BLOCK {
-                        acc[j] += g[j] * v[j];
-                    }
-                    t += 4 * FLAT_BLOCK;
-                }
-                while t < len {
-                    let g = &dyp[t..t + FLAT_BLOCK];
-                    let v = &src[t..t + FLAT_BLOCK];
-                    for j in 0..FLAT_BLOCK {
-                        acc[j] += g[j] * v[j];
-                    }
-                    t += FLAT_BLOCK;
-                }
-                sums[ky * k + kx] += lane_sum(acc) as f64;
+                // Four blocks of accumulators on long planes; one on short ones, whose sum
+                // would otherwise cost more than their products.
+                let total = if len >= 16 * FLAT_BLOCK {
+                    dot_blocks::<{ 4 * FLAT_BLOCK }>(dyp, src, len)
+                } else {
+                    dot_blocks::<FLAT_BLOCK>(dyp, src, len)
+                };
+                sums[ky * k + kx] += total as f64;
             }
         }
     }

@@ -115,14 +115,11 @@ fn products(m: usize, k: usize, hw: usize, a: &[f32], x: &[f32]) -> Vec<f32> {
             .for_each(|(ys, xs)| {
                 let images = xs.len() / (k * hw);
                 let wide = side_by_side(xs, images, k, hw);
-                let mut out = Vec::with_capacity(m * images * hw);
-                out.resize_with(m * images * hw, MaybeUninit::uninit);
-                matmul_uninit(m, k, images * hw, a, k, &wide, &mut out, true);
-                // SAFETY: the product wrote every element of `out`.
-                let out: Vec<f32> = out
-                    .into_iter()
-                    .map(|v| unsafe { v.assume_init() })
-                    .collect();
+                let product = |c: &mut [MaybeUninit<f32>]| {
+                    matmul_uninit(m, k, images * hw, a, k, &wide, c, true)
+                };
+                // SAFETY: the product writes every element.
+                let out = unsafe { flex_io::filled(m * images * hw, product) };
                 for (n, yn) in ys.chunks_exact_mut(m * hw).enumerate() {
                     for (r, row) in yn.chunks_exact_mut(hw).enumerate() {
                         for (d, &v) in row.iter_mut().zip(&out[(r * images + n) * hw..][..hw]) {
