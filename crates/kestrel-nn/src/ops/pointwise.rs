@@ -3,10 +3,10 @@
 //!
 //! On NCHW data a 1×1 convolution is one matrix product per image: `y[n] = W · x[n]` with `W`
 //! (C_out × C_in) and `x[n]` (C_in × H·W). Its gradients are products too — `dx[n] = Wᵀ · dy[n]`
-//! and `dW = Σₙ dy[n] · x[n]ᵀ` — which [`kestrel_runtime::kernels::sgemm::sgemm_strided`] runs
-//! with transposed operands read in place. Burn's generic path instead computes the weight
-//! gradient as a convolution of swapped tensors (with the copies that takes), the largest single
-//! cost of a MobileNet training step on Flex. Images are split across rayon's threads; each thread
+//! and `dW = Σₙ dy[n] · x[n]ᵀ` — which run on kestrel-runtime's packed GEMM, `x[n]ᵀ` packed
+//! straight from `x[n]` ([`PackedB::pack_transposed`]). Burn's generic path instead computes the
+//! weight gradient as a convolution of swapped tensors (with the copies that takes), the largest
+//! single cost of a MobileNet training step on Flex. Images are split across rayon's threads; each thread
 //! sums its images' weight gradients into its own buffer.
 
 use super::flex_io;
@@ -18,8 +18,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
-use kestrel_runtime::kernels::packed_gemm::matmul_uninit;
-use kestrel_runtime::kernels::sgemm::{sgemm_strided, MatRef};
+use kestrel_runtime::kernels::packed_gemm::{matmul_packed_uninit, matmul_uninit, PackedB};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -100,8 +99,10 @@ const SIDE_BY_SIDE_BELOW: usize = 64;
 /// product per image, or on small maps ([`SIDE_BY_SIDE_BELOW`]) one per thread's range of
 /// images, their matrices copied side by side into a `k × (images·hw)` one and the result copied
 /// back.
-fn products(m: usize, k: usize, hw: usize, a: &[f32], x: &[f32]) -> Vec<f32> {
-    let batch = x.len() / (k * hw).max(1);
+fn products(batch: usize, m: usize, k: usize, hw: usize, a: &[f32], x: &[f32]) -> Vec<f32> {
+    if k == 0 || hw == 0 {
+        return vec![0.0; batch * m * hw];
+    }
     let fill = |y: &mut [MaybeUninit<f32>]| {
         if hw >= SIDE_BY_SIDE_BELOW {
             return y
@@ -152,7 +153,7 @@ fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
         d.batch * d.cin * d.hw,
         "pointwise convolution: input length"
     );
-    products(d.cout, d.cin, d.hw, w, x)
+    products(d.batch, d.cout, d.cin, d.hw, w, x)
 }
 
 /// `dx[n] = Wᵀ · dy[n]`.
@@ -166,42 +167,49 @@ fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let wt: Vec<f32> = (0..d.cin)
         .flat_map(|i| (0..d.cout).map(move |o| w[o * d.cin + i]))
         .collect();
-    products(d.cin, d.cout, d.hw, &wt, dy)
+    products(d.batch, d.cin, d.cout, d.hw, &wt, dy)
 }
 
 /// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.
+/// Each product runs on the packed GEMM with `x[n]ᵀ` packed straight from `x[n]`; on small maps
+/// ([`SIDE_BY_SIDE_BELOW`]) the range's images are one product, side by side.
 fn weight_grad(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (xs, ys) = (d.cin * d.hw, d.cout * d.hw);
+    if xs * ys * d.batch == 0 {
+        return vec![0.0; d.cout * d.cin];
+    }
+    // `acc += a · bᵀ` for `a` (`cout × k`) and `b` (`cin × k`).
+    let add_product = |acc: &mut Vec<f32>, a: &[f32], b: &[f32], k: usize| {
+        let packed = PackedB::pack_transposed(b, k, d.cin, k);
+        let product =
+            |c: &mut [MaybeUninit<f32>]| matmul_packed_uninit(d.cout, a, k, &packed, c, true);
+        // SAFETY: the product writes every element.
+        let p = unsafe { flex_io::filled(d.cout * d.cin, product) };
+        if acc.is_empty() {
+            *acc = p;
+        } else {
+            acc.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+        }
+    };
     let partials: Vec<Vec<f32>> = image_ranges(d.batch)
         .into_par_iter()
         .map(|images| {
-            let mut acc = vec![0.0; d.cout * d.cin];
+            let mut acc = Vec::new();
             if d.hw < SIDE_BY_SIDE_BELOW {
-                // One product over the range's images side by side.
                 let (n0, cnt) = (images.start, images.len());
                 let dys = side_by_side(&dy[n0 * ys..][..cnt * ys], cnt, d.cout, d.hw);
                 let xs_ = side_by_side(&x[n0 * xs..][..cnt * xs], cnt, d.cin, d.hw);
-                let k = cnt * d.hw;
-                let (a, b) = (MatRef::rows(&dys, k), MatRef::transposed(&xs_, k));
-                sgemm_strided(d.cout, d.cin, k, a, b, &mut acc, d.cin, false);
-                return acc;
-            }
-            for (i, n) in images.enumerate() {
-                sgemm_strided(
-                    d.cout,
-                    d.cin,
-                    d.hw,
-                    MatRef::rows(&dy[n * ys..(n + 1) * ys], d.hw),
-                    MatRef::transposed(&x[n * xs..(n + 1) * xs], d.hw),
-                    &mut acc,
-                    d.cin,
-                    i > 0,
-                );
+                add_product(&mut acc, &dys, &xs_, cnt * d.hw);
+            } else {
+                for n in images {
+                    let (a, b) = (&dy[n * ys..(n + 1) * ys], &x[n * xs..(n + 1) * xs]);
+                    add_product(&mut acc, a, b, d.hw);
+                }
             }
             acc
         })
         .collect();
-    let mut parts = partials.into_iter();
+    let mut parts = partials.into_iter().filter(|p| !p.is_empty());
     let mut dw = parts.next().unwrap_or_else(|| vec![0.0; d.cout * d.cin]);
     for p in parts {
         for (a, b) in dw.iter_mut().zip(p) {

@@ -47,6 +47,24 @@ impl PackedB {
         PackedB { k, n, data }
     }
 
+    /// Packs the `k×n` matrix `bᵀ` of a row-major `n×k` matrix `b` (leading dimension `ldb`),
+    /// reading `b` in place: row `r` of a panel gathers column `r` of 16 rows of `b` (training's
+    /// weight gradient `dy · xᵀ`, with `x` a `channels × pixels` image).
+    pub fn pack_transposed(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0f32; panels * k * NR];
+        for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
+            let c0 = p * NR;
+            for c in c0..n.min(c0 + NR) {
+                let src = &b[c * ldb..c * ldb + k];
+                for (row, &v) in panel.chunks_exact_mut(NR).zip(src) {
+                    row[c - c0] = v;
+                }
+            }
+        }
+        PackedB { k, n, data }
+    }
+
     /// Panics unless `data` holds every panel its `k` and `n` say (its fields are public, and the
     /// tile loops read panels through raw pointers).
     fn check(&self) {
@@ -141,7 +159,24 @@ pub fn matmul_uninit(
         return;
     }
     assert!(b.len() >= k * n, "matmul: rhs too short");
-    let packed = PackedB::pack(b, k, n, n);
+    matmul_packed_uninit(m, a, lda, &PackedB::pack(b, k, n, n), c, simd);
+}
+
+/// `c = a · b` for a row-major `a` (`m×k`, leading dimension `lda`) and a packed `b`, into an
+/// uninitialised row-major `c` (`m×n`), every element of which is written.
+pub fn matmul_packed_uninit(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    packed: &PackedB,
+    c: &mut [std::mem::MaybeUninit<f32>],
+    simd: bool,
+) {
+    let n = packed.n;
+    assert!(c.len() >= m * n, "matmul: dst too short");
+    if m == 0 || n == 0 {
+        return;
+    }
     let zeros = vec![0.0; n];
     let ep = Epilogue {
         bias: &zeros,
@@ -155,7 +190,7 @@ pub fn matmul_uninit(
             m,
             a,
             lda,
-            &packed,
+            packed,
             0..n.div_ceil(NR),
             c.as_mut_ptr() as *mut f32,
             n,
@@ -627,6 +662,33 @@ mod tests {
             .unwrap_err();
             let e = e.downcast_ref::<&str>().copied().unwrap_or_default();
             assert!(e.contains("packed weights shorter"), "{e}");
+        }
+    }
+
+    /// Packing `bᵀ` in place equals packing the transposed copy, panel padding included; the
+    /// product through it is `a · bᵀ`.
+    #[test]
+    fn pack_transposed_equals_packing_the_transpose() {
+        for (k, n, ld) in [(5, 33, 5), (9, 16, 11), (1, 3, 2), (20, 17, 20)] {
+            let b: Vec<f32> = (0..n * ld).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let t: Vec<f32> = (0..k * n).map(|i| b[(i % n) * ld + i / n]).collect();
+            assert_eq!(
+                PackedB::pack_transposed(&b, k, n, ld),
+                PackedB::pack(&t, k, n, n)
+            );
+            let m = 3;
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 5) as f32 - 2.0).collect();
+            let packed = PackedB::pack_transposed(&b, k, n, ld);
+            let mut c = vec![std::mem::MaybeUninit::new(f32::NAN); m * n];
+            matmul_packed_uninit(m, &a, k, &packed, &mut c, true);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|p| a[i * k + p] * b[j * ld + p]).sum();
+                    // SAFETY: the product wrote every element.
+                    let got = unsafe { c[i * n + j].assume_init() };
+                    assert!((got - want).abs() < 1e-4, "{k}x{n}: {got} vs {want}");
+                }
+            }
         }
     }
 
