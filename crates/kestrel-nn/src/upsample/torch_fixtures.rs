@@ -197,18 +197,23 @@ fn pixel_shuffle_matches_torch() {
     }
 }
 
+/// A CARAFE case's (channels, compressed channels, factor, encoder kernel, reassembly kernel).
+fn carafe_sizes(case: &Value) -> (usize, usize, usize, usize, usize) {
+    (
+        num(case, "channels"),
+        num(case, "compressed"),
+        num(case, "factor"),
+        num(case, "k_enc"),
+        num(case, "k_up"),
+    )
+}
+
 #[test]
 fn carafe_matches_paper_reference() {
     let cases = load(include_str!("fixtures/carafe.json"), 2);
     for case in &cases {
         let device = Device::flex().autodiff();
-        let (c, cm, s, ke, ku) = (
-            num(case, "channels"),
-            num(case, "compressed"),
-            num(case, "factor"),
-            num(case, "k_enc"),
-            num(case, "k_up"),
-        );
+        let (c, cm, s, ke, ku) = carafe_sizes(case);
         let cfg = CarafeConfig::new(c)
             .with_compressed_channels(cm)
             .with_factor(s)
@@ -252,13 +257,7 @@ fn runtime_carafe_matches_paper_reference() {
     use crate::export::layout::{nchw_to_nhwc, nhwc_to_nchw};
     use kestrel_runtime::{ConvParams, Engine, EngineOptions, PlanBuilder, Shape};
     for case in &load(include_str!("fixtures/carafe.json"), 2) {
-        let (c, cm, s, ke, ku) = (
-            num(case, "channels"),
-            num(case, "compressed"),
-            num(case, "factor"),
-            num(case, "k_enc"),
-            num(case, "k_up"),
-        );
+        let (c, cm, s, ke, ku) = carafe_sizes(case);
         let [n, _, h, w] = usizes(case, "x_shape");
         let e = s * s * ku * ku;
         let (cw, cb, ew, eb) = (
