@@ -133,7 +133,11 @@ pub struct SubPixel {
 }
 
 impl SubPixel {
-    /// The convolution of `p`, or `None` when it has groups or dilation (the gather loop runs).
+    /// The convolution of `p`, or `None` (the gather loop runs) when it has groups or dilation,
+    /// or when its weights or phases would be more than four times the transposed convolution's
+    /// weights or output (and 64 Ki floats more): a stride far above the kernel, or padding that
+    /// crops most of the grid away. So what it allocates is bounded by what the plan's validated
+    /// weights and values already hold.
     pub fn new(p: &ConvTranspose) -> Option<SubPixel> {
         if p.groups != 1 || p.geom.dilation != [1, 1] {
             return None;
@@ -141,7 +145,17 @@ impl SubPixel {
         let ([kh, kw], [sh, sw]) = (p.geom.kernel, p.geom.stride);
         let taps = [kh.div_ceil(sh), kw.div_ceil(sw)];
         let [th, tw] = taps;
-        let (cin, cout) = (p.hwc[2], p.cout);
+        let [h, w, cin] = p.hwc;
+        let ([oh, ow], cout) = (p.out_hw, p.cout);
+        // Sizes as products that give up (None) rather than overflow: a plan's strides are
+        // bounded only through its output's size.
+        let product = |f: &[usize]| f.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let fits = |a: Option<usize>, b: usize| a.is_some_and(|a| a <= 4 * b + (1 << 16));
+        let weights = product(&[th, tw, sh, sw, cin, cout]);
+        let phases = product(&[h + th - 1, w + tw - 1, sh, sw, cout]);
+        if !(fits(weights, kh * kw * cin * cout) && fits(phases, oh * ow * cout)) {
+            return None;
+        }
         let n_out = sh * sw * cout;
         let mut weight = vec![0.0f32; th * tw * cin * n_out];
         for (a, b, ry, rx) in phase_taps(th, tw, sh, sw) {
@@ -336,6 +350,39 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A stride far above the kernel, or padding that crops nearly all of the output, would make
+    /// the sub-pixel convolution's weights or phases many times the plan's: the gather loop runs.
+    #[test]
+    fn sub_pixel_is_refused_where_it_would_inflate_memory() {
+        let op = |k: usize, s: usize, pad: usize, h: usize| {
+            let g = ConvGeometry::square(k, s, pad, 1);
+            let (oh, ow) = g.transposed_output_hw([0, 0], h, h).unwrap();
+            (g, [oh, ow])
+        };
+        for (k, s, pad, h, fits) in [
+            (16, 8, 4, 8, true),
+            (3, 2, 1, 8, true),
+            (1, 1000, 0, 4, false),
+            (1, 1 << 40, 0, 1, false),
+            (2, 2, 0, 1000, true),
+            (2, 2, 999, 1000, false),
+        ] {
+            let (geom, out_hw) = op(k, s, pad, h);
+            let weight = vec![0.0; k * k];
+            let p = ConvTranspose {
+                hwc: [h, h, 1],
+                out_hw,
+                cout: 1,
+                groups: 1,
+                geom,
+                weight: &weight,
+                bias: &[0.0],
+                act: Activation::None,
+            };
+            assert_eq!(SubPixel::new(&p).is_some(), fits, "k{k} s{s} p{pad} h{h}");
         }
     }
 
