@@ -341,26 +341,6 @@ mod avx2_lanes {
     }
 }
 
-/// [`plane_sums`] without a mask.
-fn dy_sums(dy: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
-    plane_sums(dy, x, mu, None)
-}
-
-/// [`plane_sums`] with a mask.
-fn masked_dy_sums(dy: &[f32], x: &[f32], mu: f32, m: PlaneMask) -> (f32, f32) {
-    plane_sums(dy, x, mu, Some(m))
-}
-
-/// [`plane_dx`] without a mask.
-fn unmasked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32)) {
-    plane_dx(dy, x, k, terms, None)
-}
-
-/// [`plane_dx`] with a mask.
-fn masked_plane_dx(dy: &mut [f32], x: &[f32], k: f32, terms: (f32, f32, f32), m: PlaneMask) {
-    plane_dx(dy, x, k, terms, Some(m))
-}
-
 simd_kernel! {
 /// `out = clamp((x − μ) · scale + β, lo, hi)` (`out` as long as `x`; NaN passes through).
 fn affine(out: &mut [MaybeUninit<f32>], x: &[f32], m: PlaneMap, lo: f32, hi: f32) {
@@ -487,12 +467,10 @@ pub fn backward_in_place(
         .into_par_iter()
         .map(|ch| {
             let (mut a, mut b) = (0.0f64, 0.0f64);
+            let mask = plane_mask(ch);
             for bi in 0..n {
                 let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (pa, pb) = match plane_mask(ch) {
-                    Some(m) => masked_dy_sums(&dy[r.clone()], &x[r], mean[ch], m),
-                    None => dy_sums(&dy[r.clone()], &x[r], mean[ch]),
-                };
+                let (pa, pb) = plane_sums(&dy[r.clone()], &x[r], mean[ch], mask);
                 a += pa as f64;
                 b += pb as f64;
             }
@@ -524,10 +502,7 @@ pub fn backward_in_place(
             let span = plane * hw..(plane + 1) * hw;
             let mu = mean[ch];
             let terms = (mean_dy, mu, coef);
-            match plane_mask(ch) {
-                Some(m) => masked_plane_dx(out, &x[span], k, terms, m),
-                None => unmasked_plane_dx(out, &x[span], k, terms),
-            }
+            plane_dx(out, &x[span], k, terms, plane_mask(ch));
         });
     }
     (dgamma, dbeta)

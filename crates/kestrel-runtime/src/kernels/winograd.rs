@@ -432,8 +432,8 @@ fn transform_input(
     cin: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if simd && std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512 F (checked above).
+    if simd && super::avx512_available() {
+        // SAFETY: the CPU has AVX-512 (checked above).
         return unsafe { transform_input_avx512(d, t, v, k, m, cin) };
     }
     let _ = simd;
@@ -499,8 +499,8 @@ fn at4(x: &[f32], x0: usize, stride: usize, r: &mut [f32], r0: usize, rs: usize,
 /// channels of this tile.
 unsafe fn transform_output(simd: bool, o: &Outputs, k: usize, tile: usize, t: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if simd && std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512 F (checked above); the caller's contract.
+    if simd && super::avx512_available() {
+        // SAFETY: the CPU has AVX-512 (checked above); the caller's contract.
         return unsafe { output_avx512(o, k, tile, t) };
     }
     let _ = simd;
