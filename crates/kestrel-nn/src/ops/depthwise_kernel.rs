@@ -12,7 +12,11 @@
 //! registers, vectorised with AVX2 where the CPU has it. Forward and input gradient run one rayon
 //! task per (n, c) plane, the weight gradient one per channel (summing over the batch), so no two
 //! tasks write to the same memory and the result does not depend on the thread count.
+//!
+//! Small input planes (at most 64 values) go to [`super::depthwise_small`] instead, which
+//! works channels last.
 
+use super::depthwise_small as small;
 use super::flex_io;
 use super::simd::{lane_sum, simd_kernel};
 use crate::geometry::conv_out_len;
@@ -467,6 +471,14 @@ struct Scratch {
 /// `y` (N, C, Ho, Wo) from `x` (N, C, H, W) and `w` (C, 1, k, k): each plane is zero-padded once,
 /// then correlated with its filter.
 pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    if small::applies(g) {
+        return small::forward(g, x, w);
+    }
+    forward_planes(g, x, w)
+}
+
+/// [`forward`] plane by plane.
+fn forward_planes(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (ho, wo) = g.out_dims();
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     debug_assert_eq!(x.len(), g.batch * g.channels * hw);
@@ -497,6 +509,14 @@ pub fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// gradient plane is spread out by the stride and padded by `(k − 1)·d − p`, then correlated with
 /// the filter turned by 180°, at stride 1.
 pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    if small::applies(g) {
+        return small::input_grad(g, dy, w);
+    }
+    input_grad_planes(g, dy, w)
+}
+
+/// [`input_grad`] plane by plane.
+fn input_grad_planes(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (ho, wo) = g.out_dims();
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     debug_assert_eq!(dy.len(), g.batch * g.channels * ho * wo);
@@ -535,6 +555,14 @@ pub fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// (N, C, Ho, Wo): per channel, the sum over the batch of the correlation of the padded input
 /// plane with the gradient plane (in f64 across planes).
 pub fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if small::applies(g) {
+        return small::weight_grad(g, x, dy);
+    }
+    weight_grad_planes(g, x, dy)
+}
+
+/// [`weight_grad`] plane by plane.
+fn weight_grad_planes(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (ho, wo) = g.out_dims();
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     let mut dw = vec![0.0f32; g.channels * k2];
@@ -673,6 +701,20 @@ mod tests {
                 padding,
             });
         }
+        // Channels past one block of 64 and not a multiple of 16, a batch of 3, on maps the
+        // channels-last path takes.
+        for (h, w, stride) in [(3, 3, 1), (2, 2, 1), (6, 5, 2)] {
+            v.push(DepthwiseGeometry {
+                batch: 3,
+                channels: 70,
+                height: h,
+                width: w,
+                kernel: 3,
+                stride,
+                dilation: 1,
+                padding: 1,
+            });
+        }
         // Flattened planes longer than one 64-lane block, with dilation.
         for dilation in [1, 2] {
             v.push(DepthwiseGeometry {
@@ -689,13 +731,29 @@ mod tests {
         v
     }
 
+    /// A kernel: forward, input gradient or weight gradient.
+    type Kernel = fn(&DepthwiseGeometry, &[f32], &[f32]) -> Vec<f32>;
+
+    /// Both implementations, `(name, forward, input_grad, weight_grad)`: plane by plane and
+    /// channels last, each run on every geometry whichever [`forward`] would pick.
+    fn paths() -> [(&'static str, Kernel, Kernel, Kernel); 2] {
+        [
+            ("planes", forward_planes, input_grad_planes, weight_grad_planes),
+            ("small", small::forward, small::input_grad, small::weight_grad),
+        ]
+    }
+
     #[test]
     fn forward_matches_the_definition() {
         let mut rng = Rng::new(1);
         for g in geometries() {
             let x = random(&mut rng, g.batch * g.channels * g.height * g.width);
             let w = random(&mut rng, g.channels * g.kernel * g.kernel);
-            close(&forward(&g, &x, &w), &naive(&g, &x, &w), &format!("{g:?}"));
+            let want = naive(&g, &x, &w);
+            close(&forward(&g, &x, &w), &want, &format!("{g:?}"));
+            for (name, fwd, _, _) in paths() {
+                close(&fwd(&g, &x, &w), &want, &format!("{name} {g:?}"));
+            }
         }
     }
 
@@ -715,7 +773,6 @@ mod tests {
             let inner = |a: &[f32], b: &[f32]| -> f32 {
                 a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>() as f32
             };
-            let dx = input_grad(&g, &dy, &w);
             let want_dx: Vec<f32> = (0..nx)
                 .map(|i| {
                     let mut e = vec![0.0; nx];
@@ -723,8 +780,6 @@ mod tests {
                     inner(&dy, &naive(&g, &e, &w))
                 })
                 .collect();
-            close(&dx, &want_dx, &format!("dx {g:?}"));
-            let dw = weight_grad(&g, &x, &dy);
             let want_dw: Vec<f32> = (0..nw)
                 .map(|i| {
                     let mut e = vec![0.0; nw];
@@ -732,7 +787,12 @@ mod tests {
                     inner(&dy, &naive(&g, &x, &e))
                 })
                 .collect();
-            close(&dw, &want_dw, &format!("dw {g:?}"));
+            close(&input_grad(&g, &dy, &w), &want_dx, &format!("dx {g:?}"));
+            close(&weight_grad(&g, &x, &dy), &want_dw, &format!("dw {g:?}"));
+            for (name, _, dx, dw) in paths() {
+                close(&dx(&g, &dy, &w), &want_dx, &format!("{name} dx {g:?}"));
+                close(&dw(&g, &x, &dy), &want_dw, &format!("{name} dw {g:?}"));
+            }
         }
     }
 

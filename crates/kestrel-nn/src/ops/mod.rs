@@ -22,6 +22,7 @@ pub mod batch_norm_sync;
 pub mod batch_norm_train;
 pub mod depthwise;
 pub mod depthwise_kernel;
+mod depthwise_small;
 mod flex_io;
 pub mod pointwise;
 pub mod relu6;
