@@ -14,6 +14,7 @@
 //! With a [`super::batch_norm_sync::ReplicaSum`] installed on the calling thread, μ, σ², m and
 //! the backward's two sums are those of every replica's batch together (SyncBatchNorm).
 
+use super::batch_norm_columns as columns;
 use super::batch_norm_sync::{self, ReplicaSum};
 use super::flex_io;
 use super::simd::{lane_sum, simd_kernel};
@@ -110,6 +111,9 @@ fn split(dims: &[usize]) -> (usize, usize, usize) {
 /// Per-channel mean and biased variance of `x` (N, C, hw), summed in f64 around the channel's
 /// first value (which keeps the one-pass variance accurate when |mean| ≫ std).
 pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
+    if columns::applies(hw) {
+        return columns::channel_stats(x, n, c, hw);
+    }
     let m = (n * hw) as f64;
     (0..c)
         .into_par_iter()
@@ -365,6 +369,10 @@ pub fn normalize(
     if hw == 0 {
         return vec![0.0; x.len()];
     }
+    if columns::applies(hw) {
+        let spread = columns::Spread::new(mean, inv_std, gamma, beta, (lo, hi), hw);
+        return columns::normalize(x, c * hw, spread.affine());
+    }
     let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
@@ -462,21 +470,31 @@ pub fn backward_in_place(
         x.len() == n * c * hw && dy.len() == x.len(),
         "batch norm backward: lengths"
     );
+    // Small planes run position by position, with the clamp's β (zero without a clamp) spread.
+    let spread = columns::applies(hw).then(|| {
+        let zeros = vec![0.0; c];
+        let (beta, lo, hi) = mask.map_or((&zeros[..], 0.0, 0.0), |m| (m.beta, m.lo, m.hi));
+        columns::Spread::new(mean, inv_std, gamma, beta, (lo, hi), hw)
+    });
     // Pass 1: Σ dy and Σ dy·(x − μ) per channel.
-    let (mut sum_dy, mut sum_dy_xc): (Vec<f64>, Vec<f64>) = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut a, mut b) = (0.0f64, 0.0f64);
-            let mask = plane_mask(ch);
-            for bi in 0..n {
-                let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
-                let (pa, pb) = plane_sums(&dy[r.clone()], &x[r], mean[ch], mask);
-                a += pa as f64;
-                b += pb as f64;
-            }
-            (a, b)
-        })
-        .unzip();
+    let (mut sum_dy, mut sum_dy_xc): (Vec<f64>, Vec<f64>) = if let Some(sp) = &spread {
+        columns::grad_sums(x, dy, (n, c, hw), sp.affine(), mask.is_some())
+    } else {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut a, mut b) = (0.0f64, 0.0f64);
+                let mask = plane_mask(ch);
+                for bi in 0..n {
+                    let r = (bi * c + ch) * hw..(bi * c + ch + 1) * hw;
+                    let (pa, pb) = plane_sums(&dy[r.clone()], &x[r], mean[ch], mask);
+                    a += pa as f64;
+                    b += pb as f64;
+                }
+                (a, b)
+            })
+            .unzip()
+    };
     let dbeta: Vec<f32> = sum_dy.iter().map(|&v| v as f32).collect();
     let dgamma: Vec<f32> = sum_dy_xc
         .iter()
@@ -492,7 +510,18 @@ pub fn backward_in_place(
         m = total;
     }
     // Pass 2: dx = γ·r·(dy − dβ/m − (x − μ)·r²·Σdy(x − μ)/m).
-    if hw > 0 {
+    if let Some(sp) = &spread {
+        let r = |ch: usize| inv_std[ch] as f64;
+        let terms = columns::DxTerms::new(
+            (0..c).map(|ch| (gamma[ch] as f64 * r(ch)) as f32).collect(),
+            sum_dy.iter().map(|&s| (s / m) as f32).collect(),
+            (0..c)
+                .map(|ch| (r(ch) * r(ch) * sum_dy_xc[ch] / m) as f32)
+                .collect(),
+            hw,
+        );
+        columns::dx(dy, x, c * hw, sp.affine(), mask.is_some(), &terms);
+    } else if hw > 0 {
         dy.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
             let r = inv_std[ch] as f64;
@@ -766,6 +795,8 @@ mod tests {
             (4u64, [1usize, 3, 5, 7], true),
             (5, [16, 4, 9, 11], true),
             (6, [3, 5, 6, 4], false),
+            // Small planes, more channels than one task of the position-by-position sums.
+            (7, [3, 1030, 2, 2], true),
         ] {
             let case = Case::new(seed, shape, 0.0, (1.0, 4.0), (-1.0, 5.0), &device);
             let n: usize = shape.iter().product();
@@ -806,6 +837,8 @@ mod tests {
             (1u64, [1usize, 3, 5, 7], 0.0f64),
             (2, [16, 4, 9, 11], 0.0),
             (3, [4, 2, 3, 3], 50.0),
+            (4, [2, 1030, 2, 2], 0.0),
+            (5, [4, 2, 9, 9], 50.0),
         ] {
             let case = Case::new(seed, shape, offset, (0.5, 1.5), (-1.0, 1.0), &device);
             let got = case.run(|x, g, b| {
@@ -833,10 +866,16 @@ mod tests {
     /// variance, the same input gradient, and γ's and β's gradients summing to the whole batch's.
     #[test]
     fn synchronised_replicas_equal_the_whole_batch() {
-        use crate::ops::batch_norm_sync::{install, tests::ThreadSum};
         let device = Device::flex().autodiff();
-        let shape = [8usize, 3, 5, 4];
-        let case = Case::new(11, shape, 3.0, (0.5, 1.5), (-1.0, 1.0), &device);
+        // Planes of 20 values (position by position) and of 81 (plane by plane).
+        for shape in [[8usize, 3, 5, 4], [8, 3, 9, 9]] {
+            synchronised_replicas_match(shape, &device);
+        }
+    }
+
+    fn synchronised_replicas_match(shape: [usize; 4], device: &Device) {
+        use crate::ops::batch_norm_sync::{install, tests::ThreadSum};
+        let case = Case::new(11, shape, 3.0, (0.5, 1.5), (-1.0, 1.0), device);
         let op = |x, g, b| {
             let o = batch_norm_clamp_train(x, g, b, 1e-5, (0.0, 6.0));
             (o.output, vec![o.mean, o.variance])
@@ -893,8 +932,14 @@ mod tests {
     /// and, in a ResNet at batch 16, to move some gradients by 1e-3 against PyTorch-style BN.
     #[test]
     fn output_is_accurate_when_the_mean_is_far_from_zero() {
+        // Planes of 64 values (position by position) and of 81 (plane by plane).
+        for shape in [[4usize, 3, 8, 8], [4, 3, 9, 9]] {
+            far_mean_is_accurate(shape);
+        }
+    }
+
+    fn far_mean_is_accurate(shape: [usize; 4]) {
         let device = Device::flex().autodiff();
-        let shape = [4usize, 3, 8, 8];
         let case = Case::new(21, shape, 100.0, (0.5, 1.5), (-1.0, 1.0), &device);
         let got = case.run(|x, g, b| {
             let y = batch_norm_clamp_train(x, g, b, 1e-5, (0.0, 6.0)).output;

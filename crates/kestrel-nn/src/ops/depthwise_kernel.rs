@@ -738,8 +738,18 @@ mod tests {
     /// channels last, each run on every geometry whichever [`forward`] would pick.
     fn paths() -> [(&'static str, Kernel, Kernel, Kernel); 2] {
         [
-            ("planes", forward_planes, input_grad_planes, weight_grad_planes),
-            ("small", small::forward, small::input_grad, small::weight_grad),
+            (
+                "planes",
+                forward_planes,
+                input_grad_planes,
+                weight_grad_planes,
+            ),
+            (
+                "small",
+                small::forward,
+                small::input_grad,
+                small::weight_grad,
+            ),
         ]
     }
 

@@ -18,6 +18,7 @@
 //! to Burn's own operations ([`custom_ops_enabled`]); [`with_plain_ops`] does the same for one
 //! closure on one thread.
 
+mod batch_norm_columns;
 pub mod batch_norm_sync;
 pub mod batch_norm_train;
 pub mod depthwise;
