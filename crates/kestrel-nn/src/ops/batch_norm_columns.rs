@@ -28,9 +28,12 @@ pub(super) fn applies(hw: usize) -> bool {
 
 /// `out[ch·hw + i] = v[ch]`: a per-channel value at each position of the channel's plane.
 fn spread(v: impl IntoIterator<Item = f32>, hw: usize) -> Vec<f32> {
-    v.into_iter()
-        .flat_map(|a| std::iter::repeat_n(a, hw))
-        .collect()
+    let v = v.into_iter();
+    let mut out = Vec::with_capacity(v.size_hint().0 * hw);
+    for a in v {
+        out.resize(out.len() + hw, a);
+    }
+    out
 }
 
 /// Ranges of channels with about [`TASK`] positions each, covering `0..c`.

@@ -108,22 +108,27 @@ impl Canvas {
             self.buf.resize((ph + 1) * pw + FLAT_BLOCK, 0.0);
             self.key = Some(key);
         }
-        let at = |i: usize, n: usize| -> Option<usize> {
-            let a = off + (i * s) as isize;
-            (a >= 0 && (a as usize) < n).then_some(a as usize)
+        // The source indices `i` whose position `off + i·s` lies in `0..n`.
+        let inside = |n: usize, len: usize| {
+            let first = if off >= 0 {
+                0
+            } else {
+                off.unsigned_abs().div_ceil(s)
+            };
+            let end = (n as isize - off).max(0) as usize;
+            first.min(len)..end.div_ceil(s).clamp(first.min(len), len)
         };
-        let whole_rows = s == 1 && off >= 0 && off as usize + w <= pw;
-        for i in 0..h {
-            let Some(a) = at(i, ph) else { continue };
+        let cols = inside(pw, w);
+        for i in inside(ph, h) {
+            let a = (off + (i * s) as isize) as usize;
             let row = &src[i * w..(i + 1) * w];
             let out = &mut self.buf[a * pw..(a + 1) * pw];
-            if whole_rows {
-                copy_row(&mut out[off as usize..off as usize + w], row);
+            let b0 = (off + (cols.start * s) as isize) as usize;
+            if s == 1 {
+                copy_row(&mut out[b0..b0 + cols.len()], &row[cols.clone()]);
             } else {
-                for (j, &v) in row.iter().enumerate() {
-                    if let Some(b) = at(j, pw) {
-                        out[b] = v;
-                    }
+                for (k, &v) in row[cols.clone()].iter().enumerate() {
+                    out[b0 + k * s] = v;
                 }
             }
         }
@@ -131,37 +136,57 @@ impl Canvas {
     }
 }
 
-/// `dst.copy_from_slice(src)` in 16-, 8-, 4- and 1-float moves the compiler keeps inline (rows
-/// here are short — 2 to 30 floats on small maps — and a `memcpy` call per row costs more than
-/// the copy; a plain loop for the remainder is turned into such a call).
+/// A place a float can be written to: an `f32`, or a `MaybeUninit<f32>` of an output being
+/// filled.
+trait Slot {
+    fn put(&mut self, v: f32);
+}
+
+impl Slot for f32 {
+    #[inline(always)]
+    fn put(&mut self, v: f32) {
+        *self = v;
+    }
+}
+
+impl Slot for MaybeUninit<f32> {
+    #[inline(always)]
+    fn put(&mut self, v: f32) {
+        self.write(v);
+    }
+}
+
+/// `L` floats of `src` from `i` into `dst` as one fixed-size move.
 #[inline(always)]
-fn copy_row(dst: &mut [f32], src: &[f32]) {
+fn put_block<const L: usize, D: Slot>(dst: &mut [D], src: &[f32], i: usize) {
+    let b: [f32; L] = src[i..i + L].try_into().expect("L floats");
+    for (d, v) in dst[i..i + L].iter_mut().zip(b) {
+        d.put(v);
+    }
+}
+
+/// `dst ← src` (the shorter length) in 16-, 8-, 4- and 1-float moves the compiler keeps inline
+/// (rows here are short — 2 to 30 floats on small maps — and a `memcpy` call per row costs more
+/// than the copy; a plain loop for the remainder is turned into such a call).
+#[inline(always)]
+fn copy_row<D: Slot>(dst: &mut [D], src: &[f32]) {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
     let mut i = 0;
     while i + 16 <= n {
-        let b: [f32; 16] = src[i..i + 16].try_into().expect("16 floats");
-        dst[i..i + 16].copy_from_slice(&b);
+        put_block::<16, D>(dst, src, i);
         i += 16;
     }
     if i + 8 <= n {
-        let b: [f32; 8] = src[i..i + 8].try_into().expect("8 floats");
-        dst[i..i + 8].copy_from_slice(&b);
+        put_block::<8, D>(dst, src, i);
         i += 8;
     }
     if i + 4 <= n {
-        let b: [f32; 4] = src[i..i + 4].try_into().expect("4 floats");
-        dst[i..i + 4].copy_from_slice(&b);
+        put_block::<4, D>(dst, src, i);
         i += 4;
     }
-    if i < n {
-        dst[i] = src[i];
-    }
-    if i + 1 < n {
-        dst[i + 1] = src[i + 1];
-    }
-    if i + 2 < n {
-        dst[i + 2] = src[i + 2];
+    for j in i..n {
+        dst[j].put(src[j]);
     }
 }
 
@@ -453,9 +478,7 @@ fn correlate_any(
     flat.resize(c.flat_len(), 0.0);
     correlate_flat(c, plane, filt, flat);
     for (o, row) in out.chunks_exact_mut(c.wo).zip(flat.chunks(c.pw)) {
-        for (d, &v) in o.iter_mut().zip(&row[..c.wo]) {
-            d.write(v);
-        }
+        copy_row(o, &row[..c.wo]);
     }
 }
 

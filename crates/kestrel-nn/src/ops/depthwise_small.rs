@@ -104,15 +104,19 @@ fn lay_out(grid: &Grid, src: &[f32], cw: usize, dst: &mut [f32]) {
     }
 }
 
-/// The filters of channels `c0..c0 + cw` tap-major: `out[t·lanes + c] = w[(c0 + c)·k² + t]`
-/// (lanes past `cw` stay zero).
-fn taps(grid: &Grid, w: &[f32], c0: usize, cw: usize) -> Vec<f32> {
-    let k2 = grid.kernel * grid.kernel;
-    let mut out = vec![0.0f32; k2 * grid.lanes];
-    for c in 0..cw {
-        let f = &w[(c0 + c) * k2..(c0 + c + 1) * k2];
-        for (t, &v) in f.iter().enumerate() {
-            out[t * grid.lanes + c] = v;
+/// Every block's filters tap-major, block after block: block `b` (channels `b·block ..`,
+/// `cw` of them, lanes rounded up to [`LANES`]) starts at `b·block·k²` and holds
+/// `[t·lanes + c] = w[(b·block + c)·k² + t]` (lanes past `cw` zero).
+fn tap_table(w: &[f32], channels: usize, k2: usize, block: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; channels.div_ceil(LANES) * LANES * k2];
+    for c0 in (0..channels).step_by(block) {
+        let cw = block.min(channels - c0);
+        let lanes = cw.div_ceil(LANES) * LANES;
+        let table = &mut out[c0 * k2..][..lanes * k2];
+        for c in 0..cw {
+            for (t, &v) in w[(c0 + c) * k2..][..k2].iter().enumerate() {
+                table[t * lanes + c] = v;
+            }
         }
     }
     out
@@ -230,6 +234,8 @@ pub(super) fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     if len == 0 {
         return Vec::new();
     }
+    let k2 = g.kernel * g.kernel;
+    let table = tap_table(w, g.channels, k2, BLOCK);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         tasks(g, y, howo).into_par_iter().for_each_init(
             Vec::new,
@@ -243,8 +249,8 @@ pub(super) fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                 }
                 let src = &x[(n * g.channels + c0) * hw..(n * g.channels + c0 + cw) * hw];
                 lay_out(&grid, src, cw, pad);
-                let filters = taps(&grid, w, c0, cw);
-                forward_block(grid, &pad, &filters, cw, out);
+                let filters = &table[c0 * k2..][..grid.lanes * k2];
+                forward_block(grid, pad, filters, cw, out);
             },
         );
     };
@@ -264,6 +270,8 @@ pub(super) fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f3
     if len == 0 {
         return Vec::new();
     }
+    let k2 = g.kernel * g.kernel;
+    let table = tap_table(w, g.channels, k2, BLOCK);
     let fill = |dx: &mut [MaybeUninit<f32>]| {
         tasks(g, dx, hw).into_par_iter().for_each_init(
             Vec::new,
@@ -273,8 +281,8 @@ pub(super) fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f3
                 pad.clear();
                 pad.resize(grid.len(), 0.0);
                 let src = &dy[(n * g.channels + c0) * howo..(n * g.channels + c0 + cw) * howo];
-                let filters = taps(&grid, w, c0, cw);
-                scatter_block(grid, src, &filters, cw, pad);
+                let filters = &table[c0 * k2..][..grid.lanes * k2];
+                scatter_block(grid, src, filters, cw, pad);
                 for (c, plane) in out.chunks_exact_mut(hw).enumerate() {
                     for (iy, row) in plane.chunks_exact_mut(g.width).enumerate() {
                         let base = grid.at(iy + grid.p, grid.p) + c;

@@ -164,10 +164,26 @@ fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
         "pointwise convolution: gradient length"
     );
     // Wᵀ (C_in × C_out), row-major: the left operand of every image's product.
-    let wt: Vec<f32> = (0..d.cin)
-        .flat_map(|i| (0..d.cout).map(move |o| w[o * d.cin + i]))
-        .collect();
+    let wt = transposed(w, d.cout, d.cin);
     products(d.batch, d.cin, d.cout, d.hw, &wt, dy)
+}
+
+/// `src` (`rows × cols`, row-major) transposed, in square tiles so that reads and writes each
+/// stay within a few cache lines.
+fn transposed(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 16;
+    let mut out = vec![0.0f32; rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                let row = &src[r * cols..(r + 1) * cols];
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = row[c];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.
@@ -306,6 +322,23 @@ mod tests {
             |x, w| conv2d(x, w, None, ConvOptions::new([1; 2], [0; 2], [1; 2], 1)),
             &format!("n{n} {cin}->{cout} {h}x{w}"),
         );
+    }
+
+    #[test]
+    fn transposed_swaps_rows_and_columns() {
+        for (rows, cols) in [(1, 1), (3, 40), (17, 35), (33, 16)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = transposed(&src, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        t[c * rows + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} ({r}, {c})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
