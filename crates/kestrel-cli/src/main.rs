@@ -19,6 +19,7 @@ mod panic_exit;
 mod pretrained;
 mod replicas;
 mod shard_arg;
+mod threads;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,7 @@ fn main() {
     panic_exit::install();
     exit::file_size_limit_is_an_error();
     allocator::keep_freed_buffers();
+    threads::main_thread_joins_pool();
     let cli = Cli::parse();
     panic_exit::debug_panic_if_asked();
     let result = match cli.command {
