@@ -191,6 +191,38 @@ fn plan_probs(
     Ok((p, k))
 }
 
+/// Softmax class probabilities (row-major, images × classes) of `model` on kestrel-runtime, one
+/// engine run per item of `batches` (NCHW images of `r` × `r` and their count), so that callers
+/// choose the batches; `None` when the runtime cannot run the model (a layer it does not export,
+/// an input too small, a non-finite weight), for the caller to run the Burn model instead.
+pub(crate) fn runtime_classifier_probs(
+    model: &Classifier,
+    r: usize,
+    batches: impl Iterator<Item = (Vec<f32>, usize)>,
+) -> Result<Option<Vec<f32>>> {
+    let plan = match to_plan(model, r) {
+        Ok(plan) => plan,
+        Err(
+            ExportError::Unsupported { .. }
+            | ExportError::Resolution { .. }
+            | ExportError::NonFinite { .. },
+        ) => return Ok(None),
+        Err(e) => return Err(export_error(e)),
+    };
+    let k = plan.output_shape().c;
+    let mut engine = Engine::new(plan, EngineOptions::default())
+        .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
+    let mut out = Vec::new();
+    for (x, n) in batches {
+        let y = engine
+            .run(&nchw_to_nhwc(&x, n, 3, r * r), n)
+            .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
+        out.extend_from_slice(y);
+    }
+    softmax_rows(&mut out, k);
+    Ok(Some(out))
+}
+
 /// Softmax class probabilities (`n × classes`) of `model` on `n` NCHW images of `r` × `r`.
 pub fn classifier_probs(
     model: Classifier,

@@ -55,6 +55,16 @@ impl TensorSet {
         self.labels.len()
     }
 
+    /// The images at positions `rows`, one after another (NCHW values of an (n, 3, R, R) batch).
+    pub fn nchw(&self, rows: &[usize]) -> Vec<f32> {
+        let plane = 3 * self.resolution * self.resolution;
+        let mut x = Vec::with_capacity(rows.len() * plane);
+        for &r in rows {
+            x.extend_from_slice(&self.images[r * plane..(r + 1) * plane]);
+        }
+        x
+    }
+
     /// The images at positions `rows` as an (n, 3, R, R) tensor, with their labels.
     pub fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         self.batch_with(rows, device, None)
