@@ -13,7 +13,7 @@
 //! task per (n, c) plane, the weight gradient one per channel (summing over the batch), so no two
 //! tasks write to the same memory and the result does not depend on the thread count.
 //!
-//! Small input planes (at most 64 values) go to [`super::depthwise_small`] instead, which
+//! Small input planes (at most 64 values) go to `depthwise_small` instead, which
 //! works channels last.
 
 use super::depthwise_small as small;
