@@ -74,8 +74,39 @@ impl PackedB {
         );
     }
 
-    fn panel(&self, p: usize) -> &[f32] {
-        &self.data[p * self.k * NR..(p + 1) * self.k * NR]
+    /// The panels as the tile loop reads them.
+    fn panels(&self) -> Panels<'_> {
+        Panels {
+            data: &self.data,
+            k: self.k,
+            n: self.n,
+            stride: NR,
+            step: self.k * NR,
+        }
+    }
+}
+
+/// The right operand as the tile loop reads it: `ceil(n/16)` panels of `k` rows of 16 floats,
+/// row `r` of panel `p` at `data[p·step + r·stride ..][..16]` — a [`PackedB`] (`stride` 16,
+/// `step` 16·k), or a row-major matrix read in place (`stride` its leading dimension, `step` 16;
+/// whole panels only, so no row is read past its end).
+#[derive(Clone, Copy)]
+struct Panels<'a> {
+    data: &'a [f32],
+    k: usize,
+    n: usize,
+    stride: usize,
+    step: usize,
+}
+
+impl<'a> Panels<'a> {
+    /// Panel `p` from its first float to the end of its last row (empty when `k = 0`).
+    fn panel(&self, p: usize) -> &'a [f32] {
+        let len = match self.k {
+            0 => 0,
+            k => (k - 1) * self.stride + NR,
+        };
+        &self.data[p * self.step..p * self.step + len]
     }
 }
 
@@ -134,9 +165,15 @@ pub fn gemm_packed(
     }
 }
 
+/// Columns up to which [`matmul_uninit`] reads its right operand in place (rows of at most 4 KiB).
+const IN_PLACE_MAX_N: usize = 1024;
+
 /// `c = a · b` for a row-major `a` (`m×k`, leading dimension `lda`) and a row-major `b` (`k×n`),
-/// into an uninitialised row-major `c` (`m×n`), every element of which is written: `b` is packed
-/// first, for products whose right operand changes from call to call (training's activations).
+/// into an uninitialised row-major `c` (`m×n`), every element of which is written: for products
+/// whose right operand changes from call to call (training's activations). Up to
+/// [`IN_PLACE_MAX_N`] columns, `b`'s whole 16-column panels are read in place (a copy of `b`
+/// costs as much as a pass of the product on small reductions) and only a last partial panel is
+/// packed; wider `b` is packed whole.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_uninit(
     m: usize,
@@ -159,7 +196,67 @@ pub fn matmul_uninit(
         return;
     }
     assert!(b.len() >= k * n, "matmul: rhs too short");
-    matmul_packed_uninit(m, a, lda, &PackedB::pack(b, k, n, n), c, simd);
+    assert!(a.len() >= (m - 1) * lda + k, "matmul: lhs too short");
+    // Rows of `b` a page or more apart (wide maps) cost more read in place than packed: each row
+    // of a panel then sits on its own page.
+    let whole = if n <= IN_PLACE_MAX_N { n / NR * NR } else { 0 };
+    let zeros = vec![0.0; n.max(NR)];
+    let ep = Epilogue {
+        bias: &zeros,
+        residual: None,
+        act: Activation::None,
+    };
+    let seg = [Segment {
+        a: a.as_ptr(),
+        k,
+        b_row: 0,
+    }];
+    let out = c.as_mut_ptr() as *mut f32;
+    if whole > 0 {
+        let in_place = Panels {
+            data: &b[..k * n],
+            k,
+            n: whole,
+            stride: n,
+            step: NR,
+        };
+        // SAFETY: `a`'s `m` rows of `k` floats `lda` apart were asserted readable; every panel is
+        // whole, so its rows `r·n + 16p .. + 16` lie in `b`'s `k·n` floats; `c` holds `m×n`
+        // elements, exclusively borrowed, and the tiles write columns `0..whole` of each row.
+        unsafe {
+            run_tiles(
+                m,
+                &seg,
+                lda,
+                in_place,
+                0..whole / NR,
+                out,
+                n,
+                &ep,
+                simd,
+                true,
+            )
+        };
+    }
+    if whole < n {
+        let rest = PackedB::pack(&b[whole..], k, n - whole, n);
+        let panels = 0..(n - whole).div_ceil(NR);
+        // SAFETY: as above, for the packed panels, written at columns `whole..n` of `c`.
+        unsafe {
+            run_tiles(
+                m,
+                &seg,
+                lda,
+                rest.panels(),
+                panels,
+                out.add(whole),
+                n,
+                &ep,
+                simd,
+                true,
+            )
+        };
+    }
 }
 
 /// `c = a · b` for a row-major `a` (`m×k`, leading dimension `lda`) and a packed `b`, into an
@@ -243,7 +340,7 @@ pub unsafe fn gemm_packed_panels(
     }];
     // SAFETY: the one segment is `a` itself, whose `m` rows of `k` floats `lda` apart were
     // asserted readable; the caller's contract covers `c` over the columns of `panels`.
-    unsafe { run_tiles(m, &seg, lda, b, panels, c, ldc, ep, simd, true) };
+    unsafe { run_tiles(m, &seg, lda, b.panels(), panels, c, ldc, ep, simd, true) };
 }
 
 /// One part of the reduction of [`gemm_packed_segments`]: `k` columns of the left operand, read
@@ -294,7 +391,8 @@ pub unsafe fn gemm_packed_segments(
         );
     }
     // SAFETY: this function's contract is `run_tiles`' over all the panels.
-    unsafe { run_tiles(m, segs, lda, b, 0..b.n.div_ceil(NR), c, ldc, ep, simd, true) };
+    let panels = 0..b.n.div_ceil(NR);
+    unsafe { run_tiles(m, segs, lda, b.panels(), panels, c, ldc, ep, simd, true) };
 }
 
 /// The blocked tile loop shared by [`gemm_packed_panels`] and [`gemm_packed_segments`];
@@ -307,7 +405,7 @@ unsafe fn run_tiles(
     m: usize,
     segs: &[Segment],
     lda: usize,
-    b: &PackedB,
+    b: Panels,
     panels: std::ops::Range<usize>,
     c: *mut f32,
     ldc: usize,
@@ -351,6 +449,7 @@ unsafe fn run_tiles(
                     segs,
                     lda,
                     b: bp,
+                    stride: b.stride,
                     next,
                     c0,
                     cols,
@@ -425,8 +524,10 @@ struct Tile<'a> {
     /// The left operand's parts (one for a plain GEMM).
     segs: &'a [Segment],
     lda: usize,
-    /// The packed panel.
+    /// The panel: row `r` at `b[r·stride ..][..16]`.
     b: &'a [f32],
+    /// Floats from one row of the panel to the next (16 when packed).
+    stride: usize,
     /// A panel to prefetch into L2 alongside (null: none).
     next: *const f32,
     /// First output column.
@@ -455,8 +556,8 @@ unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
             // SAFETY: row `t.row + r` of the segment, readable for `s.k` floats (the caller's
             // contract).
             let arow = unsafe { std::slice::from_raw_parts(s.a.add((t.row + r) * t.lda), s.k) };
-            let bs = &t.b[s.b_row * NR..(s.b_row + s.k) * NR];
-            for (&av, bv) in arow.iter().zip(bs.chunks_exact(NR)) {
+            let bs = t.b[s.b_row * t.stride..].chunks(t.stride);
+            for (&av, bv) in arow.iter().zip(bs.map(|row| &row[..NR])) {
                 for (x, &y) in v.iter_mut().zip(bv) {
                     *x += av * y;
                 }
@@ -504,10 +605,10 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
         // caller's contract), and the panel holds rows `b_row..b_row + s.k` of 16 floats.
         unsafe {
             let a = s.a.add(t.row * t.lda);
-            let b = t.b.as_ptr().add(s.b_row * NR);
+            let b = t.b.as_ptr().add(s.b_row * t.stride);
             for p in 0..s.k {
-                let b0 = _mm256_loadu_ps(b.add(p * NR));
-                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                let b0 = _mm256_loadu_ps(b.add(p * t.stride));
+                let b1 = _mm256_loadu_ps(b.add(p * t.stride + 8));
                 for r in 0..R {
                     let av = _mm256_broadcast_ss(&*a.add(r * t.lda + p));
                     acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
@@ -560,16 +661,16 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
     use std::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); R];
     for s in t.segs {
-        let next = t.next.wrapping_add(s.b_row * NR);
+        let next = t.next.wrapping_add(s.b_row * t.stride);
         // SAFETY: as in `tile_avx2`; the prefetch only hints and never faults.
         unsafe {
             let a = s.a.add(t.row * t.lda);
-            let b = t.b.as_ptr().add(s.b_row * NR);
+            let b = t.b.as_ptr().add(s.b_row * t.stride);
             for p in 0..s.k {
                 if !t.next.is_null() {
-                    _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * NR) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * t.stride) as *const i8);
                 }
-                let bv = _mm512_loadu_ps(b.add(p * NR));
+                let bv = _mm512_loadu_ps(b.add(p * t.stride));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*a.add(r * t.lda + p));
                     *acc = _mm512_fmadd_ps(av, bv, *acc);
@@ -614,9 +715,9 @@ unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
         // SAFETY: as in `tile_avx2`, reading the panel's first 8 columns only.
         unsafe {
             let a = s.a.add(t.row * t.lda);
-            let b = t.b.as_ptr().add(s.b_row * NR);
+            let b = t.b.as_ptr().add(s.b_row * t.stride);
             for p in 0..s.k {
-                let bv = _mm256_loadu_ps(b.add(p * NR));
+                let bv = _mm256_loadu_ps(b.add(p * t.stride));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let av = _mm256_set1_ps(*a.add(r * t.lda + p));
                     *acc = _mm256_fmadd_ps(av, bv, *acc);
@@ -696,6 +797,8 @@ mod tests {
     fn matmul_uninit_writes_the_whole_product() {
         for (m, k, n, simd) in [
             (7, 5, 33, true),
+            (29, 40, 50, true),
+            (3, 7, 1100, true),
             (13, 16, 16, false),
             (1, 27, 5, true),
             (4, 0, 3, true),
@@ -752,7 +855,7 @@ mod tests {
                     m,
                     &segs,
                     lda,
-                    &pb,
+                    pb.panels(),
                     0..3,
                     c.as_mut_ptr(),
                     n,
