@@ -177,7 +177,12 @@ impl ConvBnAct {
             None if self.pointwise_kernel(&x) => {
                 crate::ops::pointwise::pointwise_conv2d(x, self.conv.weight.val())
             }
-            None => self.conv.forward(x),
+            None => match self.dense_options(&x) {
+                Some(options) => {
+                    crate::ops::dense::dense_conv2d(x, self.conv.weight.val(), options)
+                }
+                None => self.conv.forward(x),
+            },
         };
         match (&self.bn, self.activation.clamp_bounds()) {
             (Some(bn), Some(b)) => match bn.forward_clamped(y, b) {
@@ -204,27 +209,49 @@ impl ConvBnAct {
             && crate::ops::pointwise::check_shapes(x.dims(), w_dims).is_ok()
     }
 
-    /// The options of the custom depthwise kernel when it applies to this convolution and `x`:
-    /// training on Flex, one group per channel (no channel multiplier), no bias, square kernel,
+    /// The options of the custom dense kernel ([`crate::ops::dense`]) when it applies to this
+    /// convolution and `x`: training on Flex, one group over at most
+    /// [`crate::ops::dense::MAX_IN_CHANNELS`] input channels (a stem), no bias, square kernel,
     /// equal strides and dilations, symmetric explicit padding, and shapes that fit.
-    fn depthwise_options(&self, x: &Tensor<4>) -> Option<DepthwiseOptions> {
+    fn dense_options(&self, x: &Tensor<4>) -> Option<DepthwiseOptions> {
         let conv = &self.conv;
+        let options = self.square_options()?;
+        let fits = conv.groups == 1
+            && x.dims()[1] <= crate::ops::dense::MAX_IN_CHANNELS
+            && conv.bias.is_none()
+            && crate::ops::use_training_kernels(x);
         let w_dims = conv.weight.val().dims();
+        (fits && crate::ops::dense::geometry(x.dims(), w_dims, options).is_ok()).then_some(options)
+    }
+
+    /// Stride, dilation and padding when they are the same along both axes (and the padding
+    /// explicit and symmetric).
+    fn square_options(&self) -> Option<DepthwiseOptions> {
+        let conv = &self.conv;
         let [s0, s1] = conv.stride;
         let [d0, d1] = conv.dilation;
         let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
             return None;
         };
         let uniform = s0 == s1 && d0 == d1 && top == left && top == bottom && top == right;
-        let depthwise = conv.groups > 1 && w_dims[0] == conv.groups && w_dims[1] == 1;
-        if !(uniform && depthwise && conv.bias.is_none() && crate::ops::use_training_kernels(x)) {
-            return None;
-        }
-        let options = DepthwiseOptions {
+        uniform.then_some(DepthwiseOptions {
             stride: s0,
             dilation: d0,
             padding: top,
-        };
+        })
+    }
+
+    /// The options of the custom depthwise kernel when it applies to this convolution and `x`:
+    /// training on Flex, one group per channel (no channel multiplier), no bias, square kernel,
+    /// equal strides and dilations, symmetric explicit padding, and shapes that fit.
+    fn depthwise_options(&self, x: &Tensor<4>) -> Option<DepthwiseOptions> {
+        let conv = &self.conv;
+        let w_dims = conv.weight.val().dims();
+        let options = self.square_options()?;
+        let depthwise = conv.groups > 1 && w_dims[0] == conv.groups && w_dims[1] == 1;
+        if !(depthwise && conv.bias.is_none() && crate::ops::use_training_kernels(x)) {
+            return None;
+        }
         geometry(x.dims(), w_dims, options).ok().map(|_| options)
     }
 }
@@ -248,6 +275,23 @@ mod tests {
         assert!(!dense.init(&train).pointwise_kernel(&x(&train)));
         let grouped = ConvBnActConfig::new(8, 16).with_kernel(1).with_groups(2);
         assert!(!grouped.init(&train).pointwise_kernel(&x(&train)));
+    }
+
+    #[test]
+    fn dense_kernel_applies_only_to_stems_training_on_flex() {
+        let train = Device::flex().autodiff();
+        let x = |c: usize, d: &Device| Tensor::<4>::zeros([2, c, 9, 9], d);
+        let stem = ConvBnActConfig::new(3, 16).with_stride(2);
+        let o = stem.init(&train).dense_options(&x(3, &train)).unwrap();
+        assert_eq!((o.stride, o.dilation, o.padding), (2, 1, 1));
+        assert!(stem
+            .init(&Device::flex())
+            .dense_options(&x(3, &Device::flex()))
+            .is_none());
+        let wide = ConvBnActConfig::new(8, 16);
+        assert!(wide.init(&train).dense_options(&x(8, &train)).is_none());
+        let grouped = ConvBnActConfig::new(4, 4).with_groups(2);
+        assert!(grouped.init(&train).dense_options(&x(4, &train)).is_none());
     }
 
     #[test]

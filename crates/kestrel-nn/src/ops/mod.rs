@@ -9,6 +9,8 @@
 //! - [`depthwise`]: depthwise 3×3 (any k) convolution, strides and dilations, no bias;
 //! - [`pointwise`]: 1×1 convolution whose gradients are matrix products with transposed operands
 //!   read in place;
+//! - [`dense`]: a one-group convolution over few input channels (a network's stem) as a 1×1
+//!   convolution of the input's patches (im2col);
 //! - [`relu6`]: clamp to [0, 6] with a backward that does not materialise a mask;
 //! - [`batch_norm_train`]: training-mode BatchNorm with one-pass forward and backward, and
 //!   [`batch_norm_sync`]: its statistics summed over data-parallel replicas (SyncBatchNorm).
@@ -21,6 +23,7 @@
 mod batch_norm_columns;
 pub mod batch_norm_sync;
 pub mod batch_norm_train;
+pub mod dense;
 pub mod depthwise;
 pub mod depthwise_kernel;
 mod depthwise_small;

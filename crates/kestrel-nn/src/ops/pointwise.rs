@@ -34,12 +34,12 @@ pub trait PointwiseConvOps: Backend {
 
 /// The sizes of one pointwise convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Dims {
-    batch: usize,
-    cin: usize,
-    cout: usize,
+pub(super) struct Dims {
+    pub(super) batch: usize,
+    pub(super) cin: usize,
+    pub(super) cout: usize,
     /// Pixels per image, H·W.
-    hw: usize,
+    pub(super) hw: usize,
 }
 
 /// Checks that `w_dims` is a 1×1 filter bank for `x_dims`.
@@ -147,7 +147,7 @@ fn side_by_side(x: &[f32], images: usize, rows: usize, hw: usize) -> Vec<f32> {
 }
 
 /// `y[n] = W · x[n]`.
-fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
+pub(super) fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(
         x.len(),
         d.batch * d.cin * d.hw,
@@ -157,7 +157,7 @@ fn forward_values(d: Dims, x: &[f32], w: &[f32]) -> Vec<f32> {
 }
 
 /// `dx[n] = Wᵀ · dy[n]`.
-fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
+pub(super) fn input_grad(d: Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(
         dy.len(),
         d.batch * d.cout * d.hw,
@@ -189,7 +189,7 @@ fn transposed(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// `dW = Σₙ dy[n] · x[n]ᵀ`: each thread sums a range of images, then the partial sums are added.
 /// Each product runs on the packed GEMM with `x[n]ᵀ` packed straight from `x[n]`; on small maps
 /// ([`SIDE_BY_SIDE_BELOW`]) the range's images are one product, side by side.
-fn weight_grad(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(super) fn weight_grad(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (xs, ys) = (d.cin * d.hw, d.cout * d.hw);
     if xs * ys * d.batch == 0 {
         return vec![0.0; d.cout * d.cin];
