@@ -390,8 +390,8 @@ pub unsafe fn gemm_packed_segments(
             "gemm_packed_segments: residual too short"
         );
     }
-    // SAFETY: this function's contract is `run_tiles`' over all the panels.
     let panels = 0..b.n.div_ceil(NR);
+    // SAFETY: this function's contract is `run_tiles`' over all the panels.
     unsafe { run_tiles(m, segs, lda, b.panels(), panels, c, ldc, ep, simd, true) };
 }
 
