@@ -171,7 +171,7 @@ const IN_PLACE_MAX_N: usize = 1024;
 /// `c = a · b` for a row-major `a` (`m×k`, leading dimension `lda`) and a row-major `b` (`k×n`),
 /// into an uninitialised row-major `c` (`m×n`), every element of which is written: for products
 /// whose right operand changes from call to call (training's activations). Up to
-/// [`IN_PLACE_MAX_N`] columns, `b`'s whole 16-column panels are read in place (a copy of `b`
+/// `IN_PLACE_MAX_N` (1024) columns, `b`'s whole 16-column panels are read in place (a copy of `b`
 /// costs as much as a pass of the product on small reductions) and only a last partial panel is
 /// packed; wider `b` is packed whole.
 #[allow(clippy::too_many_arguments)]
