@@ -129,16 +129,25 @@ pub(crate) fn softmax_rows(x: &mut [f32], k: usize) {
 /// Runs `plan` on NCHW images `x` (`n` of them), [`InferenceEngine::batch`] at a time, and
 /// returns the NHWC output.
 fn run_plan(plan: Plan, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    let per_image = plan.input_shape().len();
+    debug_assert_eq!(x.len(), n * per_image);
+    run_plan_batches(plan, x.chunks(InferenceEngine::Runtime.batch() * per_image))
+}
+
+/// Runs `plan` once per item of `batches` (NCHW images, whole ones), one engine for all, and
+/// returns the NHWC outputs one after another.
+fn run_plan_batches<B: AsRef<[f32]>>(
+    plan: Plan,
+    batches: impl Iterator<Item = B>,
+) -> Result<Vec<f32>> {
     let is = plan.input_shape();
-    let per_out = plan.output_shape().len();
-    let nhwc = nchw_to_nhwc(x, n, is.c, is.h * is.w);
     let mut engine = Engine::new(plan, EngineOptions::default())
         .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
-    let batch = InferenceEngine::Runtime.batch();
-    let mut out = Vec::with_capacity(n * per_out);
-    for chunk in nhwc.chunks(batch * is.len()) {
+    let mut out = Vec::new();
+    for x in batches {
+        let (x, n) = (x.as_ref(), x.as_ref().len() / is.len());
         let y = engine
-            .run(chunk, chunk.len() / is.len())
+            .run(&nchw_to_nhwc(x, n, is.c, is.h * is.w), n)
             .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
         out.extend_from_slice(y);
     }
@@ -192,13 +201,13 @@ fn plan_probs(
 }
 
 /// Softmax class probabilities (row-major, images × classes) of `model` on kestrel-runtime, one
-/// engine run per item of `batches` (NCHW images of `r` × `r` and their count), so that callers
-/// choose the batches; `None` when the runtime cannot run the model (a layer it does not export,
-/// an input too small, a non-finite weight), for the caller to run the Burn model instead.
+/// engine run per item of `batches` (NCHW images of `r` × `r`), so that callers choose the
+/// batches; `None` when the runtime cannot run the model (a layer it does not export, an input
+/// too small, a non-finite weight), for the caller to run the Burn model instead.
 pub(crate) fn runtime_classifier_probs(
     model: &Classifier,
     r: usize,
-    batches: impl Iterator<Item = (Vec<f32>, usize)>,
+    batches: impl Iterator<Item = Vec<f32>>,
 ) -> Result<Option<Vec<f32>>> {
     let plan = match to_plan(model, r) {
         Ok(plan) => plan,
@@ -210,15 +219,7 @@ pub(crate) fn runtime_classifier_probs(
         Err(e) => return Err(export_error(e)),
     };
     let k = plan.output_shape().c;
-    let mut engine = Engine::new(plan, EngineOptions::default())
-        .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
-    let mut out = Vec::new();
-    for (x, n) in batches {
-        let y = engine
-            .run(&nchw_to_nhwc(&x, n, 3, r * r), n)
-            .map_err(|e| TrainError::Runtime(format!("kestrel-runtime: {e}")))?;
-        out.extend_from_slice(y);
-    }
+    let mut out = run_plan_batches(plan, batches)?;
     softmax_rows(&mut out, k);
     Ok(Some(out))
 }

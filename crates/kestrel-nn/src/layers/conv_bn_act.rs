@@ -234,11 +234,7 @@ impl ConvBnAct {
             return None;
         };
         let uniform = s0 == s1 && d0 == d1 && top == left && top == bottom && top == right;
-        uniform.then_some(DepthwiseOptions {
-            stride: s0,
-            dilation: d0,
-            padding: top,
-        })
+        uniform.then_some(DepthwiseOptions::new(s0, d0, top))
     }
 
     /// The options of the custom depthwise kernel when it applies to this convolution and `x`:

@@ -42,6 +42,13 @@ fn channel_ranges(c: usize, hw: usize) -> Vec<Range<usize>> {
     (0..c).step_by(per).map(|a| a..(a + per).min(c)).collect()
 }
 
+/// The per-range pairs of per-channel values of [`channel_ranges`], each side joined in channel
+/// order.
+fn joined<T: Clone>(parts: Vec<(Vec<T>, Vec<T>)>) -> (Vec<T>, Vec<T>) {
+    let (a, b): (Vec<Vec<T>>, Vec<Vec<T>>) = parts.into_iter().unzip();
+    (a.concat(), b.concat())
+}
+
 /// Per-channel f64 totals of per-position f32 sums.
 fn per_channel(s: &[f32], hw: usize) -> impl Iterator<Item = f64> + '_ {
     s.chunks_exact(hw)
@@ -85,12 +92,7 @@ pub(super) fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f3
                 .unzip()
         })
         .collect();
-    let mut out = (Vec::with_capacity(c), Vec::with_capacity(c));
-    for (mean, var) in parts {
-        out.0.extend(mean);
-        out.1.extend(var);
-    }
-    out
+    joined(parts)
 }
 
 /// The forward's affine map and clamp per position: `y = clamp((x − mean)·scale + β, lo, hi)`
@@ -244,12 +246,7 @@ pub(super) fn grad_sums(
             (per_channel(&s, hw).collect(), per_channel(&t, hw).collect())
         })
         .collect();
-    let mut out = (Vec::with_capacity(c), Vec::with_capacity(c));
-    for (s, t) in parts {
-        out.0.extend(s);
-        out.1.extend(t);
-    }
-    out
+    joined(parts)
 }
 
 /// The backward's second pass per position: `dx = k·(g − mean_dy − (x − μ)·coef)`.
@@ -263,12 +260,12 @@ pub(super) struct DxTerms {
 }
 
 impl DxTerms {
-    /// The per-channel terms spread over planes of `hw`.
-    pub(super) fn new(k: Vec<f32>, mean_dy: Vec<f32>, coef: Vec<f32>, hw: usize) -> DxTerms {
+    /// Each channel's `(k, mean_dy, coef)` spread over planes of `hw`.
+    pub(super) fn new(per_channel: &[(f32, f32, f32)], hw: usize) -> DxTerms {
         DxTerms {
-            k: spread(k, hw),
-            mean_dy: spread(mean_dy, hw),
-            coef: spread(coef, hw),
+            k: spread(per_channel.iter().map(|t| t.0), hw),
+            mean_dy: spread(per_channel.iter().map(|t| t.1), hw),
+            coef: spread(per_channel.iter().map(|t| t.2), hw),
         }
     }
 }

@@ -509,29 +509,25 @@ pub fn backward_in_place(
         sum_dy_xc.copy_from_slice(&both[c..]);
         m = total;
     }
-    // Pass 2: dx = γ·r·(dy − dβ/m − (x − μ)·r²·Σdy(x − μ)/m).
+    // Pass 2: dx = γ·r·(dy − dβ/m − (x − μ)·r²·Σdy(x − μ)/m), with channel `ch`'s
+    // `(k = γ·r, Σdy/m, r²·Σdy(x − μ)/m)`.
+    let terms = |ch: usize| {
+        let r = inv_std[ch] as f64;
+        (
+            (gamma[ch] as f64 * r) as f32,
+            (sum_dy[ch] / m) as f32,
+            (r * r * sum_dy_xc[ch] / m) as f32,
+        )
+    };
     if let Some(sp) = &spread {
-        let r = |ch: usize| inv_std[ch] as f64;
-        let terms = columns::DxTerms::new(
-            (0..c).map(|ch| (gamma[ch] as f64 * r(ch)) as f32).collect(),
-            sum_dy.iter().map(|&s| (s / m) as f32).collect(),
-            (0..c)
-                .map(|ch| (r(ch) * r(ch) * sum_dy_xc[ch] / m) as f32)
-                .collect(),
-            hw,
-        );
+        let terms = columns::DxTerms::new(&(0..c).map(terms).collect::<Vec<_>>(), hw);
         columns::dx(dy, x, c * hw, sp.affine(), mask.is_some(), &terms);
     } else if hw > 0 {
         dy.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
-            let r = inv_std[ch] as f64;
-            let k = (gamma[ch] as f64 * r) as f32;
-            let mean_dy = (sum_dy[ch] / m) as f32;
-            let coef = (r * r * sum_dy_xc[ch] / m) as f32;
+            let (k, mean_dy, coef) = terms(ch);
             let span = plane * hw..(plane + 1) * hw;
-            let mu = mean[ch];
-            let terms = (mean_dy, mu, coef);
-            plane_dx(out, &x[span], k, terms, plane_mask(ch));
+            plane_dx(out, &x[span], k, (mean_dy, mean[ch], coef), plane_mask(ch));
         });
     }
     (dgamma, dbeta)

@@ -186,33 +186,16 @@ fn forward_with_columns(g: &DenseGeometry, x: &[f32], w: &[f32]) -> (Vec<f32>, V
     (y, cols)
 }
 
-fn geometry_of(x: &FlexTensor, w: &FlexTensor, options: DepthwiseOptions) -> DenseGeometry {
-    let (xd, wd) = (flex_io::dims(x), flex_io::dims(w));
-    geometry(
-        [xd[0], xd[1], xd[2], xd[3]],
-        [wd[0], wd[1], wd[2], wd[3]],
-        options,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn forward(
     x: &FlexTensor,
     w: &FlexTensor,
     options: DepthwiseOptions,
 ) -> (FlexTensor, Vec<f32>, DenseGeometry) {
-    let g = geometry_of(x, w, options);
+    let g =
+        geometry(flex_io::dims4(x), flex_io::dims4(w), options).expect("validated dense geometry");
     let (y, cols) = forward_with_columns(&g, &flex_io::values(x), &flex_io::values(w));
     let y = flex_io::tensor(y, &[g.batch, g.cout, g.ho, g.wo]);
     (y, cols, g)
-}
-
-fn options(stride: usize, dilation: usize, padding: usize) -> DepthwiseOptions {
-    DepthwiseOptions {
-        stride,
-        dilation,
-        padding,
-    }
 }
 
 impl DenseConvOps for Flex {
@@ -223,7 +206,12 @@ impl DenseConvOps for Flex {
         dilation: usize,
         padding: usize,
     ) -> FlexTensor {
-        forward(&x, &weight, options(stride, dilation, padding)).0
+        forward(
+            &x,
+            &weight,
+            DepthwiseOptions::new(stride, dilation, padding),
+        )
+        .0
     }
 }
 
@@ -260,7 +248,7 @@ impl<C: CheckpointStrategy> DenseConvOps for Autodiff<Flex, C> {
         dilation: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        let o = options(stride, dilation, padding);
+        let o = DepthwiseOptions::new(stride, dilation, padding);
         let (x, x_node) = x.into_parts();
         let (w, w_node) = weight.into_parts();
         match DenseBackward
@@ -322,7 +310,7 @@ mod tests {
             let mut rng = Rng::new(seed as u64 + 1);
             let x = random(&mut rng, [n, cin, h, w], &device);
             let wt = random(&mut rng, [cout, cin, k, k], &device);
-            let o = options(s, d, p);
+            let o = DepthwiseOptions::new(s, d, p);
             assert_grads_match(
                 &x,
                 &wt,
@@ -336,10 +324,10 @@ mod tests {
 
     #[test]
     fn shapes_are_checked() {
-        let o = options(1, 1, 0);
+        let o = DepthwiseOptions::new(1, 1, 0);
         assert!(geometry([1, 3, 8, 8], [4, 2, 3, 3], o).is_err());
         assert!(geometry([1, 3, 2, 2], [4, 3, 3, 3], o).is_err());
-        let g = geometry([1, 3, 8, 8], [4, 3, 3, 3], options(2, 1, 1)).unwrap();
+        let g = geometry([1, 3, 8, 8], [4, 3, 3, 3], DepthwiseOptions::new(2, 1, 1)).unwrap();
         assert_eq!((g.ho, g.wo, g.patch()), (4, 4, 27));
     }
 }

@@ -17,7 +17,7 @@ use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
 
 /// Stride, dilation and padding of a square depthwise convolution (the kernel size comes from
-/// the weight).
+/// the weight); [`super::dense`]'s stem convolutions take the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DepthwiseOptions {
     /// Stride (both axes).
@@ -26,6 +26,17 @@ pub struct DepthwiseOptions {
     pub dilation: usize,
     /// Zero padding on every side.
     pub padding: usize,
+}
+
+impl DepthwiseOptions {
+    /// The options from the three values a backend extension receives.
+    pub fn new(stride: usize, dilation: usize, padding: usize) -> Self {
+        DepthwiseOptions {
+            stride,
+            dilation,
+            padding,
+        }
+    }
 }
 
 /// The backend extension: a depthwise convolution without bias.
@@ -96,12 +107,7 @@ pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, options: DepthwiseOptio
 
 /// The geometry of two Flex primitives (already validated by [`depthwise_conv2d`]).
 fn flex_geometry(x: &FlexTensor, w: &FlexTensor, options: DepthwiseOptions) -> DepthwiseGeometry {
-    let dims4 = |t: &FlexTensor| -> [usize; 4] {
-        flex_io::dims(t)
-            .try_into()
-            .expect("depthwise tensors are 4-D")
-    };
-    geometry(dims4(x), dims4(w), options).expect("validated depthwise geometry")
+    geometry(flex_io::dims4(x), flex_io::dims4(w), options).expect("validated depthwise geometry")
 }
 
 fn forward(x: &FlexTensor, w: &FlexTensor, options: DepthwiseOptions) -> FlexTensor {
@@ -122,11 +128,7 @@ impl DepthwiseConvOps for Flex {
         forward(
             &x,
             &weight,
-            DepthwiseOptions {
-                stride,
-                dilation,
-                padding,
-            },
+            DepthwiseOptions::new(stride, dilation, padding),
         )
     }
 }
@@ -163,11 +165,7 @@ impl<C: CheckpointStrategy> DepthwiseConvOps for Autodiff<Flex, C> {
         dilation: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        let options = DepthwiseOptions {
-            stride,
-            dilation,
-            padding,
-        };
+        let options = DepthwiseOptions::new(stride, dilation, padding);
         let (x, x_node) = x.into_parts();
         let (w, w_node) = weight.into_parts();
         match DepthwiseBackward

@@ -66,7 +66,7 @@ impl DepthwiseGeometry {
 
     /// `(Ho, Wo)`; panics on a geometry that [`DepthwiseGeometry::out_height`] rejects (callers
     /// validate first).
-    fn out_dims(&self) -> (usize, usize) {
+    pub(super) fn out_dims(&self) -> (usize, usize) {
         (
             self.out_height().expect("validated depthwise geometry"),
             self.out_width().expect("validated depthwise geometry"),

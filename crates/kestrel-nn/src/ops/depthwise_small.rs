@@ -56,13 +56,14 @@ struct Grid {
 
 impl Grid {
     fn new(g: &DepthwiseGeometry, channels: usize) -> Grid {
+        let (ho, wo) = g.out_dims();
         Grid {
             h: g.height,
             w: g.width,
             p: g.padding,
             wp: g.width + 2 * g.padding,
-            ho: g.out_height().expect("validated depthwise geometry"),
-            wo: g.out_width().expect("validated depthwise geometry"),
+            ho,
+            wo,
             kernel: g.kernel,
             stride: g.stride,
             dilation: g.dilation,
@@ -227,8 +228,8 @@ fn tasks<'a>(
 /// `y` (N, C, Ho, Wo) from `x` (N, C, H, W) and `w` (C, 1, k, k), as
 /// [`super::depthwise_kernel::forward`].
 pub(super) fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (ho, wo) = (g.out_height(), g.out_width());
-    let howo = ho.expect("validated") * wo.expect("validated");
+    let (ho, wo) = g.out_dims();
+    let howo = ho * wo;
     let hw = g.height * g.width;
     let len = g.batch * g.channels * howo;
     if len == 0 {
@@ -263,8 +264,8 @@ pub(super) fn forward(g: &DepthwiseGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// [`super::depthwise_kernel::input_grad`]: each output's gradient, times the filter, is added
 /// onto the padded grid at the taps it read, and the grid's inside is the input gradient.
 pub(super) fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let (ho, wo) = (g.out_height(), g.out_width());
-    let howo = ho.expect("validated") * wo.expect("validated");
+    let (ho, wo) = g.out_dims();
+    let howo = ho * wo;
     let hw = g.height * g.width;
     let len = g.batch * g.channels * hw;
     if len == 0 {
@@ -302,8 +303,8 @@ pub(super) fn input_grad(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f3
 /// `dw` (C, 1, k, k) from the input `x` (N, C, H, W) and the output gradient `dy`
 /// (N, C, Ho, Wo), as [`super::depthwise_kernel::weight_grad`].
 pub(super) fn weight_grad(g: &DepthwiseGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (ho, wo) = (g.out_height(), g.out_width());
-    let howo = ho.expect("validated") * wo.expect("validated");
+    let (ho, wo) = g.out_dims();
+    let howo = ho * wo;
     let (hw, k2) = (g.height * g.width, g.kernel * g.kernel);
     let mut dw = vec![0.0f32; g.channels * k2];
     if dw.is_empty() {

@@ -29,6 +29,11 @@ pub(crate) fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
 
+/// The shape of a 4-D `t` (the convolution ops' inputs and weights, checked by their callers).
+pub(crate) fn dims4(t: &FlexTensor) -> [usize; 4] {
+    dims(t).try_into().expect("a 4-D tensor")
+}
+
 /// A vector of `len` floats written by `fill`, without zeroing them first.
 ///
 /// # Safety

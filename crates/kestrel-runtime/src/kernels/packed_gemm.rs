@@ -211,45 +211,29 @@ pub fn matmul_uninit(
         k,
         b_row: 0,
     }];
-    let out = c.as_mut_ptr() as *mut f32;
-    if whole > 0 {
-        let in_place = Panels {
-            data: &b[..k * n],
-            k,
-            n: whole,
-            stride: n,
-            step: NR,
-        };
-        // SAFETY: `a`'s `m` rows of `k` floats `lda` apart were asserted readable; every panel is
-        // whole, so its rows `r·n + 16p .. + 16` lie in `b`'s `k·n` floats; `c` holds `m×n`
-        // elements, exclusively borrowed, and the tiles write columns `0..whole` of each row.
+    // The whole panels read in place, then the rest (a last partial panel, or all of a wide
+    // `b`) packed: each part with its first output column.
+    let in_place = Panels {
+        data: &b[..k * n],
+        k,
+        n: whole,
+        stride: n,
+        step: NR,
+    };
+    let rest = PackedB::pack(&b[whole..], k, n - whole, n);
+    for (part, first) in [(in_place, 0), (rest.panels(), whole)] {
+        // SAFETY: `a`'s `m` rows of `k` floats `lda` apart were asserted readable; the in-place
+        // panels are whole, so their rows `r·n + 16p .. + 16` lie in `b`'s `k·n` floats; `c`
+        // holds `m×n` elements, exclusively borrowed, and each part writes its own columns
+        // `first..first + part.n` of every row.
         unsafe {
             run_tiles(
                 m,
                 &seg,
                 lda,
-                in_place,
-                0..whole / NR,
-                out,
-                n,
-                &ep,
-                simd,
-                true,
-            )
-        };
-    }
-    if whole < n {
-        let rest = PackedB::pack(&b[whole..], k, n - whole, n);
-        let panels = 0..(n - whole).div_ceil(NR);
-        // SAFETY: as above, for the packed panels, written at columns `whole..n` of `c`.
-        unsafe {
-            run_tiles(
-                m,
-                &seg,
-                lda,
-                rest.panels(),
-                panels,
-                out.add(whole),
+                part,
+                0..part.n.div_ceil(NR),
+                (c.as_mut_ptr() as *mut f32).add(first),
                 n,
                 &ep,
                 simd,

@@ -77,17 +77,20 @@ impl TensorSet {
         &self,
         rows: &[usize],
         device: &Device,
-        mut augment: Option<&mut Rng>,
+        augment: Option<&mut Rng>,
     ) -> (Tensor<4>, Tensor<1, Int>) {
-        let plane = 3 * self.resolution * self.resolution;
-        let mut x = Vec::with_capacity(rows.len() * plane);
-        for &r in rows {
-            let src = &self.images[r * plane..(r + 1) * plane];
-            match augment.as_deref_mut() {
-                Some(rng) => push_dihedral(src, self.resolution, rng.below(8), &mut x),
-                None => x.extend_from_slice(src),
+        let x = match augment {
+            None => self.nchw(rows),
+            Some(rng) => {
+                let plane = 3 * self.resolution * self.resolution;
+                let mut x = Vec::with_capacity(rows.len() * plane);
+                for &r in rows {
+                    let src = &self.images[r * plane..(r + 1) * plane];
+                    push_dihedral(src, self.resolution, rng.below(8), &mut x);
+                }
+                x
             }
-        }
+        };
         let n = rows.len();
         let images = Tensor::<4>::from_data(
             TensorData::new(x, [n, 3, self.resolution, self.resolution]),

@@ -34,9 +34,7 @@ fn predict_rows(
     rows: &[usize],
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let batches = rows
-        .chunks(EVAL_BATCH)
-        .map(|chunk| (set.nchw(chunk), chunk.len()));
+    let batches = rows.chunks(EVAL_BATCH).map(|chunk| set.nchw(chunk));
     if let Some(probs) = runtime_classifier_probs(model, set.resolution, batches)? {
         return Ok(probs);
     }
