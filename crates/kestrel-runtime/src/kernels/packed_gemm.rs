@@ -412,29 +412,39 @@ unsafe fn run_tiles(
     let mut m0 = 0;
     for blk in 0..blocks {
         let mb = m / blocks + usize::from(blk < m % blocks);
-        for p in panels.clone() {
+        let mut p = panels.start;
+        while p < panels.end {
+            // On AVX-512, two panels at a time: each broadcast of `a` feeds two FMAs, halving the
+            // loads per FMA (with two 512-bit FMA ports, a one-panel tile is load-bound).
+            let pair = wide && p + 1 < panels.end;
+            let width = if pair { 2 } else { 1 };
             let c0 = p * NR;
-            let cols = NR.min(n - c0);
+            let cols = (width * NR).min(n - c0);
             let bp = b.panel(p);
+            let bp_hi = if pair { b.panel(p + 1) } else { &[][..] };
             // Tiles of nearly equal height (49 rows: 10+10+10+10+9, not 12+12+12+12+1): a
             // one-row tile is a single FMA chain, latency-bound at a quarter of the FMA rate.
             let tiles = mb.div_ceil(mr);
             let mut r = m0;
             for i in 0..tiles {
                 let rows = mb / tiles + usize::from(i < mb % tiles);
-                // The first tile of a panel pulls the next panel towards L2 as it goes, so the
+                // The first tile of a panel pulls the next panel(s) towards L2 as it goes, so the
                 // weights of a large layer (read from memory at batch 1) stream ahead of use.
-                let next = if i == 0 && p + 1 < panels.end {
-                    b.panel(p + 1).as_ptr()
-                } else {
-                    std::ptr::null()
+                let ahead = |q: usize| {
+                    if i == 0 && q < panels.end {
+                        b.panel(q).as_ptr()
+                    } else {
+                        std::ptr::null()
+                    }
                 };
                 let t = Tile {
                     segs,
                     lda,
                     b: bp,
+                    b_hi: bp_hi,
                     stride: b.stride,
-                    next,
+                    next: ahead(p + width),
+                    next_hi: if pair { ahead(p + 3) } else { std::ptr::null() },
                     c0,
                     cols,
                     row: r,
@@ -445,7 +455,20 @@ unsafe fn run_tiles(
                 };
                 let res = ep.residual;
                 #[cfg(target_arch = "x86_64")]
-                if wide && cols <= NR / 2 {
+                if pair {
+                    // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
+                    // columns `c0..c0 + cols` (two panels) lie in the block the caller made valid.
+                    unsafe {
+                        tile_for_rows!(
+                            tile_avx512_pair,
+                            rows,
+                            &t,
+                            c,
+                            res,
+                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                        )
+                    }
+                } else if wide && cols <= NR / 2 {
                     // SAFETY: as below; the tile touches only the panel's first 8 columns.
                     unsafe {
                         tile_for_rows!(
@@ -488,6 +511,7 @@ unsafe fn run_tiles(
                 r += rows;
                 debug_assert!(rows <= mr && r <= m0 + mb);
             }
+            p += width;
         }
         m0 += mb;
     }
@@ -510,13 +534,17 @@ struct Tile<'a> {
     lda: usize,
     /// The panel: row `r` at `b[r·stride ..][..16]`.
     b: &'a [f32],
+    /// The next panel, read alike, for a two-panel tile (empty otherwise).
+    b_hi: &'a [f32],
     /// Floats from one row of the panel to the next (16 when packed).
     stride: usize,
     /// A panel to prefetch into L2 alongside (null: none).
     next: *const f32,
+    /// A second panel to prefetch, beside a two-panel tile (null: none).
+    next_hi: *const f32,
     /// First output column.
     c0: usize,
-    /// Valid columns (≤ 16).
+    /// Valid columns (≤ 16; ≤ 32 for a two-panel tile).
     cols: usize,
     /// First row: of the output, and of the left operand's segments.
     row: usize,
@@ -679,6 +707,69 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(base)));
             }
             _mm512_mask_storeu_ps(c.add(base), mask, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
+        }
+    }
+}
+
+/// The two-panel AVX-512 micro-kernel: R rows × 32 columns (panels `b` and `b_hi`), two zmm
+/// accumulators per row, each broadcast of `a` feeding both; the second panel may be partial
+/// (masked loads and stores past its `cols − 16` columns).
+///
+/// # Safety
+/// AVX-512F, AVX2 and FMA must be available, `t.b_hi` a panel read like `t.b` and
+/// `16 < t.cols ≤ 32`; otherwise as [`tile_scalar`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    debug_assert!(t.cols > NR && t.cols <= 2 * NR && !t.b_hi.is_empty());
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    for s in t.segs {
+        let next = t.next.wrapping_add(s.b_row * t.stride);
+        let next_hi = t.next_hi.wrapping_add(s.b_row * t.stride);
+        // SAFETY: as in `tile_avx512`, for both panels (each holds the segment's rows); the
+        // prefetches only hint and never fault.
+        unsafe {
+            let a = s.a.add(t.row * t.lda);
+            let b = t.b.as_ptr().add(s.b_row * t.stride);
+            let b_hi = t.b_hi.as_ptr().add(s.b_row * t.stride);
+            for p in 0..s.k {
+                if !t.next.is_null() {
+                    _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(p * t.stride) as *const i8);
+                }
+                if !t.next_hi.is_null() {
+                    _mm_prefetch::<_MM_HINT_T1>(next_hi.wrapping_add(p * t.stride) as *const i8);
+                }
+                let b0 = _mm512_loadu_ps(b.add(p * t.stride));
+                let b1 = _mm512_loadu_ps(b_hi.add(p * t.stride));
+                for r in 0..R {
+                    let av = _mm512_set1_ps(*a.add(r * t.lda + p));
+                    lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                    hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+                }
+            }
+        }
+    }
+    let mask = ((1u32 << (t.cols - NR)) - 1) as __mmask16;
+    let (vlo, vhi) = (_mm512_set1_ps(t.lo), _mm512_set1_ps(t.hi));
+    // SAFETY: the first 16 columns are whole; the lanes of `mask` are the second panel's valid
+    // columns: in the bias, in each of the tile's rows of the output (the caller's contract) and
+    // of the residual (indexed alike).
+    unsafe {
+        let bias0 = _mm512_loadu_ps(t.bias.as_ptr());
+        let bias1 = _mm512_maskz_loadu_ps(mask, t.bias.as_ptr().add(NR));
+        for r in 0..R {
+            let base = (t.row + r) * t.ldc + t.c0;
+            let mut v0 = _mm512_add_ps(lo[r], bias0);
+            let mut v1 = _mm512_add_ps(hi[r], bias1);
+            if let Some(res) = res {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(res.as_ptr().add(base)));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(base + NR)));
+            }
+            _mm512_storeu_ps(c.add(base), _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi));
+            let v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
+            _mm512_mask_storeu_ps(c.add(base + NR), mask, v1);
         }
     }
 }
