@@ -11,6 +11,10 @@ pub const MR: usize = 6;
 pub const NR: usize = 16;
 /// Rows of a micro-tile of the AVX-512 kernel.
 pub const MR_AVX512: usize = 12;
+/// Reduction steps per pass of the AVX-512 tiles: a two-panel slice of the weights of 256 rows
+/// (32 KiB) stays in L1 while every tile of a block meets it; longer reductions are summed in
+/// the output over several passes, the epilogue applied by the last.
+const KC_AVX512: usize = 256;
 
 /// A `k×n` matrix packed as `ceil(n/16)` panels of `k×16` floats, zero-padded on the right.
 #[derive(Debug, Clone, PartialEq)]
@@ -406,115 +410,150 @@ unsafe fn run_tiles(
     // panels stream past it, once per block (a 49 × 1024 block in one pass: MobileNetV1's last
     // 1×1 reads its 4 MB of weights once, not twice); blocks of nearly equal height, so that no
     // block is a sliver.
-    let mc = ((384 * 1024) / (4 * k.max(1))).clamp(mr, 20 * mr) / mr * mr;
+    let kc = if wide { KC_AVX512 } else { usize::MAX };
+    let chunks = k_chunks(segs, kc);
+    let mc = ((384 * 1024) / (4 * k.min(kc).max(1))).clamp(mr, 20 * mr) / mr * mr;
     let blocks = m.div_ceil(mc);
     let (lo, hi) = ep.act.bounds();
     let mut m0 = 0;
     for blk in 0..blocks {
         let mb = m / blocks + usize::from(blk < m % blocks);
-        let mut p = panels.start;
-        while p < panels.end {
-            // On AVX-512, two panels at a time: each broadcast of `a` feeds two FMAs, halving the
-            // loads per FMA (with two 512-bit FMA ports, a one-panel tile is load-bound).
-            let pair = wide && p + 1 < panels.end;
-            let width = if pair { 2 } else { 1 };
-            let c0 = p * NR;
-            let cols = (width * NR).min(n - c0);
-            let bp = b.panel(p);
-            let bp_hi = if pair { b.panel(p + 1) } else { &[][..] };
-            // Tiles of nearly equal height (49 rows: 10+10+10+10+9, not 12+12+12+12+1): a
-            // one-row tile is a single FMA chain, latency-bound at a quarter of the FMA rate.
-            let tiles = mb.div_ceil(mr);
-            let mut r = m0;
-            for i in 0..tiles {
-                let rows = mb / tiles + usize::from(i < mb % tiles);
-                // The first tile of a panel pulls the next panel(s) towards L2 as it goes, so the
-                // weights of a large layer (read from memory at batch 1) stream ahead of use.
-                let ahead = |q: usize| {
-                    if i == 0 && q < panels.end {
-                        b.panel(q).as_ptr()
+        for (ci, segs) in chunks.iter().enumerate() {
+            let (fresh, finish) = (ci == 0, ci + 1 == chunks.len());
+            let mut p = panels.start;
+            while p < panels.end {
+                // On AVX-512, two panels at a time: each broadcast of `a` feeds two FMAs, halving the
+                // loads per FMA (with two 512-bit FMA ports, a one-panel tile is load-bound).
+                let pair = wide && p + 1 < panels.end;
+                let width = if pair { 2 } else { 1 };
+                let c0 = p * NR;
+                let cols = (width * NR).min(n - c0);
+                let bp = b.panel(p);
+                let bp_hi = if pair { b.panel(p + 1) } else { &[][..] };
+                // Tiles of nearly equal height (49 rows: 10+10+10+10+9, not 12+12+12+12+1): a
+                // one-row tile is a single FMA chain, latency-bound at a quarter of the FMA rate.
+                let tiles = mb.div_ceil(mr);
+                let mut r = m0;
+                for i in 0..tiles {
+                    let rows = mb / tiles + usize::from(i < mb % tiles);
+                    // The first tile of a panel pulls the next panel(s) towards L2 as it goes, so the
+                    // weights of a large layer (read from memory at batch 1) stream ahead of use.
+                    let ahead = |q: usize| {
+                        if i == 0 && q < panels.end {
+                            b.panel(q).as_ptr()
+                        } else {
+                            std::ptr::null()
+                        }
+                    };
+                    let t = Tile {
+                        segs,
+                        lda,
+                        b: bp,
+                        b_hi: bp_hi,
+                        stride: b.stride,
+                        next: ahead(p + width),
+                        next_hi: if pair { ahead(p + 3) } else { std::ptr::null() },
+                        c0,
+                        cols,
+                        row: r,
+                        ldc,
+                        bias: &ep.bias[c0..c0 + cols],
+                        lo,
+                        hi,
+                        fresh,
+                        finish,
+                    };
+                    let res = ep.residual;
+                    #[cfg(target_arch = "x86_64")]
+                    if pair {
+                        // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
+                        // columns `c0..c0 + cols` (two panels) lie in the block the caller made valid.
+                        unsafe {
+                            tile_for_rows!(
+                                tile_avx512_pair,
+                                rows,
+                                &t,
+                                c,
+                                res,
+                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                            )
+                        }
+                    } else if wide && cols <= NR / 2 {
+                        // SAFETY: as below; the tile touches only the panel's first 8 columns.
+                        unsafe {
+                            tile_for_rows!(
+                                tile_avx512_half,
+                                rows,
+                                &t,
+                                c,
+                                res,
+                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                            )
+                        }
+                    } else if wide {
+                        // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
+                        // columns `c0..c0 + cols` lie in the block the caller made valid.
+                        unsafe {
+                            tile_for_rows!(
+                                tile_avx512,
+                                rows,
+                                &t,
+                                c,
+                                res,
+                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                            )
+                        }
+                    } else if simd {
+                        // SAFETY: AVX2/FMA detected; the tile's rows (at most 6) and columns lie in
+                        // the block the caller made valid.
+                        unsafe { tile_for_rows!(tile_avx2, rows, &t, c, res, [6, 5, 4, 3, 2]) }
                     } else {
-                        std::ptr::null()
+                        // SAFETY: the tile's rows (at most 6) and columns lie in the block the caller
+                        // made valid.
+                        unsafe { scalar_dispatch(&t, rows, c, res) };
                     }
-                };
-                let t = Tile {
-                    segs,
-                    lda,
-                    b: bp,
-                    b_hi: bp_hi,
-                    stride: b.stride,
-                    next: ahead(p + width),
-                    next_hi: if pair { ahead(p + 3) } else { std::ptr::null() },
-                    c0,
-                    cols,
-                    row: r,
-                    ldc,
-                    bias: &ep.bias[c0..c0 + cols],
-                    lo,
-                    hi,
-                };
-                let res = ep.residual;
-                #[cfg(target_arch = "x86_64")]
-                if pair {
-                    // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
-                    // columns `c0..c0 + cols` (two panels) lie in the block the caller made valid.
-                    unsafe {
-                        tile_for_rows!(
-                            tile_avx512_pair,
-                            rows,
-                            &t,
-                            c,
-                            res,
-                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                        )
-                    }
-                } else if wide && cols <= NR / 2 {
-                    // SAFETY: as below; the tile touches only the panel's first 8 columns.
-                    unsafe {
-                        tile_for_rows!(
-                            tile_avx512_half,
-                            rows,
-                            &t,
-                            c,
-                            res,
-                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                        )
-                    }
-                } else if wide {
-                    // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
-                    // columns `c0..c0 + cols` lie in the block the caller made valid.
-                    unsafe {
-                        tile_for_rows!(
-                            tile_avx512,
-                            rows,
-                            &t,
-                            c,
-                            res,
-                            [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                        )
-                    }
-                } else if simd {
-                    // SAFETY: AVX2/FMA detected; the tile's rows (at most 6) and columns lie in
-                    // the block the caller made valid.
-                    unsafe { tile_for_rows!(tile_avx2, rows, &t, c, res, [6, 5, 4, 3, 2]) }
-                } else {
+                    #[cfg(not(target_arch = "x86_64"))]
                     // SAFETY: the tile's rows (at most 6) and columns lie in the block the caller
                     // made valid.
-                    unsafe { scalar_dispatch(&t, rows, c, res) };
+                    unsafe {
+                        scalar_dispatch(&t, rows, c, res)
+                    };
+                    r += rows;
+                    debug_assert!(rows <= mr && r <= m0 + mb);
                 }
-                #[cfg(not(target_arch = "x86_64"))]
-                // SAFETY: the tile's rows (at most 6) and columns lie in the block the caller
-                // made valid.
-                unsafe {
-                    scalar_dispatch(&t, rows, c, res)
-                };
-                r += rows;
-                debug_assert!(rows <= mr && r <= m0 + mb);
+                p += width;
             }
-            p += width;
         }
         m0 += mb;
     }
+}
+
+/// `segs` cut into passes of at most `kc` reduction steps (a segment split where a pass ends); one
+/// pass when `kc` covers them all.
+fn k_chunks(segs: &[Segment], kc: usize) -> Vec<Vec<Segment>> {
+    let mut chunks = vec![Vec::new()];
+    let mut room = kc;
+    for s in segs {
+        let mut s = *s;
+        while s.k > 0 {
+            if room == 0 {
+                chunks.push(Vec::new());
+                room = kc;
+            }
+            let take = s.k.min(room);
+            chunks
+                .last_mut()
+                .expect("one pass at least")
+                .push(Segment { k: take, ..s });
+            s = Segment {
+                a: s.a.wrapping_add(take),
+                k: s.k - take,
+                b_row: s.b_row + take,
+            };
+            room -= take;
+        }
+    }
+    chunks
 }
 
 /// Calls the portable tile kernel specialised for `rows` rows (constant trip counts let the
@@ -552,6 +591,10 @@ struct Tile<'a> {
     bias: &'a [f32],
     lo: f32,
     hi: f32,
+    /// The sums start at zero (else from the output: a later pass of a long reduction).
+    fresh: bool,
+    /// The epilogue is applied (else the sums are stored as they are, for a later pass).
+    finish: bool,
 }
 
 /// The portable micro-kernel: R rows × 16 columns.
@@ -560,6 +603,7 @@ struct Tile<'a> {
 /// Each segment's rows `t.row..t.row + R` must be readable (`s.k` floats each), and `c` valid
 /// for the tile's rows and columns.
 unsafe fn tile_scalar<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
+    debug_assert!(t.fresh && t.finish, "one pass only");
     // Row by row: one 16-wide accumulator stays in registers (SSE2 has only 16 of them).
     let mut acc = [[0.0f32; NR]; R];
     for (r, accr) in acc.iter_mut().enumerate() {
@@ -610,6 +654,7 @@ unsafe fn store_row_scalar(t: &Tile, r: usize, acc: &[f32; NR], c: *mut f32, res
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
+    debug_assert!(t.fresh && t.finish, "one pass only");
     let mut acc0 = [_mm256_setzero_ps(); R];
     let mut acc1 = [_mm256_setzero_ps(); R];
     for s in t.segs {
@@ -671,7 +716,19 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) 
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
+    let mask: __mmask16 = if t.cols >= NR {
+        0xffff
+    } else {
+        ((1u32 << t.cols) - 1) as __mmask16
+    };
     let mut acc = [_mm512_setzero_ps(); R];
+    if !t.fresh {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: the tile's row `r` over its columns (the lanes of `mask`), written by the
+            // previous pass.
+            *acc = unsafe { _mm512_maskz_loadu_ps(mask, c.add((t.row + r) * t.ldc + t.c0)) };
+        }
+    }
     for s in t.segs {
         let next = t.next.wrapping_add(s.b_row * t.stride);
         // SAFETY: as in `tile_avx2`; the prefetch only hints and never faults.
@@ -690,11 +747,13 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
             }
         }
     }
-    let mask: __mmask16 = if t.cols >= NR {
-        0xffff
-    } else {
-        ((1u32 << t.cols) - 1) as __mmask16
-    };
+    if !t.finish {
+        for (r, &acc) in acc.iter().enumerate() {
+            // SAFETY: the tile's row `r` over its columns (the caller's contract).
+            unsafe { _mm512_mask_storeu_ps(c.add((t.row + r) * t.ldc + t.c0), mask, acc) };
+        }
+        return;
+    }
     let (vlo, vhi) = (_mm512_set1_ps(t.lo), _mm512_set1_ps(t.hi));
     // SAFETY: the lanes of `mask` are the tile's `cols` columns: in the bias, in each of its rows
     // of the output (the caller's contract) and of the residual (indexed alike).
@@ -723,8 +782,22 @@ unsafe fn tile_avx512<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>
 unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
     debug_assert!(t.cols > NR && t.cols <= 2 * NR && !t.b_hi.is_empty());
+    let mask = ((1u32 << (t.cols - NR)) - 1) as __mmask16;
     let mut lo = [_mm512_setzero_ps(); R];
     let mut hi = [_mm512_setzero_ps(); R];
+    if !t.fresh {
+        for r in 0..R {
+            // SAFETY: the tile's row `r`: 16 whole columns, then the second panel's valid ones
+            // (the lanes of `mask`), written by the previous pass.
+            unsafe {
+                let row = c.add((t.row + r) * t.ldc + t.c0);
+                (lo[r], hi[r]) = (
+                    _mm512_loadu_ps(row),
+                    _mm512_maskz_loadu_ps(mask, row.add(NR)),
+                );
+            }
+        }
+    }
     for s in t.segs {
         let next = t.next.wrapping_add(s.b_row * t.stride);
         let next_hi = t.next_hi.wrapping_add(s.b_row * t.stride);
@@ -751,7 +824,17 @@ unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
             }
         }
     }
-    let mask = ((1u32 << (t.cols - NR)) - 1) as __mmask16;
+    if !t.finish {
+        for r in 0..R {
+            // SAFETY: as for the first pass's loads above.
+            unsafe {
+                let row = c.add((t.row + r) * t.ldc + t.c0);
+                _mm512_storeu_ps(row, lo[r]);
+                _mm512_mask_storeu_ps(row.add(NR), mask, hi[r]);
+            }
+        }
+        return;
+    }
     let (vlo, vhi) = (_mm512_set1_ps(t.lo), _mm512_set1_ps(t.hi));
     // SAFETY: the first 16 columns are whole; the lanes of `mask` are the second panel's valid
     // columns: in the bias, in each of the tile's rows of the output (the caller's contract) and
@@ -785,7 +868,14 @@ unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[f32]>) {
     use std::arch::x86_64::*;
+    let mask: __mmask8 = ((1u32 << t.cols) - 1) as __mmask8;
     let mut acc = [_mm256_setzero_ps(); R];
+    if !t.fresh {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: as in `tile_avx512`: the tile's row `r` over its (at most 8) columns.
+            *acc = unsafe { _mm256_maskz_loadu_ps(mask, c.add((t.row + r) * t.ldc + t.c0)) };
+        }
+    }
     for s in t.segs {
         // SAFETY: as in `tile_avx2`, reading the panel's first 8 columns only.
         unsafe {
@@ -800,7 +890,13 @@ unsafe fn tile_avx512_half<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
             }
         }
     }
-    let mask: __mmask8 = ((1u32 << t.cols) - 1) as __mmask8;
+    if !t.finish {
+        for (r, &acc) in acc.iter().enumerate() {
+            // SAFETY: as above.
+            unsafe { _mm256_mask_storeu_ps(c.add((t.row + r) * t.ldc + t.c0), mask, acc) };
+        }
+        return;
+    }
     let (vlo, vhi) = (_mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi));
     // SAFETY: as in `tile_avx512`: the lanes of `mask` are the tile's (at most 8) columns.
     unsafe {
@@ -952,6 +1048,68 @@ mod tests {
                     assert!(
                         (got - want).abs() <= 1e-4,
                         "simd {simd} avx512 {allow_avx512} ({r},{j})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reductions longer than one pass of the AVX-512 tiles: three segments of 150 steps (the
+    /// passes end inside the second and fourth), a residual and ReLU6 applied once, at the end;
+    /// 41 columns end in a two-panel tile with a partial panel and a one-panel tile.
+    #[test]
+    fn reductions_cut_into_passes_match_f64() {
+        let (m, n, lda, seg) = (29, 41, 170, 150);
+        let x = lcg_vec(3 * 7 + m * lda, 4);
+        let b = lcg_vec(3 * seg * n, 5);
+        let bias = lcg_vec(n, 6);
+        let res = lcg_vec(m * n, 7);
+        let pb = PackedB::pack(&b, 3 * seg, n, n);
+        let segs: Vec<Segment> = (0..3)
+            .map(|s| Segment {
+                a: x[s * 7..].as_ptr(),
+                k: seg,
+                b_row: seg * s,
+            })
+            .collect();
+        assert_eq!(k_chunks(&segs, KC_AVX512).len(), 2);
+        assert_eq!(k_chunks(&segs, 100).len(), 5);
+        let ep = Epilogue {
+            bias: &bias,
+            residual: Some(&res),
+            act: Activation::Relu6,
+        };
+        for (simd, allow_avx512) in [(false, false), (true, false), (true, true)] {
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: segment s reads x[7s + 170r + p] for r < 29, p < 150: below 14 + 170·28 +
+            // 150 ≤ x.len().
+            unsafe {
+                run_tiles(
+                    m,
+                    &segs,
+                    lda,
+                    pb.panels(),
+                    0..3,
+                    c.as_mut_ptr(),
+                    n,
+                    &ep,
+                    simd,
+                    allow_avx512,
+                )
+            };
+            for r in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..3 * seg)
+                        .map(|q| {
+                            let (s, p) = (q / seg, q % seg);
+                            x[s * 7 + r * lda + p] as f64 * b[q * n + j] as f64
+                        })
+                        .sum();
+                    let want = (dot + bias[j] as f64 + res[r * n + j] as f64).clamp(0.0, 6.0);
+                    let got = c[r * n + j] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-3,
+                        "simd {simd} avx512 {allow_avx512} ({r},{j}): {got} vs {want}"
                     );
                 }
             }
