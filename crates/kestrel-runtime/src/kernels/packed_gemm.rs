@@ -1,7 +1,10 @@
 //! A GEMM for inference: the weight matrix is packed once into 16-column panels, the activation
 //! matrix is read in place (NHWC rows or im2col patches), and the epilogue (bias, residual,
-//! clamp) is applied while the 6×16 output tile is still in registers, so each output is written
-//! once. AVX2+FMA micro-kernel with a portable fallback of the same shape.
+//! clamp) is applied while the output tile is still in registers, so each output is written
+//! once. Micro-kernels: AVX2+FMA 6 × 16 with a portable fallback of the same shape; AVX-512
+//! 12 × 32 (two panels, each broadcast of the activation feeding two FMAs), 12 × 16 for a last
+//! odd panel, and reductions longer than 256 steps taken in passes that keep the weights' slice
+//! in L1, summed in the output.
 
 use crate::Activation;
 
@@ -404,7 +407,7 @@ unsafe fn run_tiles(
     let (k, n) = (b.k, b.n);
     let simd = simd && super::simd_available();
     let wide = simd && allow_avx512 && super::avx512_available();
-    // AVX-512: 32 registers hold a 12 × 16 tile (one zmm per row).
+    // AVX-512: 32 registers hold a 12 × 32 tile (two zmm accumulators per row).
     let mr = if wide { MR_AVX512 } else { MR };
     // Rows per pass over the panels: a block of `a` of up to 384 KiB stays in L2 while the weight
     // panels stream past it, once per block (a 49 × 1024 block in one pass: MobileNetV1's last
@@ -858,8 +861,9 @@ unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
 }
 
 /// A panel with at most 8 valid columns (the last panel of 24 output channels) on an AVX-512
-/// CPU: R rows × 8 columns in ymm registers. Zen 4 issues two 256-bit FMAs a cycle but one
-/// 512-bit one, so half-width FMAs do this panel's work in half the time of masked full ones.
+/// CPU: R rows × 8 columns in ymm registers. Where a 512-bit FMA issues at half the rate of
+/// 256-bit ones (Zen 4), half-width FMAs do this panel's work in half the time of masked full
+/// ones; where both issue two a cycle, in the same time.
 ///
 /// # Safety
 /// AVX-512F and VL, AVX2 and FMA must be available and the tile at most 8 columns wide;
