@@ -467,45 +467,32 @@ unsafe fn run_tiles(
                         finish,
                     };
                     let res = ep.residual;
+                    // The AVX-512 tiles take up to 12 rows.
+                    #[cfg(target_arch = "x86_64")]
+                    macro_rules! avx512_tile {
+                        ($kernel:ident) => {
+                            tile_for_rows!(
+                                $kernel,
+                                rows,
+                                &t,
+                                c,
+                                res,
+                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+                            )
+                        };
+                    }
                     #[cfg(target_arch = "x86_64")]
                     if pair {
                         // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
                         // columns `c0..c0 + cols` (two panels) lie in the block the caller made valid.
-                        unsafe {
-                            tile_for_rows!(
-                                tile_avx512_pair,
-                                rows,
-                                &t,
-                                c,
-                                res,
-                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                            )
-                        }
+                        unsafe { avx512_tile!(tile_avx512_pair) }
                     } else if wide && cols <= NR / 2 {
                         // SAFETY: as below; the tile touches only the panel's first 8 columns.
-                        unsafe {
-                            tile_for_rows!(
-                                tile_avx512_half,
-                                rows,
-                                &t,
-                                c,
-                                res,
-                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                            )
-                        }
+                        unsafe { avx512_tile!(tile_avx512_half) }
                     } else if wide {
                         // SAFETY: AVX-512F detected; the tile's rows `r..r + rows` (at most 12) and
                         // columns `c0..c0 + cols` lie in the block the caller made valid.
-                        unsafe {
-                            tile_for_rows!(
-                                tile_avx512,
-                                rows,
-                                &t,
-                                c,
-                                res,
-                                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-                            )
-                        }
+                        unsafe { avx512_tile!(tile_avx512) }
                     } else if simd {
                         // SAFETY: AVX2/FMA detected; the tile's rows (at most 6) and columns lie in
                         // the block the caller made valid.
@@ -1000,100 +987,32 @@ mod tests {
     use crate::kernels::reference::lcg_vec;
     use proptest::prelude::*;
 
-    #[test]
-    fn every_tile_kernel_reads_segments() {
-        // The same product through the scalar, AVX2 and (where the CPU has it) AVX-512 tiles,
-        // with the left operand in three segments read 7 floats apart (an implicit im2col) and
-        // meeting rows 0, 9 and 18 of the weights; 33 columns end in a 1-column panel.
-        let (m, n, lda) = (29, 33, 7);
-        let x = lcg_vec(m * lda + 40, 1);
-        let b = lcg_vec(27 * n, 2);
-        let bias = lcg_vec(n, 3);
-        let pb = PackedB::pack(&b, 27, n, n);
-        let segs: Vec<Segment> = (0..3)
-            .map(|s| Segment {
-                a: x[s * 13..].as_ptr(),
-                k: 9,
-                b_row: 9 * s,
-            })
-            .collect();
-        let ep = Epilogue {
-            bias: &bias,
-            residual: None,
-            act: Activation::None,
-        };
-        for (simd, allow_avx512) in [(false, false), (true, false), (true, true)] {
-            let mut c = vec![f32::NAN; m * n];
-            // SAFETY: segment s reads x[13s + 7r + p] for r < 29, p < 9: below 13·2 + 7·28 + 9.
-            unsafe {
-                run_tiles(
-                    m,
-                    &segs,
-                    lda,
-                    pb.panels(),
-                    0..3,
-                    c.as_mut_ptr(),
-                    n,
-                    &ep,
-                    simd,
-                    allow_avx512,
-                )
-            };
-            for r in 0..m {
-                for j in 0..n {
-                    let want: f64 = (0..3)
-                        .flat_map(|s| (0..9).map(move |p| (s, p)))
-                        .map(|(s, p)| {
-                            x[s * 13 + r * lda + p] as f64 * b[(9 * s + p) * n + j] as f64
-                        })
-                        .sum::<f64>()
-                        + bias[j] as f64;
-                    let got = c[r * n + j] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-4,
-                        "simd {simd} avx512 {allow_avx512} ({r},{j})"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Reductions longer than one pass of the AVX-512 tiles: three segments of 150 steps (the
-    /// passes end inside the second and fourth), a residual and ReLU6 applied once, at the end;
-    /// 41 columns end in a two-panel tile with a partial panel and a one-panel tile.
-    #[test]
-    fn reductions_cut_into_passes_match_f64() {
-        let (m, n, lda, seg) = (29, 41, 170, 150);
-        let x = lcg_vec(3 * 7 + m * lda, 4);
-        let b = lcg_vec(3 * seg * n, 5);
-        let bias = lcg_vec(n, 6);
-        let res = lcg_vec(m * n, 7);
+    /// `m × n` product with the left operand in three segments of `seg` steps, segment `s` read
+    /// from `x[step·s + lda·r + p]` and meeting rows `seg·s ..` of the weights, through the
+    /// scalar, AVX2 and (where the CPU has it) AVX-512 tiles, against `f64`.
+    fn segments_match_f64(m: usize, n: usize, lda: usize, seg: usize, step: usize, ep: Epilogue) {
+        let x = lcg_vec(2 * step + (m - 1) * lda + seg, 1);
+        let b = lcg_vec(3 * seg * n, 2);
         let pb = PackedB::pack(&b, 3 * seg, n, n);
         let segs: Vec<Segment> = (0..3)
             .map(|s| Segment {
-                a: x[s * 7..].as_ptr(),
+                a: x[s * step..].as_ptr(),
                 k: seg,
                 b_row: seg * s,
             })
             .collect();
-        assert_eq!(k_chunks(&segs, KC_AVX512).len(), 2);
-        assert_eq!(k_chunks(&segs, 100).len(), 5);
-        let ep = Epilogue {
-            bias: &bias,
-            residual: Some(&res),
-            act: Activation::Relu6,
-        };
+        let (lo, hi) = ep.act.bounds();
         for (simd, allow_avx512) in [(false, false), (true, false), (true, true)] {
             let mut c = vec![f32::NAN; m * n];
-            // SAFETY: segment s reads x[7s + 170r + p] for r < 29, p < 150: below 14 + 170·28 +
-            // 150 ≤ x.len().
+            // SAFETY: segment s reads x[step·s + lda·r + p] for r < m, p < seg: below
+            // 2·step + lda·(m − 1) + seg = x.len().
             unsafe {
                 run_tiles(
                     m,
                     &segs,
                     lda,
                     pb.panels(),
-                    0..3,
+                    0..n.div_ceil(NR),
                     c.as_mut_ptr(),
                     n,
                     &ep,
@@ -1104,20 +1023,52 @@ mod tests {
             for r in 0..m {
                 for j in 0..n {
                     let dot: f64 = (0..3 * seg)
-                        .map(|q| {
-                            let (s, p) = (q / seg, q % seg);
-                            x[s * 7 + r * lda + p] as f64 * b[q * n + j] as f64
-                        })
+                        .map(|q| x[q / seg * step + r * lda + q % seg] as f64 * b[q * n + j] as f64)
                         .sum();
-                    let want = (dot + bias[j] as f64 + res[r * n + j] as f64).clamp(0.0, 6.0);
+                    let res = ep.residual.map_or(0.0, |res| res[r * n + j] as f64);
+                    let want = (dot + ep.bias[j] as f64 + res).clamp(lo as f64, hi as f64);
                     let got = c[r * n + j] as f64;
                     assert!(
-                        (got - want).abs() <= 1e-3,
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
                         "simd {simd} avx512 {allow_avx512} ({r},{j}): {got} vs {want}"
                     );
                 }
             }
         }
+    }
+
+    /// Three segments of 9 steps read 7 floats apart (an implicit im2col), meeting rows 0, 9 and
+    /// 18 of the weights; 33 columns end in a 1-column panel.
+    #[test]
+    fn every_tile_kernel_reads_segments() {
+        let bias = lcg_vec(33, 3);
+        let ep = Epilogue {
+            bias: &bias,
+            residual: None,
+            act: Activation::None,
+        };
+        segments_match_f64(29, 33, 7, 9, 13, ep);
+    }
+
+    /// Reductions longer than one pass of the AVX-512 tiles: three segments of 150 steps (the
+    /// passes end inside the second and fourth), a residual and ReLU6 applied once, at the end;
+    /// 41 columns end in a two-panel tile with a partial panel and a one-panel tile.
+    #[test]
+    fn reductions_cut_into_passes_match_f64() {
+        let segs = |k| Segment {
+            a: std::ptr::null(),
+            k,
+            b_row: 0,
+        };
+        assert_eq!(k_chunks(&[segs(150); 3], KC_AVX512).len(), 2);
+        assert_eq!(k_chunks(&[segs(150); 3], 100).len(), 5);
+        let (bias, res) = (lcg_vec(41, 6), lcg_vec(29 * 41, 7));
+        let ep = Epilogue {
+            bias: &bias,
+            residual: Some(&res),
+            act: Activation::Relu6,
+        };
+        segments_match_f64(29, 41, 170, 150, 7, ep);
     }
 
     #[test]
