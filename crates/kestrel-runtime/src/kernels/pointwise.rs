@@ -12,7 +12,8 @@ use crate::Activation;
 
 /// Output bytes per GEMM call that keep the epilogue's second pass in L2.
 const BLOCK_BYTES: usize = 96 * 1024;
-/// Below this many rows per thread, threads split the output channels instead of the rows.
+/// Below this many rows per thread, threads split the output channels instead of the rows (as
+/// they also do where the weights outweigh the input: more output channels than rows).
 const MIN_ROWS_PER_THREAD: usize = 48;
 
 /// The operands of a pointwise convolution.
@@ -48,8 +49,12 @@ pub fn pointwise(
     assert!(p.weight.len() == cin * cout && p.bias.len() == cout);
     let out = &mut out[..rows * cout];
     let threads = par.threads();
-    if threads > 1 && rows < MIN_ROWS_PER_THREAD * threads && cout >= 16 * threads {
-        // Few rows (late layers at batch 1, the classifier): split the output channels.
+    // Few rows (late layers at batch 1, the classifier), or weights (cin·cout) at least as large
+    // as the input (rows·cin): split the output channels, so that each thread reads its share of
+    // the weights and all of the input rather than all of the weights (ResNet-50's 14 × 14
+    // stage at batch 1: 196 rows, 256–1024 output channels).
+    let by_columns = rows < MIN_ROWS_PER_THREAD * threads || cout >= rows;
+    if threads > 1 && by_columns && cout >= 16 * threads {
         let dst = SendPtr(out.as_mut_ptr());
         if let Some((b, simd)) = packed {
             let ranges = split_ranges(cout.div_ceil(NR), threads, 1);
@@ -182,5 +187,7 @@ mod tests {
         // 2 rows, 64 output channels, 2 threads -> channels are split between threads.
         check(1, 2, 1, 33, 64, Activation::Relu6, true, 2, 7);
         check(1, 1, 3, 17, 100, Activation::None, false, 3, 8);
+        // 120 rows (past the few-rows threshold) but 130 output channels: channels again.
+        check(10, 12, 1, 19, 130, Activation::Relu, true, 2, 9);
     }
 }
