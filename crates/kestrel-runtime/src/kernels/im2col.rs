@@ -242,9 +242,11 @@ fn fill_patches(
 }
 
 /// A one-group convolution with few output pixels (the deep layers of a ResNet at batch 1)
-/// split by output channels instead of pixels: every thread builds the patches of all pixels and
-/// multiplies them by its share of the weight panels. Split by pixels, each thread would stream
-/// all the weights (2.4–9.4 MB a layer, from memory) for a couple of dozen rows.
+/// split by output channels instead of pixels: split by pixels, each thread would stream all
+/// the weights (2.4–9.4 MB a layer, from memory) for a couple of dozen rows. The threads first
+/// build the patches of all pixels together (each its share of the rows, into one shared
+/// matrix), then each multiplies the whole matrix by its share of the weight panels — one pass
+/// over its weights for the whole layer.
 #[allow(clippy::too_many_arguments)]
 fn split_panels(
     par: Par,
@@ -262,39 +264,50 @@ fn split_panels(
     let ranges = split_ranges(cout.div_ceil(NR), par.threads(), 1);
     let out = &mut out[..rows * cout];
     let out_p = SendPtr(out.as_mut_ptr());
-    let items = ranges
-        .into_iter()
-        .zip(scratch.chunks_mut(BLOCK_ROWS * k.max(1)));
-    par.run(items.collect(), |_, (panels, patches)| {
-        for (b0, nb) in blocks(0..rows, BLOCK_ROWS) {
-            fill_patches(p, input, b0, nb, 0, patches);
-            let ep = Epilogue {
-                bias: p.bias,
-                residual: residual.map(|r| &r[b0 * cout..]),
-                act: p.act,
-            };
+    // Rows per round: all of them when the scratch holds their patches (`scratch_len` makes
+    // it), else as many as it holds, in rounds of nearly equal height.
+    let fit = (scratch.len() / k.max(1)).clamp(1, rows.max(1));
+    let rounds = rows.div_ceil(fit);
+    let mut r0 = 0;
+    for round in 0..rounds {
+        let nb = rows / rounds + usize::from(round < rows % rounds);
+        let patches = &mut scratch[..nb * k];
+        par.run(
+            row_pieces(patches, nb, k, par.threads()),
+            |_, (piece, i0)| fill_patches(p, input, r0 + i0, piece.len() / k.max(1), 0, piece),
+        );
+        let patches: &[f32] = patches;
+        let ep = Epilogue {
+            bias: p.bias,
+            residual: residual.map(|r| &r[r0 * cout..]),
+            act: p.act,
+        };
+        par.run(ranges.clone(), |_, panels| {
             // SAFETY: this thread alone writes the columns of `panels`; `out` holds `rows` rows
-            // of `cout` floats, and rows `b0..b0 + nb` are in it.
+            // of `cout` floats, and rows `r0..r0 + nb` are in it.
             unsafe {
                 gemm_packed_panels(
                     nb,
-                    &patches[..nb * k],
+                    patches,
                     k,
                     weight,
-                    panels.clone(),
-                    out_p.get().add(b0 * cout),
+                    panels,
+                    out_p.get().add(r0 * cout),
                     cout,
                     &ep,
                     simd,
                 )
             };
-        }
-    });
+        });
+        r0 += nb;
+    }
 }
 
 /// Scratch floats needed by [`im2col_conv`] with `threads` threads.
 pub fn scratch_len(patch_len: usize, threads: usize) -> usize {
-    threads.max(1) * BLOCK_ROWS * patch_len
+    // Twice a block a thread: the patches of every row a channel split takes (see
+    // `im2col_conv`) fit at once.
+    2 * threads.max(1) * BLOCK_ROWS * patch_len
 }
 
 /// Packs each group's `K×cout_g` weight matrix for [`gemm_packed`].
@@ -434,6 +447,27 @@ mod tests {
         threads: usize,
         seed: u64,
     ) {
+        let k = geom.kernel[0] * geom.kernel[1] * hwc[2] / groups;
+        let scratch = scratch_len(k, threads);
+        check_scratch(
+            hwc, cout, groups, batch, geom, act, with_res, threads, seed, scratch,
+        );
+    }
+
+    /// [`check`] with `scratch` floats of scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn check_scratch(
+        hwc: [usize; 3],
+        cout: usize,
+        groups: usize,
+        batch: usize,
+        geom: ConvGeometry,
+        act: Activation,
+        with_res: bool,
+        threads: usize,
+        seed: u64,
+        scratch: usize,
+    ) {
         let rc = RefConv::new(hwc, cout, geom, groups);
         let Some(case) = rc.case(batch, act, with_res, seed) else {
             return;
@@ -449,7 +483,7 @@ mod tests {
             bias: &case.bias,
             act,
         };
-        let mut scratch = vec![0.0; scratch_len(p.patch_len(), threads)];
+        let mut scratch = vec![0.0; scratch];
         let pb = pack_groups(&p);
         with_threads(threads, |par| {
             for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
@@ -485,6 +519,33 @@ mod tests {
             let g1 = ConvGeometry::square(3, 1, 1, 1);
             check([33, 30, 20], 24, 1, 1, g1, relu, true, threads, 3);
         }
+    }
+
+    #[test]
+    fn channel_split_builds_shared_patches_in_rounds() {
+        // 14 × 14 output pixels at two threads: few enough that the threads split the output
+        // channels and build the patches together. With `scratch_len` all 196 rows' patches at
+        // once; with the least scratch `im2col_conv` accepts (a block of rows a thread), in two
+        // rounds of 98, each thread filling half a round's rows. Odd channel counts, a residual.
+        let g = ConvGeometry::square(3, 1, 1, 1);
+        let k = 9 * 5;
+        for scratch in [scratch_len(k, 2), 2 * BLOCK_ROWS * k] {
+            check_scratch(
+                [14, 14, 5],
+                37,
+                1,
+                1,
+                g,
+                Activation::Relu,
+                true,
+                2,
+                11,
+                scratch,
+            );
+        }
+        // Two images of 7 × 7 (98 rows), three threads, stride 2.
+        let g2 = ConvGeometry::square(3, 2, 1, 1);
+        check([13, 13, 6], 50, 1, 2, g2, Activation::Relu6, false, 3, 12);
     }
 
     proptest! {
