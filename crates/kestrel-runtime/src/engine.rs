@@ -605,7 +605,7 @@ fn execute<'a>(
                 }
                 Op::MaxPool { input: i, geom, .. } => {
                     let s = vals[*i];
-                    pool::max_pool(par, [s.h, s.w, s.c], geom, n, get(*i), &mut out);
+                    pool::max_pool(par, [s.h, s.w, s.c], geom, n, get(*i), &mut out, simd);
                 }
                 Op::GlobalAvgPool { input: i, .. } => {
                     let s = vals[*i];
