@@ -94,22 +94,19 @@ impl SendPtr {
     }
 }
 
-/// The engines' worker count (`0`: every available core) and their pool (none for one thread),
-/// its threads named `prefix-i`.
-pub(crate) fn worker_pool(
+/// The engines' worker count (`0`: every available core) and their team (none for one thread),
+/// its helpers named `prefix-i`.
+pub(crate) fn engine_team(
     threads: usize,
-    prefix: &'static str,
-) -> crate::error::Result<(usize, Option<rayon::ThreadPool>)> {
+    prefix: &str,
+) -> crate::error::Result<(usize, Option<crate::team::Team>)> {
     let threads = resolve_threads(threads);
     if threads == 1 {
         return Ok((1, None));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(move |i| format!("{prefix}-{i}"))
-        .build()
+    let team = crate::team::Team::new(threads, prefix)
         .map_err(|e| crate::error::RuntimeError::Threads(e.to_string()))?;
-    Ok((threads, Some(pool)))
+    Ok((threads, Some(team)))
 }
 
 /// `threads`, or every available core for 0.

@@ -147,13 +147,7 @@ impl Int8Engine {
                 options.path
             )));
         }
-        let threads = crate::parallel::resolve_threads(options.threads);
-        let team = match threads {
-            1 => None,
-            t => {
-                Some(Team::new(t, "kestrel-i8").map_err(|e| RuntimeError::Threads(e.to_string()))?)
-            }
-        };
+        let (threads, team) = crate::parallel::engine_team(options.threads, "kestrel-i8")?;
         let prepared = prepare(&q);
         let ops: Vec<Step> = (0..q.plan.graph.ops.len()).map(Step::Op).collect();
         let run = if options.fuse {
