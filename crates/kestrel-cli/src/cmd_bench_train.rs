@@ -181,6 +181,8 @@ fn time_sgd_steps<M: Module>(
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
         .init();
+    // As `kestrel train` does: the pool's other workers stay awake between operations.
+    let _warm = kestrel_train::WarmWorkers::start();
     time_runs(warmup, runs, || {
         let m = model
             .take()

@@ -20,6 +20,7 @@ mod tasks;
 pub use config::{Augment, Balance, Task, TrainConfig};
 pub use driver::checkpoint::Checkpoint;
 pub use driver::run_dir;
+pub use driver::warm::WarmWorkers;
 pub use driver::{Progress, RunOptions};
 pub use error::{Result, TrainError};
 pub use infer::{InferenceEngine, Int8Plan};

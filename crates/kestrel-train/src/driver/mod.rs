@@ -31,6 +31,7 @@ mod start;
 mod step_guard;
 #[cfg(test)]
 mod tests;
+pub(crate) mod warm;
 pub(crate) mod weights;
 
 use crate::config::TrainConfig;
@@ -307,6 +308,8 @@ pub fn run_replicated<T: TaskLoop>(
         done,
         ..
     } = start;
+    // The pool's other workers stay awake between the step's operations.
+    let _warm = warm::WarmWorkers::start();
     for epoch in done + 1..=last_epoch {
         let started = Instant::now();
         if let Some(spec) = cfg.freeze_spec(epoch) {
