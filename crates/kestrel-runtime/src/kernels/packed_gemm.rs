@@ -58,14 +58,42 @@ impl PackedB {
     /// reading `b` in place: row `r` of a panel gathers column `r` of 16 rows of `b` (training's
     /// weight gradient `dy · xᵀ`, with `x` a `channels × pixels` image).
     pub fn pack_transposed(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
+        // Blocks of 64 reduction steps: a block of the panel (4 KiB) stays in L1 while its 16
+        // source rows are read (a whole panel of a large map, written 16 times, would not).
+        const KB: usize = 64;
         let panels = n.div_ceil(NR);
         let mut data = vec![0.0f32; panels * k * NR];
+        let wide = super::avx512_available();
         for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
             let c0 = p * NR;
-            for c in c0..n.min(c0 + NR) {
-                let src = &b[c * ldb..c * ldb + k];
-                for (row, &v) in panel.chunks_exact_mut(NR).zip(src) {
-                    row[c - c0] = v;
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if wide && c0 + NR <= n {
+                assert!(b.len() >= (c0 + NR - 1) * ldb + k, "pack_transposed: b too short");
+                while done + NR <= k {
+                    // SAFETY: AVX-512F detected; source rows `c0..c0 + 16` hold `k` floats from
+                    // column `done + 16 ≤ k` on (asserted), and the panel's rows `done..done + 16`
+                    // are its floats `16·done .. 16·(done + 16)`.
+                    unsafe {
+                        transpose16_avx512(
+                            b.as_ptr().add(c0 * ldb + done),
+                            ldb,
+                            panel[done * NR..(done + NR) * NR].as_mut_ptr(),
+                        )
+                    };
+                    done += NR;
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = wide;
+            for k0 in (done..k).step_by(KB) {
+                let k1 = (k0 + KB).min(k);
+                let block = &mut panel[k0 * NR..k1 * NR];
+                for c in c0..n.min(c0 + NR) {
+                    let src = &b[c * ldb + k0..c * ldb + k1];
+                    for (row, &v) in block.chunks_exact_mut(NR).zip(src) {
+                        row[c - c0] = v;
+                    }
                 }
             }
         }
@@ -89,6 +117,52 @@ impl PackedB {
             n: self.n,
             stride: NR,
             step: self.k * NR,
+        }
+    }
+}
+
+/// Writes the transpose of 16 rows of 16 floats (`src + i·ld`, `i < 16`) to 16 rows of 16 at
+/// `dst`: `dst[16·j + i] = src[i·ld + j]`. Three stages: 32-bit then 64-bit interleaves of row
+/// pairs within each 128-bit lane leave, for each group of four rows, four registers whose lane
+/// `L` holds column `4L + c` of the group; two 128-bit lane shuffles gather each column's four
+/// groups.
+///
+/// # Safety
+/// AVX-512F must be available; the 16 source rows and 256 destination floats in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16_avx512(src: *const f32, ld: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's bounds.
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * ld)) });
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    // u[g][c]: lane L holds column 4L + c of rows 4g..4g + 4.
+    let u: [[__m512; 4]; 4] = std::array::from_fn(|g| {
+        let [a, b, c, d] = [r[4 * g], r[4 * g + 1], r[4 * g + 2], r[4 * g + 3]];
+        let (t0, t1) = (_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        let (t2, t3) = (_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+        [
+            ps(_mm512_unpacklo_pd(pd(t0), pd(t2))),
+            ps(_mm512_unpackhi_pd(pd(t0), pd(t2))),
+            ps(_mm512_unpacklo_pd(pd(t1), pd(t3))),
+            ps(_mm512_unpackhi_pd(pd(t1), pd(t3))),
+        ]
+    });
+    for c in 0..4 {
+        let lo01 = _mm512_shuffle_f32x4::<0x44>(u[0][c], u[1][c]);
+        let hi01 = _mm512_shuffle_f32x4::<0xEE>(u[0][c], u[1][c]);
+        let lo23 = _mm512_shuffle_f32x4::<0x44>(u[2][c], u[3][c]);
+        let hi23 = _mm512_shuffle_f32x4::<0xEE>(u[2][c], u[3][c]);
+        let out = [
+            _mm512_shuffle_f32x4::<0x88>(lo01, lo23),
+            _mm512_shuffle_f32x4::<0xDD>(lo01, lo23),
+            _mm512_shuffle_f32x4::<0x88>(hi01, hi23),
+            _mm512_shuffle_f32x4::<0xDD>(hi01, hi23),
+        ];
+        for (l, v) in out.into_iter().enumerate() {
+            // SAFETY: row 4l + c of the 16 destination rows.
+            unsafe { _mm512_storeu_ps(dst.add((4 * l + c) * NR), v) };
         }
     }
 }
@@ -937,7 +1011,8 @@ mod tests {
     /// product through it is `a · bᵀ`.
     #[test]
     fn pack_transposed_equals_packing_the_transpose() {
-        for (k, n, ld) in [(5, 33, 5), (9, 16, 11), (1, 3, 2), (20, 17, 20)] {
+        // Full 16 × 16 blocks (the AVX-512 transpose) with a partial panel and a tail of k.
+        for (k, n, ld) in [(5, 33, 5), (9, 16, 11), (1, 3, 2), (20, 17, 20), (150, 35, 153)] {
             let b: Vec<f32> = (0..n * ld).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
             let t: Vec<f32> = (0..k * n).map(|i| b[(i % n) * ld + i / n]).collect();
             assert_eq!(
