@@ -149,11 +149,13 @@ unsafe fn transpose16_avx512(src: *const f32, ld: usize, dst: *mut f32) {
             ps(_mm512_unpackhi_pd(pd(t1), pd(t3))),
         ]
     });
-    for c in 0..4 {
-        let lo01 = _mm512_shuffle_f32x4::<0x44>(u[0][c], u[1][c]);
-        let hi01 = _mm512_shuffle_f32x4::<0xEE>(u[0][c], u[1][c]);
-        let lo23 = _mm512_shuffle_f32x4::<0x44>(u[2][c], u[3][c]);
-        let hi23 = _mm512_shuffle_f32x4::<0xEE>(u[2][c], u[3][c]);
+    // By column within a lane: the four groups' registers.
+    let by_col: [[__m512; 4]; 4] = std::array::from_fn(|c| std::array::from_fn(|g| u[g][c]));
+    for (c, [g0, g1, g2, g3]) in by_col.into_iter().enumerate() {
+        let lo01 = _mm512_shuffle_f32x4::<0x44>(g0, g1);
+        let hi01 = _mm512_shuffle_f32x4::<0xEE>(g0, g1);
+        let lo23 = _mm512_shuffle_f32x4::<0x44>(g2, g3);
+        let hi23 = _mm512_shuffle_f32x4::<0xEE>(g2, g3);
         let out = [
             _mm512_shuffle_f32x4::<0x88>(lo01, lo23),
             _mm512_shuffle_f32x4::<0xDD>(lo01, lo23),
