@@ -69,7 +69,10 @@ impl PackedB {
             let mut done = 0;
             #[cfg(target_arch = "x86_64")]
             if wide && c0 + NR <= n {
-                assert!(b.len() >= (c0 + NR - 1) * ldb + k, "pack_transposed: b too short");
+                assert!(
+                    b.len() >= (c0 + NR - 1) * ldb + k,
+                    "pack_transposed: b too short"
+                );
                 while done + NR <= k {
                     // SAFETY: AVX-512F detected; source rows `c0..c0 + 16` hold `k` floats from
                     // column `done + 16 ≤ k` on (asserted), and the panel's rows `done..done + 16`
@@ -1014,7 +1017,13 @@ mod tests {
     #[test]
     fn pack_transposed_equals_packing_the_transpose() {
         // Full 16 × 16 blocks (the AVX-512 transpose) with a partial panel and a tail of k.
-        for (k, n, ld) in [(5, 33, 5), (9, 16, 11), (1, 3, 2), (20, 17, 20), (150, 35, 153)] {
+        for (k, n, ld) in [
+            (5, 33, 5),
+            (9, 16, 11),
+            (1, 3, 2),
+            (20, 17, 20),
+            (150, 35, 153),
+        ] {
             let b: Vec<f32> = (0..n * ld).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
             let t: Vec<f32> = (0..k * n).map(|i| b[(i % n) * ld + i / n]).collect();
             assert_eq!(
