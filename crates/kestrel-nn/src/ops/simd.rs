@@ -2,13 +2,13 @@
 //!
 //! The workspace builds for the baseline x86-64 target (SSE2), so plain Rust loops vectorise only
 //! four lanes wide. [`simd_kernel!`] defines a function whose body is also compiled with AVX2 and
-//! FMA enabled, and runs that version when the CPU has them (checked once, at run time), so its
-//! loops — and the `#[inline(always)]` helpers they call — vectorise eight lanes wide. The
-//! arithmetic is unchanged (Rust never contracts `a * b + c` into an FMA by itself), so both
-//! versions give the same bits.
+//! FMA enabled, and with AVX-512, and runs the widest version the CPU has (checked at run time),
+//! so its loops — and the `#[inline(always)]` helpers they call — vectorise eight or sixteen
+//! lanes wide. The arithmetic is unchanged (Rust never contracts `a * b + c` into an FMA by
+//! itself, and the kernels' lane sums are written out), so every version gives the same bits.
 
-/// Defines a kernel function whose body is compiled twice — for the baseline target and with
-/// AVX2 + FMA enabled — and which runs the second where the CPU has them. The body is an
+/// Defines a kernel function whose body is compiled three times — for the baseline target, with
+/// AVX2 + FMA and with AVX-512 enabled — and which runs the widest the CPU has. The body is an
 /// `#[inline(always)]` function called from both, so it is always compiled inside the AVX2
 /// version (a closure handed to such a function may stay un-inlined, and so un-vectorised).
 /// Parameters must be plain (non-generic) types.
@@ -30,6 +30,19 @@ macro_rules! simd_kernel {
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {
                     imp($($a),*)
+                }
+                /// The body compiled with AVX-512 (its loops vectorise sixteen lanes wide).
+                ///
+                /// # Safety
+                /// AVX-512F and VL, AVX2 and FMA must be available on this CPU.
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($a: $t),*) $(-> $r)? {
+                    imp($($a),*)
+                }
+                if kestrel_runtime::kernels::avx512_available() {
+                    // SAFETY: AVX-512F/VL, AVX2 and FMA were detected on this CPU.
+                    return unsafe { avx512($($a),*) };
                 }
                 if kestrel_runtime::kernels::simd_available() {
                     // SAFETY: AVX2 and FMA were detected on this CPU.
