@@ -4,7 +4,7 @@
 //! an optional residual add; pooling; fully connected) over NHWC `f32` activations, with the weights
 //! laid out the way each kernel reads them. [`PlanBuilder`] assembles a plan from PyTorch-layout
 //! weights (OIHW), [`Plan::save`] / [`Plan::load`] store it in a compact binary file, and [`Engine`]
-//! runs it with buffers allocated once and reused across calls, on a fixed pool of threads.
+//! runs it with buffers allocated once and reused across calls, on a fixed team of threads.
 //!
 //! ```
 //! use kestrel_runtime::{Activation, ConvParams, Engine, EngineOptions, PlanBuilder, Shape};
