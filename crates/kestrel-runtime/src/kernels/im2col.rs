@@ -488,27 +488,7 @@ mod tests {
         with_res: bool,
         threads: usize,
         seed: u64,
-    ) {
-        let k = geom.kernel[0] * geom.kernel[1] * hwc[2] / groups;
-        let scratch = scratch_len(k, threads);
-        check_scratch(
-            hwc, cout, groups, batch, geom, act, with_res, threads, seed, scratch,
-        );
-    }
-
-    /// [`check`] with `scratch` floats of scratch.
-    #[allow(clippy::too_many_arguments)]
-    fn check_scratch(
-        hwc: [usize; 3],
-        cout: usize,
-        groups: usize,
-        batch: usize,
-        geom: ConvGeometry,
-        act: Activation,
-        with_res: bool,
-        threads: usize,
-        seed: u64,
-        scratch: usize,
+        scratch: Option<usize>,
     ) {
         let rc = RefConv::new(hwc, cout, geom, groups);
         let Some(case) = rc.case(batch, act, with_res, seed) else {
@@ -525,7 +505,8 @@ mod tests {
             bias: &case.bias,
             act,
         };
-        let mut scratch = vec![0.0; scratch];
+        let floats = scratch.unwrap_or_else(|| scratch_len(p.patch_len(), threads));
+        let mut scratch = vec![0.0; floats];
         let pb = pack_groups(&p);
         with_threads(threads, |par| {
             for packed in [None, Some((&pb[..], false)), Some((&pb[..], true))] {
@@ -540,8 +521,9 @@ mod tests {
     #[test]
     fn stems_row_by_row_at_several_threads() {
         // Maps large enough that the threads split output rows (not weight panels), each row an
-        // implicit GEMM with border pixels through patches: MobileNet's 3×3 stride-2 stem and
-        // ResNet's 7×7 stride-2 one (three border columns a side), odd sizes, with a residual.
+        // implicit GEMM, over zero-padded copies of its kernel rows where windows cross the
+        // sides: MobileNet's 3×3 stride-2 stem and ResNet's 7×7 stride-2 one (three border
+        // columns a side), odd sizes, with a residual.
         let relu = Activation::Relu;
         for threads in [1, 2, 3] {
             let g3 = ConvGeometry::square(3, 2, 1, 1);
@@ -555,11 +537,17 @@ mod tests {
                 false,
                 threads,
                 1,
+                None,
             );
             let g7 = ConvGeometry::square(7, 2, 3, 1);
-            check([45, 50, 3], 64, 1, 2, g7, relu, true, threads, 2);
+            check([45, 50, 3], 64, 1, 2, g7, relu, true, threads, 2, None);
             let g1 = ConvGeometry::square(3, 1, 1, 1);
-            check([33, 30, 20], 24, 1, 1, g1, relu, true, threads, 3);
+            check([33, 30, 20], 24, 1, 1, g1, relu, true, threads, 3, None);
+            // Rows too wide for their padded copies to fit the patch scratch (364 padded
+            // columns > 72 · 5): two border pixels a side through patches, the interior read in
+            // place.
+            let g5 = ConvGeometry::square(5, 1, 2, 1);
+            check([5, 360, 2], 5, 1, 1, g5, relu, true, threads, 4, None);
         }
     }
 
@@ -572,7 +560,7 @@ mod tests {
         let g = ConvGeometry::square(3, 1, 1, 1);
         let k = 9 * 5;
         for scratch in [scratch_len(k, 2), 2 * BLOCK_ROWS * k] {
-            check_scratch(
+            check(
                 [14, 14, 5],
                 37,
                 1,
@@ -582,12 +570,23 @@ mod tests {
                 true,
                 2,
                 11,
-                scratch,
+                Some(scratch),
             );
         }
         // Two images of 7 × 7 (98 rows), three threads, stride 2.
         let g2 = ConvGeometry::square(3, 2, 1, 1);
-        check([13, 13, 6], 50, 1, 2, g2, Activation::Relu6, false, 3, 12);
+        check(
+            [13, 13, 6],
+            50,
+            1,
+            2,
+            g2,
+            Activation::Relu6,
+            false,
+            3,
+            12,
+            None,
+        );
     }
 
     proptest! {
@@ -598,7 +597,7 @@ mod tests {
                                    batch in prop::sample::select(vec![1usize, 3]), act in 0usize..3, res in any::<bool>(),
                                    threads in 1usize..4, seed in 0u64..1000) {
             let act = [Activation::None, Activation::Relu, Activation::Relu6][act];
-            check([h, w, cin_g * groups], cout_g * groups, groups, batch, ConvGeometry::square(k, s, p, d), act, res, threads, seed);
+            check([h, w, cin_g * groups], cout_g * groups, groups, batch, ConvGeometry::square(k, s, p, d), act, res, threads, seed, None);
         }
     }
 
@@ -642,7 +641,7 @@ mod tests {
             ),
         ];
         for (hwc, cout, batch, g, act, res, threads, seed) in cases {
-            check(hwc, cout, 1, batch, g, act, res, threads, seed);
+            check(hwc, cout, 1, batch, g, act, res, threads, seed, None);
         }
     }
 }
