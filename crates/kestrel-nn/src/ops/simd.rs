@@ -9,9 +9,9 @@
 
 /// Defines a kernel function whose body is compiled three times — for the baseline target, with
 /// AVX2 + FMA and with AVX-512 enabled — and which runs the widest the CPU has. The body is an
-/// `#[inline(always)]` function called from both, so it is always compiled inside the AVX2
-/// version (a closure handed to such a function may stay un-inlined, and so un-vectorised).
-/// Parameters must be plain (non-generic) types.
+/// `#[inline(always)]` function called from each, so it is always compiled inside the AVX2 and
+/// AVX-512 versions (a closure handed to such a function may stay un-inlined, and so
+/// un-vectorised). Parameters must be plain (non-generic) types.
 macro_rules! simd_kernel {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
         $(#[$m])*

@@ -36,6 +36,8 @@ pub fn max_pool(
     let g = *geom;
     let (rows_axis, cols_axis) = (g.axis(0, h), g.axis(1, w));
     let wide = simd && super::avx512_available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = wide;
     par.run(items, |_, (chunk, r0)| {
         // Offsets of the window's valid pixels, reused from pixel to pixel.
         let mut taps = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
