@@ -184,12 +184,13 @@ fn conv_row(
     // padded with zeros, the whole row is one implicit GEMM over those padded copies (a few
     // thousand floats: ResNet's stem copies 7 rows of 230 × 3): no border pixel is left for a
     // one- or two-row tile, whose FMA chains run at a fraction of the full tile's rate.
+    // Padded columns the row's windows span (horizontal dilation is 1 on this path).
     let wp = (ow - 1) * g.stride[1] + kw;
-    let taps: Vec<(usize, usize)> = (0..g.kernel[0])
-        .filter_map(|ky| {
-            let iy = (oy * g.stride[0] + ky * g.dilation[0]).checked_sub(g.padding[0])?;
-            (iy < h).then_some((ky, iy))
-        })
+    // The kernel rows inside the image, with the input row each reads.
+    let rows = g.axis(0, h);
+    let (ky0, ky1) = rows.valid_taps(oy);
+    let taps: Vec<(usize, usize)> = (ky0..ky1)
+        .map(|ky| (ky, rows.input_at(oy, ky) as usize))
         .collect();
     if inner != (0..ow) && taps.len() * wp * cin <= patches.len() {
         let pl = g.padding[1];
