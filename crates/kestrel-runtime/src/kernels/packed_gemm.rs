@@ -1390,37 +1390,56 @@ mod tests {
         segments_match_f64(29, 41, 170, 150, 7, ep, 1e-3);
     }
 
-    #[test]
-    fn outputs_past_the_cold_size_match_f64() {
-        // 2100 rows × 136 columns (ldc 140) is past COLD_OUTPUT_BYTES: every tile prefetches
-        // the next one's output and residual rows; 260 steps make two passes (the first writes
-        // partial sums, the last reads the residual), and 136 columns end in a half panel.
-        let (m, k, n, ldc) = (2100, 260, 136, 140);
-        assert!(m * ldc * 4 > COLD_OUTPUT_BYTES);
-        let a = lcg_vec(m * k, 5);
-        let b = lcg_vec(k * n, 6);
-        let bias = lcg_vec(n, 7);
-        let res = lcg_vec(m * ldc, 8);
+    /// `gemm_packed` of `m × k → n` (output and residual `ldc` apart) with a residual and `act`,
+    /// on both paths, against an f64 reference on every `row_step`-th row.
+    #[allow(clippy::too_many_arguments)]
+    fn residual_gemm_matches_f64(
+        m: usize,
+        k: usize,
+        n: usize,
+        ldc: usize,
+        act: Activation,
+        seed: u64,
+        row_step: usize,
+    ) {
+        let a = lcg_vec(m * k, seed);
+        let b = lcg_vec(k * n, seed + 1);
+        let bias = lcg_vec(n, seed + 2);
+        let res = lcg_vec(m * ldc, seed + 3);
         let pb = PackedB::pack(&b, k, n, n);
+        let (lo, hi) = act.bounds();
         for simd in [false, true] {
             let mut c = vec![f32::NAN; m * ldc];
             let ep = Epilogue {
                 bias: &bias,
                 residual: Some(&res),
-                act: Activation::Relu6,
+                act,
             };
             gemm_packed(m, &a, k, &pb, &mut c, ldc, &ep, simd);
-            for i in (0..m).step_by(7) {
+            for i in (0..m).step_by(row_step) {
                 for j in 0..n {
                     let dot: f64 = (0..k)
                         .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
                         .sum();
-                    let want = (dot + bias[j] as f64 + res[i * ldc + j] as f64).clamp(0.0, 6.0);
+                    let want = (dot + bias[j] as f64 + res[i * ldc + j] as f64)
+                        .clamp(lo as f64, hi as f64);
                     let got = c[i * ldc + j] as f64;
-                    assert!((got - want).abs() <= 1e-4, "({i},{j}) {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-4,
+                        "{m}x{k}x{n} simd {simd} ({i},{j}) {got} vs {want}"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn outputs_past_the_cold_size_match_f64() {
+        // 2100 rows × 136 columns (ldc 140) is past COLD_OUTPUT_BYTES: every tile prefetches
+        // the next one's output and residual rows; 260 steps make two passes (the first writes
+        // partial sums, the last reads the residual), and 136 columns end in a half panel.
+        const { assert!(2100 * 140 * 4 > COLD_OUTPUT_BYTES) };
+        residual_gemm_matches_f64(2100, 260, 136, 140, Activation::Relu6, 5, 7);
     }
 
     #[test]
@@ -1429,33 +1448,7 @@ mod tests {
         // 33+32+32 rows, 197 of 66+66+65, 49 one block, all in tiles of ≤ 12 rows; 24 and 40
         // columns end in a half panel.
         for (m, k, n) in [(97, 2000, 24), (197, 960, 40), (49, 960, 16)] {
-            for simd in [false, true] {
-                let a = lcg_vec(m * k, 1);
-                let b = lcg_vec(k * n, 2);
-                let bias = lcg_vec(n, 3);
-                let res = lcg_vec(m * n, 4);
-                let pb = PackedB::pack(&b, k, n, n);
-                let mut c = vec![f32::NAN; m * n];
-                let ep = Epilogue {
-                    bias: &bias,
-                    residual: Some(&res),
-                    act: Activation::None,
-                };
-                gemm_packed(m, &a, k, &pb, &mut c, n, &ep, simd);
-                for i in 0..m {
-                    for j in 0..n {
-                        let dot: f64 = (0..k)
-                            .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
-                            .sum();
-                        let want = dot + bias[j] as f64 + res[i * n + j] as f64;
-                        let got = c[i * n + j] as f64;
-                        assert!(
-                            (got - want).abs() <= 1e-4,
-                            "{m}x{k}x{n} ({i},{j}) {got} vs {want}"
-                        );
-                    }
-                }
-            }
+            residual_gemm_matches_f64(m, k, n, n, Activation::None, 1, 1);
         }
     }
 
