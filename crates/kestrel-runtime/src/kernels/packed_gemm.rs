@@ -935,13 +935,19 @@ unsafe fn tile_avx512_pair<const R: usize>(t: &Tile, c: *mut f32, res: Option<&[
             // hold `s.k` readable floats each and both panels its `s.k` rows, as in the loop
             // below. The prefetched panels are only hinted at.
             unsafe {
+                let next = t.next.wrapping_add(s.b_row * NR);
+                // With one panel left to fetch, the second prefetch repeats the first.
+                let next_hi = match t.next_hi.is_null() {
+                    true => next,
+                    false => t.next_hi.wrapping_add(s.b_row * NR),
+                };
                 let steps = PairSteps {
                     a: s.a.add(t.row * t.lda),
                     lda: t.lda,
                     b: t.b.as_ptr().add(s.b_row * NR),
                     b_hi: t.b_hi.as_ptr().add(s.b_row * NR),
-                    next: t.next.wrapping_add(s.b_row * NR),
-                    next_hi: t.next_hi.wrapping_add(s.b_row * NR),
+                    next,
+                    next_hi,
                     k: s.k,
                 };
                 pair_steps_asm::<R>(&steps, !t.next.is_null(), &mut lo, &mut hi);
