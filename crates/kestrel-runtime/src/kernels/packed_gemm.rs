@@ -1103,10 +1103,11 @@ macro_rules! pair_loop {
     (@adv none) => { "" };
 }
 
-/// Rows 8 to 12 of the two-panel tile's reduction, in assembly: `lo[r] += a[r·lda + p]·b[p]`,
-/// `hi[r] += a[r·lda + p]·b_hi[p]` over the segment's steps (LLVM's code for the intrinsic loop
-/// recomputes twelve row addresses a step and spills the panel pointers; this loop keeps four
-/// row pointers and the panels in registers: 24 FMAs, 14 loads and 7 other instructions a step).
+/// The reduction of a two-panel tile of `R` = 8 to 12 rows, in assembly: `lo[r] += a[r·lda +
+/// p]·b[p]`, `hi[r] += a[r·lda + p]·b_hi[p]` over the segment's steps (LLVM's code for the
+/// intrinsic loop recomputes twelve row addresses a step and spills the panel pointers; this
+/// loop keeps four row pointers and the panels in registers: a step is 24 FMAs, 14 loads and
+/// about four other instructions).
 ///
 /// # Safety
 /// AVX-512F; `st.k > 0`; rows `0..R` of `a` readable for `st.k` floats, both panels for
