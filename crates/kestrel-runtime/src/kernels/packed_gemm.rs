@@ -24,6 +24,27 @@ const KC_AVX512: usize = 256;
 /// nor L2 when a GEMM starts: each tile prefetches the next one's output and residual rows.
 const COLD_OUTPUT_BYTES: usize = 1 << 20;
 
+/// One row of a panel: 16 floats on one cache line (a `Vec<f32>` from the system allocator starts
+/// 16 bytes into a line, and then every 64-byte load of a panel row straddles two).
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PanelRow(pub [f32; NR]);
+
+impl PanelRow {
+    /// The rows' floats, in order.
+    pub fn floats(rows: &[PanelRow]) -> &[f32] {
+        // SAFETY: `PanelRow` is `repr(C)` around 16 `f32`s and 64 bytes long (no padding), so
+        // `rows` is `16·len` consecutive, initialised floats, aligned for `f32`.
+        unsafe { std::slice::from_raw_parts(rows.as_ptr().cast::<f32>(), rows.len() * NR) }
+    }
+
+    /// [`PanelRow::floats`], writable.
+    pub fn floats_mut(rows: &mut [PanelRow]) -> &mut [f32] {
+        // SAFETY: as in `floats`; the borrow of `rows` is exclusive and lasts as long.
+        unsafe { std::slice::from_raw_parts_mut(rows.as_mut_ptr().cast::<f32>(), rows.len() * NR) }
+    }
+}
+
 /// A `k×n` matrix packed as `ceil(n/16)` panels of `k×16` floats, zero-padded on the right.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedB {
@@ -31,15 +52,15 @@ pub struct PackedB {
     pub k: usize,
     /// Columns.
     pub n: usize,
-    /// `[panel][k][16]`.
-    pub data: Vec<f32>,
+    /// `[panel][k]` rows of 16.
+    pub data: Vec<PanelRow>,
 }
 
 impl PackedB {
     /// Packs a row-major `k×n` matrix with leading dimension `ldb`.
     pub fn pack(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
         let panels = n.div_ceil(NR);
-        let mut data = Vec::with_capacity(panels * k * NR);
+        let mut data = Vec::with_capacity(panels * k);
         for p in 0..panels {
             let c0 = p * NR;
             let w = NR.min(n - c0);
@@ -49,10 +70,11 @@ impl PackedB {
                     // A whole panel row: a fixed-size move the compiler keeps inline (packing
                     // runs per image in training, where a `memcpy` call per row shows).
                     let r: &[f32; NR] = src.try_into().expect("a panel row");
-                    data.extend_from_slice(r);
+                    data.push(PanelRow(*r));
                 } else {
-                    data.extend_from_slice(src);
-                    data.extend(std::iter::repeat_n(0.0, NR - w));
+                    let mut r = [0.0; NR];
+                    r[..w].copy_from_slice(src);
+                    data.push(PanelRow(r));
                 }
             }
         }
@@ -67,9 +89,10 @@ impl PackedB {
         // source rows are read (a whole panel of a large map, written 16 times, would not).
         const KB: usize = 64;
         let panels = n.div_ceil(NR);
-        let mut data = vec![0.0f32; panels * k * NR];
+        let mut data = vec![PanelRow([0.0; NR]); panels * k];
         let wide = super::avx512_available();
-        for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
+        for (p, panel) in data.chunks_exact_mut(k.max(1)).enumerate() {
+            let panel = PanelRow::floats_mut(panel);
             let c0 = p * NR;
             let mut done = 0;
             #[cfg(target_arch = "x86_64")]
@@ -112,7 +135,7 @@ impl PackedB {
     /// tile loops read panels through raw pointers).
     fn check(&self) {
         assert!(
-            self.data.len() >= self.n.div_ceil(NR) * self.k * NR,
+            self.data.len() >= self.n.div_ceil(NR) * self.k,
             "gemm_packed: packed weights shorter than their k × n"
         );
     }
@@ -120,7 +143,7 @@ impl PackedB {
     /// The panels as the tile loop reads them.
     fn panels(&self) -> Panels<'_> {
         Panels {
-            data: &self.data,
+            data: PanelRow::floats(&self.data),
             k: self.k,
             n: self.n,
             stride: NR,
