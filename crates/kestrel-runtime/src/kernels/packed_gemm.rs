@@ -1241,6 +1241,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn panel_rows_start_on_cache_lines_in_panel_order() {
+        // 3 × 20: two panels of three rows, the second holding columns 16..20 then zeros. Every
+        // row starts on a 64-byte line (both packings), and the flat view reads them in order.
+        let b: Vec<f32> = (0..3 * 20).map(|i| i as f32).collect();
+        let t: Vec<f32> = (0..20 * 3).map(|i| b[(i % 3) * 20 + i / 3]).collect();
+        for pb in [
+            PackedB::pack(&b, 3, 20, 20),
+            PackedB::pack_transposed(&t, 3, 20, 3),
+        ] {
+            assert!(pb
+                .data
+                .iter()
+                .all(|r| (r as *const PanelRow as usize).is_multiple_of(64)));
+            let flat = PanelRow::floats(&pb.data);
+            assert_eq!(flat.len(), 2 * 3 * NR);
+            assert_eq!(flat[..NR], b[..NR]);
+            assert_eq!(flat[3 * NR..3 * NR + 4], b[16..20]);
+            assert!(flat[3 * NR + 4..4 * NR].iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
     fn packed_weights_shorter_than_their_size_are_refused() {
         let mut b = PackedB::pack(&[1.0; 3 * 20], 3, 20, 20);
         b.data.truncate(b.data.len() - 1);
